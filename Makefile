@@ -1,0 +1,76 @@
+# folio: build, run and test.
+#
+#   make run        boot folio on QEMU virt (BOOTARGS, CPU, MEM, QEMU_EXTRA apply)
+#   make run-rpi4   boot folio on QEMU raspi4b with the real Raspberry Pi 4 DTB
+#   make test       host unit tests, then QEMU integration tests on every board
+#   make rpi4       kernel8.img and config.txt for an SD card, in target/rpi4
+#   make check      clippy (warnings are errors) and rustfmt --check
+#
+# Every target first runs tools/setup.sh, which installs what is missing.
+
+CARGO      ?= cargo
+TARGET     := aarch64-unknown-none
+KERNEL_ELF := target/$(TARGET)/release/folio
+KERNEL_IMG := target/folio.img
+RPI4_DTB   := tests/fixtures/bcm2711-rpi-4-b.dtb
+
+CPU        ?= cortex-a72
+MEM        ?= 2G
+BOOTARGS   ?=
+QEMU_EXTRA ?=
+TIMEOUT    ?= 120
+
+SYSROOT     = $(shell rustc --print sysroot)
+HOST        = $(shell rustc -vV | sed -n 's/^host: //p')
+OBJCOPY     = $(SYSROOT)/lib/rustlib/$(HOST)/bin/llvm-objcopy
+
+# The harness always runs QEMU with -semihosting and says so on the command
+# line, so folio's exit status becomes QEMU's.
+QEMU_COMMON = -nographic -no-reboot -semihosting
+RUN_ARGS    = exit=semihosting $(BOOTARGS)
+
+# Guests of 31 GiB and more need a RAM backend that is not reserved up
+# front (the host has 24 GiB): only what the guest touches becomes resident.
+MEM_GIB     = $(shell echo '$(MEM)' | sed -n 's/^\([0-9][0-9]*\)[Gg]$$/\1/p')
+VIRT_RAM    = $(if $(shell [ -n "$(MEM_GIB)" ] && [ "$(MEM_GIB)" -ge 16 ] && echo big),\
+                -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram0,size=$(MEM),reserve=off -m $(MEM),\
+                -M virt -m $(MEM))
+
+.PHONY: all setup kernel image run run-rpi4 rpi4 test check clean
+
+all: image
+
+setup:
+	@tools/setup.sh
+
+kernel: setup
+	$(CARGO) build --release --target $(TARGET) --bin folio
+
+image: kernel
+	$(OBJCOPY) -O binary $(KERNEL_ELF) $(KERNEL_IMG)
+
+run: image
+	timeout --foreground $(TIMEOUT) qemu-system-aarch64 $(VIRT_RAM) -cpu $(CPU) $(QEMU_COMMON) \
+	    -kernel $(KERNEL_IMG) -append "$(RUN_ARGS)" $(QEMU_EXTRA)
+
+run-rpi4: image
+	timeout --foreground $(TIMEOUT) qemu-system-aarch64 -M raspi4b $(QEMU_COMMON) \
+	    -kernel $(KERNEL_IMG) -dtb $(RPI4_DTB) -append "$(RUN_ARGS)" $(QEMU_EXTRA)
+
+rpi4: image
+	mkdir -p target/rpi4
+	cp $(KERNEL_IMG) target/rpi4/kernel8.img
+	cp platform/rpi4/config.txt target/rpi4/config.txt
+	@echo "SD card files in target/rpi4 (see README.md, 'Booting a real Raspberry Pi 4')"
+
+test: image
+	$(CARGO) test --release
+	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release --test qemu -- --include-ignored
+
+check: setup
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) --bin folio -- -D warnings
+	$(CARGO) fmt --check
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,69 @@
+//! The Rust side of the exception vectors.
+//!
+//! Owns: what happens on every exception. At this stage of folio every
+//! exception is unexpected except one a kernel test announced with
+//! [`catch_fault`]: an unexpected one prints a decoded report
+//! ([`crate::exception::ExceptionReport`]) and ends the machine with a
+//! failure status. Nothing hangs silently.
+//! Must never: return into an instruction that will fault again.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::exception::{ExceptionReport, Vector, VectorKind};
+use crate::sync::SpinLock;
+
+/// The interrupted context as `vectors.s` saved it.
+#[repr(C)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub sp_el0: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+    pub vector_index: u64,
+    _padding: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 304);
+
+/// Status the machine exits with after an unexpected exception.
+pub const FAULT_EXIT_STATUS: u32 = 3;
+
+static EXPECTING_FAULT: AtomicBool = AtomicBool::new(false);
+static CAUGHT: SpinLock<Option<ExceptionReport>> = SpinLock::new(None);
+
+/// Runs `f`, which is expected to take one synchronous exception at EL1 (a
+/// data or instruction abort, or a BRK). The handler records it and resumes
+/// after the faulting instruction. Returns the report, or `None` when `f`
+/// did not fault.
+pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
+    *CAUGHT.lock() = None;
+    EXPECTING_FAULT.store(true, Ordering::SeqCst);
+    f();
+    EXPECTING_FAULT.store(false, Ordering::SeqCst);
+    CAUGHT.lock().take()
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_exception(frame: &mut TrapFrame) {
+    let vector = Vector::from_index(frame.vector_index);
+    let report = vector.map(|vector| ExceptionReport { vector, esr: frame.esr, far: frame.far, elr: frame.elr, spsr: frame.spsr });
+    if let Some(report) = report {
+        let expectable = matches!(report.exception_class(), 0x21 | 0x25 | 0x3c) && report.vector.kind == VectorKind::Synchronous;
+        if expectable && EXPECTING_FAULT.swap(false, Ordering::SeqCst) {
+            *CAUGHT.lock() = Some(report);
+            // Resume after the faulting instruction; an instruction abort has
+            // no such instruction, so return to the caller of the function
+            // that was branched to (`f` must reach it with a call).
+            frame.elr = if report.exception_class() == 0x21 { frame.x[30] } else { frame.elr + 4 };
+            return;
+        }
+    }
+    crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
+    match report {
+        Some(report) => crate::console::emergency_print(format_args!("{report}")),
+        None => crate::console::emergency_print(format_args!("vector index {} is not one of the 16\n", frame.vector_index)),
+    }
+    super::exit::exit(FAULT_EXIT_STATUS)
+}

@@ -1,0 +1,196 @@
+//! The kernel command line (`/chosen/bootargs`, or QEMU's `-append`).
+//!
+//! Owns: turning the command line into typed settings. Unknown or malformed
+//! arguments are collected as [`BootArgWarning`]s for the caller to report;
+//! they never stop the boot and never change a setting.
+//!
+//! | argument | values | default |
+//! |---|---|---|
+//! | `loglevel=` | `error` `warn` `info` `debug` `trace`, or 1..5 | `info` |
+//! | `granule=` | `4k` `16k` `64k` | `4k` |
+//! | `exit=` | `psci` `semihosting` `halt` | `psci` when the DTB has PSCI, else `halt` |
+//! | `ktest` / `ktest=NAME` | run the in-kernel tests (those whose name contains NAME) | off |
+//! | `crash=` | `fault` `panic`: deliberately fail after boot, to test the report path | off |
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::mm::Granule;
+
+/// Log verbosity, in the order of the `log` crate's levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error = 1,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    fn parse(text: &str) -> Option<LogLevel> {
+        Some(match text {
+            "error" | "1" => LogLevel::Error,
+            "warn" | "2" => LogLevel::Warn,
+            "info" | "3" => LogLevel::Info,
+            "debug" | "4" => LogLevel::Debug,
+            "trace" | "5" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
+/// How the kernel ends the machine when it is done or has failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitMethod {
+    /// PSCI SYSTEM_OFF through the DTB's conduit; the status is only printed.
+    Psci,
+    /// Semihosting SYS_EXIT: QEMU exits with the status. Only valid when QEMU
+    /// runs with `-semihosting`; on real hardware `hlt` is undefined.
+    Semihosting,
+    /// Print the status and wait for interrupts forever (real hardware).
+    Halt,
+}
+
+/// A deliberate failure after boot, so tests can see the report paths work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// An access to an unmapped kernel address: an unexpected data abort.
+    Fault,
+    /// A Rust panic.
+    Panic,
+}
+
+/// Settings from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootArgs<'a> {
+    pub log_level: LogLevel,
+    pub granule: Granule,
+    /// `None`: choose from the platform (PSCI when present, else halt).
+    pub exit: Option<ExitMethod>,
+    /// `Some("")` runs every in-kernel test, `Some(name)` those matching.
+    pub ktest: Option<&'a str>,
+    pub crash: Option<CrashKind>,
+}
+
+impl Default for BootArgs<'_> {
+    fn default() -> Self {
+        BootArgs { log_level: LogLevel::Info, granule: Granule::K4, exit: None, ktest: None, crash: None }
+    }
+}
+
+/// An argument that was not understood and therefore ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootArgWarning<'a> {
+    Unknown { arg: &'a str },
+    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+}
+
+impl fmt::Display for BootArgWarning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootArgWarning::Unknown { arg } => write!(f, "unknown boot argument `{arg}` ignored"),
+            BootArgWarning::BadValue { key, value, expected } => {
+                write!(f, "boot argument `{key}={value}` ignored: expected {expected}")
+            }
+        }
+    }
+}
+
+/// Parses a command line. Later arguments override earlier ones.
+pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
+    let mut args = BootArgs::default();
+    let mut warnings = Vec::new();
+    for arg in cmdline.split_ascii_whitespace() {
+        let (key, value) = match arg.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (arg, None),
+        };
+        let mut bad = |expected| warnings.push(BootArgWarning::BadValue { key, value: value.unwrap_or(""), expected });
+        match (key, value) {
+            ("loglevel", Some(v)) => match LogLevel::parse(v) {
+                Some(level) => args.log_level = level,
+                None => bad("error, warn, info, debug, trace or 1..5"),
+            },
+            ("granule", Some(v)) => match Granule::parse(v) {
+                Some(g) => args.granule = g,
+                None => bad("4k, 16k or 64k"),
+            },
+            ("exit", Some(v)) => match v {
+                "psci" => args.exit = Some(ExitMethod::Psci),
+                "semihosting" => args.exit = Some(ExitMethod::Semihosting),
+                "halt" => args.exit = Some(ExitMethod::Halt),
+                _ => bad("psci, semihosting or halt"),
+            },
+            ("ktest", None) => args.ktest = Some(""),
+            ("ktest", Some(v)) => args.ktest = Some(v),
+            ("crash", Some(v)) => match v {
+                "fault" => args.crash = Some(CrashKind::Fault),
+                "panic" => args.crash = Some(CrashKind::Panic),
+                _ => bad("fault or panic"),
+            },
+            ("loglevel" | "granule" | "exit" | "crash", None) => bad("a value after `=`"),
+            _ => warnings.push(BootArgWarning::Unknown { arg }),
+        }
+    }
+    (args, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_command_line_gives_defaults() {
+        let (args, warnings) = parse("");
+        assert_eq!(args, BootArgs::default());
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn known_arguments_are_applied() {
+        let (args, warnings) = parse("  loglevel=debug granule=64k exit=semihosting ktest=frame crash=panic ");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(args.log_level, LogLevel::Debug);
+        assert_eq!(args.granule, Granule::K64);
+        assert_eq!(args.exit, Some(ExitMethod::Semihosting));
+        assert_eq!(args.ktest, Some("frame"));
+        assert_eq!(args.crash, Some(CrashKind::Panic));
+    }
+
+    #[test]
+    fn bad_and_unknown_arguments_are_reported_and_change_nothing() {
+        let (args, warnings) = parse("granule=8k loglevel= console=ttyAMA0 exit loglevel=9 ktest");
+        assert_eq!(args.granule, Granule::K4);
+        assert_eq!(args.log_level, LogLevel::Info);
+        assert_eq!(args.exit, None);
+        assert_eq!(args.ktest, Some(""));
+        assert_eq!(
+            warnings,
+            [
+                BootArgWarning::BadValue { key: "granule", value: "8k", expected: "4k, 16k or 64k" },
+                BootArgWarning::BadValue { key: "loglevel", value: "", expected: "error, warn, info, debug, trace or 1..5" },
+                BootArgWarning::Unknown { arg: "console=ttyAMA0" },
+                BootArgWarning::BadValue { key: "exit", value: "", expected: "a value after `=`" },
+                BootArgWarning::BadValue { key: "loglevel", value: "9", expected: "error, warn, info, debug, trace or 1..5" },
+            ]
+        );
+        assert_eq!(warnings[2].to_string(), "unknown boot argument `console=ttyAMA0` ignored");
+    }
+
+    #[test]
+    fn later_arguments_override_earlier() {
+        let (args, _) = parse("granule=16k granule=64k");
+        assert_eq!(args.granule, Granule::K64);
+    }
+}

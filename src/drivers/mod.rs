@@ -1,0 +1,4 @@
+//! MMIO device drivers. Each owns one device's register block, described with
+//! `register_structs!`, and nothing else.
+
+pub mod pl011;

@@ -1,0 +1,427 @@
+//! Discovery from the flattened device tree: what machine this is.
+//!
+//! Owns: turning the blob the firmware passed into a [`Machine`]: every RAM
+//! bank of every `/memory` node, the reserved regions (`/reserved-memory` and
+//! the memreserve block), `/chosen`, the PL011, the GIC, the architected
+//! timer, the PSCI conduit and the CPUs. Bus addresses are translated through
+//! each parent's `ranges` (the Raspberry Pi's devices sit at 0x7e.. on the
+//! VideoCore bus and 0xfe.. for the CPU).
+//! Must never: panic or read out of bounds on a malformed blob. Everything is
+//! validated by [`validate::normalize`] first, and every inconsistency after
+//! that is a [`DtbError`].
+
+pub mod validate;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use fdt::Fdt;
+use fdt::node::FdtNode;
+
+use crate::mm::PhysRange;
+
+/// Why a device tree was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DtbError {
+    /// Fewer bytes than a header.
+    TooShort { len: usize },
+    /// Not a device tree at all (no 0xd00dfeed).
+    BadMagic { found: u32 },
+    UnsupportedVersion { version: u32 },
+    /// The header's totalsize is larger than the bytes available.
+    Truncated { total_size: usize, available: usize },
+    /// A block the header points at lies outside totalsize.
+    BlockOutOfBounds { block: &'static str },
+    /// The structure or reservation block breaks the specification.
+    Malformed { offset: usize, what: &'static str },
+    /// An address or size does not fit the cells or 64 bits.
+    BadReg { node: String },
+    NoMemoryNode,
+    /// A memory bank of size 0: the Raspberry Pi DTB before the firmware fills it in.
+    ZeroSizeBank { node: String },
+    OverlappingBanks { first: PhysRange, second: PhysRange },
+    /// A reserved region that is not inside RAM.
+    ReservedOutsideRam { region: PhysRange, source: String },
+}
+
+impl fmt::Display for DtbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DtbError::TooShort { len } => write!(f, "only {len} bytes, shorter than a DTB header"),
+            DtbError::BadMagic { found } => write!(f, "bad magic {found:#010x} (a DTB starts with 0xd00dfeed)"),
+            DtbError::UnsupportedVersion { version } => write!(f, "unsupported DTB version {version} (need 17)"),
+            DtbError::Truncated { total_size, available } => {
+                write!(f, "truncated: header says {total_size} bytes, only {available} available")
+            }
+            DtbError::BlockOutOfBounds { block } => write!(f, "the {block} block lies outside the blob"),
+            DtbError::Malformed { offset, what } => write!(f, "malformed at byte {offset:#x}: {what}"),
+            DtbError::BadReg { node } => write!(f, "node {node}: reg does not fit its cells"),
+            DtbError::NoMemoryNode => write!(f, "no /memory node: the DTB describes no RAM"),
+            DtbError::ZeroSizeBank { node } => {
+                write!(f, "node {node} has a memory bank of size 0 (firmware has not filled it in)")
+            }
+            DtbError::OverlappingBanks { first, second } => write!(f, "memory banks {first} and {second} overlap"),
+            DtbError::ReservedOutsideRam { region, source } => {
+                write!(f, "reserved region {region} ({source}) is not inside any memory bank")
+            }
+        }
+    }
+}
+
+/// A RAM bank and the node that described it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryBank {
+    pub range: PhysRange,
+    pub node: String,
+}
+
+/// A region the kernel must not allocate from, and who asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedRegion {
+    pub range: PhysRange,
+    /// `/memreserve/` or the reserved-memory node's name.
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicInfo {
+    V2 { distributor: PhysRange, cpu_interface: PhysRange },
+    V3 { distributor: PhysRange, redistributors: PhysRange },
+}
+
+impl GicInfo {
+    pub fn version(&self) -> u32 {
+        match self {
+            GicInfo::V2 { .. } => 2,
+            GicInfo::V3 { .. } => 3,
+        }
+    }
+}
+
+/// How PSCI calls reach the firmware or hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    Hvc,
+    Smc,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnableMethod {
+    Psci,
+    SpinTable { release_addr: u64 },
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuInfo {
+    pub mpidr: u64,
+    pub enable_method: Option<EnableMethod>,
+}
+
+/// Everything folio learns from the device tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Machine {
+    pub model: String,
+    pub compatible: Vec<String>,
+    pub memory: Vec<MemoryBank>,
+    pub reserved: Vec<ReservedRegion>,
+    pub bootargs: Option<String>,
+    pub stdout_path: Option<String>,
+    /// The PL011 the console uses: the one `stdout-path` names when that is a
+    /// PL011, else the first enabled PL011.
+    pub uart: Option<PhysRange>,
+    pub gic: Option<GicInfo>,
+    /// The virtual timer's interrupt ID (a PPI, so 16 + its number).
+    pub virtual_timer_intid: Option<u32>,
+    pub psci: Option<PsciConduit>,
+    pub cpus: Vec<CpuInfo>,
+}
+
+/// Validates `blob` and describes the machine it names.
+pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
+    let canonical = validate::normalize(blob)?;
+    let fdt = Fdt::new(&canonical).map_err(|_| DtbError::Malformed { offset: 0, what: "rejected by the fdt parser" })?;
+    let root = fdt.find_node("/").ok_or(DtbError::Malformed { offset: 0, what: "no root node" })?;
+
+    let mut machine = Machine {
+        model: prop_str(root, "model").unwrap_or("").to_string(),
+        compatible: prop_strings(root, "compatible").map(String::from).collect(),
+        ..Machine::default()
+    };
+    for reservation in fdt.memory_reservations() {
+        let (start, size) = (reservation.address() as u64, reservation.size() as u64);
+        if size > 0 {
+            let range = PhysRange::from_start_size(start, size).ok_or(DtbError::BadReg { node: "/memreserve/".into() })?;
+            machine.reserved.push(ReservedRegion { range, source: "/memreserve/".into() });
+        }
+    }
+
+    let mut walk = Walk { machine: &mut machine, aliases: Vec::new(), pl011s: Vec::new() };
+    if let Some(aliases) = fdt.find_node("/aliases") {
+        for p in aliases.properties() {
+            if let Some(target) = p.as_str() {
+                walk.aliases.push((p.name.to_string(), target.to_string()));
+            }
+        }
+    }
+    walk.node(root, "", Cells::ROOT_DEFAULT, &[])?;
+    let Walk { pl011s, aliases, .. } = walk;
+
+    // The console: stdout-path when it names a PL011, else the first PL011.
+    let stdout_node = machine.stdout_path.as_deref().map(|p| {
+        let p = p.split(':').next().unwrap_or(p);
+        if p.starts_with('/') {
+            p.to_string()
+        } else {
+            aliases.iter().find(|(name, _)| name == p).map_or_else(|| p.to_string(), |(_, t)| t.clone())
+        }
+    });
+    machine.uart = pl011s
+        .iter()
+        .find(|(path, _)| Some(path) == stdout_node.as_ref())
+        .or(pl011s.first())
+        .map(|(_, range)| *range);
+
+    check_memory(&machine)?;
+    Ok(machine)
+}
+
+/// Cross-checks the memory description: banks present, non-empty, disjoint;
+/// reserved regions inside RAM.
+fn check_memory(machine: &Machine) -> Result<(), DtbError> {
+    if machine.memory.is_empty() {
+        return Err(DtbError::NoMemoryNode);
+    }
+    for (i, a) in machine.memory.iter().enumerate() {
+        for b in &machine.memory[i + 1..] {
+            if a.range.overlaps(&b.range) {
+                return Err(DtbError::OverlappingBanks { first: a.range, second: b.range });
+            }
+        }
+    }
+    for r in &machine.reserved {
+        if !machine.memory.iter().any(|bank| bank.range.contains_range(&r.range)) {
+            return Err(DtbError::ReservedOutsideRam { region: r.range, source: r.source.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// `#address-cells` and `#size-cells` in force for a node's `reg`.
+#[derive(Clone, Copy)]
+struct Cells {
+    address: usize,
+    size: usize,
+}
+
+impl Cells {
+    /// The specification's defaults when a node does not say.
+    const ROOT_DEFAULT: Cells = Cells { address: 2, size: 1 };
+
+    fn of_children(node: FdtNode<'_, '_>) -> Cells {
+        let read = |name, default| prop_u32(node, name).map_or(default, |v| v as usize);
+        Cells { address: read("#address-cells", 2), size: read("#size-cells", 1) }
+    }
+}
+
+/// One `ranges` entry: child bus addresses [child, child + size) appear at
+/// parent + (address - child).
+#[derive(Clone, Copy)]
+struct RangeEntry {
+    child: u64,
+    parent: u64,
+    size: u64,
+}
+
+/// How a bus maps its children's addresses to its parent's.
+#[derive(Clone)]
+enum BusTranslation {
+    /// An empty `ranges`: the same addresses.
+    Identity,
+    Ranges(Vec<RangeEntry>),
+    /// No `ranges` at all: the children are not memory-mapped.
+    None,
+}
+
+struct Walk<'m> {
+    machine: &'m mut Machine,
+    aliases: Vec<(String, String)>,
+    pl011s: Vec<(String, PhysRange)>,
+}
+
+impl Walk<'_> {
+    /// Visits `node` at `path`, whose `reg` uses `cells`, whose addresses go
+    /// through `buses` (innermost last) to reach the CPU's physical space.
+    fn node(&mut self, node: FdtNode<'_, '_>, path: &str, cells: Cells, buses: &[BusTranslation]) -> Result<(), DtbError> {
+        let depth = buses.len();
+        let enabled = prop_str(node, "status").is_none_or(|s| s == "okay" || s == "ok");
+        let is = |c: &str| prop_strings(node, "compatible").any(|x| x == c);
+        let regs = || decode_reg(node, path, cells).map(|v| v.into_iter().filter_map(|r| translate(r, buses)).collect::<Vec<_>>());
+
+        if depth == 1 && enabled && prop_str(node, "device_type") == Some("memory") {
+            for range in decode_reg(node, path, cells)? {
+                if range.size() == 0 {
+                    return Err(DtbError::ZeroSizeBank { node: path.to_string() });
+                }
+                self.machine.memory.push(MemoryBank { range, node: path.to_string() });
+            }
+        }
+        if depth == 2 && enabled && path.starts_with("/reserved-memory/") {
+            for range in regs()? {
+                if range.size() > 0 {
+                    let source = path.trim_start_matches("/reserved-memory/").to_string();
+                    self.machine.reserved.push(ReservedRegion { range, source });
+                }
+            }
+        }
+        if path == "/chosen" {
+            self.machine.bootargs = prop_str(node, "bootargs").map(String::from);
+            self.machine.stdout_path = prop_str(node, "stdout-path").map(String::from);
+        }
+        if enabled && is("arm,pl011") {
+            if let Some(first) = regs()?.first() {
+                self.pl011s.push((path.to_string(), *first));
+            }
+        }
+        if enabled && self.machine.gic.is_none() {
+            let v2 = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
+            let regs_now = if is("arm,gic-v3") || v2.iter().any(|c| is(c)) { regs()? } else { Vec::new() };
+            if regs_now.len() >= 2 {
+                self.machine.gic = Some(if is("arm,gic-v3") {
+                    GicInfo::V3 { distributor: regs_now[0], redistributors: regs_now[1] }
+                } else {
+                    GicInfo::V2 { distributor: regs_now[0], cpu_interface: regs_now[1] }
+                });
+            }
+        }
+        if enabled && (is("arm,armv8-timer") || is("arm,armv7-timer")) {
+            // Four GIC interrupt specifiers (type, number, flags): secure
+            // physical, non-secure physical, virtual, hypervisor. PPIs start at 16.
+            if let Some(p) = node.property("interrupts") {
+                let words: Vec<u32> = p.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+                if words.len() >= 9 && words[6] == 1 && words[7] < 16 {
+                    self.machine.virtual_timer_intid = Some(16 + words[7]);
+                }
+            }
+        }
+        if depth == 1 && enabled && is_psci(node) {
+            self.machine.psci = match prop_str(node, "method") {
+                Some("hvc") => Some(PsciConduit::Hvc),
+                Some("smc") => Some(PsciConduit::Smc),
+                _ => None,
+            };
+        }
+        if depth == 2 && path.starts_with("/cpus/") && prop_str(node, "device_type") == Some("cpu") && enabled {
+            let mpidr = decode_reg(node, path, cells)?.first().map_or(0, |r| r.start());
+            let enable_method = prop_str(node, "enable-method").map(|m| match m {
+                "psci" => EnableMethod::Psci,
+                "spin-table" => match node.property("cpu-release-addr").map(|p| read_cells(p.value, 0, p.value.len() / 4)) {
+                    Some(Some(release_addr)) => EnableMethod::SpinTable { release_addr },
+                    _ => EnableMethod::Other("spin-table without cpu-release-addr".into()),
+                },
+                other => EnableMethod::Other(other.to_string()),
+            });
+            self.machine.cpus.push(CpuInfo { mpidr, enable_method });
+        }
+
+        // Children: their reg uses this node's cells; their addresses pass
+        // through this node's ranges (the root needs no translation).
+        let child_cells = Cells::of_children(node);
+        let mut child_buses = buses.to_vec();
+        if depth > 0 {
+            child_buses.push(bus_translation(node, child_cells, cells));
+        }
+        for child in node.children() {
+            let child_path = if path.is_empty() { alloc::format!("/{}", child.name) } else { alloc::format!("{path}/{}", child.name) };
+            self.node(child, &child_path, child_cells, if depth == 0 { &[BusTranslation::Identity] } else { &child_buses })?;
+        }
+        Ok(())
+    }
+}
+
+fn is_psci(node: FdtNode<'_, '_>) -> bool {
+    prop_strings(node, "compatible").any(|c| c.starts_with("arm,psci"))
+}
+
+fn prop_str<'a>(node: FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
+    node.property(name).and_then(|p| p.as_str())
+}
+
+fn prop_u32(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
+    let v = node.property(name)?.value;
+    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
+}
+
+/// The strings of a string-list property (such as `compatible`).
+fn prop_strings<'a>(node: FdtNode<'_, 'a>, name: &str) -> impl Iterator<Item = &'a str> {
+    let value = node.property(name).map_or(&[][..], |p| p.value);
+    value.split(|&b| b == 0).filter(|s| !s.is_empty()).filter_map(|s| core::str::from_utf8(s).ok())
+}
+
+/// Reads `count` big-endian cells starting at cell `index`, as one number.
+fn read_cells(bytes: &[u8], index: usize, count: usize) -> Option<u64> {
+    if count > 2 {
+        return None;
+    }
+    let mut value = 0u64;
+    for i in index..index + count {
+        let b = bytes.get(i * 4..i * 4 + 4)?;
+        value = (value << 32) | u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    }
+    Some(value)
+}
+
+fn decode_reg(node: FdtNode<'_, '_>, path: &str, cells: Cells) -> Result<Vec<PhysRange>, DtbError> {
+    let Some(p) = node.property("reg") else { return Ok(Vec::new()) };
+    let entry = cells.address + cells.size;
+    let bad = || DtbError::BadReg { node: path.to_string() };
+    if entry == 0 || p.value.len() % (entry * 4) != 0 {
+        return Err(bad());
+    }
+    (0..p.value.len() / (entry * 4))
+        .map(|i| {
+            let start = read_cells(p.value, i * entry, cells.address).ok_or_else(bad)?;
+            let size = read_cells(p.value, i * entry + cells.address, cells.size).ok_or_else(bad)?;
+            PhysRange::from_start_size(start, size).ok_or_else(bad)
+        })
+        .collect()
+}
+
+fn bus_translation(node: FdtNode<'_, '_>, child: Cells, parent: Cells) -> BusTranslation {
+    let Some(p) = node.property("ranges") else { return BusTranslation::None };
+    if p.value.is_empty() {
+        return BusTranslation::Identity;
+    }
+    let entry = child.address + parent.address + child.size;
+    let entries = (0..p.value.len() / (entry * 4).max(1))
+        .filter_map(|i| {
+            let base = i * entry;
+            Some(RangeEntry {
+                child: read_cells(p.value, base, child.address)?,
+                parent: read_cells(p.value, base + child.address, parent.address)?,
+                size: read_cells(p.value, base + child.address + parent.address, child.size)?,
+            })
+        })
+        .collect();
+    BusTranslation::Ranges(entries)
+}
+
+/// Translates a range from the innermost bus out to CPU physical addresses.
+fn translate(range: PhysRange, buses: &[BusTranslation]) -> Option<PhysRange> {
+    let mut start = range.start();
+    for bus in buses.iter().rev() {
+        match bus {
+            BusTranslation::Identity => {}
+            BusTranslation::None => return None,
+            BusTranslation::Ranges(entries) => {
+                let e = entries.iter().find(|e| start >= e.child && start - e.child < e.size)?;
+                start = e.parent.checked_add(start - e.child)?;
+            }
+        }
+    }
+    PhysRange::from_start_size(start, range.size())
+}
+
+#[cfg(test)]
+mod tests;
