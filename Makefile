@@ -32,9 +32,10 @@ RUN_ARGS    = exit=semihosting $(BOOTARGS)
 # Guests of 31 GiB and more need a RAM backend that is not reserved up
 # front (the host has 24 GiB): only what the guest touches becomes resident.
 MEM_GIB     = $(shell echo '$(MEM)' | sed -n 's/^\([0-9][0-9]*\)[Gg]$$/\1/p')
-VIRT_RAM    = $(if $(shell [ -n "$(MEM_GIB)" ] && [ "$(MEM_GIB)" -ge 16 ] && echo big),\
-                -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram0,size=$(MEM),reserve=off -m $(MEM),\
-                -M virt -m $(MEM))
+MEM_IS_BIG  = $(shell [ -n "$(MEM_GIB)" ] && [ "$(MEM_GIB)" -ge 16 ] && echo yes)
+VIRT_RAM_BACKEND = -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram0,size=$(MEM),reserve=off -m $(MEM)
+VIRT_RAM_PLAIN   = -M virt -m $(MEM)
+VIRT_RAM    = $(if $(MEM_IS_BIG),$(VIRT_RAM_BACKEND),$(VIRT_RAM_PLAIN))
 
 .PHONY: all setup kernel image run run-rpi4 rpi4 test check clean
 
@@ -63,9 +64,9 @@ rpi4: image
 	cp platform/rpi4/config.txt target/rpi4/config.txt
 	@echo "SD card files in target/rpi4 (see README.md, 'Booting a real Raspberry Pi 4')"
 
+# Host unit tests and the QEMU integration tests (tests/qemu.rs) in one run.
 test: image
-	$(CARGO) test --release
-	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release --test qemu -- --include-ignored
+	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release
 
 check: setup
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -179,10 +179,18 @@ mod tests {
             warnings,
             [
                 BootArgWarning::BadValue { key: "granule", value: "8k", expected: "4k, 16k or 64k" },
-                BootArgWarning::BadValue { key: "loglevel", value: "", expected: "error, warn, info, debug, trace or 1..5" },
+                BootArgWarning::BadValue {
+                    key: "loglevel",
+                    value: "",
+                    expected: "error, warn, info, debug, trace or 1..5"
+                },
                 BootArgWarning::Unknown { arg: "console=ttyAMA0" },
                 BootArgWarning::BadValue { key: "exit", value: "", expected: "a value after `=`" },
-                BootArgWarning::BadValue { key: "loglevel", value: "9", expected: "error, warn, info, debug, trace or 1..5" },
+                BootArgWarning::BadValue {
+                    key: "loglevel",
+                    value: "9",
+                    expected: "error, warn, info, debug, trace or 1..5"
+                },
             ]
         );
         assert_eq!(warnings[2].to_string(), "unknown boot argument `console=ttyAMA0` ignored");

@@ -187,7 +187,10 @@ mod tests {
 
     #[test]
     fn every_vector_index_decodes() {
-        assert_eq!(Vector::from_index(4), Some(Vector { source: VectorSource::CurrentElSpx, kind: VectorKind::Synchronous }));
+        assert_eq!(
+            Vector::from_index(4),
+            Some(Vector { source: VectorSource::CurrentElSpx, kind: VectorKind::Synchronous })
+        );
         assert_eq!(Vector::from_index(9), Some(Vector { source: VectorSource::LowerElAarch64, kind: VectorKind::Irq }));
         assert_eq!(Vector::from_index(15).map(|v| v.kind), Some(VectorKind::SError));
         assert_eq!(Vector::from_index(16), None);

@@ -75,7 +75,13 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
                     .ok()
                     // SAFETY: the early map just mapped these bytes read-only.
                     .and_then(|va| rpi4::parse_atags(unsafe { core::slice::from_raw_parts(va as *const u8, 0xf00) }));
-                (rpi4::default_machine(atags.as_ref()), Board::RaspberryPi4, None, None, Some((problem, atags.is_some())))
+                (
+                    rpi4::default_machine(atags.as_ref()),
+                    Board::RaspberryPi4,
+                    None,
+                    None,
+                    Some((problem, atags.is_some())),
+                )
             }
             _ => no_machine(problem, entry_el),
         },
@@ -100,7 +106,10 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         (Some(range), _) => info!("DTB at {range}: valid"),
         (None, Some((problem, had_atags))) => {
             warn!("no valid DTB at {dtb_physical:#x}: {problem}");
-            warn!("using the Raspberry Pi 4 defaults (platform/rpi4){}", if *had_atags { ", memory and command line from ATAGS" } else { "" });
+            warn!(
+                "using the Raspberry Pi 4 defaults (platform/rpi4){}",
+                if *had_atags { ", memory and command line from ATAGS" } else { "" }
+            );
         }
         (None, None) => {}
     }
@@ -226,7 +235,12 @@ fn choose_granule(requested: Granule) -> Granule {
     fallback
 }
 
-fn build_frame_pool(machine: &Machine, image: PhysRange, dtb: Option<PhysRange>, granule: Granule) -> (MemoryMap, FramePool) {
+fn build_frame_pool(
+    machine: &Machine,
+    image: PhysRange,
+    dtb: Option<PhysRange>,
+    granule: Granule,
+) -> (MemoryMap, FramePool) {
     let mut memory_map = MemoryMap { banks: machine.memory.iter().map(|b| b.range).collect(), reserved: Vec::new() };
     memory_map.reserved.push((image, "kernel image".into()));
     if let Some(dtb) = dtb {

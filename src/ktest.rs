@@ -17,8 +17,9 @@ use folio::println;
 use crate::kernel::{Kernel, UNMAPPED_ADDRESS};
 
 type TestResult = Result<(), String>;
+type KernelTest = fn(&mut Kernel) -> TestResult;
 
-const TESTS: &[(&str, fn(&mut Kernel) -> TestResult)] = &[
+const TESTS: &[(&str, KernelTest)] = &[
     ("frames_round_trip_exactly", frames_round_trip_exactly),
     ("frames_avoid_reserved_memory", frames_avoid_reserved_memory),
     ("frame_exhaustion_is_an_error", frame_exhaustion_is_an_error),
@@ -62,11 +63,15 @@ fn frames_round_trip_exactly(k: &mut Kernel) -> TestResult {
         held.push((address, order));
     }
     let used: u64 = held.iter().map(|(_, o)| 1u64 << o).sum();
-    check(k.frames.free_frames() == before - used, || format!("free count {} != {} - {used}", k.frames.free_frames(), before))?;
+    check(k.frames.free_frames() == before - used, || {
+        format!("free count {} != {} - {used}", k.frames.free_frames(), before)
+    })?;
     for (address, order) in held {
         k.frames.free(address, order).map_err(|e| format!("{e}"))?;
     }
-    check(k.frames.free_frames() == before, || format!("free count {} != {before} after freeing", k.frames.free_frames()))
+    check(k.frames.free_frames() == before, || {
+        format!("free count {} != {before} after freeing", k.frames.free_frames())
+    })
 }
 
 fn frames_avoid_reserved_memory(k: &mut Kernel) -> TestResult {
@@ -137,10 +142,14 @@ fn unmapped_read_is_a_translation_fault(_: &mut Kernel) -> TestResult {
         let _ = unsafe { core::ptr::read_volatile(UNMAPPED_ADDRESS as *const u64) };
     })
     .ok_or("the read did not fault")?;
-    check(report.exception_class() == 0x25, || format!("class {:#x}, expected a same-EL data abort", report.exception_class()))?;
+    check(report.exception_class() == 0x25, || {
+        format!("class {:#x}, expected a same-EL data abort", report.exception_class())
+    })?;
     check(report.far == UNMAPPED_ADDRESS, || format!("FAR {:#x}", report.far))?;
     let fsc = report.esr & 0x3f;
-    check((4..=7).contains(&fsc) && !report.is_write(), || format!("FSC {fsc:#x}, expected a translation fault on a read"))
+    check((4..=7).contains(&fsc) && !report.is_write(), || {
+        format!("FSC {fsc:#x}, expected a translation fault on a read")
+    })
 }
 
 fn write_to_read_only_dtb_is_a_permission_fault(k: &mut Kernel) -> TestResult {
@@ -157,7 +166,9 @@ fn write_to_read_only_dtb_is_a_permission_fault(k: &mut Kernel) -> TestResult {
     })
     .ok_or("the write to a read-only mapping did not fault")?;
     let fsc = report.esr & 0x3f;
-    check((0xc..=0xf).contains(&fsc) && report.is_write(), || format!("FSC {fsc:#x}, expected a permission fault on a write"))?;
+    check((0xc..=0xf).contains(&fsc) && report.is_write(), || {
+        format!("FSC {fsc:#x}, expected a permission fault on a write")
+    })?;
     check(unsafe_read(target) == before, || "the read-only byte changed".into())
 }
 
@@ -179,7 +190,11 @@ fn brk_is_reported_with_its_class(_: &mut Kernel) -> TestResult {
 fn memory_map_matches_the_machine(k: &mut Kernel) -> TestResult {
     let banks: Vec<_> = k.machine.memory.iter().map(|b| b.range).collect();
     check(banks == k.memory_map.banks, || "memory map banks differ from the DTB's".into())?;
-    check(k.memory_map.banks.iter().any(|b| b.contains_range(&k.image)), || format!("kernel image {} not in RAM", k.image))?;
+    check(k.memory_map.banks.iter().any(|b| b.contains_range(&k.image)), || {
+        format!("kernel image {} not in RAM", k.image)
+    })?;
     let free_bytes: u64 = k.memory_map.free_ranges(k.frames.granule()).iter().map(|r| r.size()).sum();
-    check(k.frames.total_frames() << k.frames.granule().shift() == free_bytes, || "allocator total differs from the free map".into())
+    check(k.frames.total_frames() << k.frames.granule().shift() == free_bytes, || {
+        "allocator total differs from the free map".into()
+    })
 }

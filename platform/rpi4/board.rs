@@ -93,7 +93,9 @@ pub fn parse_atags(bytes: &[u8]) -> Option<Atags> {
 pub fn default_machine(atags: Option<&Atags>) -> Machine {
     let range = PhysRange::saturating;
     let memory = match atags {
-        Some(a) if !a.memory.is_empty() => a.memory.iter().map(|r| MemoryBank { range: *r, node: "ATAG_MEM".into() }).collect(),
+        Some(a) if !a.memory.is_empty() => {
+            a.memory.iter().map(|r| MemoryBank { range: *r, node: "ATAG_MEM".into() }).collect()
+        }
         _ => vec![MemoryBank { range: range(0, RAM_DEFAULT_END), node: "rpi4 default".into() }],
     };
     Machine {
@@ -104,11 +106,17 @@ pub fn default_machine(atags: Option<&Atags>) -> Machine {
         bootargs: atags.and_then(|a| a.cmdline.clone()),
         stdout_path: None,
         uart: Some(range(PL011_BASE, 0x200)),
-        gic: Some(GicInfo::V2 { distributor: range(GIC_DISTRIBUTOR, 0x1000), cpu_interface: range(GIC_CPU_INTERFACE, 0x2000) }),
+        gic: Some(GicInfo::V2 {
+            distributor: range(GIC_DISTRIBUTOR, 0x1000),
+            cpu_interface: range(GIC_CPU_INTERFACE, 0x2000),
+        }),
         virtual_timer_intid: Some(VIRTUAL_TIMER_INTID),
         psci: None,
         cpus: (0..4u64)
-            .map(|i| CpuInfo { mpidr: i, enable_method: Some(EnableMethod::SpinTable { release_addr: SPIN_TABLE_RELEASE[i as usize] }) })
+            .map(|i| CpuInfo {
+                mpidr: i,
+                enable_method: Some(EnableMethod::SpinTable { release_addr: SPIN_TABLE_RELEASE[i as usize] }),
+            })
             .collect(),
     }
 }

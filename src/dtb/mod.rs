@@ -25,24 +25,48 @@ use crate::mm::PhysRange;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DtbError {
     /// Fewer bytes than a header.
-    TooShort { len: usize },
+    TooShort {
+        len: usize,
+    },
     /// Not a device tree at all (no 0xd00dfeed).
-    BadMagic { found: u32 },
-    UnsupportedVersion { version: u32 },
+    BadMagic {
+        found: u32,
+    },
+    UnsupportedVersion {
+        version: u32,
+    },
     /// The header's totalsize is larger than the bytes available.
-    Truncated { total_size: usize, available: usize },
+    Truncated {
+        total_size: usize,
+        available: usize,
+    },
     /// A block the header points at lies outside totalsize.
-    BlockOutOfBounds { block: &'static str },
+    BlockOutOfBounds {
+        block: &'static str,
+    },
     /// The structure or reservation block breaks the specification.
-    Malformed { offset: usize, what: &'static str },
+    Malformed {
+        offset: usize,
+        what: &'static str,
+    },
     /// An address or size does not fit the cells or 64 bits.
-    BadReg { node: String },
+    BadReg {
+        node: String,
+    },
     NoMemoryNode,
     /// A memory bank of size 0: the Raspberry Pi DTB before the firmware fills it in.
-    ZeroSizeBank { node: String },
-    OverlappingBanks { first: PhysRange, second: PhysRange },
+    ZeroSizeBank {
+        node: String,
+    },
+    OverlappingBanks {
+        first: PhysRange,
+        second: PhysRange,
+    },
     /// A reserved region that is not inside RAM.
-    ReservedOutsideRam { region: PhysRange, source: String },
+    ReservedOutsideRam {
+        region: PhysRange,
+        source: String,
+    },
 }
 
 impl fmt::Display for DtbError {
@@ -141,7 +165,8 @@ pub struct Machine {
 /// Validates `blob` and describes the machine it names.
 pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
     let canonical = validate::normalize(blob)?;
-    let fdt = Fdt::new(&canonical).map_err(|_| DtbError::Malformed { offset: 0, what: "rejected by the fdt parser" })?;
+    let fdt =
+        Fdt::new(&canonical).map_err(|_| DtbError::Malformed { offset: 0, what: "rejected by the fdt parser" })?;
     let root = fdt.find_node("/").ok_or(DtbError::Malformed { offset: 0, what: "no root node" })?;
 
     let mut machine = Machine {
@@ -152,7 +177,8 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
     for reservation in fdt.memory_reservations() {
         let (start, size) = (reservation.address() as u64, reservation.size() as u64);
         if size > 0 {
-            let range = PhysRange::from_start_size(start, size).ok_or(DtbError::BadReg { node: "/memreserve/".into() })?;
+            let range =
+                PhysRange::from_start_size(start, size).ok_or(DtbError::BadReg { node: "/memreserve/".into() })?;
             machine.reserved.push(ReservedRegion { range, source: "/memreserve/".into() });
         }
     }
@@ -177,11 +203,8 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
             aliases.iter().find(|(name, _)| name == p).map_or_else(|| p.to_string(), |(_, t)| t.clone())
         }
     });
-    machine.uart = pl011s
-        .iter()
-        .find(|(path, _)| Some(path) == stdout_node.as_ref())
-        .or(pl011s.first())
-        .map(|(_, range)| *range);
+    machine.uart =
+        pl011s.iter().find(|(path, _)| Some(path) == stdout_node.as_ref()).or(pl011s.first()).map(|(_, range)| *range);
 
     check_memory(&machine)?;
     Ok(machine)
@@ -253,11 +276,19 @@ struct Walk<'m> {
 impl Walk<'_> {
     /// Visits `node` at `path`, whose `reg` uses `cells`, whose addresses go
     /// through `buses` (innermost last) to reach the CPU's physical space.
-    fn node(&mut self, node: FdtNode<'_, '_>, path: &str, cells: Cells, buses: &[BusTranslation]) -> Result<(), DtbError> {
+    fn node(
+        &mut self,
+        node: FdtNode<'_, '_>,
+        path: &str,
+        cells: Cells,
+        buses: &[BusTranslation],
+    ) -> Result<(), DtbError> {
         let depth = buses.len();
         let enabled = prop_str(node, "status").is_none_or(|s| s == "okay" || s == "ok");
         let is = |c: &str| prop_strings(node, "compatible").any(|x| x == c);
-        let regs = || decode_reg(node, path, cells).map(|v| v.into_iter().filter_map(|r| translate(r, buses)).collect::<Vec<_>>());
+        let regs = || {
+            decode_reg(node, path, cells).map(|v| v.into_iter().filter_map(|r| translate(r, buses)).collect::<Vec<_>>())
+        };
 
         if depth == 1 && enabled && prop_str(node, "device_type") == Some("memory") {
             for range in decode_reg(node, path, cells)? {
@@ -279,10 +310,11 @@ impl Walk<'_> {
             self.machine.bootargs = prop_str(node, "bootargs").map(String::from);
             self.machine.stdout_path = prop_str(node, "stdout-path").map(String::from);
         }
-        if enabled && is("arm,pl011") {
-            if let Some(first) = regs()?.first() {
-                self.pl011s.push((path.to_string(), *first));
-            }
+        if enabled
+            && is("arm,pl011")
+            && let Some(first) = regs()?.first()
+        {
+            self.pl011s.push((path.to_string(), *first));
         }
         if enabled && self.machine.gic.is_none() {
             let v2 = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
@@ -299,7 +331,8 @@ impl Walk<'_> {
             // Four GIC interrupt specifiers (type, number, flags): secure
             // physical, non-secure physical, virtual, hypervisor. PPIs start at 16.
             if let Some(p) = node.property("interrupts") {
-                let words: Vec<u32> = p.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let words: Vec<u32> =
+                    p.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
                 if words.len() >= 9 && words[6] == 1 && words[7] < 16 {
                     self.machine.virtual_timer_intid = Some(16 + words[7]);
                 }
@@ -316,10 +349,12 @@ impl Walk<'_> {
             let mpidr = decode_reg(node, path, cells)?.first().map_or(0, |r| r.start());
             let enable_method = prop_str(node, "enable-method").map(|m| match m {
                 "psci" => EnableMethod::Psci,
-                "spin-table" => match node.property("cpu-release-addr").map(|p| read_cells(p.value, 0, p.value.len() / 4)) {
-                    Some(Some(release_addr)) => EnableMethod::SpinTable { release_addr },
-                    _ => EnableMethod::Other("spin-table without cpu-release-addr".into()),
-                },
+                "spin-table" => {
+                    match node.property("cpu-release-addr").map(|p| read_cells(p.value, 0, p.value.len() / 4)) {
+                        Some(Some(release_addr)) => EnableMethod::SpinTable { release_addr },
+                        _ => EnableMethod::Other("spin-table without cpu-release-addr".into()),
+                    }
+                }
                 other => EnableMethod::Other(other.to_string()),
             });
             self.machine.cpus.push(CpuInfo { mpidr, enable_method });
@@ -333,8 +368,17 @@ impl Walk<'_> {
             child_buses.push(bus_translation(node, child_cells, cells));
         }
         for child in node.children() {
-            let child_path = if path.is_empty() { alloc::format!("/{}", child.name) } else { alloc::format!("{path}/{}", child.name) };
-            self.node(child, &child_path, child_cells, if depth == 0 { &[BusTranslation::Identity] } else { &child_buses })?;
+            let child_path = if path.is_empty() {
+                alloc::format!("/{}", child.name)
+            } else {
+                alloc::format!("{path}/{}", child.name)
+            };
+            self.node(
+                child,
+                &child_path,
+                child_cells,
+                if depth == 0 { &[BusTranslation::Identity] } else { &child_buses },
+            )?;
         }
         Ok(())
     }

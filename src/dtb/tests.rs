@@ -61,7 +61,18 @@ impl Node {
         let off_strings = off_struct + structure.len();
         let total = off_strings + strings.len();
         let mut out = Vec::new();
-        for w in [FDT_MAGIC, total as u32, off_struct as u32, off_strings as u32, off_rsv as u32, 17, 16, 0, strings.len() as u32, structure.len() as u32] {
+        for w in [
+            FDT_MAGIC,
+            total as u32,
+            off_struct as u32,
+            off_strings as u32,
+            off_rsv as u32,
+            17,
+            16,
+            0,
+            strings.len() as u32,
+            structure.len() as u32,
+        ] {
             out.extend(w.to_be_bytes());
         }
         for (a, s) in reservations.iter().chain([&(0, 0)]) {
@@ -108,7 +119,10 @@ fn rpi4_devices_are_found_at_cpu_addresses() {
     assert_eq!(machine.memory.len(), 1);
     assert_eq!(machine.memory[0].range, PhysRange::from_start_size(0, 0x3c00_0000).unwrap());
     // /memreserve/ [0, 0x1000) is the spin table; nvram@0 is disabled and empty.
-    assert_eq!(machine.reserved, vec![ReservedRegion { range: PhysRange::from_start_size(0, 0x1000).unwrap(), source: "/memreserve/".into() }]);
+    assert_eq!(
+        machine.reserved,
+        vec![ReservedRegion { range: PhysRange::from_start_size(0, 0x1000).unwrap(), source: "/memreserve/".into() }]
+    );
     // Bus address 0x7e201000 through /soc's ranges.
     assert_eq!(machine.uart.map(|u| u.start()), Some(0xfe20_1000));
     assert_eq!(
@@ -121,7 +135,10 @@ fn rpi4_devices_are_found_at_cpu_addresses() {
     assert_eq!(machine.virtual_timer_intid, Some(27));
     assert_eq!(machine.psci, None);
     assert_eq!(machine.cpus.len(), 4);
-    assert_eq!(machine.cpus[2], CpuInfo { mpidr: 2, enable_method: Some(EnableMethod::SpinTable { release_addr: 0xe8 }) });
+    assert_eq!(
+        machine.cpus[2],
+        CpuInfo { mpidr: 2, enable_method: Some(EnableMethod::SpinTable { release_addr: 0xe8 }) }
+    );
     assert_eq!(machine.stdout_path.as_deref(), Some("serial1:115200n8"));
     assert!(machine.compatible.iter().any(|c| c == "raspberrypi,4-model-b"));
 }
@@ -167,7 +184,10 @@ fn reserved_region_outside_ram_is_refused() {
     let err = discover(&root.encode(&[(0, 0x1000), (0x8000_0000, 0x1000)])).unwrap_err();
     assert_eq!(
         err,
-        DtbError::ReservedOutsideRam { region: PhysRange::from_start_size(0x8000_0000, 0x1000).unwrap(), source: "/memreserve/".into() }
+        DtbError::ReservedOutsideRam {
+            region: PhysRange::from_start_size(0x8000_0000, 0x1000).unwrap(),
+            source: "/memreserve/".into()
+        }
     );
 }
 
@@ -207,4 +227,3 @@ fn header_offsets_outside_the_blob_are_refused() {
         assert!(matches!(discover(&blob), Err(DtbError::BlockOutOfBounds { .. })), "field {field}");
     }
 }
-

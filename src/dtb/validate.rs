@@ -86,13 +86,13 @@ pub fn parse_header(header: &[u8]) -> Result<Header, DtbError> {
     if h.total_size < HEADER_SIZE {
         return Err(DtbError::Malformed { offset: 4, what: "totalsize smaller than the header" });
     }
-    if !within(h.off_struct, h.size_struct) || h.off_struct % 4 != 0 {
+    if !within(h.off_struct, h.size_struct) || !h.off_struct.is_multiple_of(4) {
         return Err(DtbError::BlockOutOfBounds { block: "structure" });
     }
     if !within(h.off_strings, h.size_strings) {
         return Err(DtbError::BlockOutOfBounds { block: "strings" });
     }
-    if h.off_rsvmap % 8 != 0 || !within(h.off_rsvmap, 16) {
+    if !h.off_rsvmap.is_multiple_of(8) || !within(h.off_rsvmap, 16) {
         return Err(DtbError::BlockOutOfBounds { block: "memory reservation" });
     }
     Ok(h)
@@ -130,13 +130,15 @@ pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
     let mut properties_allowed = false;
     loop {
         let offset = h.off_struct + at;
-        let token = be32(structure, at).ok_or(DtbError::Malformed { offset, what: "structure block ends without FDT_END" })?;
+        let token =
+            be32(structure, at).ok_or(DtbError::Malformed { offset, what: "structure block ends without FDT_END" })?;
         match token {
             FDT_BEGIN_NODE => {
                 if depth == 0 && seen_root {
                     return Err(DtbError::Malformed { offset, what: "more than one root node" });
                 }
-                let name = c_str(structure, at + 4).ok_or(DtbError::Malformed { offset, what: "node name not a terminated UTF-8 string" })?;
+                let name = c_str(structure, at + 4)
+                    .ok_or(DtbError::Malformed { offset, what: "node name not a terminated UTF-8 string" })?;
                 if depth == 0 && !name.is_empty() {
                     return Err(DtbError::Malformed { offset, what: "root node has a name" });
                 }
@@ -172,9 +174,15 @@ pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
                 let Some(value_end) = value_end else {
                     return Err(DtbError::Malformed { offset, what: "property value runs past the structure block" });
                 };
-                let name = c_str(strings, name_offset as usize).ok_or(DtbError::Malformed { offset, what: "property name not a terminated UTF-8 string in the strings block" })?;
+                let name = c_str(strings, name_offset as usize).ok_or(DtbError::Malformed {
+                    offset,
+                    what: "property name not a terminated UTF-8 string in the strings block",
+                })?;
                 if (name == "#address-cells" || name == "#size-cells" || name == "#interrupt-cells") && len != 4 {
-                    return Err(DtbError::Malformed { offset, what: "#address-cells, #size-cells or #interrupt-cells is not one cell" });
+                    return Err(DtbError::Malformed {
+                        offset,
+                        what: "#address-cells, #size-cells or #interrupt-cells is not one cell",
+                    });
                 }
                 out_struct.extend_from_slice(&structure[at..value_end]);
                 out_struct.resize(align4(out_struct.len()), 0);

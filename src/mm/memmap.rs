@@ -57,7 +57,7 @@ impl PhysRange {
     /// The largest granule-aligned range inside this one (maybe empty).
     pub fn shrink_to(&self, granule: Granule) -> PhysRange {
         let mask = granule.size() - 1;
-        let start = self.start.checked_add(mask).map_or(u64::MAX & !mask, |s| s & !mask);
+        let start = self.start.checked_add(mask).map_or(!mask, |s| s & !mask);
         let end = self.end & !mask;
         if end <= start { PhysRange { start, end: start } } else { PhysRange { start, end } }
     }
@@ -65,7 +65,7 @@ impl PhysRange {
     /// The smallest granule-aligned range holding this one.
     pub fn grow_to(&self, granule: Granule) -> PhysRange {
         let mask = granule.size() - 1;
-        let end = self.end.checked_add(mask).map_or(u64::MAX & !mask, |e| e & !mask);
+        let end = self.end.checked_add(mask).map_or(!mask, |e| e & !mask);
         PhysRange { start: self.start & !mask, end }
     }
 }
@@ -83,7 +83,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
         for (shift, unit) in units {
-            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
                 return write!(f, "{} {unit}", self.0 >> shift);
             }
         }
@@ -120,7 +120,8 @@ impl MemoryMap {
                 .flatten()
                 .collect();
         }
-        let mut free: Vec<PhysRange> = free.into_iter().map(|r| r.shrink_to(granule)).filter(|r| !r.is_empty()).collect();
+        let mut free: Vec<PhysRange> =
+            free.into_iter().map(|r| r.shrink_to(granule)).filter(|r| !r.is_empty()).collect();
         free.sort();
         free
     }

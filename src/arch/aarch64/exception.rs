@@ -48,9 +48,16 @@ pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame) {
     let vector = Vector::from_index(frame.vector_index);
-    let report = vector.map(|vector| ExceptionReport { vector, esr: frame.esr, far: frame.far, elr: frame.elr, spsr: frame.spsr });
+    let report = vector.map(|vector| ExceptionReport {
+        vector,
+        esr: frame.esr,
+        far: frame.far,
+        elr: frame.elr,
+        spsr: frame.spsr,
+    });
     if let Some(report) = report {
-        let expectable = matches!(report.exception_class(), 0x21 | 0x25 | 0x3c) && report.vector.kind == VectorKind::Synchronous;
+        let expectable =
+            matches!(report.exception_class(), 0x21 | 0x25 | 0x3c) && report.vector.kind == VectorKind::Synchronous;
         if expectable && EXPECTING_FAULT.swap(false, Ordering::SeqCst) {
             *CAUGHT.lock() = Some(report);
             // Resume after the faulting instruction; an instruction abort has
@@ -63,7 +70,9 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {
         Some(report) => crate::console::emergency_print(format_args!("{report}")),
-        None => crate::console::emergency_print(format_args!("vector index {} is not one of the 16\n", frame.vector_index)),
+        None => {
+            crate::console::emergency_print(format_args!("vector index {} is not one of the 16\n", frame.vector_index))
+        }
     }
     super::exit::exit(FAULT_EXIT_STATUS)
 }

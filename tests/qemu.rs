@@ -1,0 +1,272 @@
+//! QEMU integration tests: boot the kernel image on each board and
+//! configuration, and judge what it printed and how QEMU exited.
+//!
+//! The image comes from `make image` (`make test` builds it first); set
+//! `FOLIO_IMAGE` to test another one. Every boot has a timeout, and a boot
+//! that is expected to stop without exiting (EL3) is ended as soon as the
+//! expected line appears: nothing waits on a wall-clock sleep.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+const RPI4_DTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bcm2711-rpi-4-b.dtb");
+
+/// Exit statuses the kernel uses (src/kernel.rs, src/arch/aarch64/exception.rs).
+const EXIT_OK: i32 = 0;
+const EXIT_PANIC: i32 = 2;
+const EXIT_FAULT: i32 = 3;
+
+fn image() -> PathBuf {
+    let path = std::env::var_os("FOLIO_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/folio.img"));
+    assert!(path.exists(), "no kernel image at {}: run `make test`, which builds it first", path.display());
+    path
+}
+
+struct Boot {
+    output: String,
+    /// QEMU's exit status; `None` when the harness ended it.
+    status: Option<i32>,
+}
+
+impl Boot {
+    fn assert_has(&self, needle: &str) -> &Self {
+        assert!(self.output.contains(needle), "expected `{needle}` in the console output:\n{}", self.output);
+        self
+    }
+
+    fn assert_status(&self, status: i32) -> &Self {
+        assert_eq!(self.status, Some(status), "QEMU exit status; console output:\n{}", self.output);
+        self
+    }
+
+    /// The in-kernel tests ran, at least one, and none failed.
+    fn assert_ktests_pass(&self) -> &Self {
+        let line = self.output.lines().find(|l| l.ends_with(" failed") && l.contains(" passed, "));
+        let line = line.unwrap_or_else(|| panic!("no `N passed, N failed` line:\n{}", self.output));
+        let (passed, failed) = line.split_once(" passed, ").unwrap();
+        assert!(passed.trim().parse::<u32>().unwrap() > 0, "no in-kernel test ran:\n{}", self.output);
+        assert_eq!(failed, "0 failed", "in-kernel tests failed:\n{}", self.output);
+        self
+    }
+}
+
+fn qemu(qemu_args: &[&str]) -> Command {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-semihosting"]);
+    cmd.args(qemu_args);
+    cmd
+}
+
+/// Boots the image as a kernel (`-kernel`, so QEMU passes the DTB) with the
+/// command line `bootargs`.
+fn boot(qemu_args: &[&str], bootargs: &str) -> Boot {
+    let mut cmd = qemu(qemu_args);
+    cmd.arg("-kernel").arg(image()).args(["-append", bootargs]);
+    run(cmd, None)
+}
+
+/// Runs QEMU; with `stop_at`, ends it as soon as a line contains that text.
+fn run(mut cmd: Command, stop_at: Option<&str>) -> Boot {
+    let mut child: Child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-aarch64 runs (make test installs it)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let mut output = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r');
+                output.push_str(line);
+                output.push('\n');
+                if stop_at.is_some_and(|s| line.contains(s)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Boot { output, status: None };
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("QEMU did not finish within {BOOT_TIMEOUT:?}; output so far:\n{output}");
+            }
+        }
+    }
+    let status = child.wait().expect("wait for QEMU").code();
+    Boot { output, status }
+}
+
+const VIRT_A72: &[&str] = &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G"];
+
+#[test]
+fn virt_at_el1_boots_and_passes_the_kernel_tests() {
+    boot(VIRT_A72, "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("on QEMU virt")
+        .assert_has("entered at EL1\n")
+        .assert_has("PSCI: conduit hvc")
+        .assert_has("memory map (1 banks, 1 GiB RAM)")
+        .assert_has("bank     [0x040000000-0x080000000) 1 GiB /memory@40000000")
+        .assert_has("reserved [0x040080000-")
+        .assert_has("frame allocator: 4K frames")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_entered_at_el2_drops_to_el1() {
+    boot(&["-M", "virt,virtualization=on", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("entered at EL2, dropped to EL1")
+        .assert_has("PSCI: conduit smc")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_gicv3() {
+    boot(&["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("GIC: v3, distributor 0x8000000, redistributors [0x0080a0000-")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_two_numa_nodes_sees_two_banks() {
+    let args = [
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "1536M",
+        "-object",
+        "memory-backend-ram,id=m0,size=512M",
+        "-object",
+        "memory-backend-ram,id=m1,size=1G",
+        "-numa",
+        "node,memdev=m0,cpus=0",
+        "-numa",
+        "node,memdev=m1,cpus=1",
+    ];
+    boot(&args, "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("memory map (2 banks, 1536 MiB RAM)")
+        .assert_has("bank     [0x040000000-0x060000000) 512 MiB /memory@40000000")
+        .assert_has("bank     [0x060000000-0x0a0000000) 1 GiB /memory@60000000")
+        .assert_has("CPUs: 2 [0x0:psci, 0x1:psci]")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_3g_and_cpu_max() {
+    boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting ktest granule=16k")
+        .assert_status(EXIT_OK)
+        .assert_has("bank     [0x040000000-0x100000000) 3 GiB")
+        .assert_has("frame allocator: 16K frames")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_64k_frames() {
+    boot(VIRT_A72, "exit=semihosting ktest granule=64k")
+        .assert_status(EXIT_OK)
+        .assert_has("frame allocator: 64K frames")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn bad_boot_arguments_are_reported_and_ignored() {
+    boot(VIRT_A72, "exit=semihosting granule=16k bogus=1 granule=9k loglevel=loud ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("unknown boot argument `bogus=1` ignored")
+        .assert_has("boot argument `granule=9k` ignored: expected 4k, 16k or 64k")
+        .assert_has("boot argument `loglevel=loud` ignored")
+        .assert_has("granule 16K is not supported by this CPU (ID_AA64MMFR0_EL1 = 0x1124); using 4K")
+        .assert_has("frame allocator: 4K frames")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn an_unexpected_fault_is_reported_and_fails_the_run() {
+    boot(VIRT_A72, "exit=semihosting crash=fault")
+        .assert_status(EXIT_FAULT)
+        .assert_has("*** folio: unexpected exception")
+        .assert_has("synchronous exception from current EL with SP_ELx at EL1")
+        .assert_has("class: data abort from the same EL (EC 0x25)")
+        .assert_has("fault: translation fault at level 0 on a read")
+        .assert_has("FAR 0xffff7fffdead0000");
+}
+
+#[test]
+fn a_panic_is_reported_and_fails_the_run() {
+    boot(VIRT_A72, "exit=semihosting crash=panic")
+        .assert_status(EXIT_PANIC)
+        .assert_has("*** folio: kernel panic at src/kernel.rs:")
+        .assert_has("crash=panic asked for a panic");
+}
+
+#[test]
+fn rpi4_with_the_real_dtb() {
+    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("on Raspberry Pi 4: Raspberry Pi 4 Model B")
+        .assert_has("entered at EL2, dropped to EL1")
+        .assert_has("memory map (1 banks, 960 MiB RAM)")
+        .assert_has("bank     [0x000000000-0x03c000000) 960 MiB /memory@0")
+        .assert_has("reserved [0x000000000-0x000001000) 4 KiB /memreserve/")
+        .assert_has("console: PL011 at 0xfe201000")
+        .assert_has("GIC: v2, distributor 0xff841000, CPU interface 0xff842000")
+        .assert_has("CPUs: 4 [0x0:spin-table@0xd8, 0x1:spin-table@0xe0, 0x2:spin-table@0xe8, 0x3:spin-table@0xf0]")
+        .assert_has("PSCI: none")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn rpi4_with_64k_frames() {
+    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest granule=64k")
+        .assert_status(EXIT_OK)
+        .assert_has("frame allocator: 64K frames")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn rpi4_without_a_dtb_falls_back_to_defaults() {
+    boot(&["-M", "raspi4b"], "exit=semihosting ktest")
+        .assert_status(EXIT_OK)
+        .assert_has("no valid DTB at 0x100: bad magic")
+        .assert_has("using the Raspberry Pi 4 defaults (platform/rpi4), memory and command line from ATAGS")
+        .assert_has("bank     [0x000000000-0x03c000000) 960 MiB ATAG_MEM")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn entered_at_el3_says_so_and_stops() {
+    // The generic loader starts the CPU at its reset EL: EL3 on raspi4b.
+    let message = "folio: entered at EL3; folio runs at EL2 or EL1 only, stopping.";
+    let mut cmd = qemu(&["-M", "raspi4b"]);
+    let raw = format!("loader,file={},addr=0x80000,force-raw=on", image().display());
+    cmd.args(["-device", &raw, "-device", "loader,addr=0x80000,cpu-num=0"]);
+    let run = run(cmd, Some(message));
+    run.assert_has(message);
+    assert_eq!(run.status, None, "the kernel must stop, not exit");
+}
