@@ -9,6 +9,7 @@
 pub mod frame;
 pub mod granule;
 pub mod memmap;
+pub mod paging;
 
 pub use frame::{FrameError, FramePool};
 pub use granule::Granule;

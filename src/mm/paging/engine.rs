@@ -1,0 +1,849 @@
+//! The stage-1 page-table engine: one implementation for the 4K, 16K and 64K
+//! granules, 48-bit virtual addresses, either half of the address space.
+//!
+//! Owns: the contents of one translation table tree and every change to it.
+//! Every change to a live entry goes through [`PageTable::apply`], which
+//! performs break-before-make the way the architecture demands:
+//!
+//! 1. write invalid descriptors (or, for a change of permissions only, the
+//!    new descriptor in place),
+//! 2. `dsb ishst`, one TLB invalidation per old mapping unit (or one
+//!    ASID-wide / global invalidation above [`TLBI_THRESHOLD`]), `dsb ish`,
+//! 3. write the new descriptors, `dsb ishst` (and `isb` for kernel tables),
+//! 4. only then free table frames that are no longer reachable.
+//!
+//! Contiguous runs are set only when the run is aligned and uniform, and a
+//! live run is always rewritten whole. Table frames come from, and go back
+//! to, the [`PageTableHw`] implementation (the frame allocator in the
+//! kernel, simulated memory in host tests).
+//! Must never: change a live output address, block size or contiguous bit in
+//! place; free a table frame before the walk cache has been invalidated; map
+//! anything writable and executable.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::descriptor::{self, Attributes, Entry};
+use crate::mm::Granule;
+
+/// Above this many invalidations in one change, one ASID-wide (or, for
+/// global mappings, one all-entries) invalidation is cheaper.
+pub const TLBI_THRESHOLD: usize = 64;
+
+const VA_BITS: u32 = 48;
+const VA_MASK: u64 = (1 << VA_BITS) - 1;
+const UPPER_BASE: u64 = !VA_MASK;
+
+/// Barriers the engine issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// `dsb ishst`: descriptor writes visible to every walker.
+    DsbIshSt,
+    /// `dsb ish`: TLB invalidations complete everywhere.
+    DsbIsh,
+    Isb,
+}
+
+/// TLB invalidations, inner shareable (broadcast to every core).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tlbi {
+    /// By VA: `vae1is`/`vale1is` with an ASID, `vaae1is`/`vaale1is` for
+    /// global mappings (`asid: None`). `leaf_only` keeps walk-cache entries.
+    Va { va: u64, asid: Option<u16>, leaf_only: bool },
+    /// `aside1is`: everything tagged with one ASID.
+    Asid(u16),
+    /// `vmalle1is`: everything.
+    All,
+}
+
+impl Tlbi {
+    /// The register operand of a by-VA invalidation: VA[55:12] in bits
+    /// [43:0] (4 KiB units whatever the granule, upper-half sign bits masked
+    /// off so they cannot spill into the TTL field), ASID in [63:48].
+    pub fn operand(va: u64, asid: Option<u16>) -> u64 {
+        ((va >> 12) & ((1 << 44) - 1)) | ((asid.unwrap_or(0) as u64) << 48)
+    }
+}
+
+/// What the engine needs from the machine: table frames, descriptor access,
+/// barriers and TLB maintenance.
+pub trait PageTableHw {
+    /// A zeroed frame of one granule for a table, or `None` when memory is out.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// Returns a table frame. Only called after the walk cache is clean.
+    fn free_table(&mut self, table: u64);
+    fn read_entry(&mut self, table: u64, index: usize) -> u64;
+    fn write_entry(&mut self, table: u64, index: usize, value: u64);
+    fn barrier(&mut self, barrier: Barrier);
+    fn tlbi(&mut self, op: Tlbi);
+}
+
+/// One mapping unit: a descriptor at `level`, or a contiguous run of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub level: u8,
+    pub contiguous: bool,
+}
+
+impl Unit {
+    pub const PAGE: Unit = Unit { level: 3, contiguous: false };
+
+    pub fn entries(&self, granule: Granule) -> usize {
+        if self.contiguous { granule.contiguous_entries(self.level).unwrap_or(1) } else { 1 }
+    }
+
+    pub fn size(&self, granule: Granule) -> u64 {
+        granule.level_size(self.level) * self.entries(granule) as u64
+    }
+
+    /// Whether this unit exists under `granule`.
+    pub fn is_supported(&self, granule: Granule) -> bool {
+        self.level >= granule.start_level()
+            && granule.leaf_allowed(self.level)
+            && (!self.contiguous || granule.contiguous_entries(self.level).is_some())
+    }
+
+    /// Every unit of `granule`, largest first.
+    pub fn all_largest_first(granule: Granule) -> impl Iterator<Item = Unit> {
+        (granule.start_level()..=3)
+            .flat_map(|level| [Unit { level, contiguous: true }, Unit { level, contiguous: false }])
+            .filter(move |u| u.is_supported(granule))
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.level == 3 { "page" } else { "block" };
+        if self.contiguous {
+            write!(f, "contiguous L{} {kind} run", self.level)
+        } else {
+            write!(f, "L{} {kind}", self.level)
+        }
+    }
+}
+
+/// How [`PageTable::map`] chooses units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The largest architecturally legal unit at each position.
+    Largest,
+    /// Exactly this unit everywhere (the range must be a multiple of it).
+    Force(Unit),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingError {
+    /// An address or size not aligned to what the operation needs.
+    Misaligned {
+        value: u64,
+    },
+    /// A virtual address outside this table's half of the address space, or
+    /// a physical address beyond 48 bits.
+    OutOfRange {
+        address: u64,
+    },
+    /// Writable and executable, or user memory executable by the kernel.
+    ForbiddenAttributes,
+    UnsupportedUnit(Unit),
+    AlreadyMapped {
+        va: u64,
+    },
+    NotMapped {
+        va: u64,
+    },
+    /// No frame for a new table. Nothing was changed.
+    OutOfTableFrames,
+    /// The unit at this address is a single page: nothing smaller exists.
+    CannotSplit {
+        va: u64,
+    },
+    /// The range is not one physically contiguous, uniformly mapped extent.
+    NotUniform {
+        va: u64,
+    },
+}
+
+impl fmt::Display for PagingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PagingError::Misaligned { value } => write!(f, "{value:#x} is not aligned as required"),
+            PagingError::OutOfRange { address } => write!(f, "{address:#x} is outside the translatable range"),
+            PagingError::ForbiddenAttributes => write!(f, "writable+executable (or kernel-executable user) refused"),
+            PagingError::UnsupportedUnit(u) => write!(f, "{u} does not exist in this granule"),
+            PagingError::AlreadyMapped { va } => write!(f, "{va:#x} is already mapped"),
+            PagingError::NotMapped { va } => write!(f, "{va:#x} is not mapped"),
+            PagingError::OutOfTableFrames => write!(f, "no frame for a page table"),
+            PagingError::CannotSplit { va } => write!(f, "the mapping at {va:#x} is a single page"),
+            PagingError::NotUniform { va } => write!(f, "the range at {va:#x} is not uniformly mapped"),
+        }
+    }
+}
+
+/// One mapping as [`PageTable::mappings`] and [`PageTable::translate`] report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub va: u64,
+    pub pa: u64,
+    pub unit: Unit,
+    pub attributes: Attributes,
+}
+
+/// A change of one mapped unit to a new output address and attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remap {
+    pub va: u64,
+    pub pa: u64,
+    pub attributes: Attributes,
+}
+
+/// What the engine has issued, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub tlbi: u64,
+    pub dsb: u64,
+    pub isb: u64,
+    pub tables_in_use: u64,
+}
+
+/// Which half of the 64-bit virtual address space a tree translates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    /// TTBR0: [0, 2^48), tasks, tagged with an ASID.
+    Lower,
+    /// TTBR1: [2^64 - 2^48, 2^64), the kernel, global.
+    Upper,
+}
+
+/// One slot to rewrite: descriptor `index` of `table` (at `level`), which
+/// maps from virtual address `va`.
+#[derive(Clone, Copy, Debug)]
+struct SlotWrite {
+    table: u64,
+    index: usize,
+    level: u8,
+    va: u64,
+    new: u64,
+}
+
+/// A translation table tree and the machine it lives on.
+pub struct PageTable<H: PageTableHw> {
+    hw: H,
+    granule: Granule,
+    half: Half,
+    asid: Option<u16>,
+    root: u64,
+    stats: Stats,
+}
+
+impl<H: PageTableHw> PageTable<H> {
+    /// An empty tree. `asid` tags non-global (user) mappings' invalidations.
+    pub fn new(mut hw: H, granule: Granule, half: Half, asid: Option<u16>) -> Result<Self, PagingError> {
+        let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        Ok(PageTable { hw, granule, half, asid, root, stats: Stats { tables_in_use: 1, ..Stats::default() } })
+    }
+
+    /// The root table's physical address (for TTBR0/TTBR1).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+    pub fn granule(&self) -> Granule {
+        self.granule
+    }
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+    pub fn hw(&mut self) -> &mut H {
+        &mut self.hw
+    }
+
+    /// Frees every table frame; the tree must no longer be in use by any
+    /// walker (its TTBR switched away and the ASID or TLB invalidated).
+    pub fn destroy(mut self) -> H {
+        self.free_subtree(self.root, self.granule.start_level());
+        self.hw
+    }
+
+    // ---- addresses ------------------------------------------------------
+
+    fn check_range(&self, va: u64, size: u64) -> Result<(), PagingError> {
+        let last = va.checked_add(size - 1).ok_or(PagingError::OutOfRange { address: va })?;
+        let inside = |a: u64| match self.half {
+            Half::Lower => a <= VA_MASK,
+            Half::Upper => a >= UPPER_BASE,
+        };
+        if inside(va) && inside(last) { Ok(()) } else { Err(PagingError::OutOfRange { address: va }) }
+    }
+
+    fn check_aligned(&self, values: &[u64]) -> Result<(), PagingError> {
+        match values.iter().find(|&&v| v & (self.granule.size() - 1) != 0) {
+            Some(&value) => Err(PagingError::Misaligned { value }),
+            None => Ok(()),
+        }
+    }
+
+    fn index(&self, va: u64, level: u8) -> usize {
+        ((va & VA_MASK) >> self.granule.level_shift(level)) as usize & (self.granule.entries(level) - 1)
+    }
+
+    /// The canonical virtual address of a region base within this half.
+    fn canonical(&self, stripped: u64) -> u64 {
+        match self.half {
+            Half::Lower => stripped,
+            Half::Upper => stripped | UPPER_BASE,
+        }
+    }
+
+    // ---- walking --------------------------------------------------------
+
+    /// The table at `level` whose slot covers `va`, creating missing tables
+    /// on the way when `create`. `Ok(None)`: missing, or covered by a leaf
+    /// at a higher level (returned as `Err` only when creating).
+    fn table_at(&mut self, va: u64, level: u8, create: bool) -> Result<Option<u64>, PagingError> {
+        let mut table = self.root;
+        for l in self.granule.start_level()..level {
+            let index = self.index(va, l);
+            match descriptor::decode(self.granule, l, self.hw.read_entry(table, index)) {
+                Entry::Table { next } => table = next,
+                Entry::Leaf { .. } if create => return Err(PagingError::AlreadyMapped { va }),
+                Entry::Leaf { .. } => return Ok(None),
+                Entry::Invalid if !create => return Ok(None),
+                Entry::Invalid => {
+                    let next = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+                    self.stats.tables_in_use += 1;
+                    // The zeroed table must be visible before the walker can reach it.
+                    self.barrier(Barrier::DsbIshSt);
+                    self.hw.write_entry(table, index, descriptor::table(next));
+                    table = next;
+                }
+            }
+        }
+        Ok(Some(table))
+    }
+
+    /// The leaf mapping covering `va`, with the table and index of its
+    /// descriptor (the first of its run when contiguous).
+    fn leaf_at(&mut self, va: u64) -> Option<(Mapping, u64, usize)> {
+        let mut table = self.root;
+        for level in self.granule.start_level()..=3 {
+            let index = self.index(va, level);
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => return None,
+                Entry::Table { next } => table = next,
+                Entry::Leaf { output, attributes, contiguous } => {
+                    let unit = Unit { level, contiguous };
+                    let n = unit.entries(self.granule);
+                    let first = index - index % n;
+                    let unit_size = unit.size(self.granule);
+                    let unit_va = va & !(unit_size - 1);
+                    let level_size = self.granule.level_size(level);
+                    let pa = output - (index - first) as u64 * level_size;
+                    return Some((Mapping { va: unit_va, pa, unit, attributes }, table, first));
+                }
+            }
+        }
+        None
+    }
+
+    /// The mapping covering `va`, if any.
+    pub fn translate(&mut self, va: u64) -> Option<Mapping> {
+        self.leaf_at(va).map(|(m, _, _)| m)
+    }
+
+    /// Every mapping unit overlapping [va, va + size), in address order.
+    pub fn mappings(&mut self, va: u64, size: u64) -> Vec<Mapping> {
+        let mut out = Vec::new();
+        if size == 0 {
+            return out;
+        }
+        let last = va.saturating_add(size - 1);
+        let root = self.root;
+        self.collect(root, self.granule.start_level(), self.canonical(0), va, last, &mut out);
+        out
+    }
+
+    /// Collects the mappings overlapping [start, last] (inclusive, so a range
+    /// ending at the top of the address space does not overflow).
+    fn collect(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64, out: &mut Vec<Mapping>) {
+        let size = self.granule.level_size(level);
+        for index in 0..self.granule.entries(level) {
+            let slot_va = table_va + index as u64 * size;
+            if slot_va + (size - 1) < start || slot_va > last {
+                continue;
+            }
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Table { next } => self.collect(next, level + 1, slot_va, start, last, out),
+                Entry::Leaf { output, attributes, contiguous } => {
+                    let unit = Unit { level, contiguous };
+                    let n = unit.entries(self.granule);
+                    if index % n == 0 || slot_va <= start {
+                        let first = index - index % n;
+                        let unit_va = table_va + first as u64 * size;
+                        let pa = output - (index - first) as u64 * size;
+                        if out.last().is_none_or(|m: &Mapping| m.va != unit_va) {
+                            out.push(Mapping { va: unit_va, pa, unit, attributes });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- map --------------------------------------------------------------
+
+    /// Maps [va, va + size) to [pa, pa + size). The range must be unmapped.
+    /// On failure nothing is left mapped and no table frame is leaked.
+    pub fn map(
+        &mut self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attributes: Attributes,
+        policy: Policy,
+    ) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, pa, size])?;
+        self.check_range(va, size)?;
+        if pa.checked_add(size).is_none_or(|end| end > 1 << 48) {
+            return Err(PagingError::OutOfRange { address: pa });
+        }
+        if !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        if let Policy::Force(unit) = policy {
+            if !unit.is_supported(self.granule) {
+                return Err(PagingError::UnsupportedUnit(unit));
+            }
+            let s = unit.size(self.granule);
+            if !va.is_multiple_of(s) || !pa.is_multiple_of(s) || !size.is_multiple_of(s) {
+                return Err(PagingError::Misaligned {
+                    value: if !va.is_multiple_of(s) {
+                        va
+                    } else if !pa.is_multiple_of(s) {
+                        pa
+                    } else {
+                        size
+                    },
+                });
+            }
+        }
+        if let Some(m) = self.mappings(va, size).first() {
+            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        }
+        let tables_before = self.stats.tables_in_use;
+        let mut done = 0;
+        while done < size {
+            let (v, p, left) = (va + done, pa + done, size - done);
+            let unit = match policy {
+                Policy::Force(unit) => unit,
+                Policy::Largest => Unit::all_largest_first(self.granule)
+                    .find(|u| {
+                        let s = u.size(self.granule);
+                        v % s == 0 && p % s == 0 && left >= s
+                    })
+                    .unwrap_or(Unit::PAGE),
+            };
+            if let Err(e) = self.write_unit(v, p, unit, &attributes) {
+                if done > 0 {
+                    self.barrier(Barrier::DsbIshSt);
+                    // Undo: nothing of the new range may stay mapped.
+                    let _ = self.unmap(va, done);
+                }
+                self.prune_empty(va, size);
+                debug_assert_eq!(self.stats.tables_in_use, tables_before);
+                return Err(e);
+            }
+            done += unit.size(self.granule);
+        }
+        self.barrier(Barrier::DsbIshSt);
+        if self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+        Ok(())
+    }
+
+    /// Writes the descriptors of one unit into invalid slots (invalid ->
+    /// valid needs no invalidation; the caller issues the closing barrier).
+    fn write_unit(&mut self, va: u64, pa: u64, unit: Unit, attributes: &Attributes) -> Result<(), PagingError> {
+        let table = self.table_at(va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+        let first = self.index(va, unit.level);
+        let level_size = self.granule.level_size(unit.level);
+        for i in 0..unit.entries(self.granule) {
+            let d = descriptor::leaf(unit.level, pa + i as u64 * level_size, attributes, unit.contiguous);
+            self.hw.write_entry(table, first + i, d);
+        }
+        Ok(())
+    }
+
+    /// Frees tables left empty in [va, va + size) after a failed map (they
+    /// were never reachable by a valid leaf, but the walker may have cached
+    /// the table pointers).
+    fn prune_empty(&mut self, va: u64, size: u64) {
+        let root = self.root;
+        let mut writes = Vec::new();
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
+        self.apply(&writes);
+    }
+
+    // ---- unmap ------------------------------------------------------------
+
+    /// Unmaps [va, va + size). Units straddling either end are split first so
+    /// what lies outside stays mapped; tables left empty are freed.
+    pub fn unmap(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, size])?;
+        self.check_range(va, size)?;
+        self.split_to_boundary(va)?;
+        self.split_to_boundary(va.wrapping_add(size))?;
+        let root = self.root;
+        let mut writes = Vec::new();
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
+        self.apply(&writes);
+        Ok(())
+    }
+
+    /// Splits until no unit crosses `boundary` (0 stands for the top of the
+    /// address space, which nothing crosses).
+    fn split_to_boundary(&mut self, boundary: u64) -> Result<(), PagingError> {
+        if boundary == 0 || (self.half == Half::Lower && boundary > VA_MASK) {
+            return Ok(());
+        }
+        while let Some((m, _, _)) = self.leaf_at(boundary) {
+            if m.va == boundary {
+                break;
+            }
+            self.split(boundary)?;
+        }
+        Ok(())
+    }
+
+    /// Plans clearing every slot wholly inside [start, last] below `table`.
+    /// Returns whether `table` is left with no valid entry.
+    fn plan_clear(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        out: &mut Vec<SlotWrite>,
+    ) -> bool {
+        let size = self.granule.level_size(level);
+        let mut remaining = 0usize;
+        for index in 0..self.granule.entries(level) {
+            let slot_va = table_va + index as u64 * size;
+            let d = self.hw.read_entry(table, index);
+            let entry = descriptor::decode(self.granule, level, d);
+            if entry == Entry::Invalid {
+                continue;
+            }
+            let slot_last = slot_va + (size - 1);
+            let overlaps = slot_va <= last && start <= slot_last;
+            let inside = start <= slot_va && slot_last <= last;
+            if inside {
+                out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+            } else if overlaps && let Entry::Table { next } = entry {
+                let mark = out.len();
+                if self.plan_clear(next, level + 1, slot_va, start, last, out) {
+                    // The child empties: clear its slot here instead.
+                    out.truncate(mark);
+                    out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                } else {
+                    remaining += 1;
+                }
+            } else {
+                remaining += 1;
+            }
+        }
+        remaining == 0 && table != self.root
+    }
+
+    // ---- protect ----------------------------------------------------------
+
+    /// Changes the attributes of [va, va + size), which must be fully mapped.
+    pub fn protect(&mut self, va: u64, size: u64, attributes: Attributes) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, size])?;
+        self.check_range(va, size)?;
+        if !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        self.check_fully_mapped(va, size)?;
+        self.split_to_boundary(va)?;
+        self.split_to_boundary(va.wrapping_add(size))?;
+        let mut writes = Vec::new();
+        for m in self.mappings(va, size) {
+            let (_, table, first) = self.leaf_at(m.va).ok_or(PagingError::NotMapped { va: m.va })?;
+            self.plan_unit(&mut writes, table, first, m, m.pa, &attributes, m.unit.contiguous);
+        }
+        self.apply(&writes);
+        Ok(())
+    }
+
+    fn check_fully_mapped(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
+        // In u128 so a range ending at the top of the address space fits.
+        let mut next = va as u128;
+        for m in self.mappings(va, size) {
+            if m.va as u128 > next {
+                return Err(PagingError::NotMapped { va: next as u64 });
+            }
+            next = m.va as u128 + m.unit.size(self.granule) as u128;
+        }
+        if next < va as u128 + size as u128 { Err(PagingError::NotMapped { va: next as u64 }) } else { Ok(()) }
+    }
+
+    /// Plans rewriting the descriptors of mapping `m` (found at `table`,
+    /// `first`) to map `pa` with `attributes`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_unit(
+        &self,
+        out: &mut Vec<SlotWrite>,
+        table: u64,
+        first: usize,
+        m: Mapping,
+        pa: u64,
+        attributes: &Attributes,
+        contiguous: bool,
+    ) {
+        let level_size = self.granule.level_size(m.unit.level);
+        for i in 0..m.unit.entries(self.granule) {
+            let new = descriptor::leaf(m.unit.level, pa + i as u64 * level_size, attributes, contiguous);
+            out.push(SlotWrite { table, index: first + i, level: m.unit.level, va: m.va + i as u64 * level_size, new });
+        }
+    }
+
+    // ---- remap (batched) --------------------------------------------------
+
+    /// Points each listed unit (which must be mapped, starting at `va`) at a
+    /// new output address with new attributes: the whole list with one
+    /// break-before-make synchronisation.
+    pub fn remap(&mut self, changes: &[Remap]) -> Result<(), PagingError> {
+        let mut writes = Vec::with_capacity(changes.len());
+        for c in changes {
+            if !c.attributes.is_permitted() {
+                return Err(PagingError::ForbiddenAttributes);
+            }
+            let (m, table, first) = self.leaf_at(c.va).ok_or(PagingError::NotMapped { va: c.va })?;
+            let s = m.unit.size(self.granule);
+            if m.va != c.va || c.pa % s != 0 {
+                return Err(PagingError::Misaligned { value: if m.va != c.va { c.va } else { c.pa } });
+            }
+            self.plan_unit(&mut writes, table, first, m, c.pa, &c.attributes, m.unit.contiguous);
+        }
+        self.apply(&writes);
+        Ok(())
+    }
+
+    // ---- split and coalesce -------------------------------------------------
+
+    /// Splits the unit covering `va` into the next smaller units without
+    /// changing what is mapped: a contiguous run into its descriptors, a block
+    /// into a table of the next level (with contiguous runs where they fit).
+    /// Returns the new unit.
+    pub fn split(&mut self, va: u64) -> Result<Unit, PagingError> {
+        let (m, table, first) = self.leaf_at(va).ok_or(PagingError::NotMapped { va })?;
+        let mut writes = Vec::new();
+        if m.unit.contiguous {
+            self.plan_unit(&mut writes, table, first, m, m.pa, &m.attributes, false);
+            self.apply(&writes);
+            return Ok(Unit { level: m.unit.level, contiguous: false });
+        }
+        if m.unit.level == 3 {
+            return Err(PagingError::CannotSplit { va });
+        }
+        let level = m.unit.level + 1;
+        let child = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        self.stats.tables_in_use += 1;
+        let unit = Unit { level, contiguous: self.granule.contiguous_entries(level).is_some() };
+        let level_size = self.granule.level_size(level);
+        for index in 0..self.granule.entries(level) {
+            let d = descriptor::leaf(level, m.pa + index as u64 * level_size, &m.attributes, unit.contiguous);
+            self.hw.write_entry(child, index, d);
+        }
+        let slot = self.index(m.va, m.unit.level);
+        writes.push(SlotWrite { table, index: slot, level: m.unit.level, va: m.va, new: descriptor::table(child) });
+        self.apply(&writes);
+        Ok(unit)
+    }
+
+    /// Replaces the mappings of [va, va + unit size) by one `unit` (a block
+    /// or a contiguous run). They must map one physically contiguous,
+    /// suitably aligned range with identical attributes.
+    pub fn coalesce(&mut self, va: u64, unit: Unit) -> Result<(), PagingError> {
+        if !unit.is_supported(self.granule) || unit.level == 3 && !unit.contiguous {
+            return Err(PagingError::UnsupportedUnit(unit));
+        }
+        let size = unit.size(self.granule);
+        if !va.is_multiple_of(size) {
+            return Err(PagingError::Misaligned { value: va });
+        }
+        self.check_range(va, size)?;
+        let maps = self.mappings(va, size);
+        let first = *maps.first().ok_or(PagingError::NotMapped { va })?;
+        let mut expect = va as u128;
+        for m in &maps {
+            let uniform =
+                m.va as u128 == expect && m.pa.wrapping_sub(first.pa) == m.va - va && m.attributes == first.attributes;
+            // Already this unit or coarser: nothing to coalesce.
+            if !uniform || m.unit.size(self.granule) >= size {
+                return Err(PagingError::NotUniform { va: m.va });
+            }
+            expect = m.va as u128 + m.unit.size(self.granule) as u128;
+        }
+        if expect != va as u128 + size as u128 || first.pa % size != 0 {
+            return Err(PagingError::NotUniform { va });
+        }
+        let table = self.table_at(va, unit.level, false)?.ok_or(PagingError::NotUniform { va })?;
+        let mut writes = Vec::new();
+        let index = self.index(va, unit.level);
+        let m = Mapping { va, pa: first.pa, unit, attributes: first.attributes };
+        self.plan_unit(&mut writes, table, index, m, first.pa, &first.attributes, unit.contiguous);
+        self.apply(&writes);
+        Ok(())
+    }
+
+    // ---- the one place live entries change ---------------------------------
+
+    /// Applies slot writes with break-before-make and one synchronisation.
+    fn apply(&mut self, writes: &[SlotWrite]) {
+        let mut invalidations: Vec<(u64, bool, bool)> = Vec::new(); // (va, leaf_only, global)
+        let mut doomed: Vec<(u64, u8)> = Vec::new();
+        let mut pending: Vec<&SlotWrite> = Vec::new();
+        let mut wrote = false;
+        let mut any_table = false;
+        for w in writes {
+            let old = self.hw.read_entry(w.table, w.index);
+            if old == w.new {
+                continue;
+            }
+            any_table |= matches!(descriptor::decode(self.granule, w.level, w.new), Entry::Table { .. });
+            match descriptor::decode(self.granule, w.level, old) {
+                Entry::Invalid => pending.push(w),
+                Entry::Leaf { attributes, .. } => {
+                    if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
+                        self.hw.write_entry(w.table, w.index, w.new);
+                    } else {
+                        self.hw.write_entry(w.table, w.index, 0);
+                        pending.push(w);
+                    }
+                    wrote = true;
+                    invalidations.push((w.va, true, attributes.global));
+                }
+                Entry::Table { next } => {
+                    self.hw.write_entry(w.table, w.index, 0);
+                    wrote = true;
+                    pending.push(w);
+                    if !self.collect_subtree(next, w.level + 1, w.va, &mut invalidations, &mut doomed) {
+                        invalidations.push((w.va, false, self.half == Half::Upper));
+                    }
+                }
+            }
+        }
+        if wrote || any_table {
+            self.barrier(Barrier::DsbIshSt);
+        }
+        if !invalidations.is_empty() {
+            // A by-VA invalidation of all levels at an address also removes
+            // the leaf and walk-cache entries a leaf-only one at it would.
+            invalidations.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
+            invalidations.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
+            if invalidations.len() > TLBI_THRESHOLD {
+                // One ASID-wide invalidation covers the tree's own entries
+                // (leaves and walk cache) unless some are global.
+                let op = match self.asid {
+                    Some(asid) if invalidations.iter().all(|&(_, _, global)| !global) => Tlbi::Asid(asid),
+                    _ => Tlbi::All,
+                };
+                self.tlbi(op);
+            } else {
+                for &(va, leaf_only, global) in &invalidations {
+                    let asid = if global { None } else { self.asid };
+                    self.tlbi(Tlbi::Va { va, asid, leaf_only });
+                }
+            }
+            self.barrier(Barrier::DsbIsh);
+        }
+        let mut made = false;
+        for w in pending.iter().filter(|w| w.new != 0) {
+            self.hw.write_entry(w.table, w.index, w.new);
+            made = true;
+        }
+        if made {
+            self.barrier(Barrier::DsbIshSt);
+        }
+        for (table, _) in doomed {
+            self.hw.free_table(table);
+            self.stats.tables_in_use -= 1;
+        }
+        if (wrote || made) && self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+    }
+
+    /// Records the invalidations a subtree's removal needs and its frames:
+    /// one all-levels invalidation per leaf descriptor, which also drops the
+    /// walk-cache entries on that address's path, so a table pointer needs
+    /// its own only when nothing below it was invalidated. Returns whether
+    /// anything inside the subtree's region was invalidated.
+    fn collect_subtree(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        inv: &mut Vec<(u64, bool, bool)>,
+        doomed: &mut Vec<(u64, u8)>,
+    ) -> bool {
+        let size = self.granule.level_size(level);
+        let mut covered = false;
+        for index in 0..self.granule.entries(level) {
+            let va = table_va + index as u64 * size;
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Leaf { attributes, .. } => {
+                    inv.push((va, false, attributes.global));
+                    covered = true;
+                }
+                Entry::Table { next } => {
+                    if !self.collect_subtree(next, level + 1, va, inv, doomed) {
+                        inv.push((va, false, self.half == Half::Upper));
+                    }
+                    covered = true;
+                }
+            }
+        }
+        doomed.push((table, level));
+        covered
+    }
+
+    fn free_subtree(&mut self, table: u64, level: u8) {
+        if level < 3 {
+            for index in 0..self.granule.entries(level) {
+                if let Entry::Table { next } = descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
+                {
+                    self.free_subtree(next, level + 1);
+                }
+            }
+        }
+        self.hw.free_table(table);
+        self.stats.tables_in_use -= 1;
+    }
+
+    fn barrier(&mut self, b: Barrier) {
+        match b {
+            Barrier::Isb => self.stats.isb += 1,
+            _ => self.stats.dsb += 1,
+        }
+        self.hw.barrier(b);
+    }
+
+    fn tlbi(&mut self, op: Tlbi) {
+        self.stats.tlbi += 1;
+        self.hw.tlbi(op);
+    }
+}
