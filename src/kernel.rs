@@ -12,7 +12,7 @@ use core::panic::PanicInfo;
 
 use buddy_system_allocator::LockedHeap;
 use folio::arch::aarch64::early_map::{self, Memory};
-use folio::arch::aarch64::{cpu, exit, timer};
+use folio::arch::aarch64::{cpu, exit, mmu, timer};
 use folio::board::Board;
 use folio::bootargs::{self, BootArgs, CrashKind, ExitMethod};
 use folio::drivers::pl011::Pl011;
@@ -46,11 +46,9 @@ unsafe extern "C" {
 /// What boot learned, handed to the in-kernel tests.
 pub struct Kernel {
     pub machine: Machine,
-    pub frames: FramePool,
     pub memory_map: MemoryMap,
     pub image: PhysRange,
-    /// The early-map address of the DTB (mapped read-only), if there is one.
-    pub dtb_virtual: Option<usize>,
+    pub granule: Granule,
 }
 
 #[unsafe(no_mangle)]
@@ -64,10 +62,10 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     let image = PhysRange::saturating(load_physical, image_size);
 
     let found = read_device_tree(dtb_physical);
-    let (machine, board, dtb, dtb_virtual, dtb_problem) = match found {
-        Ok((machine, range, virt)) => {
+    let (machine, board, dtb, dtb_problem) = match found {
+        Ok((machine, range)) => {
             let board = Board::from_compatible(machine.compatible.iter().map(String::as_str));
-            (machine, board, Some(range), Some(virt), None)
+            (machine, board, Some(range), None)
         }
         Err(problem) => match Board::from_load_address(load_physical) {
             Board::RaspberryPi4 => {
@@ -75,13 +73,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
                     .ok()
                     // SAFETY: the early map just mapped these bytes read-only.
                     .and_then(|va| rpi4::parse_atags(unsafe { core::slice::from_raw_parts(va as *const u8, 0xf00) }));
-                (
-                    rpi4::default_machine(atags.as_ref()),
-                    Board::RaspberryPi4,
-                    None,
-                    None,
-                    Some((problem, atags.is_some())),
-                )
+                (rpi4::default_machine(atags.as_ref()), Board::RaspberryPi4, None, Some((problem, atags.is_some())))
             }
             _ => no_machine(problem, entry_el),
         },
@@ -121,7 +113,8 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
 
     let granule = choose_granule(args.granule);
     let (memory_map, frames) = build_frame_pool(&machine, image, dtb, granule);
-    let mut kernel = Kernel { machine, frames, memory_map, image, dtb_virtual };
+    switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    let mut kernel = Kernel { machine, memory_map, image, granule };
 
     let status = match args.ktest {
         Some(filter) => crate::ktest::run(&mut kernel, filter),
@@ -131,9 +124,43 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     exit::exit(status)
 }
 
-/// Maps and validates the DTB the firmware passed; returns the machine, the
-/// blob's physical range and its early-map address.
-fn read_device_tree(physical: u64) -> Result<(Machine, PhysRange, usize), DtbError> {
+/// Builds the kernel's own tables with the chosen granule and moves to them;
+/// the console follows to its new address.
+fn switch_to_kernel_tables(
+    machine: &Machine,
+    memory_map: &MemoryMap,
+    board: Board,
+    image: PhysRange,
+    granule: Granule,
+    frames: FramePool,
+) {
+    let mut devices = Vec::new();
+    devices.extend(machine.uart);
+    if board == Board::RaspberryPi4 {
+        devices.push(PhysRange::saturating(rpi4::GPIO_BASE, 0x1000));
+    }
+    match mmu::build_and_switch(granule, image.start(), &memory_map.banks, &devices, frames, cpu::mmfr0()) {
+        Ok(tables) => {
+            if let (Some(&uart_va), Some(_)) = (tables.devices.first(), machine.uart) {
+                // SAFETY: the new tables map the same PL011 as device memory
+                // at `uart_va`; the old console mapping is gone, so this is
+                // now the only one.
+                console::set_console(unsafe { Pl011::new(uart_va as usize) });
+            }
+            let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();
+            info!("MMU: kernel on its own {granule} tables ({} table frames), TTBR1 upper half", tables.tables);
+            info!("linear map: {}", parts.join(", "));
+        }
+        Err(e) => {
+            error!("could not build the kernel's page tables: {e:?}");
+            exit::exit(NO_MACHINE_EXIT_STATUS)
+        }
+    }
+}
+
+/// Maps and validates the DTB the firmware passed; returns the machine and
+/// the blob's physical range.
+fn read_device_tree(physical: u64) -> Result<(Machine, PhysRange), DtbError> {
     if physical == 0 {
         return Err(DtbError::TooShort { len: 0 });
     }
@@ -151,7 +178,7 @@ fn read_device_tree(physical: u64) -> Result<(Machine, PhysRange, usize), DtbErr
     // nothing writes the DTB.
     let blob = unsafe { core::slice::from_raw_parts(va as *const u8, total as usize) };
     let machine = dtb::discover(blob)?;
-    Ok((machine, PhysRange::saturating(physical, total), va))
+    Ok((machine, PhysRange::saturating(physical, total)))
 }
 
 /// No DTB on a board that needs one: say so on the board's fixed UART and stop.

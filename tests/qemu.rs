@@ -128,6 +128,22 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_has("bank     [0x040000000-0x080000000) 1 GiB /memory@40000000")
         .assert_has("reserved [0x040080000-")
         .assert_has("frame allocator: 4K frames")
+        .assert_has("MMU: kernel on its own 4K tables")
+        .assert_has("linear map: 1 x L1 block\n")
+        .assert_has("ktest   L2 block (2 MiB) at ")
+        .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
+        .assert_has("ktest   contiguous L3 page run (64 KiB) at ")
+        .assert_has("ktest   L3 page (4 KiB) at ")
+        .assert_has("ktest every_unit_maps_splits_and_coalesces ... ok")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_2g_maps_a_1g_block_with_4k() {
+    boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=unit")
+        .assert_status(EXIT_OK)
+        .assert_has("linear map: 2 x L1 block\n")
+        .assert_has("ktest   L1 block (1 GiB) at 0x80000000: mapped, written, split, coalesced, protected")
         .assert_ktests_pass();
 }
 
@@ -183,6 +199,11 @@ fn virt_with_3g_and_cpu_max() {
         .assert_status(EXIT_OK)
         .assert_has("bank     [0x040000000-0x100000000) 3 GiB")
         .assert_has("frame allocator: 16K frames")
+        .assert_has("MMU: kernel on its own 16K tables")
+        .assert_has("ktest   contiguous L2 block run (1 GiB) at ")
+        .assert_has("ktest   L2 block (32 MiB) at ")
+        .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
+        .assert_has("ktest   L3 page (16 KiB) at ")
         .assert_ktests_pass();
 }
 
@@ -191,6 +212,34 @@ fn virt_with_64k_frames() {
     boot(VIRT_A72, "exit=semihosting ktest granule=64k")
         .assert_status(EXIT_OK)
         .assert_has("frame allocator: 64K frames")
+        .assert_has("MMU: kernel on its own 64K tables")
+        .assert_has(
+            "ktest   contiguous L2 block run (16 GiB): no free aligned block in this much RAM (try a larger MEM=)",
+        )
+        .assert_has("ktest   L3 page (64 KiB) at ")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn virt_with_32g_maps_a_16g_contiguous_run_with_64k() {
+    // Only what the guest touches becomes resident (reserve=off).
+    let args = [
+        "-M",
+        "virt,memory-backend=ram0",
+        "-cpu",
+        "cortex-a72",
+        "-m",
+        "32G",
+        "-object",
+        "memory-backend-ram,id=ram0,size=32G,reserve=off",
+    ];
+    boot(&args, "exit=semihosting ktest=unit granule=64k")
+        .assert_status(EXIT_OK)
+        .assert_has("linear map: 32 x L2 block, 1 x contiguous L2 block run\n")
+        .assert_has(
+            "ktest   contiguous L2 block run (16 GiB) at 0x400000000: mapped, written, split, coalesced, protected",
+        )
+        .assert_has("ktest   L2 block (512 MiB) at ")
         .assert_ktests_pass();
 }
 
@@ -238,6 +287,9 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("GIC: v2, distributor 0xff841000, CPU interface 0xff842000")
         .assert_has("CPUs: 4 [0x0:spin-table@0xd8, 0x1:spin-table@0xe0, 0x2:spin-table@0xe8, 0x3:spin-table@0xf0]")
         .assert_has("PSCI: none")
+        .assert_has("MMU: kernel on its own 4K tables")
+        .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
+        .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
         .assert_ktests_pass();
 }
 
@@ -246,6 +298,8 @@ fn rpi4_with_64k_frames() {
     boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest granule=64k")
         .assert_status(EXIT_OK)
         .assert_has("frame allocator: 64K frames")
+        .assert_has("MMU: kernel on its own 64K tables")
+        .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
         .assert_ktests_pass();
 }
 

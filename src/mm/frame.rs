@@ -13,6 +13,12 @@ use core::fmt;
 use buddy_system_allocator::FrameAllocator;
 
 use super::{Granule, PhysRange};
+use crate::sync::SpinLock;
+
+/// The kernel's frame pool, once boot has set it up. Lock order: take it
+/// only for the allocation itself; never hold it while calling the
+/// page-table engine (which takes it to allocate table frames).
+pub static KERNEL_FRAMES: SpinLock<Option<FramePool>> = SpinLock::new(None);
 
 /// Largest block the allocator can hold: 2^(ORDER-1) frames
 /// (2^32 frames = 16 TiB with 4 KiB frames).

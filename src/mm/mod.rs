@@ -8,6 +8,7 @@
 
 pub mod frame;
 pub mod granule;
+pub mod layout;
 pub mod memmap;
 pub mod paging;
 

@@ -304,6 +304,41 @@ running_high:
     bl      kernel_start            // never returns
     b       stop_forever
 
+// Switches TTBR1 to the tables the engine built (possibly with another
+// granule). The change runs from the boot identity map (TTBR0, 4 KiB), so no
+// instruction is fetched through TTBR1 while its granule and root change,
+// and touches no memory (the stack is a TTBR1 address).
+//   x0 = new TTBR1   x1 = TCR for the switch (new TG1, TTBR0 identity on)
+//   x2 = TTBR0 (boot identity tables, physical)
+//   x3 = physical address of switch_tables_identity
+//   x4 = final TCR (new TG0/TG1, TTBR0 walks off until tasks exist)
+.global switch_kernel_tables
+switch_kernel_tables:
+    mrs     x5, tcr_el1
+    bic     x5, x5, #TCR_EPD0       // walks through the identity map again
+    msr     tcr_el1, x5
+    msr     ttbr0_el1, x2
+    isb
+    br      x3
+.global switch_tables_identity
+switch_tables_identity:
+    msr     ttbr1_el1, x0
+    msr     tcr_el1, x1
+    isb
+    tlbi    vmalle1                 // nothing of the boot tables may survive
+    dsb     nsh
+    isb
+    ldr     x5, =switch_tables_back
+    br      x5
+switch_tables_back:                 // the linked address, through the new tables
+    msr     tcr_el1, x4
+    msr     ttbr0_el1, xzr
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ret
+
 // Before the MMU is on there is no Rust and no DTB: pick the UART by where
 // the image was loaded (below 1 GiB: Raspberry Pi 4; above: QEMU virt).
 // x0 = NUL-terminated string. Clobbers x0-x3.

@@ -40,6 +40,8 @@ pub enum Memory {
     Device,
     /// Normal write-back, read-only, never executable.
     NormalReadOnly,
+    /// Normal write-back, read/write, never executable (boot page-table frames).
+    NormalReadWrite,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub enum EarlyMapError {
     WindowFull { pages: usize },
     /// The physical range does not fit 48 bits.
     AddressTooLarge { physical: u64 },
+    /// The kernel runs on its own tables; the boot window no longer exists.
+    Retired,
 }
 
 unsafe extern "C" {
@@ -55,6 +59,13 @@ unsafe extern "C" {
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Set once the kernel runs on its own tables: the window is gone.
+static RETIRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Called once the boot tables are no longer in use.
+pub fn retire() {
+    RETIRED.store(true, Ordering::SeqCst);
+}
 static WRITE_LOCK: SpinLock<()> = SpinLock::new(());
 
 /// Maps [physical, physical + size) and returns the virtual address of
@@ -67,6 +78,9 @@ pub fn map(physical: u64, size: u64, memory: Memory) -> Result<usize, EarlyMapEr
     }
     let pages = (end - first).div_ceil(PAGE_SIZE) as usize;
     let _guard = WRITE_LOCK.lock();
+    if RETIRED.load(Ordering::SeqCst) {
+        return Err(EarlyMapError::Retired);
+    }
     let slot = NEXT_SLOT.load(Ordering::Relaxed);
     if slot + pages > WINDOW_PAGES {
         return Err(EarlyMapError::WindowFull { pages });
@@ -74,6 +88,7 @@ pub fn map(physical: u64, size: u64, memory: Memory) -> Result<usize, EarlyMapEr
     let attributes = match memory {
         Memory::Device => PAGE | AF | ATTR_DEVICE | PXN | UXN,
         Memory::NormalReadOnly => PAGE | AF | SH_INNER | ATTR_NORMAL | AP_READ_ONLY | PXN | UXN,
+        Memory::NormalReadWrite => PAGE | AF | SH_INNER | ATTR_NORMAL | PXN | UXN,
     };
     for i in 0..pages {
         let descriptor = ((first + i as u64 * PAGE_SIZE) & OUTPUT_MASK) | attributes;

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod early_map;
 pub mod exception;
 pub mod exit;
+pub mod mmu;
 pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"), options(raw));

@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod descriptor;
 pub mod engine;
+pub mod registers;
 #[cfg(test)]
 pub mod sim;
 #[cfg(test)]
