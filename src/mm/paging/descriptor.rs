@@ -159,6 +159,13 @@ pub fn decode(granule: Granule, level: u8, d: u64) -> Entry {
     Entry::Leaf { output: d & block_mask, attributes: Attributes::from_bits(d), contiguous: d & CONTIGUOUS != 0 }
 }
 
+/// `old` (a valid leaf) with its attributes replaced by `attributes`, its
+/// output address, type and contiguous bit kept.
+pub fn with_attributes(old: u64, attributes: &Attributes) -> u64 {
+    let keep = ((OUTPUT_TOP - 1) & !0xfff) | CONTIGUOUS | TABLE_OR_PAGE | VALID;
+    (old & keep) | attributes.bits()
+}
+
 /// Whether changing a live leaf from `old` to `new` may be done in place
 /// (only permission and execute-never bits differ) rather than with
 /// break-before-make.
@@ -186,6 +193,17 @@ mod tests {
             }
             assert_eq!(decode(g, 1, table(0x8000_0000)), Entry::Table { next: 0x8000_0000 });
             assert_eq!(decode(g, 2, 0), Entry::Invalid);
+        }
+    }
+
+    #[test]
+    fn replacing_attributes_keeps_address_type_and_run() {
+        for (level, contiguous) in [(3, true), (2, false)] {
+            let old = leaf(level, 0x4020_0000, &Attributes::KERNEL_RW, contiguous);
+            assert_eq!(
+                with_attributes(old, &Attributes::DEVICE),
+                leaf(level, 0x4020_0000, &Attributes::DEVICE, contiguous)
+            );
         }
     }
 

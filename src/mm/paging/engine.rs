@@ -225,6 +225,59 @@ struct SlotWrite {
     new: u64,
 }
 
+/// The invalidations one change needs. Past [`TLBI_THRESHOLD`] the list is
+/// dropped for one broad invalidation, so large changes cost nothing here.
+#[derive(Default)]
+struct Invalidations {
+    /// (va, leaf_only, global)
+    list: Vec<(u64, bool, bool)>,
+    broad: bool,
+    any_global: bool,
+}
+
+impl Invalidations {
+    fn push(&mut self, va: u64, leaf_only: bool, global: bool) {
+        self.any_global |= global;
+        if self.broad {
+            return;
+        }
+        if self.list.len() == TLBI_THRESHOLD * 2 {
+            self.finish();
+            if self.list.len() >= TLBI_THRESHOLD {
+                self.broad = true;
+                self.list = Vec::new();
+                return;
+            }
+        }
+        self.list.push((va, leaf_only, global));
+    }
+
+    /// Removes what another entry already covers: a by-VA invalidation of
+    /// all levels at an address also removes the leaf and walk-cache entries
+    /// a leaf-only one at it would.
+    fn finish(&mut self) {
+        self.list.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
+        self.list.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
+        if self.list.len() > TLBI_THRESHOLD {
+            self.broad = true;
+            self.list = Vec::new();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.broad && self.list.is_empty()
+    }
+}
+
+/// One change to a tree: slot writes that need break-before-make, plus
+/// permission changes already written in place and what they invalidate.
+#[derive(Default)]
+struct Change {
+    writes: Vec<SlotWrite>,
+    invalidations: Invalidations,
+    wrote: bool,
+}
+
 /// A translation table tree and the machine it lives on.
 pub struct PageTable<H: PageTableHw> {
     hw: H,
@@ -233,13 +286,24 @@ pub struct PageTable<H: PageTableHw> {
     asid: Option<u16>,
     root: u64,
     stats: Stats,
+    /// Whether a global mapping was ever made in a lower-half tree: only
+    /// then can an ASID-wide invalidation miss something.
+    global_in_lower_half: bool,
 }
 
 impl<H: PageTableHw> PageTable<H> {
     /// An empty tree. `asid` tags non-global (user) mappings' invalidations.
     pub fn new(mut hw: H, granule: Granule, half: Half, asid: Option<u16>) -> Result<Self, PagingError> {
         let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-        Ok(PageTable { hw, granule, half, asid, root, stats: Stats { tables_in_use: 1, ..Stats::default() } })
+        Ok(PageTable {
+            hw,
+            granule,
+            half,
+            asid,
+            root,
+            stats: Stats { tables_in_use: 1, ..Stats::default() },
+            global_in_lower_half: false,
+        })
     }
 
     /// The root table's physical address (for TTBR0/TTBR1).
@@ -365,10 +429,11 @@ impl<H: PageTableHw> PageTable<H> {
     /// ending at the top of the address space does not overflow).
     fn collect(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64, out: &mut Vec<Mapping>) {
         let size = self.granule.level_size(level);
-        for index in 0..self.granule.entries(level) {
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        for index in first..self.granule.entries(level) {
             let slot_va = table_va + index as u64 * size;
-            if slot_va + (size - 1) < start || slot_va > last {
-                continue;
+            if slot_va > last {
+                break;
             }
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
@@ -412,6 +477,7 @@ impl<H: PageTableHw> PageTable<H> {
         if !attributes.is_permitted() {
             return Err(PagingError::ForbiddenAttributes);
         }
+        self.global_in_lower_half |= attributes.global && self.half == Half::Lower;
         if let Policy::Force(unit) = policy {
             if !unit.is_supported(self.granule) {
                 return Err(PagingError::UnsupportedUnit(unit));
@@ -433,19 +499,33 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
         }
         let tables_before = self.stats.tables_in_use;
+        let mut last_table = None;
         let mut done = 0;
         while done < size {
             let (v, p, left) = (va + done, pa + done, size - done);
             let unit = match policy {
                 Policy::Force(unit) => unit,
-                Policy::Largest => Unit::all_largest_first(self.granule)
-                    .find(|u| {
-                        let s = u.size(self.granule);
-                        v % s == 0 && p % s == 0 && left >= s
-                    })
-                    .unwrap_or(Unit::PAGE),
+                Policy::Largest => self.largest_unit(v, p, left),
             };
-            if let Err(e) = self.write_unit(v, p, unit, &attributes) {
+            // As many units as the choice stays the same for, within one table.
+            let unit_size = unit.size(self.granule);
+            let slots_left = self.granule.entries(unit.level) - self.index(v, unit.level);
+            let mut count = 1;
+            while count < slots_left / unit.entries(self.granule) && (count as u64 + 1) * unit_size <= left {
+                let next_va = v + count as u64 * unit_size;
+                let same = match policy {
+                    Policy::Force(_) => true,
+                    Policy::Largest => {
+                        self.largest_unit(next_va, p + count as u64 * unit_size, left - count as u64 * unit_size)
+                            == unit
+                    }
+                };
+                if !same {
+                    break;
+                }
+                count += 1;
+            }
+            if let Err(e) = self.write_units(v, p, unit, count, &attributes, &mut last_table) {
                 if done > 0 {
                     self.barrier(Barrier::DsbIshSt);
                     // Undo: nothing of the new range may stay mapped.
@@ -455,7 +535,7 @@ impl<H: PageTableHw> PageTable<H> {
                 debug_assert_eq!(self.stats.tables_in_use, tables_before);
                 return Err(e);
             }
-            done += unit.size(self.granule);
+            done += unit.size(self.granule) * count as u64;
         }
         self.barrier(Barrier::DsbIshSt);
         if self.half == Half::Upper {
@@ -466,13 +546,49 @@ impl<H: PageTableHw> PageTable<H> {
 
     /// Writes the descriptors of one unit into invalid slots (invalid ->
     /// valid needs no invalidation; the caller issues the closing barrier).
-    fn write_unit(&mut self, va: u64, pa: u64, unit: Unit, attributes: &Attributes) -> Result<(), PagingError> {
-        let table = self.table_at(va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+    /// `last` remembers the table of the previous unit (level, region, table)
+    /// so consecutive units in one table need no walk from the root.
+    /// The largest unit that maps `va` to `pa` within `left` bytes.
+    fn largest_unit(&self, va: u64, pa: u64, left: u64) -> Unit {
+        let misalignment = va | pa;
+        Unit::all_largest_first(self.granule)
+            .find(|u| {
+                let s = u.size(self.granule);
+                misalignment & (s - 1) == 0 && left >= s
+            })
+            .unwrap_or(Unit::PAGE)
+    }
+
+    /// Writes `count` consecutive units, which must lie in one table.
+    #[allow(clippy::too_many_arguments)]
+    fn write_units(
+        &mut self,
+        va: u64,
+        pa: u64,
+        unit: Unit,
+        count: usize,
+        attributes: &Attributes,
+        last: &mut Option<(u8, u64, u64)>,
+    ) -> Result<(), PagingError> {
+        let region_mask = match unit.level.checked_sub(1) {
+            Some(parent) if unit.level > self.granule.start_level() => !(self.granule.level_size(parent) - 1),
+            _ => 0,
+        };
+        let table = match *last {
+            Some((level, region, table)) if level == unit.level && region == va & region_mask => table,
+            _ => {
+                let table = self.table_at(va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+                *last = Some((unit.level, va & region_mask, table));
+                table
+            }
+        };
         let first = self.index(va, unit.level);
         let level_size = self.granule.level_size(unit.level);
-        for i in 0..unit.entries(self.granule) {
-            let d = descriptor::leaf(unit.level, pa + i as u64 * level_size, attributes, unit.contiguous);
+        // Consecutive descriptors differ only in their output address.
+        let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
+        for i in 0..count * unit.entries(self.granule) {
             self.hw.write_entry(table, first + i, d);
+            d += level_size;
         }
         Ok(())
     }
@@ -533,8 +649,11 @@ impl<H: PageTableHw> PageTable<H> {
         out: &mut Vec<SlotWrite>,
     ) -> bool {
         let size = self.granule.level_size(level);
+        let entries = self.granule.entries(level);
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
         let mut remaining = 0usize;
-        for index in 0..self.granule.entries(level) {
+        for index in first..end {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
             let entry = descriptor::decode(self.granule, level, d);
@@ -559,7 +678,11 @@ impl<H: PageTableHw> PageTable<H> {
                 remaining += 1;
             }
         }
-        remaining == 0 && table != self.root
+        // Emptied only if nothing outside the range is left either (the
+        // root is never freed, so it need not be looked at).
+        remaining == 0
+            && table != self.root
+            && !(0..first).chain(end..entries).any(|i| self.hw.read_entry(table, i) & 1 != 0)
     }
 
     // ---- protect ----------------------------------------------------------
@@ -574,28 +697,126 @@ impl<H: PageTableHw> PageTable<H> {
         if !attributes.is_permitted() {
             return Err(PagingError::ForbiddenAttributes);
         }
-        self.check_fully_mapped(va, size)?;
-        self.split_to_boundary(va)?;
-        self.split_to_boundary(va.wrapping_add(size))?;
-        let mut writes = Vec::new();
-        for m in self.mappings(va, size) {
-            let (_, table, first) = self.leaf_at(m.va).ok_or(PagingError::NotMapped { va: m.va })?;
-            self.plan_unit(&mut writes, table, first, m, m.pa, &attributes, m.unit.contiguous);
+        self.global_in_lower_half |= attributes.global && self.half == Half::Lower;
+        let last = va + (size - 1);
+        let (covered, crosses) = self.coverage(va, last);
+        if covered < size as u128 {
+            let hole = self
+                .mappings(va, size)
+                .iter()
+                .fold(va, |next, m| if m.va <= next { m.va + m.unit.size(self.granule) } else { next });
+            return Err(PagingError::NotMapped { va: hole });
         }
-        self.apply(&writes);
+        if crosses {
+            // Units crossing either end are split first, so only the range changes.
+            self.split_to_boundary(va)?;
+            self.split_to_boundary(va.wrapping_add(size))?;
+        }
+        // Permission-only changes are written in place as the walk goes;
+        // everything else (contiguous runs, memory type) is collected for
+        // break-before-make. Both share one synchronisation.
+        let mut change = Change::default();
+        let root = self.root;
+        self.protect_walk(root, self.granule.start_level(), self.canonical(0), va, last, &attributes, &mut change);
+        self.apply_change(change);
         Ok(())
     }
 
-    fn check_fully_mapped(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
-        // In u128 so a range ending at the top of the address space fits.
-        let mut next = va as u128;
-        for m in self.mappings(va, size) {
-            if m.va as u128 > next {
-                return Err(PagingError::NotMapped { va: next as u64 });
-            }
-            next = m.va as u128 + m.unit.size(self.granule) as u128;
+    /// Bytes of [start, last] that are mapped, and whether a unit crosses
+    /// either end.
+    fn coverage(&mut self, start: u64, last: u64) -> (u128, bool) {
+        let mut covered = 0u128;
+        let mut crosses = false;
+        let root = self.root;
+        self.coverage_walk(
+            root,
+            self.granule.start_level(),
+            self.canonical(0),
+            start,
+            last,
+            &mut covered,
+            &mut crosses,
+        );
+        (covered, crosses)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn coverage_walk(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        covered: &mut u128,
+        crosses: &mut bool,
+    ) {
+        let size = self.granule.level_size(level);
+        let entries = self.granule.entries(level);
+        if level == 3 && start <= table_va && table_va + (size * entries as u64 - 1) <= last {
+            // A whole last-level table inside the range: no unit can cross
+            // an end, only valid pages count.
+            let valid = (0..entries).filter(|&i| self.hw.read_entry(table, i) & 1 != 0).count();
+            *covered += valid as u128 * size as u128;
+            return;
         }
-        if next < va as u128 + size as u128 { Err(PagingError::NotMapped { va: next as u64 }) } else { Ok(()) }
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        for index in first..self.granule.entries(level) {
+            let slot_va = table_va + index as u64 * size;
+            if slot_va > last {
+                break;
+            }
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Table { next } => self.coverage_walk(next, level + 1, slot_va, start, last, covered, crosses),
+                Entry::Leaf { contiguous, .. } => {
+                    let n = if contiguous { self.granule.contiguous_entries(level).unwrap_or(1) as u64 } else { 1 };
+                    let unit_va = slot_va & !(size * n - 1);
+                    *crosses |= unit_va < start || unit_va + (size * n - 1) > last;
+                    let (s, e) = (slot_va.max(start) as u128, (slot_va as u128 + size as u128).min(last as u128 + 1));
+                    *covered += e - s;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn protect_walk(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        attributes: &Attributes,
+        change: &mut Change,
+    ) {
+        let size = self.granule.level_size(level);
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        for index in first..self.granule.entries(level) {
+            let slot_va = table_va + index as u64 * size;
+            if slot_va > last {
+                break;
+            }
+            let old = self.hw.read_entry(table, index);
+            match descriptor::decode(self.granule, level, old) {
+                Entry::Invalid => {}
+                Entry::Table { next } => self.protect_walk(next, level + 1, slot_va, start, last, attributes, change),
+                Entry::Leaf { attributes: was, .. } => {
+                    let new = descriptor::with_attributes(old, attributes);
+                    if new == old {
+                        continue;
+                    }
+                    if descriptor::in_place_change_allowed(old, new) {
+                        self.hw.write_entry(table, index, new);
+                        change.wrote = true;
+                        change.invalidations.push(slot_va, true, was.global);
+                    } else {
+                        change.writes.push(SlotWrite { table, index, level, va: slot_va, new });
+                    }
+                }
+            }
+        }
     }
 
     /// Plans rewriting the descriptors of mapping `m` (found at `table`,
@@ -629,6 +850,7 @@ impl<H: PageTableHw> PageTable<H> {
             if !c.attributes.is_permitted() {
                 return Err(PagingError::ForbiddenAttributes);
             }
+            self.global_in_lower_half |= c.attributes.global && self.half == Half::Lower;
             let (m, table, first) = self.leaf_at(c.va).ok_or(PagingError::NotMapped { va: c.va })?;
             let s = m.unit.size(self.granule);
             if m.va != c.va || c.pa % s != 0 {
@@ -712,12 +934,17 @@ impl<H: PageTableHw> PageTable<H> {
 
     /// Applies slot writes with break-before-make and one synchronisation.
     fn apply(&mut self, writes: &[SlotWrite]) {
-        let mut invalidations: Vec<(u64, bool, bool)> = Vec::new(); // (va, leaf_only, global)
+        self.apply_change(Change { writes: writes.to_vec(), ..Change::default() });
+    }
+
+    /// Applies a change: its slot writes with break-before-make, together
+    /// with the in-place writes already made and their invalidations.
+    fn apply_change(&mut self, change: Change) {
+        let Change { writes, mut invalidations, mut wrote } = change;
         let mut doomed: Vec<(u64, u8)> = Vec::new();
         let mut pending: Vec<&SlotWrite> = Vec::new();
-        let mut wrote = false;
         let mut any_table = false;
-        for w in writes {
+        for w in &writes {
             let old = self.hw.read_entry(w.table, w.index);
             if old == w.new {
                 continue;
@@ -733,14 +960,14 @@ impl<H: PageTableHw> PageTable<H> {
                         pending.push(w);
                     }
                     wrote = true;
-                    invalidations.push((w.va, true, attributes.global));
+                    invalidations.push(w.va, true, attributes.global);
                 }
                 Entry::Table { next } => {
                     self.hw.write_entry(w.table, w.index, 0);
                     wrote = true;
                     pending.push(w);
                     if !self.collect_subtree(next, w.level + 1, w.va, &mut invalidations, &mut doomed) {
-                        invalidations.push((w.va, false, self.half == Half::Upper));
+                        invalidations.push(w.va, false, self.half == Half::Upper);
                     }
                 }
             }
@@ -749,20 +976,17 @@ impl<H: PageTableHw> PageTable<H> {
             self.barrier(Barrier::DsbIshSt);
         }
         if !invalidations.is_empty() {
-            // A by-VA invalidation of all levels at an address also removes
-            // the leaf and walk-cache entries a leaf-only one at it would.
-            invalidations.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
-            invalidations.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
-            if invalidations.len() > TLBI_THRESHOLD {
+            invalidations.finish();
+            if invalidations.broad {
                 // One ASID-wide invalidation covers the tree's own entries
                 // (leaves and walk cache) unless some are global.
                 let op = match self.asid {
-                    Some(asid) if invalidations.iter().all(|&(_, _, global)| !global) => Tlbi::Asid(asid),
+                    Some(asid) if !invalidations.any_global => Tlbi::Asid(asid),
                     _ => Tlbi::All,
                 };
                 self.tlbi(op);
             } else {
-                for &(va, leaf_only, global) in &invalidations {
+                for &(va, leaf_only, global) in &invalidations.list {
                     let asid = if global { None } else { self.asid };
                     self.tlbi(Tlbi::Va { va, asid, leaf_only });
                 }
@@ -796,22 +1020,36 @@ impl<H: PageTableHw> PageTable<H> {
         table: u64,
         level: u8,
         table_va: u64,
-        inv: &mut Vec<(u64, bool, bool)>,
+        inv: &mut Invalidations,
         doomed: &mut Vec<(u64, u8)>,
     ) -> bool {
         let size = self.granule.level_size(level);
         let mut covered = false;
+        if level == 3 && inv.broad {
+            // Past the threshold only tables matter, and a last-level table
+            // has none; only whether a global entry is among its leaves
+            // (which an ASID-wide invalidation would miss) is still needed.
+            if !inv.any_global && self.half == Half::Lower && self.global_in_lower_half {
+                let global = (0..self.granule.entries(3)).any(|i| {
+                    let d = self.hw.read_entry(table, i);
+                    matches!(descriptor::decode(self.granule, 3, d), Entry::Leaf { attributes, .. } if attributes.global)
+                });
+                inv.any_global |= global;
+            }
+            doomed.push((table, level));
+            return true;
+        }
         for index in 0..self.granule.entries(level) {
             let va = table_va + index as u64 * size;
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
                 Entry::Leaf { attributes, .. } => {
-                    inv.push((va, false, attributes.global));
+                    inv.push(va, false, attributes.global);
                     covered = true;
                 }
                 Entry::Table { next } => {
                     if !self.collect_subtree(next, level + 1, va, inv, doomed) {
-                        inv.push((va, false, self.half == Half::Upper));
+                        inv.push(va, false, self.half == Half::Upper);
                     }
                     covered = true;
                 }
