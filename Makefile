@@ -37,7 +37,7 @@ VIRT_RAM_BACKEND = -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram
 VIRT_RAM_PLAIN   = -M virt -m $(MEM)
 VIRT_RAM    = $(if $(MEM_IS_BIG),$(VIRT_RAM_BACKEND),$(VIRT_RAM_PLAIN))
 
-.PHONY: all setup kernel image run run-rpi4 rpi4 test check clean
+.PHONY: all setup kernel image run run-rpi4 rpi4 test check bench clean
 
 all: image
 
@@ -67,6 +67,19 @@ rpi4: image
 # Host unit tests and the QEMU integration tests (tests/qemu.rs) in one run.
 test: image
 	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release
+
+# Deterministic instruction counts: one vCPU, icount, fixed seed and clock.
+ICOUNT = -icount shift=0,sleep=off -seed 1 -rtc base=2024-01-01T00:00:00,clock=vm
+BENCH_BOOT = timeout 120 qemu-system-aarch64 -m 2G $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG)
+
+# In-kernel benchmarks under QEMU icount for each granule, then the host
+# benchmark (criterion, folio against aarch64-paging).
+bench: image
+	@for g in 4k:cortex-a72 16k:max 64k:cortex-a72; do \
+	    echo "== granule $${g%%:*} (-cpu $${g##*:})"; \
+	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep '^bench' || exit 1; \
+	done
+	$(CARGO) bench --bench paging
 
 check: setup
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -11,6 +11,7 @@
 //! | `exit=` | `psci` `semihosting` `halt` | `psci` when the DTB has PSCI, else `halt` |
 //! | `ktest` / `ktest=NAME` | run the in-kernel tests (those whose name contains NAME) | off |
 //! | `crash=` | `fault` `panic`: deliberately fail after boot, to test the report path | off |
+//! | `bench` | run the in-kernel benchmarks (QEMU with `-icount shift=0`) | off |
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -81,11 +82,13 @@ pub struct BootArgs<'a> {
     /// `Some("")` runs every in-kernel test, `Some(name)` those matching.
     pub ktest: Option<&'a str>,
     pub crash: Option<CrashKind>,
+    /// Run the in-kernel benchmarks (for QEMU with `-icount shift=0`).
+    pub bench: bool,
 }
 
 impl Default for BootArgs<'_> {
     fn default() -> Self {
-        BootArgs { log_level: LogLevel::Info, granule: Granule::K4, exit: None, ktest: None, crash: None }
+        BootArgs { log_level: LogLevel::Info, granule: Granule::K4, exit: None, ktest: None, crash: None, bench: false }
     }
 }
 
@@ -133,6 +136,7 @@ pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
                 _ => bad("psci, semihosting or halt"),
             },
             ("ktest", None) => args.ktest = Some(""),
+            ("bench", None) => args.bench = true,
             ("ktest", Some(v)) => args.ktest = Some(v),
             ("crash", Some(v)) => match v {
                 "fault" => args.crash = Some(CrashKind::Fault),

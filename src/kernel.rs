@@ -120,6 +120,9 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         Some(filter) => crate::ktest::run(&mut kernel, filter),
         None => 0,
     };
+    if args.bench {
+        crate::bench::run(granule);
+    }
     crash_if_asked(&args);
     exit::exit(status)
 }

@@ -20,6 +20,8 @@ fn main() {
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod bench;
+#[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]
 mod ktest;

@@ -9,6 +9,7 @@ pub mod early_map;
 pub mod exception;
 pub mod exit;
 pub mod mmu;
+pub mod pmu;
 pub mod timer;
 
 core::arch::global_asm!(include_str!("boot.s"), options(raw));
