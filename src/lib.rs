@@ -26,6 +26,7 @@ pub mod console;
 pub mod drivers;
 pub mod dtb;
 pub mod exception;
+pub mod hvo;
 pub mod mm;
 pub mod sync;
 

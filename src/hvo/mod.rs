@@ -1,0 +1,719 @@
+//! Page descriptors, the vmemmap, huge folios, and HVO (Hugepage Vmemmap
+//! Optimization) on arm64.
+//!
+//! Owns: one vmemmap (a virtually contiguous array of 64-byte
+//! [`PageDescriptor`]s indexed by frame number), the folios described in it,
+//! the shared tail pages, and the accounting of every vmemmap frame.
+//! Must never: touch page tables or frames except through [`VmemmapHw`]
+//! (so the memory service can run the same engine in its own address
+//! space), write a tail descriptor of an optimized folio, or target a tail
+//! descriptor with an atomic instruction (on arm64 even a failing
+//! compare-and-swap needs write permission, and tails are read-only).
+//!
+//! # The mechanism
+//!
+//! A folio of order N spans 2^N frames, so 2^N descriptors in
+//! n = 2^N x 64 / PAGE_SIZE vmemmap pages. Its head descriptor carries the
+//! order, owner, reference count and flags; every tail carries only
+//! `compound_info = GENMASK(63, N + 6) | 1`, so the head is
+//! `tail_address & !1 & compound_info` and all tails of one order (and zone)
+//! are byte-identical. HVO keeps vmemmap page 0 private (a fresh copy, so the
+//! old pages free as one run), points pages 1..n-1 read-only at the zone's
+//! shared tail page for that order, and frees the old pages only after the
+//! TLB is clean. Restore reverses it. Every remap is break-before-make,
+//! batched with one synchronisation per batch.
+//!
+//! # Nobody in the window
+//!
+//! While the engine remaps a folio's vmemmap pages, nothing else reads or
+//! writes those descriptors: the engine is the only code that holds this
+//! [`Hvo`] (it is owned, not shared; the kernel keeps it behind one lock and
+//! the memory service is its only owner), a folio being optimized or
+//! restored is owned by the caller of that operation and not handed out,
+//! and nothing else in folio reads descriptors at all. So during the
+//! break-before-make window an access to those addresses cannot happen, and
+//! the full architectural sequence can run: the gap that made Linux turn
+//! HVO off on arm64.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::mm::{Granule, PhysRange};
+
+#[cfg(test)]
+pub mod sim;
+#[cfg(test)]
+mod tests;
+
+/// Head descriptor flags.
+pub const FLAG_HEAD: u64 = 1 << 0;
+pub const FLAG_OPTIMIZED: u64 = 1 << 1;
+
+/// One frame's descriptor: 64 bytes, a power of two.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageDescriptor {
+    /// Head only: [`FLAG_HEAD`], [`FLAG_OPTIMIZED`].
+    pub flags: u64,
+    /// Tails only: the order-encoded mask | 1; 0 elsewhere.
+    pub compound_info: u64,
+    /// Head only: who allocated the folio.
+    pub owner: u64,
+    /// Head only. Never updated atomically on a tail (tails are read-only).
+    pub refcount: u32,
+    /// Head only: the folio's order.
+    pub order: u8,
+    /// Every descriptor: the zone (RAM bank) of its frame.
+    pub zone: u8,
+    pub reserved0: u16,
+    pub reserved: [u64; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<PageDescriptor>() == 64);
+const _: () = assert!(core::mem::size_of::<PageDescriptor>().is_power_of_two());
+pub const DESCRIPTOR_SHIFT: u32 = 6;
+
+impl PageDescriptor {
+    /// The tail descriptor of every folio of `order` in `zone`.
+    pub fn tail(order: u32, zone: u8) -> PageDescriptor {
+        PageDescriptor { compound_info: compound_info(order), zone, ..PageDescriptor::default() }
+    }
+
+    pub fn free(zone: u8) -> PageDescriptor {
+        PageDescriptor { zone, ..PageDescriptor::default() }
+    }
+
+    pub fn is_tail(&self) -> bool {
+        self.compound_info & 1 != 0
+    }
+}
+
+/// `GENMASK(63, order + 6) | 1`.
+pub fn compound_info(order: u32) -> u64 {
+    (!0u64 << (order + DESCRIPTOR_SHIFT)) | 1
+}
+
+/// The head descriptor's address for a descriptor at `va` holding `d`.
+pub fn compound_head(va: u64, d: &PageDescriptor) -> u64 {
+    if d.is_tail() { va & d.compound_info & !1 } else { va }
+}
+
+/// The smallest order whose descriptors fill two vmemmap pages: 7, 9, 11.
+pub fn min_optimizable_order(granule: Granule) -> u32 {
+    granule.shift() - DESCRIPTOR_SHIFT + 1
+}
+
+/// Vmemmap pages holding the descriptors of a folio of `order`, in units
+/// of 1/64 page (so sub-page folios show as fractions).
+pub fn vmemmap_pages_x64(granule: Granule, order: u32) -> u64 {
+    ((1u64 << order) << DESCRIPTOR_SHIFT) * 64 / granule.size()
+}
+
+/// What the engine needs from the machine: frames for vmemmap pages,
+/// physical access to fill them, mappings of vmemmap pages (made, changed
+/// with break-before-make in batches, removed), and access to descriptors
+/// through the vmemmap's virtual addresses.
+pub trait VmemmapHw {
+    /// One frame of the granule, or `None` when memory is out.
+    fn alloc_frame(&mut self) -> Option<u64>;
+    fn free_frame(&mut self, pa: u64);
+    /// Fills the frame at `pa` with `f(index)` for each descriptor slot.
+    fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor);
+    /// Maps unmapped vmemmap pages: (va, pa, writable).
+    fn map_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError>;
+    /// Points mapped vmemmap pages at new frames: one break-before-make batch.
+    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError>;
+    fn unmap_pages(&mut self, va: u64, size: u64) -> Result<(), HvoError>;
+    /// The frame mapped at a vmemmap page.
+    fn frame_of(&mut self, va: u64) -> Option<u64>;
+    fn read(&mut self, va: u64) -> PageDescriptor;
+    /// Writes through the vmemmap mapping. On a read-only page this faults
+    /// in the kernel; the simulation reports it as an error.
+    fn write(&mut self, va: u64, d: &PageDescriptor) -> Result<(), HvoError>;
+    /// Page-table frames in use by the whole tree the vmemmap lives in.
+    fn table_frames(&mut self) -> u64;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvoError {
+    /// No frame for a vmemmap page or a shared tail. Nothing changed.
+    OutOfMemory,
+    /// The folio is below the minimum order for HVO (it is still served).
+    NotEligible {
+        order: u32,
+    },
+    /// The folio is already in the requested state.
+    AlreadyOptimized,
+    NotOptimized,
+    /// Not a folio head known to this vmemmap.
+    NotAFolio {
+        pfn: u64,
+    },
+    /// The folio lies outside every zone, or is misaligned for its order.
+    BadFolio {
+        pfn: u64,
+        order: u32,
+    },
+    /// A write to a read-only (shared tail) descriptor.
+    ReadOnly {
+        va: u64,
+    },
+    /// The page tables refused a change.
+    Paging,
+}
+
+impl fmt::Display for HvoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HvoError::OutOfMemory => write!(f, "out of memory for vmemmap pages"),
+            HvoError::NotEligible { order } => write!(f, "order {order} is below the minimum order for HVO"),
+            HvoError::AlreadyOptimized => write!(f, "already optimized"),
+            HvoError::NotOptimized => write!(f, "not optimized"),
+            HvoError::NotAFolio { pfn } => write!(f, "frame {pfn:#x} is not a folio head"),
+            HvoError::BadFolio { pfn, order } => write!(f, "no folio of order {order} can start at frame {pfn:#x}"),
+            HvoError::ReadOnly { va } => write!(f, "write to read-only descriptor at {va:#x}"),
+            HvoError::Paging => write!(f, "page-table change refused"),
+        }
+    }
+}
+
+/// A folio: its head frame number and order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Folio {
+    pub pfn: u64,
+    pub order: u32,
+}
+
+/// Accounting for one (zone, order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderStats {
+    pub zone: u8,
+    pub order: u32,
+    pub folios: u64,
+    pub optimized: u64,
+    /// Vmemmap pages these folios' descriptors span.
+    pub vmemmap_pages_before: u64,
+    /// Vmemmap pages they use now: private pages, plus the shared tail.
+    pub vmemmap_pages_after: u64,
+    pub shared_tail: bool,
+}
+
+/// Accounting for the whole vmemmap. The frames it holds are exactly
+/// `populated + private_copies + shared_tails - freed_by_hvo + restored`,
+/// which the tests compare with the frame allocator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accounting {
+    /// Frames that back the vmemmap right now (all of the above, netted).
+    pub vmemmap_frames: u64,
+    /// Frames given back by HVO (net of what restores took).
+    pub freed_by_hvo: u64,
+    pub shared_tails: u64,
+    /// Page-table frames the vmemmap's mappings added to the tree.
+    pub table_frames: u64,
+}
+
+struct SharedTail {
+    zone: u8,
+    order: u32,
+    pa: u64,
+    users: u64,
+}
+
+/// One zone: a RAM bank (or NUMA node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub id: u8,
+    pub range: PhysRange,
+}
+
+/// The vmemmap of some zones and the HVO engine over it.
+pub struct Hvo<B: VmemmapHw> {
+    hw: B,
+    granule: Granule,
+    base: u64,
+    zones: Vec<Zone>,
+    tails: Vec<SharedTail>,
+    stats: Vec<OrderStats>,
+    accounting: Accounting,
+}
+
+impl<B: VmemmapHw> Hvo<B> {
+    /// Builds the vmemmap at `base` (aligned to the descriptor span of the
+    /// largest folio) for `zones`, mapped with base pages, every descriptor
+    /// initialised as free. On failure nothing stays allocated.
+    pub fn new(mut hw: B, granule: Granule, base: u64, zones: &[Zone]) -> Result<Self, HvoError> {
+        let tables_before = hw.table_frames();
+        let mut engine = Hvo {
+            hw,
+            granule,
+            base,
+            zones: zones.to_vec(),
+            tails: Vec::new(),
+            stats: Vec::new(),
+            accounting: Accounting::default(),
+        };
+        for zone in zones {
+            if let Err(e) = engine.populate(zone) {
+                engine.teardown();
+                return Err(e);
+            }
+        }
+        engine.accounting.table_frames = engine.hw.table_frames() - tables_before;
+        Ok(engine)
+    }
+
+    fn page_size(&self) -> u64 {
+        self.granule.size()
+    }
+
+    /// The vmemmap address of frame `pfn`'s descriptor.
+    pub fn descriptor_va(&self, pfn: u64) -> u64 {
+        self.base + (pfn << DESCRIPTOR_SHIFT)
+    }
+
+    fn zone_of(&self, pfn: u64) -> Option<u8> {
+        let pa = pfn << self.granule.shift();
+        self.zones.iter().find(|z| z.range.contains(pa)).map(|z| z.id)
+    }
+
+    /// Maps and initialises the vmemmap pages of one zone.
+    fn populate(&mut self, zone: &Zone) -> Result<(), HvoError> {
+        let shift = self.granule.shift();
+        let (first_pfn, end_pfn) = (zone.range.start() >> shift, zone.range.end() >> shift);
+        let page = self.page_size();
+        let first_va = self.descriptor_va(first_pfn) & !(page - 1);
+        let end_va = self.descriptor_va(end_pfn).next_multiple_of(page);
+        let mut va = first_va;
+        let mut batch = Vec::new();
+        while va < end_va {
+            if self.hw.frame_of(va).is_none() {
+                let pa = self.hw.alloc_frame().ok_or(HvoError::OutOfMemory)?;
+                self.accounting.vmemmap_frames += 1;
+                let first = (va - self.base) >> DESCRIPTOR_SHIFT;
+                let zones = self.zones.clone();
+                self.hw.fill_frame(pa, &mut |i| {
+                    let pa_of = (first + i as u64) << shift;
+                    PageDescriptor::free(zones.iter().find(|z| z.range.contains(pa_of)).map_or(0, |z| z.id))
+                });
+                batch.push((va, pa, true));
+                if batch.len() == 512 {
+                    self.map_batch(&mut batch)?;
+                }
+            }
+            va += page;
+        }
+        self.map_batch(&mut batch)
+    }
+
+    fn map_batch(&mut self, batch: &mut Vec<(u64, u64, bool)>) -> Result<(), HvoError> {
+        let result = self.hw.map_pages(batch);
+        if result.is_err() {
+            for &(_, pa, _) in batch.iter() {
+                self.hw.free_frame(pa);
+                self.accounting.vmemmap_frames -= 1;
+            }
+        }
+        batch.clear();
+        result
+    }
+
+    /// Unmaps the vmemmap and frees every frame it holds.
+    fn teardown(&mut self) {
+        let page = self.page_size();
+        let zones = self.zones.clone();
+        for zone in &zones {
+            let shift = self.granule.shift();
+            let first_va = self.descriptor_va(zone.range.start() >> shift) & !(page - 1);
+            let end_va = self.descriptor_va(zone.range.end() >> shift).next_multiple_of(page);
+            let mut va = first_va;
+            while va < end_va {
+                if let Some(pa) = self.hw.frame_of(va) {
+                    let shared = self.tails.iter().any(|t| t.pa == pa);
+                    let _ = self.hw.unmap_pages(va, page);
+                    if !shared {
+                        self.hw.free_frame(pa);
+                        self.accounting.vmemmap_frames -= 1;
+                    }
+                }
+                va += page;
+            }
+        }
+        for t in self.tails.drain(..) {
+            self.hw.free_frame(t.pa);
+            self.accounting.shared_tails -= 1;
+        }
+    }
+
+    /// Tears the vmemmap down and returns the hardware. Folios still
+    /// allocated are forgotten (their frames belong to the caller).
+    pub fn destroy(mut self) -> B {
+        self.teardown();
+        self.hw
+    }
+
+    pub fn accounting(&self) -> Accounting {
+        self.accounting
+    }
+
+    pub fn order_stats(&self) -> &[OrderStats] {
+        &self.stats
+    }
+
+    pub fn hw(&mut self) -> &mut B {
+        &mut self.hw
+    }
+
+    pub fn hw_ref(&self) -> &B {
+        &self.hw
+    }
+
+    pub fn granule(&self) -> Granule {
+        self.granule
+    }
+
+    fn stats_for(&mut self, zone: u8, order: u32) -> &mut OrderStats {
+        let i = match self.stats.iter().position(|s| s.zone == zone && s.order == order) {
+            Some(i) => i,
+            None => {
+                self.stats.push(OrderStats { zone, order, ..OrderStats::default() });
+                self.stats.len() - 1
+            }
+        };
+        &mut self.stats[i]
+    }
+
+    /// Vmemmap pages a folio of `order` spans (at least 1).
+    fn pages_of(&self, order: u32) -> u64 {
+        (((1u64 << order) << DESCRIPTOR_SHIFT) / self.page_size()).max(1)
+    }
+
+    fn is_eligible(&self, order: u32) -> bool {
+        order >= min_optimizable_order(self.granule)
+    }
+
+    /// Reads the descriptor of frame `pfn` through the vmemmap.
+    pub fn descriptor(&mut self, pfn: u64) -> PageDescriptor {
+        let va = self.descriptor_va(pfn);
+        self.hw.read(va)
+    }
+
+    /// The head frame of the folio holding `pfn`, computed from the tail's
+    /// own address and its compound_info: never a stored pointer.
+    pub fn compound_head(&mut self, pfn: u64) -> u64 {
+        let va = self.descriptor_va(pfn);
+        let d = self.hw.read(va);
+        (compound_head(va, &d) - self.base) >> DESCRIPTOR_SHIFT
+    }
+
+    // ---- folios -----------------------------------------------------------
+
+    /// Describes the frames [pfn, pfn + 2^order) as one folio owned by
+    /// `owner`. With `optimize` and an eligible order the folio is born
+    /// optimized: its tails are never written, only vmemmap page 0 (a fresh
+    /// private page) and the remap of pages 1..n-1 to the shared tail.
+    pub fn create_folio(&mut self, pfn: u64, order: u32, owner: u64, optimize: bool) -> Result<Folio, HvoError> {
+        let zone = self.check_folio(pfn, order)?;
+        if self.descriptor(pfn).flags & FLAG_HEAD != 0 {
+            return Err(HvoError::BadFolio { pfn, order });
+        }
+        let folio = Folio { pfn, order };
+        let head =
+            PageDescriptor { flags: FLAG_HEAD, owner, refcount: 1, order: order as u8, zone, ..Default::default() };
+        let n = self.pages_of(order);
+        if optimize && self.is_eligible(order) {
+            self.optimize_batch_with_heads(&[folio], &[head], true)?;
+        } else {
+            // Head and every tail, through the vmemmap.
+            self.write_descriptors(folio, &head, zone)?;
+            self.count_new_folio(zone, order, n);
+        }
+        Ok(folio)
+    }
+
+    fn count_new_folio(&mut self, zone: u8, order: u32, n: u64) {
+        let s = self.stats_for(zone, order);
+        s.folios += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += n;
+    }
+
+    fn check_folio(&self, pfn: u64, order: u32) -> Result<u8, HvoError> {
+        let bad = HvoError::BadFolio { pfn, order };
+        if order > 32 || pfn & ((1u64 << order) - 1) != 0 {
+            return Err(bad);
+        }
+        let zone = self.zone_of(pfn).ok_or(bad)?;
+        if self.zone_of(pfn + (1 << order) - 1) != Some(zone) {
+            return Err(bad);
+        }
+        Ok(zone)
+    }
+
+    fn write_descriptors(&mut self, folio: Folio, head: &PageDescriptor, zone: u8) -> Result<(), HvoError> {
+        let va = self.descriptor_va(folio.pfn);
+        self.hw.write(va, head)?;
+        let tail = PageDescriptor::tail(folio.order, zone);
+        for i in 1..(1u64 << folio.order) {
+            self.hw.write(va + (i << DESCRIPTOR_SHIFT), &tail)?;
+        }
+        Ok(())
+    }
+
+    fn head_of(&mut self, folio: Folio) -> Result<PageDescriptor, HvoError> {
+        let head = self.descriptor(folio.pfn);
+        if head.flags & FLAG_HEAD == 0 || head.order as u32 != folio.order {
+            return Err(HvoError::NotAFolio { pfn: folio.pfn });
+        }
+        Ok(head)
+    }
+
+    pub fn is_optimized(&mut self, folio: Folio) -> bool {
+        self.head_of(folio).is_ok_and(|h| h.flags & FLAG_OPTIMIZED != 0)
+    }
+
+    /// Restores the folio if it is optimized, then marks its descriptors
+    /// free. If the restore cannot get memory the folio stays allocated and
+    /// optimized, and the error says so.
+    pub fn release_folio(&mut self, folio: Folio) -> Result<(), HvoError> {
+        let head = self.head_of(folio)?;
+        let optimized = head.flags & FLAG_OPTIMIZED != 0;
+        if optimized {
+            self.restore(&[folio])?;
+        }
+        let zone = head.zone;
+        let free = PageDescriptor::free(zone);
+        let va = self.descriptor_va(folio.pfn);
+        for i in 0..(1u64 << folio.order) {
+            self.hw.write(va + (i << DESCRIPTOR_SHIFT), &free)?;
+        }
+        let n = self.pages_of(folio.order);
+        let s = self.stats_for(zone, folio.order);
+        s.folios -= 1;
+        s.vmemmap_pages_before -= n;
+        s.vmemmap_pages_after -= n;
+        Ok(())
+    }
+
+    // ---- optimize and restore -----------------------------------------------
+
+    /// Optimizes every folio in `folios` with one synchronisation. Folios
+    /// below the minimum order are skipped and reported in the result.
+    /// If memory runs out part-way, the folios before the failure are
+    /// optimized, the rest are untouched, and the error is returned.
+    pub fn optimize(&mut self, folios: &[Folio]) -> Result<BatchReport, HvoError> {
+        let mut heads = Vec::with_capacity(folios.len());
+        for &f in folios {
+            let head = self.head_of(f)?;
+            if head.flags & FLAG_OPTIMIZED != 0 {
+                return Err(HvoError::AlreadyOptimized);
+            }
+            heads.push(head);
+        }
+        self.optimize_batch_with_heads(folios, &heads, false)
+    }
+
+    /// The optimize batch: `heads[i]` is written as folio i's head in its
+    /// fresh page 0 (for a folio being born, `new`, no old descriptors matter).
+    fn optimize_batch_with_heads(
+        &mut self,
+        folios: &[Folio],
+        heads: &[PageDescriptor],
+        new: bool,
+    ) -> Result<BatchReport, HvoError> {
+        let mut report = BatchReport::default();
+        let mut remaps = Vec::new();
+        let mut old_frames = Vec::new();
+        let mut done = Vec::new();
+        let mut failure = None;
+        for (&folio, head) in folios.iter().zip(heads) {
+            if !self.is_eligible(folio.order) {
+                report.not_eligible += 1;
+                continue;
+            }
+            let zone = head.zone;
+            let Some(tail_pa) = self.shared_tail(zone, folio.order) else {
+                failure = Some(HvoError::OutOfMemory);
+                break;
+            };
+            let Some(page0) = self.hw.alloc_frame() else {
+                self.drop_tail_user(zone, folio.order);
+                failure = Some(HvoError::OutOfMemory);
+                break;
+            };
+            // Page 0: the head and the tails that share its page.
+            let head = PageDescriptor { flags: head.flags | FLAG_OPTIMIZED, ..*head };
+            let tail = PageDescriptor::tail(folio.order, zone);
+            self.hw.fill_frame(page0, &mut |i| if i == 0 { head } else { tail });
+            let va0 = self.descriptor_va(folio.pfn);
+            let page = self.page_size();
+            remaps.push((va0, page0, true));
+            for k in 0..self.pages_of(folio.order) {
+                let va = va0 + k * page;
+                if let Some(old) = self.hw.frame_of(va) {
+                    old_frames.push(old);
+                }
+                if k > 0 {
+                    remaps.push((va, tail_pa, false));
+                }
+            }
+            done.push((folio, zone, page0));
+        }
+        if let Err(e) = self.hw.remap_pages(&remaps) {
+            // Undo the preparations; the folios are as they were.
+            for &(folio, zone, page0) in &done {
+                self.hw.free_frame(page0);
+                self.drop_tail_user(zone, folio.order);
+            }
+            return Err(e);
+        }
+        // The TLB is clean now (remap_pages synchronised): free the old pages.
+        for pa in old_frames {
+            self.hw.free_frame(pa);
+        }
+        for (folio, zone, _) in done {
+            let n = self.pages_of(folio.order);
+            self.accounting.vmemmap_frames -= n - 1;
+            self.accounting.freed_by_hvo += n - 1;
+            if new {
+                self.count_new_folio(zone, folio.order, n);
+            }
+            let s = self.stats_for(zone, folio.order);
+            s.optimized += 1;
+            s.vmemmap_pages_after -= n - 1;
+            report.changed += 1;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Restores every folio in `folios`: n-1 fresh pages each, filled with
+    /// tail descriptors, mapped writable, with one synchronisation. A folio
+    /// whose pages cannot all be allocated stays optimized (as do those
+    /// after it), and nothing leaks.
+    pub fn restore(&mut self, folios: &[Folio]) -> Result<BatchReport, HvoError> {
+        let mut report = BatchReport::default();
+        let mut remaps = Vec::new();
+        let mut done = Vec::new();
+        let mut failure = None;
+        for &folio in folios {
+            let head = self.head_of(folio)?;
+            if head.flags & FLAG_OPTIMIZED == 0 {
+                return Err(HvoError::NotOptimized);
+            }
+            let n = self.pages_of(folio.order);
+            let mut fresh = Vec::with_capacity(n as usize - 1);
+            for _ in 1..n {
+                match self.hw.alloc_frame() {
+                    Some(pa) => fresh.push(pa),
+                    None => break,
+                }
+            }
+            if fresh.len() as u64 != n - 1 {
+                for pa in fresh {
+                    self.hw.free_frame(pa);
+                }
+                failure = Some(HvoError::OutOfMemory);
+                break;
+            }
+            let tail = PageDescriptor::tail(folio.order, head.zone);
+            let va0 = self.descriptor_va(folio.pfn);
+            for (k, &pa) in fresh.iter().enumerate() {
+                self.hw.fill_frame(pa, &mut |_| tail);
+                remaps.push((va0 + (k as u64 + 1) * self.page_size(), pa, true));
+            }
+            done.push((folio, head, fresh));
+        }
+        if let Err(e) = self.hw.remap_pages(&remaps) {
+            for (_, _, fresh) in done {
+                for pa in fresh {
+                    self.hw.free_frame(pa);
+                }
+            }
+            return Err(e);
+        }
+        for (folio, head, _) in done {
+            // Page 0 is private and writable: clear the flag in place.
+            let cleared = PageDescriptor { flags: head.flags & !FLAG_OPTIMIZED, ..head };
+            self.hw.write(self.descriptor_va(folio.pfn), &cleared)?;
+            self.drop_tail_user(head.zone, folio.order);
+            let n = self.pages_of(folio.order);
+            self.accounting.vmemmap_frames += n - 1;
+            self.accounting.freed_by_hvo -= n - 1;
+            let s = self.stats_for(head.zone, folio.order);
+            s.optimized -= 1;
+            s.vmemmap_pages_after += n - 1;
+            report.changed += 1;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// The shared tail page of (zone, order), created on first use, with
+    /// one more user.
+    fn shared_tail(&mut self, zone: u8, order: u32) -> Option<u64> {
+        if let Some(t) = self.tails.iter_mut().find(|t| t.zone == zone && t.order == order) {
+            t.users += 1;
+            return Some(t.pa);
+        }
+        let pa = self.hw.alloc_frame()?;
+        let tail = PageDescriptor::tail(order, zone);
+        self.hw.fill_frame(pa, &mut |_| tail);
+        self.tails.push(SharedTail { zone, order, pa, users: 1 });
+        self.accounting.shared_tails += 1;
+        self.stats_for(zone, order).shared_tail = true;
+        Some(pa)
+    }
+
+    /// One user fewer; the last one frees the page (it is no longer mapped).
+    fn drop_tail_user(&mut self, zone: u8, order: u32) {
+        let Some(i) = self.tails.iter().position(|t| t.zone == zone && t.order == order) else { return };
+        self.tails[i].users -= 1;
+        if self.tails[i].users == 0 {
+            let t = self.tails.swap_remove(i);
+            self.hw.free_frame(t.pa);
+            self.accounting.shared_tails -= 1;
+            self.stats_for(zone, order).shared_tail = false;
+        }
+    }
+
+    /// If `va` is a descriptor in a shared tail page, which folio and zone a
+    /// write there would have corrupted (for the fault handler).
+    pub fn classify_write(&mut self, va: u64) -> Option<HvoViolation> {
+        let page = va & !(self.page_size() - 1);
+        let pa = self.hw.frame_of(page)?;
+        let tail = self.tails.iter().find(|t| t.pa == pa)?;
+        let (zone, order) = (tail.zone, tail.order);
+        let d = self.hw.read(va & !((1 << DESCRIPTOR_SHIFT) - 1));
+        let head_pfn = (compound_head(va, &d) - self.base) >> DESCRIPTOR_SHIFT;
+        Some(HvoViolation { head_pfn, order, zone })
+    }
+}
+
+/// What a batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub changed: u64,
+    pub not_eligible: u64,
+}
+
+/// A write that hit a shared tail page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HvoViolation {
+    pub head_pfn: u64,
+    pub order: u32,
+    pub zone: u8,
+}
+
+impl fmt::Display for HvoViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "HVO violation: write to a shared read-only tail descriptor of the order-{} folio with head frame {:#x}, zone {}",
+            self.order, self.head_pfn, self.zone
+        )
+    }
+}
