@@ -116,6 +116,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
     let mut kernel = Kernel { machine, memory_map, image, granule };
 
+    crate::huge::savings_report(granule, &kernel.memory_map.banks);
     let status = match args.ktest {
         Some(filter) => crate::ktest::run(&mut kernel, filter),
         None => 0,

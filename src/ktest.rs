@@ -9,7 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use folio::arch::aarch64::exception::catch_fault;
+use folio::arch::aarch64::exception::{catch_fault, last_caught_hvo_violation};
 use folio::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
 use folio::arch::aarch64::timer;
 use folio::exception::ExceptionReport;
@@ -20,7 +20,9 @@ use folio::mm::memmap::Size;
 use folio::mm::paging::{Attributes, PageTable, PageTableHw, PagingError, Policy, Unit, checker};
 use folio::println;
 
+use crate::huge::{self, FolioRegion};
 use crate::kernel::{Kernel, UNMAPPED_ADDRESS};
+use folio::hvo::{self, Folio};
 
 type TestResult = Result<(), String>;
 type KernelTest = fn(&mut Kernel) -> TestResult;
@@ -37,6 +39,9 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("kernel_tables_pass_the_checker", kernel_tables_pass_the_checker),
     ("kernel_sections_keep_their_permissions", kernel_sections_keep_their_permissions),
     ("every_unit_maps_splits_and_coalesces", every_unit_maps_splits_and_coalesces),
+    ("hvo_every_size_optimizes_and_restores", hvo_every_size_optimizes_and_restores),
+    ("hvo_write_to_a_shared_tail_is_a_violation", hvo_write_to_a_shared_tail_is_a_violation),
+    ("hvo_batch_synchronises_once", hvo_batch_synchronises_once),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -341,4 +346,133 @@ fn exercise_unit(k: &Kernel, unit: Unit, pa: u64, size: u64) -> TestResult {
     let tables_after = tables(|t| t.stats().tables_in_use)?;
     check(tables_after == tables_before, || format!("table frames {tables_before} -> {tables_after}"))?;
     Ok(())
+}
+
+fn hvo_err(e: folio::hvo::HvoError) -> String {
+    format!("{e}")
+}
+
+/// Every eligible huge size that fits: optimize, read every tail's head
+/// through the remapped vmemmap, check the allocator gained exactly what the
+/// accounting says, keep the folio's data, restore, free, and end with the
+/// free count where it started.
+fn hvo_every_size_optimizes_and_restores(k: &mut Kernel) -> TestResult {
+    let granule = k.granule;
+    let min = hvo::min_optimizable_order(granule);
+    let mut exercised = 0;
+    let mut orders: Vec<(u32, String)> = huge::huge_units(granule)
+        .into_iter()
+        .map(|u| (huge::order_of(granule, u), format!("{u}")))
+        .filter(|(order, _)| *order >= min)
+        .collect();
+    // When no huge size fits (64K on a 960 MiB Pi), the smallest eligible
+    // folio still exercises the engine.
+    orders.push((min, "minimum eligible order".into()));
+    for (order, unit) in orders {
+        if exercised > 0 && unit == "minimum eligible order" {
+            break;
+        }
+        let start = huge::free_frames();
+        let Some(mut region) = FolioRegion::new(granule, order, &k.memory_map.banks).map_err(hvo_err)? else {
+            println!("ktest   order {order} ({unit}): no room in this much RAM (try a larger MEM=)");
+            continue;
+        };
+        let result = hvo_round_trip(&mut region, order);
+        region.finish();
+        result.map_err(|e| format!("order {order}: {e}"))?;
+        check(huge::free_frames() == start, || {
+            format!("order {order}: free frames {} != {start}", huge::free_frames())
+        })?;
+        println!("ktest   order {order} ({unit}): optimized, every tail found its head, restored, freed");
+        exercised += 1;
+    }
+    check(exercised > 0, || "no eligible size fits".into())
+}
+
+fn hvo_round_trip(region: &mut FolioRegion, order: u32) -> TestResult {
+    let (pa, pfn) = (region.pa, region.pfn());
+    let size = region.hvo.granule().size() << order;
+    let probes = [0, size / 2 + 8, size - 8];
+    for (i, &off) in probes.iter().enumerate() {
+        let va = layout::linear(pa + off).ok_or("beyond the linear map")?;
+        // SAFETY: the folio's frames are ours, mapped by the linear map, 8-aligned.
+        unsafe { core::ptr::write_volatile(va as *mut u64, pattern(i as u64)) };
+    }
+    let f = region.hvo.create_folio(pfn, order, 7, false).map_err(hvo_err)?;
+    huge::check_every_tail(&mut region.hvo, f)?;
+    let before = huge::free_frames();
+    let acc0 = region.hvo.accounting();
+    region.hvo.optimize(&[f]).map_err(hvo_err)?;
+    let acc = region.hvo.accounting();
+    let gained = huge::free_frames() as i64 - before as i64;
+    let expected = (acc.freed_by_hvo - acc0.freed_by_hvo) as i64 - (acc.shared_tails - acc0.shared_tails) as i64;
+    check(gained == expected, || format!("allocator gained {gained}, accounting says {expected}"))?;
+    check(region.hvo.is_optimized(f), || "not optimized".into())?;
+    huge::check_every_tail(&mut region.hvo, f)?;
+    check_probes(pa | layout::LINEAR_BASE, pa, &probes)?;
+    region.hvo.restore(&[f]).map_err(hvo_err)?;
+    check(huge::free_frames() == before, || "restore did not take back exactly what optimize gave".into())?;
+    huge::check_every_tail(&mut region.hvo, f)?;
+    check_probes(pa | layout::LINEAR_BASE, pa, &probes)?;
+    region.hvo.release_folio(f).map_err(hvo_err)
+}
+
+fn hvo_write_to_a_shared_tail_is_a_violation(k: &mut Kernel) -> TestResult {
+    let granule = k.granule;
+    let order = hvo::min_optimizable_order(granule);
+    let mut region = FolioRegion::new(granule, order, &k.memory_map.banks).map_err(hvo_err)?.ok_or("no room")?;
+    let pfn = region.pfn();
+    let result = (|| {
+        let f = region.hvo.create_folio(pfn, order, 7, true).map_err(hvo_err)?;
+        // A tail in vmemmap page 1: the shared, read-only tail page.
+        let per_page = granule.size() >> hvo::DESCRIPTOR_SHIFT;
+        let tail_va = region.hvo.descriptor_va(pfn + per_page + 3);
+        let report = catch_fault(|| {
+            // SAFETY: the shared tail page is mapped read-only: the write
+            // faults and is resumed after; nothing is written.
+            unsafe { core::ptr::write_volatile(tail_va as *mut u64, 0) };
+        });
+        expect_permission_fault(report, true)?;
+        let v = last_caught_hvo_violation().ok_or("the fault was not named an HVO violation")?;
+        check(v.head_pfn == pfn && v.order == order, || format!("{v}"))?;
+        println!("ktest   caught: {v}");
+        huge::check_every_tail(&mut region.hvo, f)?;
+        region.hvo.release_folio(f).map_err(hvo_err)
+    })();
+    region.finish();
+    result
+}
+
+/// Up to 64 folios of the minimum order, optimized and restored as batches:
+/// one break-before-make synchronisation (three DSBs) per batch.
+fn hvo_batch_synchronises_once(k: &mut Kernel) -> TestResult {
+    let granule = k.granule;
+    let order = hvo::min_optimizable_order(granule);
+    // As many folios as the RAM allows, up to 64, in one region.
+    let ram = k.memory_map.total_ram() >> granule.shift();
+    let count_log2 = (6u32).min((ram >> 2).ilog2().saturating_sub(order));
+    let count = 1u64 << count_log2;
+    let mut region =
+        FolioRegion::new(granule, order + count_log2, &k.memory_map.banks).map_err(hvo_err)?.ok_or("no room")?;
+    let base = region.pfn();
+    let result = (|| {
+        let folios: Vec<Folio> = (0..count)
+            .map(|i| region.hvo.create_folio(base + (i << order), order, 7, false))
+            .collect::<Result<_, _>>()
+            .map_err(hvo_err)?;
+        for (what, optimize) in [("optimize", true), ("restore", false)] {
+            let dsb = tables(|t| t.stats().dsb)?;
+            let r = if optimize { region.hvo.optimize(&folios) } else { region.hvo.restore(&folios) };
+            check(r.map_err(hvo_err)?.changed == count, || format!("{what}: not all changed"))?;
+            let synced = tables(|t| t.stats().dsb)? - dsb;
+            check(synced == 3, || format!("{what} of {count} folios issued {synced} DSBs"))?;
+        }
+        println!("ktest   {count} folios of order {order}: optimize and restore, 3 DSBs each");
+        for f in folios {
+            region.hvo.release_folio(f).map_err(hvo_err)?;
+        }
+        Ok(())
+    })();
+    region.finish();
+    result
 }

@@ -22,6 +22,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod huge;
+#[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]
 mod ktest;

@@ -135,16 +135,40 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_has("ktest   contiguous L3 page run (64 KiB) at ")
         .assert_has("ktest   L3 page (4 KiB) at ")
         .assert_has("ktest every_unit_maps_splits_and_coalesces ... ok")
+        .assert_has("HVO savings, 4K granule")
+        .assert_has("not eligible (order 4 < 7)")
+        .assert_has("ktest   order 9 (L2 block): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   caught: HVO violation: write to a shared read-only tail descriptor of the order-7 folio")
+        .assert_has("ktest   64 folios of order 7: optimize and restore, 3 DSBs each")
         .assert_ktests_pass();
+}
+
+/// The savings table of hvo-facts.md, row by row, for the running granule.
+fn assert_savings_rows(boot: &Boot, rows: &[(&str, &str)]) {
+    for (size, rest) in rows {
+        let line = boot.output.lines().find(|l| l.trim_start().starts_with(size) && l.contains(rest));
+        assert!(line.is_some(), "no savings row `{size} ... {rest}`:\n{}", boot.output);
+    }
 }
 
 #[test]
 fn virt_with_2g_maps_a_1g_block_with_4k() {
-    boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=unit")
-        .assert_status(EXIT_OK)
+    let run = boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=unit");
+    run.assert_status(EXIT_OK)
         .assert_has("linear map: 2 x L1 block\n")
         .assert_has("ktest   L1 block (1 GiB) at 0x80000000: mapped, written, split, coalesced, protected")
         .assert_ktests_pass();
+    // Every row of the 4K savings table, each measured on a real folio.
+    assert_savings_rows(
+        &run,
+        &[
+            ("64 KiB", "1/4      -      -  not eligible"),
+            ("2 MiB", "512         8      1      7  28 KiB"),
+            ("32 MiB", "8192       128      1    127  508 KiB"),
+            ("1 GiB", "262144      4096      1   4095  16380 KiB"),
+        ],
+    );
 }
 
 #[test]
@@ -204,6 +228,8 @@ fn virt_with_3g_and_cpu_max() {
         .assert_has("ktest   L2 block (32 MiB) at ")
         .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
         .assert_has("ktest   L3 page (16 KiB) at ")
+        .assert_has("ktest   order 16 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   caught: HVO violation")
         .assert_ktests_pass();
 }
 
@@ -241,6 +267,49 @@ fn virt_with_32g_maps_a_16g_contiguous_run_with_64k() {
         )
         .assert_has("ktest   L2 block (512 MiB) at ")
         .assert_ktests_pass();
+}
+
+#[test]
+fn hvo_savings_rows_for_16k_and_64k() {
+    let run = boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting granule=16k");
+    run.assert_status(EXIT_OK);
+    assert_savings_rows(
+        &run,
+        &[
+            ("2 MiB", "128       1/2      -      -  not eligible"),
+            ("32 MiB", "2048         8      1      7  112 KiB"),
+            ("1 GiB", "65536       256      1    255  4080 KiB"),
+        ],
+    );
+    let run = boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting granule=64k");
+    run.assert_status(EXIT_OK);
+    assert_savings_rows(
+        &run,
+        &[
+            ("2 MiB", "32      1/32      -      -  not eligible"),
+            ("512 MiB", "8192         8      1      7  448 KiB"),
+            ("16 GiB", "does not fit in this machine's free memory (needs about MEM=31G)"),
+        ],
+    );
+}
+
+#[test]
+fn hvo_16g_folio_on_64k_in_a_32g_guest() {
+    let args = [
+        "-M",
+        "virt,memory-backend=ram0",
+        "-cpu",
+        "cortex-a72",
+        "-m",
+        "32G",
+        "-object",
+        "memory-backend-ram,id=ram0,size=32G,reserve=off",
+    ];
+    let run = boot(&args, "exit=semihosting granule=64k ktest=hvo_every");
+    run.assert_status(EXIT_OK)
+        .assert_has("ktest   order 18 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_ktests_pass();
+    assert_savings_rows(&run, &[("16 GiB", "262144       256      1    255  16320 KiB")]);
 }
 
 #[test]
@@ -290,6 +359,8 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("MMU: kernel on its own 4K tables")
         .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
         .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
+        .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   caught: HVO violation")
         .assert_ktests_pass();
 }
 

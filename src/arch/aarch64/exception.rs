@@ -10,6 +10,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exception::{ExceptionReport, Vector, VectorKind};
+use crate::hvo::HvoViolation;
 use crate::sync::SpinLock;
 
 /// The interrupted context as `vectors.s` saved it.
@@ -32,6 +33,23 @@ pub const FAULT_EXIT_STATUS: u32 = 3;
 
 static EXPECTING_FAULT: AtomicBool = AtomicBool::new(false);
 static CAUGHT: SpinLock<Option<ExceptionReport>> = SpinLock::new(None);
+static CAUGHT_HVO: SpinLock<Option<HvoViolation>> = SpinLock::new(None);
+
+/// What the last fault caught by [`catch_fault`] was, when it was a write
+/// to a shared HVO tail page.
+pub fn last_caught_hvo_violation() -> Option<HvoViolation> {
+    *CAUGHT_HVO.lock()
+}
+
+/// A write permission fault in the vmemmap that hit a shared tail.
+fn hvo_violation(report: &ExceptionReport) -> Option<HvoViolation> {
+    let permission = matches!(report.esr & 0x3f, 0x0c..=0x0f);
+    if report.exception_class() & !1 == 0x24 && permission && report.is_write() {
+        super::vmemmap::classify_fault(report.far)
+    } else {
+        None
+    }
+}
 
 /// Runs `f`, which is expected to take one synchronous exception at EL1 (a
 /// data or instruction abort, or a BRK). The handler records it and resumes
@@ -39,6 +57,7 @@ static CAUGHT: SpinLock<Option<ExceptionReport>> = SpinLock::new(None);
 /// did not fault.
 pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
     *CAUGHT.lock() = None;
+    *CAUGHT_HVO.lock() = None;
     EXPECTING_FAULT.store(true, Ordering::SeqCst);
     f();
     EXPECTING_FAULT.store(false, Ordering::SeqCst);
@@ -60,6 +79,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
             matches!(report.exception_class(), 0x21 | 0x25 | 0x3c) && report.vector.kind == VectorKind::Synchronous;
         if expectable && EXPECTING_FAULT.swap(false, Ordering::SeqCst) {
             *CAUGHT.lock() = Some(report);
+            *CAUGHT_HVO.lock() = hvo_violation(&report);
             // Resume after the faulting instruction; an instruction abort has
             // no such instruction, so return to the caller of the function
             // that was branched to (`f` must reach it with a call).
@@ -69,7 +89,12 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
     }
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {
-        Some(report) => crate::console::emergency_print(format_args!("{report}")),
+        Some(report) => {
+            if let Some(violation) = hvo_violation(&report) {
+                crate::console::emergency_print(format_args!("{violation}\n"));
+            }
+            crate::console::emergency_print(format_args!("{report}"))
+        }
         None => {
             crate::console::emergency_print(format_args!("vector index {} is not one of the 16\n", frame.vector_index))
         }

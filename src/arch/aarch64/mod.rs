@@ -11,6 +11,7 @@ pub mod exit;
 pub mod mmu;
 pub mod pmu;
 pub mod timer;
+pub mod vmemmap;
 
 core::arch::global_asm!(include_str!("boot.s"), options(raw));
 core::arch::global_asm!(include_str!("vectors.s"), options(raw));

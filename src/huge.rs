@@ -1,0 +1,159 @@
+//! Huge folios and HVO in the kernel, for its tests and the boot report.
+//!
+//! Owns: carving folios out of the kernel's frame pool and running the HVO
+//! engine ([`folio::hvo`]) over exactly their frames, with a vmemmap in the
+//! kernel's own tables. The memory-service issue moves this into an EL0
+//! task; the engine itself does not change.
+//! Must never: keep a vmemmap alive after the operation that made it.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use folio::arch::aarch64::vmemmap::KernelVmemmapHw;
+use folio::hvo::{self, Folio, Hvo, HvoError, Zone};
+use folio::mm::frame::KERNEL_FRAMES;
+use folio::mm::layout::VMEMMAP_BASE;
+use folio::mm::memmap::Size;
+use folio::mm::paging::Unit;
+use folio::mm::{Granule, PhysRange};
+use folio::println;
+
+/// The huge-page sizes of a granule: every mapping unit above a page,
+/// smallest first (contiguous PTE run, PMD block, contiguous PMD run, and
+/// on 4K the PUD block).
+pub fn huge_units(granule: Granule) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Unit::all_largest_first(granule).filter(|u| *u != Unit::PAGE).collect();
+    units.reverse();
+    units
+}
+
+pub fn order_of(granule: Granule, unit: Unit) -> u32 {
+    (unit.size(granule) >> granule.shift()).trailing_zeros()
+}
+
+pub fn free_frames() -> u64 {
+    KERNEL_FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+}
+
+/// A folio's frames from the kernel pool, and a vmemmap describing exactly
+/// them (zone: the RAM bank they lie in).
+pub struct FolioRegion {
+    pub pa: u64,
+    pub order: u32,
+    pub hvo: Hvo<KernelVmemmapHw>,
+}
+
+impl FolioRegion {
+    /// `None`: no free, aligned block of this order.
+    pub fn new(granule: Granule, order: u32, banks: &[PhysRange]) -> Result<Option<FolioRegion>, HvoError> {
+        let Some(Ok(pa)) = KERNEL_FRAMES.lock().as_mut().map(|f| f.alloc(order)) else { return Ok(None) };
+        let range = PhysRange::saturating(pa, granule.size() << order);
+        let id = banks.iter().position(|b| b.contains_range(&range)).unwrap_or(0) as u8;
+        match Hvo::new(KernelVmemmapHw::new(granule), granule, VMEMMAP_BASE, &[Zone { id, range }]) {
+            Ok(hvo) => Ok(Some(FolioRegion { pa, order, hvo })),
+            Err(e) => {
+                free_block(pa, order);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn pfn(&self) -> u64 {
+        self.pa >> self.hvo.granule().shift()
+    }
+
+    /// Tears the vmemmap down and returns the frames to the pool.
+    pub fn finish(self) {
+        let (pa, order) = (self.pa, self.order);
+        let _hardware = self.hvo.destroy();
+        free_block(pa, order);
+    }
+}
+
+fn free_block(pa: u64, order: u32) {
+    if let Some(f) = KERNEL_FRAMES.lock().as_mut() {
+        let _ = f.free(pa, order);
+    }
+}
+
+/// The RAM a guest needs for a naturally aligned block of `size` to be
+/// free above its first 16 MiB (kernel image and DTB).
+fn memory_needed(banks: &[PhysRange], size: u64) -> u64 {
+    let base = banks.iter().map(|b| b.start()).min().unwrap_or(0);
+    let start = (base + (16 << 20)).next_multiple_of(size);
+    (start + size - base).next_multiple_of(1 << 30)
+}
+
+/// Prints the savings table of the running granule; every eligible row is
+/// measured by creating and optimizing a real folio, and the frame
+/// allocator's gain is checked against the engine's accounting.
+pub fn savings_report(granule: Granule, banks: &[PhysRange]) {
+    let min = hvo::min_optimizable_order(granule);
+    println!("HVO savings, {granule} granule (each row measured on a real folio; minimum order {min}):");
+    println!(
+        "  {:<10} {:<26} {:>11} {:>9} {:>6} {:>6}  saved",
+        "huge page", "mapping", "descriptors", "vmemmap", "after", "freed"
+    );
+    for unit in huge_units(granule) {
+        let order = order_of(granule, unit);
+        let size = unit.size(granule);
+        let x64 = hvo::vmemmap_pages_x64(granule, order);
+        let before = if x64 >= 64 { format!("{}", x64 / 64) } else { format!("1/{}", 64 / x64) };
+        let lead = format!(
+            "  {:<10} {:<26} {:>11} {:>9}",
+            format!("{}", Size(size)),
+            format!("{unit}"),
+            1u64 << order,
+            before
+        );
+        if order < min {
+            println!("{lead} {:>6} {:>6}  not eligible (order {order} < {min})", "-", "-");
+            continue;
+        }
+        match measure_row(granule, order, banks) {
+            Ok(Some((after, freed, gain))) => {
+                let check = if gain == freed { "" } else { " (allocator disagrees!)" };
+                println!("{lead} {after:>6} {freed:>6}  {}{check}", Size(freed * granule.size()));
+            }
+            Ok(None) => println!(
+                "{lead} {:>6} {:>6}  does not fit in this machine's free memory (needs about MEM={}G)",
+                "?",
+                "?",
+                memory_needed(banks, size) >> 30
+            ),
+            Err(e) => println!("{lead} {:>6} {:>6}  failed: {e}", "?", "?"),
+        }
+    }
+}
+
+/// (vmemmap pages after, pages freed per the accounting, frames the
+/// allocator gained plus the shared tail) for one optimized folio.
+fn measure_row(granule: Granule, order: u32, banks: &[PhysRange]) -> Result<Option<(u64, u64, u64)>, HvoError> {
+    let Some(mut region) = FolioRegion::new(granule, order, banks)? else { return Ok(None) };
+    let pfn = region.pfn();
+    let result = (|| {
+        let folio = region.hvo.create_folio(pfn, order, 1, false)?;
+        let before = free_frames();
+        region.hvo.optimize(&[folio])?;
+        let gain = free_frames() - before;
+        let acc = region.hvo.accounting();
+        let stats = region.hvo.order_stats().iter().find(|s| s.order == order).copied().unwrap_or_default();
+        let out = (stats.vmemmap_pages_after, acc.freed_by_hvo, gain + acc.shared_tails);
+        region.hvo.release_folio(folio)?;
+        Ok(out)
+    })();
+    region.finish();
+    result.map(Some)
+}
+
+/// Reads every tail's compound_head through the vmemmap; for the kernel tests.
+pub fn check_every_tail(hvo: &mut Hvo<KernelVmemmapHw>, f: Folio) -> Result<(), String> {
+    for i in 0..(1u64 << f.order) {
+        let head = hvo.compound_head(f.pfn + i);
+        if head != f.pfn {
+            return Err(format!("frame {i} of the order-{} folio at {:#x} finds head {head:#x}", f.order, f.pfn));
+        }
+    }
+    Ok(())
+}
