@@ -70,7 +70,7 @@ test: image
 
 # Deterministic instruction counts: one vCPU, icount, fixed seed and clock.
 ICOUNT = -icount shift=0,sleep=off -seed 1 -rtc base=2024-01-01T00:00:00,clock=vm
-BENCH_BOOT = timeout 120 qemu-system-aarch64 -m 2G $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG)
+BENCH_BOOT = timeout 300 qemu-system-aarch64 -m 4G $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG)
 
 # In-kernel benchmarks under QEMU icount for each granule, then the host
 # benchmark (criterion, folio against aarch64-paging).

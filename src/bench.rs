@@ -10,11 +10,16 @@
 
 use folio::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
 use folio::arch::aarch64::pmu;
+use folio::hvo;
 use folio::mm::Granule;
+use folio::mm::PhysRange;
 use folio::mm::frame::KERNEL_FRAMES;
 use folio::mm::layout::TEST_BASE;
+use folio::mm::memmap::Size;
 use folio::mm::paging::{Attributes, PageTable, Policy, Stats, Unit};
 use folio::println;
+
+use crate::huge::{self, FolioRegion};
 
 fn report(name: &str, instructions: u64, before: Stats, after: Stats) {
     println!(
@@ -44,8 +49,72 @@ fn measure(
     undo(t);
 }
 
-pub fn run(granule: Granule) {
+pub fn run(granule: Granule, banks: &[PhysRange]) {
     pmu::enable();
+    paging(granule);
+    hvo(granule, banks);
+}
+
+fn tables_stats() -> Stats {
+    KERNEL_TABLES.lock().as_ref().map(|t| t.stats()).unwrap_or_default()
+}
+
+/// Counts one call of `op` (not warm: each HVO operation changes state).
+fn count<R>(name: &str, op: impl FnOnce() -> R) -> R {
+    let overhead = pmu::overhead();
+    let before = tables_stats();
+    let start = pmu::read();
+    let r = op();
+    let end = pmu::read();
+    report(name, end - start - overhead, before, tables_stats());
+    r
+}
+
+/// Per eligible huge size that fits: instructions to create a folio's
+/// descriptors (plain, and born optimized), optimize, restore and release
+/// it, in steady state (the shared tail of its order already exists
+/// because a neighbouring folio of the same order is optimized).
+fn hvo(granule: Granule, banks: &[PhysRange]) {
+    let min = hvo::min_optimizable_order(granule);
+    for unit in huge::huge_units(granule) {
+        let order = huge::order_of(granule, unit);
+        if order < min {
+            continue;
+        }
+        let size = Size(unit.size(granule));
+        let Ok(Some(mut region)) = FolioRegion::new(granule, order + 1, banks) else {
+            println!("bench hvo {size}: does not fit");
+            continue;
+        };
+        let (keeper, measured) = (region.pfn(), region.pfn() + (1 << order));
+        count(&alloc::format!("buddy alloc+free of {size}"), || {
+            let pa = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(order).ok());
+            if let (Some(pa), Some(f)) = (pa, KERNEL_FRAMES.lock().as_mut()) {
+                let _ = f.free(pa, order);
+            }
+        });
+        let steps = (|| -> Result<(), hvo::HvoError> {
+            let keep = region.hvo.create_folio(keeper, order, 1, true)?;
+            let f = count(&alloc::format!("hvo {size} allocate (descriptors)"), || {
+                region.hvo.create_folio(measured, order, 1, false)
+            })?;
+            count(&alloc::format!("hvo {size} optimize"), || region.hvo.optimize(&[f]))?;
+            count(&alloc::format!("hvo {size} restore"), || region.hvo.restore(&[f]))?;
+            count(&alloc::format!("hvo {size} free (descriptors)"), || region.hvo.release_folio(f))?;
+            let f = count(&alloc::format!("hvo {size} allocate+optimize (born optimized)"), || {
+                region.hvo.create_folio(measured, order, 1, true)
+            })?;
+            count(&alloc::format!("hvo {size} free optimized (restore + free)"), || region.hvo.release_folio(f))?;
+            region.hvo.release_folio(keep)
+        })();
+        if let Err(e) = steps {
+            println!("bench hvo {size}: failed: {e}");
+        }
+        region.finish();
+    }
+}
+
+fn paging(granule: Granule) {
     println!("bench: granule {granule}, counter overhead {} instructions", pmu::overhead());
     // The 2 MiB unit of each granule: a block on 4K, a contiguous page run on 16K and 64K.
     let two_mib = match granule {

@@ -122,7 +122,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         None => 0,
     };
     if args.bench {
-        crate::bench::run(granule);
+        crate::bench::run(granule, &kernel.memory_map.banks);
     }
     crash_if_asked(&args);
     exit::exit(status)

@@ -117,12 +117,19 @@ pub trait VmemmapHw {
     /// One frame of the granule, or `None` when memory is out.
     fn alloc_frame(&mut self) -> Option<u64>;
     fn free_frame(&mut self, pa: u64);
+    /// Frees many frames at once (the old vmemmap pages of a batch).
+    fn free_frames(&mut self, frames: &mut [u64]) {
+        for &pa in frames.iter() {
+            self.free_frame(pa);
+        }
+    }
     /// Fills the frame at `pa` with `f(index)` for each descriptor slot.
     fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor);
     /// Maps unmapped vmemmap pages: (va, pa, writable).
     fn map_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError>;
-    /// Points mapped vmemmap pages at new frames: one break-before-make batch.
-    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError>;
+    /// Points mapped vmemmap pages at new frames: one break-before-make
+    /// batch. Returns the frames they mapped before, in order.
+    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError>;
     fn unmap_pages(&mut self, va: u64, size: u64) -> Result<(), HvoError>;
     /// The frame mapped at a vmemmap page.
     fn frame_of(&mut self, va: u64) -> Option<u64>;
@@ -522,7 +529,6 @@ impl<B: VmemmapHw> Hvo<B> {
     ) -> Result<BatchReport, HvoError> {
         let mut report = BatchReport::default();
         let mut remaps = Vec::new();
-        let mut old_frames = Vec::new();
         let mut done = Vec::new();
         let mut failure = None;
         for (&folio, head) in folios.iter().zip(heads) {
@@ -547,29 +553,26 @@ impl<B: VmemmapHw> Hvo<B> {
             let va0 = self.descriptor_va(folio.pfn);
             let page = self.page_size();
             remaps.push((va0, page0, true));
-            for k in 0..self.pages_of(folio.order) {
-                let va = va0 + k * page;
-                if let Some(old) = self.hw.frame_of(va) {
-                    old_frames.push(old);
-                }
-                if k > 0 {
-                    remaps.push((va, tail_pa, false));
-                }
+            for k in 1..self.pages_of(folio.order) {
+                remaps.push((va0 + k * page, tail_pa, false));
             }
             done.push((folio, zone, page0));
         }
-        if let Err(e) = self.hw.remap_pages(&remaps) {
-            // Undo the preparations; the folios are as they were.
-            for &(folio, zone, page0) in &done {
-                self.hw.free_frame(page0);
-                self.drop_tail_user(zone, folio.order);
+        let mut old_frames = match self.hw.remap_pages(&remaps) {
+            Ok(old) => old,
+            Err(e) => {
+                // Undo the preparations; the folios are as they were.
+                for &(folio, zone, page0) in &done {
+                    self.hw.free_frame(page0);
+                    self.drop_tail_user(zone, folio.order);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        // The TLB is clean now (remap_pages synchronised): free the old pages.
-        for pa in old_frames {
-            self.hw.free_frame(pa);
-        }
+        };
+        // The TLB is clean now (remap_pages synchronised): free the old pages
+        // (not page 0's replacement, nor the shared tails just mapped).
+        old_frames.retain(|&pa| !self.tails.iter().any(|t| t.pa == pa));
+        self.hw.free_frames(&mut old_frames);
         for (folio, zone, _) in done {
             let n = self.pages_of(folio.order);
             self.accounting.vmemmap_frames -= n - 1;

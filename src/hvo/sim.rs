@@ -99,7 +99,7 @@ impl VmemmapHw for SimVmemmap {
         Ok(())
     }
 
-    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError> {
+    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
         let changes: Vec<Remap> = pages
             .iter()
             .map(|&(va, pa, w)| Remap {

@@ -104,6 +104,37 @@ impl FramePool {
         Ok(())
     }
 
+    /// Frees many single frames (each from `alloc(0)`, or part of larger
+    /// blocks). Runs of consecutive frames go back as the largest aligned
+    /// blocks they contain, which the buddy allocator takes in one step.
+    pub fn free_many(&mut self, frames: &mut [u64]) -> Result<(), FrameError> {
+        let g = self.granule.size();
+        frames.sort_unstable();
+        let mut i = 0;
+        while i < frames.len() {
+            let start = frames[i];
+            if start & (g - 1) != 0 {
+                return Err(FrameError::Misaligned { address: start });
+            }
+            let mut run = 1;
+            while i + run < frames.len() && frames[i + run] == start + run as u64 * g {
+                run += 1;
+            }
+            // The run [start, start + run frames) as aligned power-of-two blocks.
+            let mut at = start;
+            let mut left = run as u64;
+            while left > 0 {
+                let align = ((at / g).trailing_zeros()).min(MAX_ORDER);
+                let order = align.min(63 - left.leading_zeros());
+                self.free(at, order)?;
+                at += g << order;
+                left -= 1 << order;
+            }
+            i += run;
+        }
+        Ok(())
+    }
+
     fn layout(order: u32) -> Layout {
         let count = 1usize << order;
         // Size and alignment are the same power of two, so this cannot fail.
@@ -163,6 +194,21 @@ mod tests {
         }
         assert_eq!(pool.free_frames(), 4);
         assert_eq!(pool.alloc(MAX_ORDER + 1), Err(FrameError::OrderTooLarge { order: MAX_ORDER + 1 }));
+    }
+
+    #[test]
+    fn many_frames_free_as_blocks_and_count_exactly() {
+        let mut pool = FramePool::new(Granule::K4);
+        pool.add_range(range(0x10_0000, 0x20_0000)).unwrap();
+        let mut frames: Vec<u64> = (0..100).map(|_| pool.alloc(0).unwrap()).collect();
+        frames.reverse();
+        let free = pool.free_frames();
+        pool.free_many(&mut frames[..77]).unwrap();
+        assert_eq!(pool.free_frames(), free + 77);
+        pool.free_many(&mut frames[77..]).unwrap();
+        assert_eq!(pool.free_frames(), pool.total_frames());
+        // Everything merged back: the whole range is one block again.
+        assert_eq!(pool.alloc(8), Ok(0x10_0000));
     }
 
     #[test]

@@ -46,6 +46,12 @@ impl VmemmapHw for KernelVmemmapHw {
         }
     }
 
+    fn free_frames(&mut self, frames: &mut [u64]) {
+        if let Some(pool) = KERNEL_FRAMES.lock().as_mut() {
+            let _ = pool.free_many(frames);
+        }
+    }
+
     fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor) {
         let Some(va) = layout::linear(pa) else { return };
         let slots = (self.granule.size() >> hvo::DESCRIPTOR_SHIFT) as usize;
@@ -71,7 +77,7 @@ impl VmemmapHw for KernelVmemmapHw {
         Ok(())
     }
 
-    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError> {
+    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<alloc::vec::Vec<u64>, HvoError> {
         let changes: alloc::vec::Vec<Remap> =
             pages.iter().map(|&(va, pa, w)| Remap { va, pa, attributes: attributes(w) }).collect();
         KERNEL_TABLES.lock().as_mut().ok_or(HvoError::Paging)?.remap(&changes).map_err(|_| HvoError::Paging)

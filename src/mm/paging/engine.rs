@@ -600,7 +600,7 @@ impl<H: PageTableHw> PageTable<H> {
         let root = self.root;
         let mut writes = Vec::new();
         self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
-        self.apply(&writes);
+        self.apply(writes);
     }
 
     // ---- unmap ------------------------------------------------------------
@@ -618,7 +618,7 @@ impl<H: PageTableHw> PageTable<H> {
         let root = self.root;
         let mut writes = Vec::new();
         self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
-        self.apply(&writes);
+        self.apply(writes);
         Ok(())
     }
 
@@ -843,9 +843,10 @@ impl<H: PageTableHw> PageTable<H> {
 
     /// Points each listed unit (which must be mapped, starting at `va`) at a
     /// new output address with new attributes: the whole list with one
-    /// break-before-make synchronisation.
-    pub fn remap(&mut self, changes: &[Remap]) -> Result<(), PagingError> {
+    /// break-before-make synchronisation. Returns the old output addresses.
+    pub fn remap(&mut self, changes: &[Remap]) -> Result<Vec<u64>, PagingError> {
         let mut writes = Vec::with_capacity(changes.len());
+        let mut old = Vec::with_capacity(changes.len());
         for c in changes {
             if !c.attributes.is_permitted() {
                 return Err(PagingError::ForbiddenAttributes);
@@ -857,9 +858,10 @@ impl<H: PageTableHw> PageTable<H> {
                 return Err(PagingError::Misaligned { value: if m.va != c.va { c.va } else { c.pa } });
             }
             self.plan_unit(&mut writes, table, first, m, c.pa, &c.attributes, m.unit.contiguous);
+            old.push(m.pa);
         }
-        self.apply(&writes);
-        Ok(())
+        self.apply_change(Change { writes, ..Change::default() });
+        Ok(old)
     }
 
     // ---- split and coalesce -------------------------------------------------
@@ -873,7 +875,7 @@ impl<H: PageTableHw> PageTable<H> {
         let mut writes = Vec::new();
         if m.unit.contiguous {
             self.plan_unit(&mut writes, table, first, m, m.pa, &m.attributes, false);
-            self.apply(&writes);
+            self.apply(writes);
             return Ok(Unit { level: m.unit.level, contiguous: false });
         }
         if m.unit.level == 3 {
@@ -890,7 +892,7 @@ impl<H: PageTableHw> PageTable<H> {
         }
         let slot = self.index(m.va, m.unit.level);
         writes.push(SlotWrite { table, index: slot, level: m.unit.level, va: m.va, new: descriptor::table(child) });
-        self.apply(&writes);
+        self.apply(writes);
         Ok(unit)
     }
 
@@ -926,15 +928,15 @@ impl<H: PageTableHw> PageTable<H> {
         let index = self.index(va, unit.level);
         let m = Mapping { va, pa: first.pa, unit, attributes: first.attributes };
         self.plan_unit(&mut writes, table, index, m, first.pa, &first.attributes, unit.contiguous);
-        self.apply(&writes);
+        self.apply(writes);
         Ok(())
     }
 
     // ---- the one place live entries change ---------------------------------
 
     /// Applies slot writes with break-before-make and one synchronisation.
-    fn apply(&mut self, writes: &[SlotWrite]) {
-        self.apply_change(Change { writes: writes.to_vec(), ..Change::default() });
+    fn apply(&mut self, writes: Vec<SlotWrite>) {
+        self.apply_change(Change { writes, ..Change::default() });
     }
 
     /// Applies a change: its slot writes with break-before-make, together
