@@ -127,6 +127,9 @@ pub trait VmemmapHw {
     fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor);
     /// Maps unmapped vmemmap pages: (va, pa, writable).
     fn map_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError>;
+    /// Maps `pages` unmapped vmemmap pages from `va` read-only to the one
+    /// frame `pa` (a shared tail).
+    fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError>;
     /// Points mapped vmemmap pages at new frames: one break-before-make
     /// batch. Returns the frames they mapped before, in order.
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError>;
@@ -217,6 +220,9 @@ pub struct Accounting {
     pub shared_tails: u64,
     /// Page-table frames the vmemmap's mappings added to the tree.
     pub table_frames: u64,
+    /// Vmemmap pages a plain vmemmap would have needed for folios adopted
+    /// born optimized, and which were never allocated.
+    pub never_populated: u64,
 }
 
 struct SharedTail {
@@ -242,6 +248,8 @@ pub struct Hvo<B: VmemmapHw> {
     tails: Vec<SharedTail>,
     stats: Vec<OrderStats>,
     accounting: Accounting,
+    /// Vmemmap ranges [start, end) this engine mapped and must unmap.
+    owned: Vec<(u64, u64)>,
 }
 
 impl<B: VmemmapHw> Hvo<B> {
@@ -258,6 +266,7 @@ impl<B: VmemmapHw> Hvo<B> {
             tails: Vec::new(),
             stats: Vec::new(),
             accounting: Accounting::default(),
+            owned: Vec::new(),
         };
         for zone in zones {
             if let Err(e) = engine.populate(zone) {
@@ -267,6 +276,79 @@ impl<B: VmemmapHw> Hvo<B> {
         }
         engine.accounting.table_frames = engine.hw.table_frames() - tables_before;
         Ok(engine)
+    }
+
+    /// A vmemmap for `zones` with nothing populated yet: for huge-page pools
+    /// whose folios are adopted born optimized ([`Hvo::adopt_optimized`]), so
+    /// the full vmemmap is never allocated or initialised.
+    pub fn new_unpopulated(hw: B, granule: Granule, base: u64, zones: &[Zone]) -> Self {
+        Hvo {
+            hw,
+            granule,
+            base,
+            zones: zones.to_vec(),
+            tails: Vec::new(),
+            stats: Vec::new(),
+            accounting: Accounting::default(),
+            owned: Vec::new(),
+        }
+    }
+
+    /// Describes [pfn, pfn + 2^order), whose vmemmap is not populated, as a
+    /// folio born optimized: one fresh private page 0 and pages 1..n-1
+    /// mapped read-only to the shared tail. The other n-1 pages are never
+    /// allocated. Folios below the minimum order get their pages populated
+    /// the ordinary way. On failure nothing stays allocated or mapped.
+    pub fn adopt_optimized(&mut self, pfn: u64, order: u32, owner: u64) -> Result<Folio, HvoError> {
+        let zone = self.check_folio(pfn, order)?;
+        let folio = Folio { pfn, order };
+        let n = self.pages_of(order);
+        if !self.is_eligible(order) {
+            let range = PhysRange::saturating(pfn << self.granule.shift(), self.page_size() << order);
+            self.populate(&Zone { id: zone, range })?;
+            return self.create_folio(pfn, order, owner, false);
+        }
+        let va0 = self.descriptor_va(pfn);
+        let page = self.page_size();
+        if self.hw.frame_of(va0).is_some() {
+            return Err(HvoError::BadFolio { pfn, order });
+        }
+        let tail_pa = self.shared_tail(zone, order).ok_or(HvoError::OutOfMemory)?;
+        let Some(page0) = self.hw.alloc_frame() else {
+            self.drop_tail_user(zone, order);
+            return Err(HvoError::OutOfMemory);
+        };
+        let head = PageDescriptor {
+            flags: FLAG_HEAD | FLAG_OPTIMIZED,
+            owner,
+            refcount: 1,
+            order: order as u8,
+            zone,
+            ..Default::default()
+        };
+        let tail = PageDescriptor::tail(order, zone);
+        self.hw.fill_frame(page0, &mut |i| if i == 0 { head } else { tail });
+        let mapped = self.hw.map_pages(&[(va0, page0, true)]).and_then(|_| {
+            self.hw.map_shared(va0 + page, tail_pa, n - 1).inspect_err(|_| {
+                let _ = self.hw.unmap_pages(va0, page);
+            })
+        });
+        if let Err(e) = mapped {
+            self.hw.free_frame(page0);
+            self.drop_tail_user(zone, order);
+            return Err(e);
+        }
+        self.own(va0, n * page);
+        self.accounting.vmemmap_frames += 1;
+        self.accounting.never_populated += n - 1;
+        // As if populated and then optimized, so restore and demote account alike.
+        self.accounting.freed_by_hvo += n - 1;
+        let s = self.stats_for(zone, order);
+        s.folios += 1;
+        s.optimized += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += 1;
+        Ok(folio)
     }
 
     fn page_size(&self) -> u64 {
@@ -296,6 +378,7 @@ impl<B: VmemmapHw> Hvo<B> {
             if self.hw.frame_of(va).is_none() {
                 let pa = self.hw.alloc_frame().ok_or(HvoError::OutOfMemory)?;
                 self.accounting.vmemmap_frames += 1;
+                self.own(va, page);
                 let first = (va - self.base) >> DESCRIPTOR_SHIFT;
                 let zones = self.zones.clone();
                 self.hw.fill_frame(pa, &mut |i| {
@@ -324,14 +407,19 @@ impl<B: VmemmapHw> Hvo<B> {
         result
     }
 
-    /// Unmaps the vmemmap and frees every frame it holds.
+    /// Records that this engine mapped [va, va + size) of the vmemmap (kept
+    /// as merged ranges: another engine may own the pages around them).
+    fn own(&mut self, va: u64, size: u64) {
+        match self.owned.last_mut() {
+            Some(last) if last.1 == va => last.1 += size,
+            _ => self.owned.push((va, va + size)),
+        }
+    }
+
+    /// Unmaps the vmemmap pages this engine mapped and frees every frame it holds.
     fn teardown(&mut self) {
         let page = self.page_size();
-        let zones = self.zones.clone();
-        for zone in &zones {
-            let shift = self.granule.shift();
-            let first_va = self.descriptor_va(zone.range.start() >> shift) & !(page - 1);
-            let end_va = self.descriptor_va(zone.range.end() >> shift).next_multiple_of(page);
+        for (first_va, end_va) in core::mem::take(&mut self.owned) {
             let mut va = first_va;
             while va < end_va {
                 if let Some(pa) = self.hw.frame_of(va) {
@@ -349,6 +437,12 @@ impl<B: VmemmapHw> Hvo<B> {
             self.hw.free_frame(t.pa);
             self.accounting.shared_tails -= 1;
         }
+    }
+
+    /// Updates the page-table frame count after the caller changed the
+    /// vmemmap's extent (adoptions map pages outside `new`).
+    pub fn count_table_frames(&mut self, before: u64) {
+        self.accounting.table_frames = self.hw.table_frames().saturating_sub(before);
     }
 
     /// Tears the vmemmap down and returns the hardware. Folios still
@@ -498,6 +592,126 @@ impl<B: VmemmapHw> Hvo<B> {
         s.folios -= 1;
         s.vmemmap_pages_before -= n;
         s.vmemmap_pages_after -= n;
+        Ok(())
+    }
+
+    // ---- demote -------------------------------------------------------------
+
+    /// Splits `folio` into folios of order `to`, owned by the same owner.
+    /// An optimized folio's pieces stay optimized where they are eligible:
+    /// each piece gets a private page 0 (the first reuses the folio's) and
+    /// its other pages point at the shared tail of the smaller order, all in
+    /// one break-before-make batch. Pieces below the minimum order need the
+    /// folio restored first. If memory runs out the folio stays as it was.
+    pub fn demote(&mut self, folio: Folio, to: u32) -> Result<Vec<Folio>, HvoError> {
+        let head = self.head_of(folio)?;
+        if to >= folio.order {
+            return Err(HvoError::BadFolio { pfn: folio.pfn, order: to });
+        }
+        let optimized = head.flags & FLAG_OPTIMIZED != 0;
+        if optimized && !self.is_eligible(to) {
+            self.restore(&[folio])?;
+        }
+        let pieces: Vec<Folio> =
+            (0..1u64 << (folio.order - to)).map(|k| Folio { pfn: folio.pfn + (k << to), order: to }).collect();
+        let piece_head = PageDescriptor { order: to as u8, flags: head.flags & !FLAG_OPTIMIZED, ..head };
+        let zone = head.zone;
+        let (n, m) = (self.pages_of(folio.order), self.pages_of(to));
+        if optimized && self.is_eligible(to) {
+            self.demote_optimized(folio, &pieces, &piece_head)?;
+        } else {
+            for &p in &pieces {
+                self.write_descriptors(p, &piece_head, zone)?;
+            }
+        }
+        let was_optimized = optimized && self.is_eligible(to);
+        let count = pieces.len() as u64;
+        let s = self.stats_for(zone, folio.order);
+        s.folios -= 1;
+        s.vmemmap_pages_before -= n;
+        s.vmemmap_pages_after -= if was_optimized { 1 } else { n };
+        s.optimized -= was_optimized as u64;
+        let s = self.stats_for(zone, to);
+        s.folios += count;
+        s.vmemmap_pages_before += count * m;
+        s.vmemmap_pages_after += if was_optimized { count } else { count * m };
+        s.optimized += if was_optimized { count } else { 0 };
+        Ok(pieces)
+    }
+
+    fn demote_optimized(
+        &mut self,
+        folio: Folio,
+        pieces: &[Folio],
+        piece_head: &PageDescriptor,
+    ) -> Result<(), HvoError> {
+        let zone = piece_head.zone;
+        let to = pieces[0].order;
+        let page = self.page_size();
+        let m = self.pages_of(to);
+        // Everything that can fail first: the shared tail and the new page 0s.
+        let mut tail_pa = None;
+        for _ in pieces {
+            match self.shared_tail(zone, to) {
+                Some(pa) => tail_pa = Some(pa),
+                None => {
+                    for _ in 0..pieces.len() {
+                        self.drop_tail_user(zone, to);
+                    }
+                    return Err(HvoError::OutOfMemory);
+                }
+            }
+        }
+        let tail_pa = tail_pa.ok_or(HvoError::OutOfMemory)?;
+        let head = PageDescriptor { flags: piece_head.flags | FLAG_OPTIMIZED, ..*piece_head };
+        let tail = PageDescriptor::tail(to, zone);
+        let mut fresh = Vec::with_capacity(pieces.len() - 1);
+        for _ in 1..pieces.len() {
+            match self.hw.alloc_frame() {
+                Some(pa) => {
+                    self.hw.fill_frame(pa, &mut |i| if i == 0 { head } else { tail });
+                    fresh.push(pa);
+                }
+                None => {
+                    for pa in fresh {
+                        self.hw.free_frame(pa);
+                    }
+                    // Users were counted once per piece, including the failed ones.
+                    for _ in pieces {
+                        self.drop_tail_user(zone, to);
+                    }
+                    return Err(HvoError::OutOfMemory);
+                }
+            }
+        }
+        let mut remaps = Vec::new();
+        for (k, p) in pieces.iter().enumerate() {
+            let va0 = self.descriptor_va(p.pfn);
+            if k > 0 {
+                remaps.push((va0, fresh[k - 1], true));
+            }
+            for j in 1..m {
+                remaps.push((va0 + j * page, tail_pa, false));
+            }
+        }
+        if let Err(e) = self.hw.remap_pages(&remaps) {
+            for pa in fresh {
+                self.hw.free_frame(pa);
+            }
+            for _ in pieces {
+                self.drop_tail_user(zone, to);
+            }
+            return Err(e);
+        }
+        // Piece 0 keeps the folio's private page 0: rewrite it in place.
+        let va0 = self.descriptor_va(folio.pfn);
+        for i in 0..(page >> DESCRIPTOR_SHIFT) {
+            self.hw.write(va0 + (i << DESCRIPTOR_SHIFT), if i == 0 { &head } else { &tail })?;
+        }
+        self.drop_tail_user(zone, folio.order);
+        let added = pieces.len() as u64 - 1;
+        self.accounting.vmemmap_frames += added;
+        self.accounting.freed_by_hvo -= added;
         Ok(())
     }
 

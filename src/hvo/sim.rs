@@ -99,6 +99,10 @@ impl VmemmapHw for SimVmemmap {
         Ok(())
     }
 
+    fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError> {
+        self.tables.map_repeated(va, pa, pages, Attributes::KERNEL_RO).map_err(|_| HvoError::Paging)
+    }
+
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
         let changes: Vec<Remap> = pages
             .iter()

@@ -271,3 +271,109 @@ fn random_sequences_end_with_every_frame_back() {
         assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
     }
 }
+
+/// The invariant every test keeps: frames held by the vmemmap are exactly
+/// what the allocator is missing.
+fn assert_exact(s: &Setup, what: &str) {
+    let acc = s.hvo.accounting();
+    let frames = &s.hvo.hw_ref().frames;
+    assert_eq!(frames.free_frames() + acc.vmemmap_frames + acc.shared_tails, frames.total_frames(), "{what}");
+}
+
+#[test]
+fn demote_keeps_hvo_on_eligible_pieces() {
+    for granule in Granule::ALL {
+        let min = min_optimizable_order(granule);
+        let (big, small) = (min + 4, min + 1);
+        let mut s = setup(granule, 1 << (big + 1));
+        let f = s.folio(big, true);
+        assert_exact(&s, "before demote");
+        let pieces = s.hvo.demote(f, small).unwrap();
+        s.hvo.hw().judge("demote");
+        assert_eq!(pieces.len(), 8);
+        for &p in &pieces {
+            assert!(s.hvo.is_optimized(p), "{granule}: piece {p:?}");
+            s.check_every_tail(p);
+        }
+        assert_exact(&s, "after demote");
+        let acc = s.hvo.accounting();
+        // Each piece saves m - 1 pages; the big shared tail is gone, one small one exists.
+        let m = (1u64 << small) * 64 / granule.size();
+        assert_eq!((acc.freed_by_hvo, acc.shared_tails), (8 * (m - 1), 1), "{granule}");
+        for p in pieces {
+            s.hvo.release_folio(p).unwrap();
+        }
+        assert_exact(&s, "after release");
+        let sim = s.hvo.destroy();
+        assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
+    }
+}
+
+#[test]
+fn demote_into_ineligible_pieces_restores_first_and_fails_cleanly() {
+    let mut s = setup(Granule::K4, 1 << 12);
+    let f = s.folio(9, true);
+    // Restoring needs 7 pages: with 3, the folio stays as it was.
+    s.hvo.hw().allocations_left = Some(3);
+    assert_eq!(s.hvo.demote(f, 4), Err(HvoError::OutOfMemory));
+    assert!(s.hvo.is_optimized(f));
+    s.check_every_tail(f);
+    assert_exact(&s, "failed demote");
+    s.hvo.hw().allocations_left = None;
+    let pieces = s.hvo.demote(f, 4).unwrap();
+    assert_eq!(pieces.len(), 32);
+    for &p in &pieces {
+        assert!(!s.hvo.is_optimized(p));
+        s.check_every_tail(p);
+    }
+    s.hvo.hw().judge("demote to small");
+    assert_exact(&s, "demote to small");
+}
+
+#[test]
+fn demote_failing_at_every_allocation_leaves_the_folio_whole() {
+    let mut s = setup(Granule::K16, 1 << 15);
+    let f = s.folio(13, true);
+    // 4 pieces of order 11: one shared tail and 3 page 0s.
+    for limit in 0..4 {
+        s.hvo.hw().allocations_left = Some(limit);
+        assert_eq!(s.hvo.demote(f, 11), Err(HvoError::OutOfMemory), "limit {limit}");
+        assert!(s.hvo.is_optimized(f));
+        s.check_every_tail(f);
+        assert_exact(&s, "failed demote");
+        s.hvo.hw().judge("failed demote");
+    }
+    s.hvo.hw().allocations_left = None;
+    assert_eq!(s.hvo.demote(f, 11).unwrap().len(), 4);
+    assert_exact(&s, "demote");
+}
+
+#[test]
+fn born_optimized_pools_never_populate_the_full_vmemmap() {
+    let granule = Granule::K4;
+    let order = 13; // 32 MiB folios: 128 vmemmap pages each
+    let zone = PhysRange::from_start_size(ZONE_BASE, 4 << (order + 12)).unwrap();
+    let sim = SimVmemmap::new(granule, 1 << 12);
+    let mut hvo = Hvo::new_unpopulated(sim, granule, VMEMMAP_BASE, &[Zone { id: 1, range: zone }]);
+    let pfn0 = ZONE_BASE >> 12;
+    let folios: Vec<Folio> = (0..4).map(|k| hvo.adopt_optimized(pfn0 + (k << order), order, 9).unwrap()).collect();
+    hvo.hw().judge("adopt");
+    let acc = hvo.accounting();
+    assert_eq!((acc.vmemmap_frames, acc.shared_tails, acc.never_populated), (4, 1, 4 * 127));
+    let frames = &hvo.hw_ref().frames;
+    assert_eq!(frames.total_frames() - frames.free_frames(), 5, "4 private pages and one shared tail, nothing else");
+    for &f in &folios {
+        assert!(hvo.is_optimized(f));
+        for i in 0..(1u64 << order) {
+            assert_eq!(hvo.compound_head(f.pfn + i), f.pfn);
+        }
+    }
+    // A pool folio can still be demoted, restored and freed.
+    let pieces = hvo.demote(folios[0], 9).unwrap();
+    assert_eq!(pieces.len(), 16);
+    hvo.restore(&[folios[1]]).unwrap();
+    hvo.release_folio(folios[1]).unwrap();
+    hvo.hw().judge("pool changes");
+    let sim = hvo.destroy();
+    assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
+}

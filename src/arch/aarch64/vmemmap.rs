@@ -77,6 +77,12 @@ impl VmemmapHw for KernelVmemmapHw {
         Ok(())
     }
 
+    fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError> {
+        let mut guard = KERNEL_TABLES.lock();
+        let t = guard.as_mut().ok_or(HvoError::Paging)?;
+        t.map_repeated(va, pa, pages, Attributes::KERNEL_RO).map_err(|_| HvoError::Paging)
+    }
+
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<alloc::vec::Vec<u64>, HvoError> {
         let changes: alloc::vec::Vec<Remap> =
             pages.iter().map(|&(va, pa, w)| Remap { va, pa, attributes: attributes(w) }).collect();

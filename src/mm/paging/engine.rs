@@ -466,12 +466,32 @@ impl<H: PageTableHw> PageTable<H> {
         attributes: Attributes,
         policy: Policy,
     ) -> Result<(), PagingError> {
+        self.map_inner(va, pa, size, attributes, policy, false)
+    }
+
+    /// Maps `pages` pages from `va` all to the one frame at `pa` (a shared
+    /// read-only page, such as HVO's shared tail). Same guarantees as `map`.
+    pub fn map_repeated(&mut self, va: u64, pa: u64, pages: u64, attributes: Attributes) -> Result<(), PagingError> {
+        let size = pages.checked_mul(self.granule.size()).ok_or(PagingError::OutOfRange { address: va })?;
+        self.map_inner(va, pa, size, attributes, Policy::Force(Unit::PAGE), true)
+    }
+
+    fn map_inner(
+        &mut self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attributes: Attributes,
+        policy: Policy,
+        repeat: bool,
+    ) -> Result<(), PagingError> {
         if size == 0 {
             return Ok(());
         }
         self.check_aligned(&[va, pa, size])?;
         self.check_range(va, size)?;
-        if pa.checked_add(size).is_none_or(|end| end > 1 << 48) {
+        let pa_span = if repeat { self.granule.size() } else { size };
+        if pa.checked_add(pa_span).is_none_or(|end| end > 1 << 48) {
             return Err(PagingError::OutOfRange { address: pa });
         }
         if !attributes.is_permitted() {
@@ -483,7 +503,7 @@ impl<H: PageTableHw> PageTable<H> {
                 return Err(PagingError::UnsupportedUnit(unit));
             }
             let s = unit.size(self.granule);
-            if !va.is_multiple_of(s) || !pa.is_multiple_of(s) || !size.is_multiple_of(s) {
+            if !va.is_multiple_of(s) || !pa.is_multiple_of(s.min(pa_span)) || !size.is_multiple_of(s) {
                 return Err(PagingError::Misaligned {
                     value: if !va.is_multiple_of(s) {
                         va
@@ -502,7 +522,7 @@ impl<H: PageTableHw> PageTable<H> {
         let mut last_table = None;
         let mut done = 0;
         while done < size {
-            let (v, p, left) = (va + done, pa + done, size - done);
+            let (v, p, left) = (va + done, if repeat { pa } else { pa + done }, size - done);
             let unit = match policy {
                 Policy::Force(unit) => unit,
                 Policy::Largest => self.largest_unit(v, p, left),
@@ -525,7 +545,8 @@ impl<H: PageTableHw> PageTable<H> {
                 }
                 count += 1;
             }
-            if let Err(e) = self.write_units(v, p, unit, count, &attributes, &mut last_table) {
+            let stride = if repeat { 0 } else { self.granule.level_size(unit.level) };
+            if let Err(e) = self.write_units(v, p, unit, count, stride, &attributes, &mut last_table) {
                 if done > 0 {
                     self.barrier(Barrier::DsbIshSt);
                     // Undo: nothing of the new range may stay mapped.
@@ -567,6 +588,7 @@ impl<H: PageTableHw> PageTable<H> {
         pa: u64,
         unit: Unit,
         count: usize,
+        stride: u64,
         attributes: &Attributes,
         last: &mut Option<(u8, u64, u64)>,
     ) -> Result<(), PagingError> {
@@ -583,12 +605,11 @@ impl<H: PageTableHw> PageTable<H> {
             }
         };
         let first = self.index(va, unit.level);
-        let level_size = self.granule.level_size(unit.level);
         // Consecutive descriptors differ only in their output address.
         let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
         for i in 0..count * unit.entries(self.granule) {
             self.hw.write_entry(table, first + i, d);
-            d += level_size;
+            d += stride;
         }
         Ok(())
     }
