@@ -12,6 +12,8 @@
 //! | `ktest` / `ktest=NAME` | run the in-kernel tests (those whose name contains NAME) | off |
 //! | `crash=` | `fault` `panic`: deliberately fail after boot, to test the report path | off |
 //! | `bench` | run the in-kernel benchmarks (QEMU with `-icount shift=0`) | off |
+//! | `hugepages=` | `SIZE:COUNT[,SIZE:COUNT]`: huge-page pools reserved at boot, born optimized | none |
+//! | `hugepages_late` | build the pools' vmemmap in full, then optimize (for comparison) | off |
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -84,11 +86,25 @@ pub struct BootArgs<'a> {
     pub crash: Option<CrashKind>,
     /// Run the in-kernel benchmarks (for QEMU with `-icount shift=0`).
     pub bench: bool,
+    /// Huge-page pools to reserve at boot: (size in bytes, count).
+    pub hugepages: Vec<(u64, u64)>,
+    /// Build the pools' vmemmap in full and optimize it afterwards, instead
+    /// of born optimized (to measure the difference).
+    pub hugepages_late: bool,
 }
 
 impl Default for BootArgs<'_> {
     fn default() -> Self {
-        BootArgs { log_level: LogLevel::Info, granule: Granule::K4, exit: None, ktest: None, crash: None, bench: false }
+        BootArgs {
+            log_level: LogLevel::Info,
+            granule: Granule::K4,
+            exit: None,
+            ktest: None,
+            crash: None,
+            bench: false,
+            hugepages: Vec::new(),
+            hugepages_late: false,
+        }
     }
 }
 
@@ -108,6 +124,25 @@ impl fmt::Display for BootArgWarning<'_> {
             }
         }
     }
+}
+
+/// A byte size with an optional binary suffix: `64K`, `2M`, `1G`, `16G`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 30),
+        b't' | b'T' => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1 << shift).filter(|&s| s > 0)
+}
+
+/// `SIZE:COUNT` of `hugepages=`.
+fn parse_pool(entry: &str) -> Option<(u64, u64)> {
+    let (size, count) = entry.split_once(':')?;
+    Some((parse_size(size)?, count.parse().ok().filter(|&c| c > 0)?))
 }
 
 /// Parses a command line. Later arguments override earlier ones.
@@ -137,13 +172,26 @@ pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
             },
             ("ktest", None) => args.ktest = Some(""),
             ("bench", None) => args.bench = true,
+            ("hugepages_late", None) => args.hugepages_late = true,
+            ("hugepages", Some(v)) => {
+                for entry in v.split(',') {
+                    match parse_pool(entry) {
+                        Some(pool) => args.hugepages.push(pool),
+                        None => warnings.push(BootArgWarning::BadValue {
+                            key,
+                            value: entry,
+                            expected: "SIZE:COUNT, such as 2M:512 or 1G:4",
+                        }),
+                    }
+                }
+            }
             ("ktest", Some(v)) => args.ktest = Some(v),
             ("crash", Some(v)) => match v {
                 "fault" => args.crash = Some(CrashKind::Fault),
                 "panic" => args.crash = Some(CrashKind::Panic),
                 _ => bad("fault or panic"),
             },
-            ("loglevel" | "granule" | "exit" | "crash", None) => bad("a value after `=`"),
+            ("loglevel" | "granule" | "exit" | "crash" | "hugepages", None) => bad("a value after `=`"),
             _ => warnings.push(BootArgWarning::Unknown { arg }),
         }
     }
@@ -198,6 +246,23 @@ mod tests {
             ]
         );
         assert_eq!(warnings[2].to_string(), "unknown boot argument `console=ttyAMA0` ignored");
+    }
+
+    #[test]
+    fn hugepage_pools_parse_and_bad_entries_are_skipped() {
+        let (args, warnings) = parse("hugepages=1G:60,2M:512,banana,3X:1,16g:0,64K:4 hugepages_late");
+        assert_eq!(args.hugepages, vec![(1 << 30, 60), (2 << 20, 512), (64 << 10, 4)]);
+        assert!(args.hugepages_late);
+        let bad: Vec<&str> = warnings
+            .iter()
+            .map(|w| match w {
+                BootArgWarning::BadValue { value, .. } => *value,
+                BootArgWarning::Unknown { arg } => arg,
+            })
+            .collect();
+        assert_eq!(bad, ["banana", "3X:1", "16g:0"]);
+        assert_eq!(parse_size("16G"), Some(16 << 30));
+        assert_eq!(parse_size("99999999999999999999G"), None);
     }
 
     #[test]

@@ -112,8 +112,11 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     report_devices(&machine);
 
     let granule = choose_granule(args.granule);
-    let (memory_map, frames) = build_frame_pool(&machine, image, dtb, granule);
+    let (memory_map, mut frames) = build_frame_pool(&machine, image, dtb, granule);
+    // Huge-page pools first, while aligned ranges are still free.
+    let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = Kernel { machine, memory_map, image, granule };
 
     crate::huge::savings_report(granule, &kernel.memory_map.banks);

@@ -130,6 +130,13 @@ pub trait VmemmapHw {
     /// Maps `pages` unmapped vmemmap pages from `va` read-only to the one
     /// frame `pa` (a shared tail).
     fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError>;
+    /// A last-level table mapping every slot read-only to `pa`, to be linked
+    /// wherever a whole table's range would map nothing but that page.
+    fn create_shared_table(&mut self, pa: u64) -> Result<u64, HvoError>;
+    /// Links a shared table for the (unmapped) table-sized range at `va`.
+    fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), HvoError>;
+    /// Frees a shared table no range links any more.
+    fn release_shared_table(&mut self, table: u64);
     /// Points mapped vmemmap pages at new frames: one break-before-make
     /// batch. Returns the frames they mapped before, in order.
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError>;
@@ -230,6 +237,9 @@ struct SharedTail {
     order: u32,
     pa: u64,
     users: u64,
+    /// The shared last-level table of read-only references to `pa`, once a
+    /// born-optimized folio needed one.
+    table: Option<u64>,
 }
 
 /// One zone: a RAM bank (or NUMA node).
@@ -329,8 +339,8 @@ impl<B: VmemmapHw> Hvo<B> {
         let tail = PageDescriptor::tail(order, zone);
         self.hw.fill_frame(page0, &mut |i| if i == 0 { head } else { tail });
         let mapped = self.hw.map_pages(&[(va0, page0, true)]).and_then(|_| {
-            self.hw.map_shared(va0 + page, tail_pa, n - 1).inspect_err(|_| {
-                let _ = self.hw.unmap_pages(va0, page);
+            self.map_tail_range(zone, order, tail_pa, va0 + page, va0 + n * page).inspect_err(|_| {
+                let _ = self.hw.unmap_pages(va0, n * page);
             })
         });
         if let Err(e) = mapped {
@@ -349,6 +359,36 @@ impl<B: VmemmapHw> Hvo<B> {
         s.vmemmap_pages_before += n;
         s.vmemmap_pages_after += 1;
         Ok(folio)
+    }
+
+    /// Maps [start, end) of the vmemmap read-only to the shared tail: whole
+    /// last-level-table ranges by linking the tail's shared table (so a large
+    /// pool costs a handful of tables), the rest page by page.
+    fn map_tail_range(&mut self, zone: u8, order: u32, tail_pa: u64, start: u64, end: u64) -> Result<(), HvoError> {
+        let span = self.granule.level_size(2);
+        let page = self.page_size();
+        let mut at = start;
+        while at < end {
+            let next = (at + 1).next_multiple_of(span).min(end);
+            if at.is_multiple_of(span) && next - at == span {
+                let table = self.shared_tail_table(zone, order, tail_pa)?;
+                self.hw.link_shared_table(at, table)?;
+            } else {
+                self.hw.map_shared(at, tail_pa, (next - at) / page)?;
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    fn shared_tail_table(&mut self, zone: u8, order: u32, tail_pa: u64) -> Result<u64, HvoError> {
+        let i = self.tails.iter().position(|t| t.zone == zone && t.order == order).ok_or(HvoError::OutOfMemory)?;
+        if let Some(table) = self.tails[i].table {
+            return Ok(table);
+        }
+        let table = self.hw.create_shared_table(tail_pa)?;
+        self.tails[i].table = Some(table);
+        Ok(table)
     }
 
     fn page_size(&self) -> u64 {
@@ -420,20 +460,25 @@ impl<B: VmemmapHw> Hvo<B> {
     fn teardown(&mut self) {
         let page = self.page_size();
         for (first_va, end_va) in core::mem::take(&mut self.owned) {
+            let mut frames = Vec::new();
             let mut va = first_va;
             while va < end_va {
-                if let Some(pa) = self.hw.frame_of(va) {
-                    let shared = self.tails.iter().any(|t| t.pa == pa);
-                    let _ = self.hw.unmap_pages(va, page);
-                    if !shared {
-                        self.hw.free_frame(pa);
-                        self.accounting.vmemmap_frames -= 1;
-                    }
+                if let Some(pa) = self.hw.frame_of(va)
+                    && !self.tails.iter().any(|t| t.pa == pa)
+                {
+                    frames.push(pa);
                 }
                 va += page;
             }
+            // One unmap for the range: shared tables go with their slots.
+            let _ = self.hw.unmap_pages(first_va, end_va - first_va);
+            self.accounting.vmemmap_frames -= frames.len() as u64;
+            self.hw.free_frames(&mut frames);
         }
-        for t in self.tails.drain(..) {
+        for t in core::mem::take(&mut self.tails) {
+            if let Some(table) = t.table {
+                self.hw.release_shared_table(table);
+            }
             self.hw.free_frame(t.pa);
             self.accounting.shared_tails -= 1;
         }
@@ -879,7 +924,7 @@ impl<B: VmemmapHw> Hvo<B> {
         let pa = self.hw.alloc_frame()?;
         let tail = PageDescriptor::tail(order, zone);
         self.hw.fill_frame(pa, &mut |_| tail);
-        self.tails.push(SharedTail { zone, order, pa, users: 1 });
+        self.tails.push(SharedTail { zone, order, pa, users: 1, table: None });
         self.accounting.shared_tails += 1;
         self.stats_for(zone, order).shared_tail = true;
         Some(pa)
@@ -890,7 +935,12 @@ impl<B: VmemmapHw> Hvo<B> {
         let Some(i) = self.tails.iter().position(|t| t.zone == zone && t.order == order) else { return };
         self.tails[i].users -= 1;
         if self.tails[i].users == 0 {
+            // No folio uses the tail, so no range links its table any more
+            // (remaps gave every linked range a private copy).
             let t = self.tails.swap_remove(i);
+            if let Some(table) = t.table {
+                self.hw.release_shared_table(table);
+            }
             self.hw.free_frame(t.pa);
             self.accounting.shared_tails -= 1;
             self.stats_for(zone, order).shared_tail = false;

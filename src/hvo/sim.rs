@@ -103,6 +103,18 @@ impl VmemmapHw for SimVmemmap {
         self.tables.map_repeated(va, pa, pages, Attributes::KERNEL_RO).map_err(|_| HvoError::Paging)
     }
 
+    fn create_shared_table(&mut self, pa: u64) -> Result<u64, HvoError> {
+        self.tables.create_shared_table(pa, Attributes::KERNEL_RO).map_err(|_| HvoError::OutOfMemory)
+    }
+
+    fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), HvoError> {
+        self.tables.link_shared_table(va, table).map_err(|_| HvoError::Paging)
+    }
+
+    fn release_shared_table(&mut self, table: u64) {
+        self.tables.release_shared_table(table);
+    }
+
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
         let changes: Vec<Remap> = pages
             .iter()

@@ -377,3 +377,37 @@ fn born_optimized_pools_never_populate_the_full_vmemmap() {
     let sim = hvo.destroy();
     assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
 }
+
+#[test]
+fn a_large_born_optimized_pool_shares_its_all_tail_tables() {
+    let granule = Granule::K4;
+    let order = 18; // 1 GiB: 4096 vmemmap pages, 8 last-level tables' worth
+    let zone = PhysRange::from_start_size(1 << 32, 4 << 30).unwrap();
+    let sim = SimVmemmap::new(granule, 1 << 13);
+    let mut hvo = Hvo::new_unpopulated(sim, granule, VMEMMAP_BASE, &[Zone { id: 0, range: zone }]);
+    let tables_before = hvo.hw().tables.stats().tables_in_use;
+    let pfn0 = (1u64 << 32) >> 12;
+    let folios: Vec<Folio> = (0..4).map(|k| hvo.adopt_optimized(pfn0 + (k << order), order, 1).unwrap()).collect();
+    hvo.count_table_frames(tables_before);
+    hvo.hw().judge("large pool");
+    let acc = hvo.accounting();
+    // 4 private pages, one shared tail; tables: each folio's first last-level
+    // table is private, its other 7 link one shared table.
+    assert_eq!((acc.vmemmap_frames, acc.shared_tails), (4, 1));
+    assert!(acc.table_frames <= 4 + 1 + 2, "a handful of tables, not 32: {}", acc.table_frames);
+    for &f in &folios {
+        for i in (0..(1u64 << order)).step_by(97) {
+            assert_eq!(hvo.compound_head(f.pfn + i), f.pfn);
+        }
+    }
+    // Restore copies the shared tables it changes; everything is freed at the end.
+    hvo.restore(&[folios[2]]).unwrap();
+    hvo.hw().judge("restore in a shared range");
+    for i in (0..(1u64 << order)).step_by(89) {
+        assert_eq!(hvo.compound_head(folios[2].pfn + i), folios[2].pfn);
+    }
+    let mut sim = hvo.destroy();
+    assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
+    assert_eq!(sim.tables.stats().tables_in_use, 1, "every table but the root freed");
+    sim.judge("destroyed");
+}

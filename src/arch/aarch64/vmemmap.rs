@@ -83,6 +83,27 @@ impl VmemmapHw for KernelVmemmapHw {
         t.map_repeated(va, pa, pages, Attributes::KERNEL_RO).map_err(|_| HvoError::Paging)
     }
 
+    fn create_shared_table(&mut self, pa: u64) -> Result<u64, HvoError> {
+        let mut guard = KERNEL_TABLES.lock();
+        let t = guard.as_mut().ok_or(HvoError::Paging)?;
+        t.create_shared_table(pa, Attributes::KERNEL_RO).map_err(|_| HvoError::OutOfMemory)
+    }
+
+    fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), HvoError> {
+        KERNEL_TABLES
+            .lock()
+            .as_mut()
+            .ok_or(HvoError::Paging)?
+            .link_shared_table(va, table)
+            .map_err(|_| HvoError::Paging)
+    }
+
+    fn release_shared_table(&mut self, table: u64) {
+        if let Some(t) = KERNEL_TABLES.lock().as_mut() {
+            t.release_shared_table(table);
+        }
+    }
+
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<alloc::vec::Vec<u64>, HvoError> {
         let changes: alloc::vec::Vec<Remap> =
             pages.iter().map(|&(va, pa, w)| Remap { va, pa, attributes: attributes(w) }).collect();

@@ -289,6 +289,10 @@ pub struct PageTable<H: PageTableHw> {
     /// Whether a global mapping was ever made in a lower-half tree: only
     /// then can an ASID-wide invalidation miss something.
     global_in_lower_half: bool,
+    /// Last-level tables linked from several slots (see
+    /// [`PageTable::link_shared_table`]): never written, never freed with a
+    /// subtree; a change inside one first gives the slot a private copy.
+    shared: Vec<u64>,
 }
 
 impl<H: PageTableHw> PageTable<H> {
@@ -303,6 +307,7 @@ impl<H: PageTableHw> PageTable<H> {
             root,
             stats: Stats { tables_in_use: 1, ..Stats::default() },
             global_in_lower_half: false,
+            shared: Vec::new(),
         })
     }
 
@@ -624,6 +629,104 @@ impl<H: PageTableHw> PageTable<H> {
         self.apply(writes);
     }
 
+    // ---- shared last-level tables --------------------------------------------
+
+    /// A new last-level table whose every descriptor maps one page `pa` with
+    /// `attributes` (read-only, so sharing it is safe): for ranges that map
+    /// nothing but one shared page, such as HVO's all-tail vmemmap ranges.
+    pub fn create_shared_table(&mut self, pa: u64, attributes: Attributes) -> Result<u64, PagingError> {
+        if attributes.writable || !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        self.check_aligned(&[pa])?;
+        let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        self.stats.tables_in_use += 1;
+        let d = descriptor::leaf(3, pa, &attributes, false);
+        for index in 0..self.granule.entries(3) {
+            self.hw.write_entry(table, index, d);
+        }
+        self.shared.push(table);
+        Ok(table)
+    }
+
+    /// Points the level-2 slot covering `va` (aligned to the span of a
+    /// last-level table, and unmapped) at a shared table. Invalid -> valid:
+    /// only the barrier that publishes it.
+    pub fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), PagingError> {
+        let span = self.granule.level_size(2);
+        if !self.shared.contains(&table) {
+            return Err(PagingError::NotMapped { va: table });
+        }
+        if !va.is_multiple_of(span) {
+            return Err(PagingError::Misaligned { value: va });
+        }
+        self.check_range(va, span)?;
+        if let Some(m) = self.mappings(va, span).first() {
+            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        }
+        let parent = self.table_at(va, 2, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+        let index = self.index(va, 2);
+        if self.hw.read_entry(parent, index) != 0 {
+            // An empty private table is there: replace it (it maps nothing).
+            let mut writes = Vec::new();
+            writes.push(SlotWrite { table: parent, index, level: 2, va, new: descriptor::table(table) });
+            self.apply(writes);
+            return Ok(());
+        }
+        self.barrier(Barrier::DsbIshSt);
+        self.hw.write_entry(parent, index, descriptor::table(table));
+        self.barrier(Barrier::DsbIshSt);
+        if self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+        Ok(())
+    }
+
+    /// Frees a shared table no slot points at any more (the caller keeps
+    /// count of the links it made).
+    pub fn release_shared_table(&mut self, table: u64) {
+        if let Some(i) = self.shared.iter().position(|&t| t == table) {
+            self.shared.swap_remove(i);
+            self.hw.free_table(table);
+            self.stats.tables_in_use -= 1;
+        }
+    }
+
+    /// Gives every slot in [va, va + size) that points at a shared table a
+    /// private copy, so the range can be changed. The copy has the same
+    /// contents; the switch is break-before-make like any table change.
+    fn unshare(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
+        if self.shared.is_empty() {
+            return Ok(());
+        }
+        let span = self.granule.level_size(2);
+        let mut at = va & !(span - 1);
+        let last = va + (size - 1);
+        while at <= last {
+            if let Some(parent) = self.table_at(at, 2, false)? {
+                let index = self.index(at, 2);
+                if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
+                    && self.shared.contains(&next)
+                {
+                    let copy = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+                    self.stats.tables_in_use += 1;
+                    for i in 0..self.granule.entries(3) {
+                        let d = self.hw.read_entry(next, i);
+                        self.hw.write_entry(copy, i, d);
+                    }
+                    let mut writes = Vec::new();
+                    writes.push(SlotWrite { table: parent, index, level: 2, va: at, new: descriptor::table(copy) });
+                    self.apply(writes);
+                }
+            }
+            match at.checked_add(span) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     // ---- unmap ------------------------------------------------------------
 
     /// Unmaps [va, va + size). Units straddling either end are split first so
@@ -634,6 +737,11 @@ impl<H: PageTableHw> PageTable<H> {
         }
         self.check_aligned(&[va, size])?;
         self.check_range(va, size)?;
+        // Only a shared table cut by either end needs a private copy; one
+        // wholly inside goes with its slot.
+        let page = self.granule.size();
+        self.unshare(va, page)?;
+        self.unshare(va + (size - page), page)?;
         self.split_to_boundary(va)?;
         self.split_to_boundary(va.wrapping_add(size))?;
         let root = self.root;
@@ -728,6 +836,7 @@ impl<H: PageTableHw> PageTable<H> {
                 .fold(va, |next, m| if m.va <= next { m.va + m.unit.size(self.granule) } else { next });
             return Err(PagingError::NotMapped { va: hole });
         }
+        self.unshare(va, size)?;
         if crosses {
             // Units crossing either end are split first, so only the range changes.
             self.split_to_boundary(va)?;
@@ -873,6 +982,7 @@ impl<H: PageTableHw> PageTable<H> {
                 return Err(PagingError::ForbiddenAttributes);
             }
             self.global_in_lower_half |= c.attributes.global && self.half == Half::Lower;
+            self.unshare(c.va, self.granule.size())?;
             let (m, table, first) = self.leaf_at(c.va).ok_or(PagingError::NotMapped { va: c.va })?;
             let s = m.unit.size(self.granule);
             if m.va != c.va || c.pa % s != 0 {
@@ -892,6 +1002,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// into a table of the next level (with contiguous runs where they fit).
     /// Returns the new unit.
     pub fn split(&mut self, va: u64) -> Result<Unit, PagingError> {
+        self.unshare(va, self.granule.size())?;
         let (m, table, first) = self.leaf_at(va).ok_or(PagingError::NotMapped { va })?;
         let mut writes = Vec::new();
         if m.unit.contiguous {
@@ -929,6 +1040,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::Misaligned { value: va });
         }
         self.check_range(va, size)?;
+        self.unshare(va, size)?;
         let maps = self.mappings(va, size);
         let first = *maps.first().ok_or(PagingError::NotMapped { va })?;
         let mut expect = va as u128;
@@ -1048,6 +1160,21 @@ impl<H: PageTableHw> PageTable<H> {
     ) -> bool {
         let size = self.granule.level_size(level);
         let mut covered = false;
+        if self.shared.contains(&table) {
+            // Linked elsewhere too: its leaves leave this slot's TLB entries,
+            // the frame stays.
+            if !inv.broad {
+                for index in 0..self.granule.entries(level) {
+                    if let Entry::Leaf { attributes, .. } =
+                        descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
+                    {
+                        inv.push(table_va + index as u64 * size, false, attributes.global);
+                    }
+                }
+            }
+            inv.any_global |= self.half == Half::Upper;
+            return true;
+        }
         if level == 3 && inv.broad {
             // Past the threshold only tables matter, and a last-level table
             // has none; only whether a global entry is among its leaves
@@ -1083,6 +1210,9 @@ impl<H: PageTableHw> PageTable<H> {
     }
 
     fn free_subtree(&mut self, table: u64, level: u8) {
+        if self.shared.contains(&table) {
+            return;
+        }
         if level < 3 {
             for index in 0..self.granule.entries(level) {
                 if let Entry::Table { next } = descriptor::decode(self.granule, level, self.hw.read_entry(table, index))

@@ -492,3 +492,45 @@ fn the_tlb_model_catches_a_live_change_without_break_before_make() {
     sim.check_quiescent();
     assert!(sim.violations.iter().any(|v| v.contains("stale TLB entry")), "{:?}", sim.violations);
 }
+
+#[test]
+fn shared_last_level_tables_are_linked_copied_on_change_and_never_freed_with_a_slot() {
+    for granule in Granule::ALL {
+        let mut t = table(granule, Half::Upper);
+        let span = granule.level_size(2);
+        let page = granule.size();
+        let base = UPPER + 64 * span;
+        let shared = t.create_shared_table(0x7000_0000, Attributes::KERNEL_RO).unwrap();
+        assert_eq!(t.create_shared_table(0x7000_0000, Attributes::KERNEL_RW), Err(PagingError::ForbiddenAttributes));
+        for k in 0..4 {
+            t.link_shared_table(base + k * span, shared).unwrap();
+        }
+        judge(&mut t, "linked");
+        let tables_linked = t.stats().tables_in_use;
+        for k in 0..4 {
+            let m = t.translate(base + k * span + 5 * page).unwrap();
+            assert_eq!((m.pa, m.attributes), (0x7000_0000, Attributes::KERNEL_RO), "{granule}");
+        }
+        assert!(matches!(
+            t.map(base + span, 0, page, Attributes::KERNEL_RW, Policy::Largest),
+            Err(PagingError::AlreadyMapped { .. })
+        ));
+        // Unmapping slot 0 whole and half of slot 1: slot 1 gets a private copy.
+        t.unmap(base, span + span / 2).unwrap();
+        judge(&mut t, "unmap across");
+        assert!(t.translate(base + span / 2).is_none() && t.translate(base + span + span / 4).is_none());
+        assert_eq!(t.translate(base + span + span / 2 + page).map(|m| m.pa), Some(0x7000_0000));
+        // A remap inside slot 2 copies that table; slot 3 still shares.
+        t.remap(&[Remap { va: base + 2 * span + page, pa: 0x7100_0000, attributes: Attributes::KERNEL_RO }]).unwrap();
+        judge(&mut t, "remap inside");
+        assert_eq!(t.translate(base + 2 * span + page).map(|m| m.pa), Some(0x7100_0000));
+        assert_eq!(t.translate(base + 3 * span + page).map(|m| m.pa), Some(0x7000_0000));
+        assert_eq!(t.stats().tables_in_use, tables_linked + 2, "{granule}: private copies for slots 1 and 2");
+        t.unmap(base, 4 * span).unwrap();
+        judge(&mut t, "unmap all");
+        t.release_shared_table(shared);
+        assert_eq!(t.stats().tables_in_use, 1, "{granule}");
+        let sim = t.destroy();
+        assert_eq!(sim.live_tables(), 0);
+    }
+}
