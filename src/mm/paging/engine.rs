@@ -668,8 +668,7 @@ impl<H: PageTableHw> PageTable<H> {
         let index = self.index(va, 2);
         if self.hw.read_entry(parent, index) != 0 {
             // An empty private table is there: replace it (it maps nothing).
-            let mut writes = Vec::new();
-            writes.push(SlotWrite { table: parent, index, level: 2, va, new: descriptor::table(table) });
+            let writes = alloc::vec![SlotWrite { table: parent, index, level: 2, va, new: descriptor::table(table) }];
             self.apply(writes);
             return Ok(());
         }
@@ -714,8 +713,8 @@ impl<H: PageTableHw> PageTable<H> {
                         let d = self.hw.read_entry(next, i);
                         self.hw.write_entry(copy, i, d);
                     }
-                    let mut writes = Vec::new();
-                    writes.push(SlotWrite { table: parent, index, level: 2, va: at, new: descriptor::table(copy) });
+                    let writes =
+                        alloc::vec![SlotWrite { table: parent, index, level: 2, va: at, new: descriptor::table(copy) }];
                     self.apply(writes);
                 }
             }
