@@ -42,6 +42,8 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("hvo_every_size_optimizes_and_restores", hvo_every_size_optimizes_and_restores),
     ("hvo_write_to_a_shared_tail_is_a_violation", hvo_write_to_a_shared_tail_is_a_violation),
     ("hvo_batch_synchronises_once", hvo_batch_synchronises_once),
+    ("hvo_demote_every_size", hvo_demote_every_size),
+    ("hvo_boot_pool_is_born_optimized", hvo_boot_pool_is_born_optimized),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -475,4 +477,87 @@ fn hvo_batch_synchronises_once(k: &mut Kernel) -> TestResult {
     })();
     region.finish();
     result
+}
+
+/// The largest eligible huge size that fits, demoted into every smaller
+/// huge size: each piece's tails find the piece's head, pieces that are
+/// eligible stay optimized, the allocator moves by exactly the accounting,
+/// and everything is freed in the end.
+fn hvo_demote_every_size(k: &mut Kernel) -> TestResult {
+    let granule = k.granule;
+    let min = hvo::min_optimizable_order(granule);
+    let units = huge::huge_units(granule);
+    let fitting =
+        units.iter().rev().map(|&u| (u, huge::order_of(granule, u))).filter(|&(_, o)| o >= min).find(|&(_, o)| {
+            let fits = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(o).ok());
+            if let (Some(pa), Some(f)) = (fits, KERNEL_FRAMES.lock().as_mut()) {
+                let _ = f.free(pa, o);
+            }
+            fits.is_some()
+        });
+    let Some((_, big)) = fitting else {
+        println!("ktest   no eligible huge size fits in this much RAM");
+        return Ok(());
+    };
+    let start = huge::free_frames();
+    for small_unit in units.iter().copied().filter(|u| huge::order_of(granule, *u) < big) {
+        let small = huge::order_of(granule, small_unit);
+        let mut region = FolioRegion::new(granule, big, &k.memory_map.banks).map_err(hvo_err)?.ok_or("no room")?;
+        let pfn = region.pfn();
+        let result = (|| {
+            let f = region.hvo.create_folio(pfn, big, 7, true).map_err(hvo_err)?;
+            let before = huge::free_frames();
+            let acc0 = region.hvo.accounting();
+            let pieces = region.hvo.demote(f, small).map_err(hvo_err)?;
+            let acc = region.hvo.accounting();
+            let held = |a: folio::hvo::Accounting| (a.vmemmap_frames + a.shared_tails) as i64;
+            let moved = before as i64 - huge::free_frames() as i64;
+            check(moved == held(acc) - held(acc0), || {
+                format!("allocator moved {moved}, accounting {}", held(acc) - held(acc0))
+            })?;
+            check(pieces.len() as u64 == 1 << (big - small), || "wrong piece count".into())?;
+            let eligible = small >= min;
+            for &p in &pieces {
+                check(region.hvo.is_optimized(p) == eligible, || format!("piece at {:#x}: optimized?", p.pfn))?;
+                huge::check_every_tail(&mut region.hvo, p)?;
+            }
+            if eligible {
+                region.hvo.restore(&pieces).map_err(hvo_err)?;
+            }
+            for p in pieces {
+                region.hvo.release_folio(p).map_err(hvo_err)?;
+            }
+            println!(
+                "ktest   demote {} -> {}: {} pieces{}, every tail found its head, restored and freed",
+                Size(granule.size() << big),
+                Size(granule.size() << small),
+                1u64 << (big - small),
+                if eligible { ", still optimized" } else { " (not eligible: restored first)" }
+            );
+            Ok::<(), String>(())
+        })();
+        region.finish();
+        result?;
+    }
+    check(huge::free_frames() == start, || format!("free frames {} != {start}", huge::free_frames()))
+}
+
+/// The pools `hugepages=` reserved (if any): every folio optimized, its
+/// tails find its head, and none of its vmemmap beyond page 0 is private.
+fn hvo_boot_pool_is_born_optimized(_: &mut Kernel) -> TestResult {
+    let mut guard = huge::HUGEPAGE_POOL.lock();
+    let Some((hvo, folios)) = guard.as_mut() else {
+        println!("ktest   no hugepages= pool on this boot");
+        return Ok(());
+    };
+    for &f in folios.iter() {
+        check(hvo.is_optimized(f), || format!("pool folio at {:#x} not optimized", f.pfn))?;
+        huge::check_every_tail(hvo, f)?;
+    }
+    let acc = hvo.accounting();
+    check(acc.vmemmap_frames == folios.len() as u64, || {
+        format!("{} private pages for {} folios", acc.vmemmap_frames, folios.len())
+    })?;
+    println!("ktest   {} pool folios: optimized from birth, every tail found its head", folios.len());
+    Ok(())
 }

@@ -32,6 +32,15 @@ struct Boot {
     output: String,
     /// QEMU's exit status; `None` when the harness ended it.
     status: Option<i32>,
+    /// QEMU's peak resident memory (VmHWM), sampled as each line arrives.
+    peak_rss_kib: u64,
+}
+
+/// VmHWM of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Boot {
@@ -90,17 +99,19 @@ fn run(mut cmd: Command, stop_at: Option<&str>) -> Boot {
     });
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let mut output = String::new();
+    let mut peak = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
+                peak = peak.max(peak_rss_kib(child.id()).unwrap_or(0));
                 let line = line.trim_end_matches('\r');
                 output.push_str(line);
                 output.push('\n');
                 if stop_at.is_some_and(|s| line.contains(s)) {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Boot { output, status: None };
+                    return Boot { output, status: None, peak_rss_kib: peak };
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -112,7 +123,7 @@ fn run(mut cmd: Command, stop_at: Option<&str>) -> Boot {
         }
     }
     let status = child.wait().expect("wait for QEMU").code();
-    Boot { output, status }
+    Boot { output, status, peak_rss_kib: peak }
 }
 
 const VIRT_A72: &[&str] = &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G"];
@@ -141,6 +152,64 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
         .assert_has("ktest   caught: HVO violation: write to a shared read-only tail descriptor of the order-7 folio")
         .assert_has("ktest   64 folios of order 7: optimize and restore, 3 DSBs each")
+        .assert_has("ktest   demote 32 MiB -> 2 MiB: 16 pieces, still optimized, every tail found its head")
+        .assert_has("ktest   demote 32 MiB -> 64 KiB: 512 pieces (not eligible: restored first)")
+        .assert_ktests_pass();
+}
+
+#[test]
+fn demote_1g_into_2m_on_4k() {
+    boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=demote")
+        .assert_status(EXIT_OK)
+        .assert_has(
+            "ktest   demote 1 GiB -> 2 MiB: 512 pieces, still optimized, every tail found its head, restored and freed",
+        )
+        .assert_ktests_pass();
+}
+
+const VIRT_64G: &[&str] = &[
+    "-M",
+    "virt,memory-backend=ram0",
+    "-cpu",
+    "cortex-a72",
+    "-m",
+    "64G",
+    "-object",
+    "memory-backend-ram,id=ram0,size=64G,reserve=off",
+];
+
+#[test]
+fn sixty_1g_pages_are_born_optimized_in_a_64g_guest() {
+    let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 ktest=pool");
+    run.assert_status(EXIT_OK)
+        .assert_has("memory map (1 banks, 64 GiB RAM)")
+        .assert_has("hugepages: 60 x 1 GiB reserved at boot, born optimized")
+        .assert_has("hugepages: their vmemmap costs 60 private pages + 1 shared tail page(s) + ")
+        .assert_has("hugepages: a plain vmemmap would take 245760 pages (960 MiB); 245700 of them were never allocated")
+        .assert_has("ktest   60 pool folios: optimized from birth, every tail found its head")
+        .assert_ktests_pass();
+    // A handful of page-table frames, not one per 2 MiB of vmemmap (480).
+    let tables: u64 = run
+        .output
+        .lines()
+        .find_map(|l| l.split("shared tail page(s) + ").nth(1)?.split(' ').next()?.parse().ok())
+        .expect("table frame count");
+    assert!(tables < 100, "{tables} page-table frames");
+    // Nothing touched the huge pages' memory: far below the guest's 64 GiB.
+    assert!(run.peak_rss_kib > 0 && run.peak_rss_kib < 1 << 20, "QEMU peak RSS {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn bad_hugepages_requests_are_reported_and_skipped() {
+    boot(VIRT_A72, "exit=semihosting hugepages=3M:2,2M:4,junk,1G:9 ktest=pool")
+        .assert_status(EXIT_OK)
+        .assert_has("boot argument `hugepages=junk` ignored: expected SIZE:COUNT")
+        .assert_has(
+            "hugepages: 3 MiB is not a huge-page size of the 4K granule (64 KiB, 2 MiB, 32 MiB, 1 GiB); skipped",
+        )
+        .assert_has("hugepages: only 0 of 9 x 1 GiB fit in free memory")
+        .assert_has("hugepages: 4 x 2 MiB reserved at boot, born optimized")
+        .assert_has("ktest   4 pool folios: optimized from birth")
         .assert_ktests_pass();
 }
 
@@ -229,6 +298,7 @@ fn virt_with_3g_and_cpu_max() {
         .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
         .assert_has("ktest   L3 page (16 KiB) at ")
         .assert_has("ktest   order 16 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   demote 1 GiB -> 32 MiB: 32 pieces, still optimized")
         .assert_has("ktest   caught: HVO violation")
         .assert_ktests_pass();
 }
@@ -294,20 +364,12 @@ fn hvo_savings_rows_for_16k_and_64k() {
 }
 
 #[test]
-fn hvo_16g_folio_on_64k_in_a_32g_guest() {
-    let args = [
-        "-M",
-        "virt,memory-backend=ram0",
-        "-cpu",
-        "cortex-a72",
-        "-m",
-        "32G",
-        "-object",
-        "memory-backend-ram,id=ram0,size=32G,reserve=off",
-    ];
-    let run = boot(&args, "exit=semihosting granule=64k ktest=hvo_every");
+fn hvo_16g_folio_on_64k_in_a_64g_guest() {
+    let run = boot(VIRT_64G, "exit=semihosting granule=64k ktest=hvo");
     run.assert_status(EXIT_OK)
         .assert_has("ktest   order 18 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
+        .assert_has("ktest   demote 16 GiB -> 512 MiB: 32 pieces, still optimized, every tail found its head, restored and freed")
+        .assert_has("ktest   demote 16 GiB -> 2 MiB: 8192 pieces (not eligible: restored first)")
         .assert_ktests_pass();
     assert_savings_rows(&run, &[("16 GiB", "262144       256      1    255  16320 KiB")]);
 }
