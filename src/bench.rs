@@ -105,6 +105,22 @@ fn hvo(granule: Granule, banks: &[PhysRange]) {
                 region.hvo.create_folio(measured, order, 1, true)
             })?;
             count(&alloc::format!("hvo {size} free optimized (restore + free)"), || region.hvo.release_folio(f))?;
+            // Demote into each smaller eligible huge size (the smaller
+            // order's shared tail is created by the demote: first use).
+            for smaller in huge::huge_units(granule) {
+                let to = huge::order_of(granule, smaller);
+                if to >= order || to < min {
+                    continue;
+                }
+                let f = region.hvo.create_folio(measured, order, 1, true)?;
+                let small = Size(smaller.size(granule));
+                let pieces = count(&alloc::format!("hvo {size} demote into {small} (optimized pieces)"), || {
+                    region.hvo.demote(f, to)
+                })?;
+                for p in pieces {
+                    region.hvo.release_folio(p)?;
+                }
+            }
             region.hvo.release_folio(keep)
         })();
         if let Err(e) = steps {

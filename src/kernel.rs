@@ -53,6 +53,8 @@ pub struct Kernel {
 
 #[unsafe(no_mangle)]
 extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64) -> ! {
+    // Instructions are counted from here (exact under QEMU -icount).
+    folio::arch::aarch64::pmu::reset_and_enable();
     // SAFETY: HEAP_MEMORY is used by nothing but the heap, and this is the
     // only place it is handed over, once, before anything allocates.
     unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) };
@@ -128,6 +130,10 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         crate::bench::run(granule, &kernel.memory_map.banks);
     }
     crash_if_asked(&args);
+    info!(
+        "boot to exit: {} instructions (PMU cycle counter; exact under QEMU -icount)",
+        folio::arch::aarch64::pmu::read()
+    );
     exit::exit(status)
 }
 

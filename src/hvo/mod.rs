@@ -45,6 +45,10 @@ pub mod sim;
 #[cfg(test)]
 mod tests;
 
+/// The most vmemmap pages one optimize or restore sub-batch remaps (see
+/// [`Hvo::optimize`]): four 1 GiB folios on 4K, 64 on 16K.
+pub const MAX_BATCH_PAGES: u64 = 16384;
+
 /// Head descriptor flags.
 pub const FLAG_HEAD: u64 = 1 << 0;
 pub const FLAG_OPTIMIZED: u64 = 1 << 1;
@@ -414,16 +418,22 @@ impl<B: VmemmapHw> Hvo<B> {
         let end_va = self.descriptor_va(end_pfn).next_multiple_of(page);
         let mut va = first_va;
         let mut batch = Vec::new();
+        let zones = self.zones.clone();
         while va < end_va {
             if self.hw.frame_of(va).is_none() {
                 let pa = self.hw.alloc_frame().ok_or(HvoError::OutOfMemory)?;
                 self.accounting.vmemmap_frames += 1;
                 self.own(va, page);
                 let first = (va - self.base) >> DESCRIPTOR_SHIFT;
-                let zones = self.zones.clone();
                 self.hw.fill_frame(pa, &mut |i| {
                     let pa_of = (first + i as u64) << shift;
-                    PageDescriptor::free(zones.iter().find(|z| z.range.contains(pa_of)).map_or(0, |z| z.id))
+                    // Only a page at a zone's edge can describe another zone's frames.
+                    let id = if zone.range.contains(pa_of) {
+                        zone.id
+                    } else {
+                        zones.iter().find(|z| z.range.contains(pa_of)).map_or(0, |z| z.id)
+                    };
+                    PageDescriptor::free(id)
                 });
                 batch.push((va, pa, true));
                 if batch.len() == 512 {
@@ -775,7 +785,32 @@ impl<B: VmemmapHw> Hvo<B> {
             }
             heads.push(head);
         }
-        self.optimize_batch_with_heads(folios, &heads, false)
+        let mut report = BatchReport::default();
+        for (chunk, heads) in self.chunks(folios).into_iter().map(|r| (&folios[r.clone()], &heads[r])) {
+            let r = self.optimize_batch_with_heads(chunk, heads, false)?;
+            report.changed += r.changed;
+            report.not_eligible += r.not_eligible;
+        }
+        Ok(report)
+    }
+
+    /// Splits a batch so that no sub-batch remaps more than
+    /// [`MAX_BATCH_PAGES`] vmemmap pages: its bookkeeping then fits the
+    /// kernel heap whatever the caller asks. Each sub-batch synchronises
+    /// once; a batch within the bound is one sub-batch.
+    fn chunks(&self, folios: &[Folio]) -> Vec<core::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let (mut start, mut pages) = (0, 0u64);
+        for (i, f) in folios.iter().enumerate() {
+            let n = self.pages_of(f.order);
+            if pages > 0 && pages + n > MAX_BATCH_PAGES {
+                out.push(start..i);
+                (start, pages) = (i, 0);
+            }
+            pages += n;
+        }
+        out.push(start..folios.len());
+        out
     }
 
     /// The optimize batch: `heads[i]` is written as folio i's head in its
@@ -855,6 +890,14 @@ impl<B: VmemmapHw> Hvo<B> {
     /// whose pages cannot all be allocated stays optimized (as do those
     /// after it), and nothing leaks.
     pub fn restore(&mut self, folios: &[Folio]) -> Result<BatchReport, HvoError> {
+        let mut report = BatchReport::default();
+        for range in self.chunks(folios) {
+            report.changed += self.restore_batch(&folios[range])?.changed;
+        }
+        Ok(report)
+    }
+
+    fn restore_batch(&mut self, folios: &[Folio]) -> Result<BatchReport, HvoError> {
         let mut report = BatchReport::default();
         let mut remaps = Vec::new();
         let mut done = Vec::new();

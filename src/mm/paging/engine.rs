@@ -421,18 +421,50 @@ impl<H: PageTableHw> PageTable<H> {
     /// Every mapping unit overlapping [va, va + size), in address order.
     pub fn mappings(&mut self, va: u64, size: u64) -> Vec<Mapping> {
         let mut out = Vec::new();
-        if size == 0 {
-            return out;
-        }
-        let last = va.saturating_add(size - 1);
-        let root = self.root;
-        self.collect(root, self.granule.start_level(), self.canonical(0), va, last, &mut out);
+        self.visit(va, size, &mut |m| {
+            out.push(m);
+            true
+        });
         out
     }
 
-    /// Collects the mappings overlapping [start, last] (inclusive, so a range
-    /// ending at the top of the address space does not overflow).
-    fn collect(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64, out: &mut Vec<Mapping>) {
+    /// The first mapping overlapping [va, va + size), without collecting
+    /// the rest (a large range may hold millions).
+    pub fn first_mapping(&mut self, va: u64, size: u64) -> Option<Mapping> {
+        let mut found = None;
+        self.visit(va, size, &mut |m| {
+            found = Some(m);
+            false
+        });
+        found
+    }
+
+    /// Calls `f` with each mapping unit overlapping [va, va + size) in
+    /// address order, until it returns false.
+    pub fn visit(&mut self, va: u64, size: u64, f: &mut dyn FnMut(Mapping) -> bool) {
+        if size == 0 {
+            return;
+        }
+        let last = va.saturating_add(size - 1);
+        let root = self.root;
+        let mut previous = None;
+        self.visit_table(root, self.granule.start_level(), self.canonical(0), va, last, &mut previous, f);
+    }
+
+    /// Visits the mappings overlapping [start, last] (inclusive, so a range
+    /// ending at the top of the address space does not overflow). Returns
+    /// false once `f` asked to stop.
+    #[allow(clippy::too_many_arguments)]
+    fn visit_table(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        previous: &mut Option<u64>,
+        f: &mut dyn FnMut(Mapping) -> bool,
+    ) -> bool {
         let size = self.granule.level_size(level);
         let first = ((start.max(table_va) - table_va) / size) as usize;
         for index in first..self.granule.entries(level) {
@@ -442,7 +474,11 @@ impl<H: PageTableHw> PageTable<H> {
             }
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
-                Entry::Table { next } => self.collect(next, level + 1, slot_va, start, last, out),
+                Entry::Table { next } => {
+                    if !self.visit_table(next, level + 1, slot_va, start, last, previous, f) {
+                        return false;
+                    }
+                }
                 Entry::Leaf { output, attributes, contiguous } => {
                     let unit = Unit { level, contiguous };
                     let n = unit.entries(self.granule);
@@ -450,13 +486,17 @@ impl<H: PageTableHw> PageTable<H> {
                         let first = index - index % n;
                         let unit_va = table_va + first as u64 * size;
                         let pa = output - (index - first) as u64 * size;
-                        if out.last().is_none_or(|m: &Mapping| m.va != unit_va) {
-                            out.push(Mapping { va: unit_va, pa, unit, attributes });
+                        if *previous != Some(unit_va) {
+                            *previous = Some(unit_va);
+                            if !f(Mapping { va: unit_va, pa, unit, attributes }) {
+                                return false;
+                            }
                         }
                     }
                 }
             }
         }
+        true
     }
 
     // ---- map --------------------------------------------------------------
@@ -520,7 +560,7 @@ impl<H: PageTableHw> PageTable<H> {
                 });
             }
         }
-        if let Some(m) = self.mappings(va, size).first() {
+        if let Some(m) = self.first_mapping(va, size) {
             return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
         }
         let tables_before = self.stats.tables_in_use;
@@ -661,7 +701,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::Misaligned { value: va });
         }
         self.check_range(va, span)?;
-        if let Some(m) = self.mappings(va, span).first() {
+        if let Some(m) = self.first_mapping(va, span) {
             return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
         }
         let parent = self.table_at(va, 2, true)?.ok_or(PagingError::AlreadyMapped { va })?;
@@ -829,10 +869,16 @@ impl<H: PageTableHw> PageTable<H> {
         let last = va + (size - 1);
         let (covered, crosses) = self.coverage(va, last);
         if covered < size as u128 {
-            let hole = self
-                .mappings(va, size)
-                .iter()
-                .fold(va, |next, m| if m.va <= next { m.va + m.unit.size(self.granule) } else { next });
+            // The first address not mapped, found without collecting.
+            let granule = self.granule;
+            let mut hole = va;
+            self.visit(va, size, &mut |m| {
+                if m.va > hole {
+                    return false;
+                }
+                hole = m.va + m.unit.size(granule);
+                true
+            });
             return Err(PagingError::NotMapped { va: hole });
         }
         self.unshare(va, size)?;
@@ -1040,17 +1086,24 @@ impl<H: PageTableHw> PageTable<H> {
         }
         self.check_range(va, size)?;
         self.unshare(va, size)?;
-        let maps = self.mappings(va, size);
-        let first = *maps.first().ok_or(PagingError::NotMapped { va })?;
+        // One streaming pass: the range may hold a million pages.
+        let first = self.first_mapping(va, size).ok_or(PagingError::NotMapped { va })?;
+        let granule = self.granule;
         let mut expect = va as u128;
-        for m in &maps {
+        let mut broken = None;
+        self.visit(va, size, &mut |m| {
             let uniform =
                 m.va as u128 == expect && m.pa.wrapping_sub(first.pa) == m.va - va && m.attributes == first.attributes;
             // Already this unit or coarser: nothing to coalesce.
-            if !uniform || m.unit.size(self.granule) >= size {
-                return Err(PagingError::NotUniform { va: m.va });
+            if !uniform || m.unit.size(granule) >= size {
+                broken = Some(m.va);
+                return false;
             }
-            expect = m.va as u128 + m.unit.size(self.granule) as u128;
+            expect = m.va as u128 + m.unit.size(granule) as u128;
+            true
+        });
+        if let Some(at) = broken {
+            return Err(PagingError::NotUniform { va: at });
         }
         if expect != va as u128 + size as u128 || first.pa % size != 0 {
             return Err(PagingError::NotUniform { va });
