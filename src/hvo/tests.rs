@@ -411,3 +411,45 @@ fn a_large_born_optimized_pool_shares_its_all_tail_tables() {
     assert_eq!(sim.tables.stats().tables_in_use, 1, "every table but the root freed");
     sim.judge("destroyed");
 }
+
+#[test]
+fn adoption_failing_at_every_allocation_leaves_nothing_behind() {
+    let granule = Granule::K4;
+    let order = 18;
+    let zone = PhysRange::from_start_size(1 << 32, 2 << 30).unwrap();
+    let pfn = (1u64 << 32) >> 12;
+    // Allocations: the shared tail, page 0 (tables come from the page-table side).
+    for limit in 0..2 {
+        let mut sim = SimVmemmap::new(granule, 1 << 8);
+        sim.allocations_left = Some(limit);
+        let mut hvo = Hvo::new_unpopulated(sim, granule, VMEMMAP_BASE, &[Zone { id: 0, range: zone }]);
+        assert_eq!(hvo.adopt_optimized(pfn, order, 1), Err(HvoError::OutOfMemory), "limit {limit}");
+        hvo.hw().judge("failed adoption");
+        assert_eq!(hvo.accounting(), Accounting::default(), "limit {limit}");
+        let va = hvo.descriptor_va(pfn);
+        assert!(hvo.hw().frame_of(va).is_none(), "nothing mapped");
+        let sim = hvo.destroy();
+        assert_eq!(sim.frames.free_frames(), sim.frames.total_frames(), "limit {limit}: leaked");
+    }
+    // Page-table frames running out part-way: the mapping is undone.
+    for tables in 0..6 {
+        let sim = SimVmemmap::new(granule, 1 << 8);
+        let mut hvo = Hvo::new_unpopulated(sim, granule, VMEMMAP_BASE, &[Zone { id: 0, range: zone }]);
+        hvo.hw().tables.hw().allocations_left = Some(tables);
+        match hvo.adopt_optimized(pfn, order, 1) {
+            Ok(f) => {
+                assert!(hvo.is_optimized(f));
+                break;
+            }
+            Err(e) => {
+                assert!(matches!(e, HvoError::Paging | HvoError::OutOfMemory), "{e:?}");
+                hvo.hw().tables.hw().allocations_left = None;
+                hvo.hw().judge("failed adoption (tables)");
+                let va = hvo.descriptor_va(pfn);
+                assert!(hvo.hw().frame_of(va).is_none());
+                let sim = hvo.destroy();
+                assert_eq!(sim.frames.free_frames(), sim.frames.total_frames(), "tables {tables}: leaked");
+            }
+        }
+    }
+}
