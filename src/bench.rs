@@ -50,7 +50,6 @@ fn measure(
 }
 
 pub fn run(granule: Granule, banks: &[PhysRange]) {
-    pmu::enable();
     paging(granule);
     hvo(granule, banks);
 }

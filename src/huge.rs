@@ -222,7 +222,6 @@ pub fn describe_pools(granule: Granule, banks: &[PhysRange], pools: &[ReservedPo
         }
     }
     let tables_before = folio::arch::aarch64::mmu::KERNEL_TABLES.lock().as_ref().map_or(0, |t| t.stats().tables_in_use);
-    folio::arch::aarch64::pmu::enable();
     let start = folio::arch::aarch64::pmu::read();
     let mut folios = Vec::new();
     let hvo = if late {

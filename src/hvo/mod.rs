@@ -272,16 +272,7 @@ impl<B: VmemmapHw> Hvo<B> {
     /// initialised as free. On failure nothing stays allocated.
     pub fn new(mut hw: B, granule: Granule, base: u64, zones: &[Zone]) -> Result<Self, HvoError> {
         let tables_before = hw.table_frames();
-        let mut engine = Hvo {
-            hw,
-            granule,
-            base,
-            zones: zones.to_vec(),
-            tails: Vec::new(),
-            stats: Vec::new(),
-            accounting: Accounting::default(),
-            owned: Vec::new(),
-        };
+        let mut engine = Self::new_unpopulated(hw, granule, base, zones);
         for zone in zones {
             if let Err(e) = engine.populate(zone) {
                 engine.teardown();

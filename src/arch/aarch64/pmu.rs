@@ -6,25 +6,6 @@
 
 use core::arch::asm;
 
-/// Starts the cycle counter (PMCR_EL0.E, PMCNTENSET_EL0.C), counting at EL1
-/// and EL0. Does not reset it: the count runs from the first call.
-pub fn enable() {
-    // SAFETY: PMU configuration registers; no memory is touched.
-    unsafe {
-        asm!(
-            "msr pmccfiltr_el0, xzr",
-            "mrs {t}, pmcr_el0",
-            "orr {t}, {t}, #1",
-            "msr pmcr_el0, {t}",
-            "mov {t}, #(1 << 31)",
-            "msr pmcntenset_el0, {t}",
-            "isb",
-            t = out(reg) _,
-            options(nostack),
-        );
-    }
-}
-
 /// Zeroes and starts the cycle counter (PMCR_EL0.C resets it).
 pub fn reset_and_enable() {
     // SAFETY: PMU configuration registers; no memory is touched.

@@ -278,6 +278,20 @@ struct Change {
     wrote: bool,
 }
 
+/// The slots of a table at `level` whose region starts at `table_va` that
+/// overlap [start, last]: (index, the slot's first address).
+fn slots_overlapping(
+    granule: Granule,
+    level: u8,
+    table_va: u64,
+    start: u64,
+    last: u64,
+) -> impl Iterator<Item = (usize, u64)> {
+    let size = granule.level_size(level);
+    let first = ((start.max(table_va) - table_va) / size) as usize;
+    (first..granule.entries(level)).map(move |i| (i, table_va + i as u64 * size)).take_while(move |&(_, va)| va <= last)
+}
+
 /// A translation table tree and the machine it lives on.
 pub struct PageTable<H: PageTableHw> {
     hw: H,
@@ -466,12 +480,7 @@ impl<H: PageTableHw> PageTable<H> {
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
         let size = self.granule.level_size(level);
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        for index in first..self.granule.entries(level) {
-            let slot_va = table_va + index as u64 * size;
-            if slot_va > last {
-                break;
-            }
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
                 Entry::Table { next } => {
@@ -935,12 +944,7 @@ impl<H: PageTableHw> PageTable<H> {
             *covered += valid as u128 * size as u128;
             return;
         }
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        for index in first..self.granule.entries(level) {
-            let slot_va = table_va + index as u64 * size;
-            if slot_va > last {
-                break;
-            }
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
                 Entry::Table { next } => self.coverage_walk(next, level + 1, slot_va, start, last, covered, crosses),
@@ -966,13 +970,7 @@ impl<H: PageTableHw> PageTable<H> {
         attributes: &Attributes,
         change: &mut Change,
     ) {
-        let size = self.granule.level_size(level);
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        for index in first..self.granule.entries(level) {
-            let slot_va = table_va + index as u64 * size;
-            if slot_va > last {
-                break;
-            }
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
             let old = self.hw.read_entry(table, index);
             match descriptor::decode(self.granule, level, old) {
                 Entry::Invalid => {}
