@@ -25,8 +25,10 @@ pub mod bootargs;
 pub mod console;
 pub mod drivers;
 pub mod dtb;
+pub mod elf;
 pub mod exception;
 pub mod hvo;
+pub mod ipc;
 pub mod mm;
 pub mod sync;
 

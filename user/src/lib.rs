@@ -1,0 +1,120 @@
+//! The user side of folio: what an EL0 program links against.
+//!
+//! Owns: the program entry point (`entry!`), the system-call instructions
+//! (numbers and registers as `docs/syscalls.md` in the kernel repo says),
+//! and a console that writes through the kernel. Must never: assume
+//! anything about memory beyond its own segments and stack.
+#![no_std]
+
+use core::arch::asm;
+use core::fmt::{self, Write};
+
+/// System-call numbers (x8). Kept in step with the kernel's `syscall.rs`.
+pub mod nr {
+    pub const EXIT: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const YIELD: u64 = 2;
+    pub const CALL: u64 = 3;
+    pub const RECV: u64 = 4;
+    pub const REPLY: u64 = 5;
+    pub const REPLY_RECV: u64 = 6;
+}
+
+/// Raw system call: number in x8, arguments in x0..x5, results in x0..x5.
+#[inline(always)]
+pub fn syscall(number: u64, args: [u64; 6]) -> [u64; 6] {
+    let mut r = args;
+    // SAFETY: SVC enters the kernel, which validates every argument and
+    // writes only x0..x5 of this task.
+    unsafe {
+        asm!(
+            "svc #0",
+            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2],
+            inout("x3") r[3], inout("x4") r[4], inout("x5") r[5],
+            in("x8") number,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// Ends this task with `status`.
+pub fn exit(status: u64) -> ! {
+    syscall(nr::EXIT, [status, 0, 0, 0, 0, 0]);
+    // The kernel never returns from exit; spin if it somehow did.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Writes bytes to the console; returns the kernel's result (0 or an error).
+pub fn write(bytes: &[u8]) -> u64 {
+    syscall(nr::WRITE, [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0])[0]
+}
+
+pub fn yield_now() {
+    syscall(nr::YIELD, [0; 6]);
+}
+
+/// A short message: four words in registers.
+pub type Message = [u64; 4];
+
+/// Sends `msg` on endpoint handle `handle` and waits for the reply.
+/// Returns (status, reply words); status 0 is success.
+pub fn call(handle: u64, msg: Message) -> (u64, Message) {
+    let r = syscall(nr::CALL, [handle, msg[0], msg[1], msg[2], msg[3], 0]);
+    (r[0], [r[1], r[2], r[3], r[4]])
+}
+
+/// Waits for a call on `handle`. Returns (status, badge of the caller, message).
+pub fn recv(handle: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// Replies to the last caller, then waits for the next call on `handle`.
+pub fn reply_recv(handle: u64, reply: Message) -> (u64, u64, Message) {
+    let r = syscall(nr::REPLY_RECV, [handle, reply[0], reply[1], reply[2], reply[3], 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// Replies to the last caller.
+pub fn reply(msg: Message) -> u64 {
+    syscall(nr::REPLY, [msg[0], msg[1], msg[2], msg[3], 0, 0])[0]
+}
+
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write;
+        let _ = writeln!($crate::Console, $($arg)*);
+    }};
+}
+
+/// Declares the program's main: `entry!(main)` with `fn main() -> u64`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = ".text.entry")]
+        pub extern "C" fn _start() -> ! {
+            let status: u64 = $main();
+            $crate::exit(status)
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::println!("panic: {}", info.message());
+            $crate::exit(101)
+        }
+    };
+}
