@@ -234,7 +234,7 @@ impl Ipc {
     }
 
     /// The next task to run: the first ready one of the highest priority.
-    pub fn next(&mut self) -> Option<TaskId> {
+    pub fn next_to_run(&mut self) -> Option<TaskId> {
         let best = self.ready.iter().map(|&t| self.tasks[t].priority).max()?;
         let i = self.ready.iter().position(|&t| self.tasks[t].priority == best)?;
         self.ready.remove(i)
@@ -332,11 +332,11 @@ mod tests {
         let low = ipc.add_task(1);
         let high1 = ipc.add_task(5);
         let high2 = ipc.add_task(5);
-        assert_eq!(ipc.next(), Some(high1));
-        assert_eq!(ipc.next(), Some(high2));
-        assert_eq!(ipc.next(), Some(low));
-        assert_eq!(ipc.next(), None);
+        assert_eq!(ipc.next_to_run(), Some(high1));
+        assert_eq!(ipc.next_to_run(), Some(high2));
+        assert_eq!(ipc.next_to_run(), Some(low));
+        assert_eq!(ipc.next_to_run(), None);
         ipc.requeue(low);
-        assert_eq!(ipc.next(), Some(low));
+        assert_eq!(ipc.next_to_run(), Some(low));
     }
 }
