@@ -37,14 +37,18 @@ VIRT_RAM_BACKEND = -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram
 VIRT_RAM_PLAIN   = -M virt -m $(MEM)
 VIRT_RAM    = $(if $(MEM_IS_BIG),$(VIRT_RAM_BACKEND),$(VIRT_RAM_PLAIN))
 
-.PHONY: all setup kernel image run run-rpi4 rpi4 test check bench clean
+.PHONY: all setup user kernel image run run-rpi4 rpi4 test check bench clean
 
 all: image
 
 setup:
 	@tools/setup.sh
 
-kernel: setup
+# The EL0 programs (user/), packaged into the kernel image by include_bytes.
+user: setup
+	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) build --release --target $(TARGET)
+
+kernel: user
 	$(CARGO) build --release --target $(TARGET) --bin folio
 
 image: kernel
@@ -81,10 +85,12 @@ bench: image
 	done
 	$(CARGO) bench --bench paging
 
-check: setup
+check: user
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(TARGET) --bin folio -- -D warnings
 	$(CARGO) fmt --check
+	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) clippy --release --target $(TARGET) -- -D warnings
+	cd user && $(CARGO) fmt --check
 
 clean:
 	$(CARGO) clean

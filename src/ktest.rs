@@ -44,6 +44,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("hvo_batch_synchronises_once", hvo_batch_synchronises_once),
     ("hvo_demote_every_size", hvo_demote_every_size),
     ("hvo_boot_pool_is_born_optimized", hvo_boot_pool_is_born_optimized),
+    ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -560,4 +561,31 @@ fn hvo_boot_pool_is_born_optimized(_: &mut Kernel) -> TestResult {
     })?;
     println!("ktest   {} pool folios: optimized from birth, every tail found its head", folios.len());
     Ok(())
+}
+
+/// EL0 tasks in their own address spaces: a server and two clients talk
+/// over one endpoint (the server sees each client's badge), a hostile task's
+/// bad requests all come back as errors and its fault stops only it, and
+/// every task's frames and tables go back to the pool.
+fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    let start = huge::free_frames();
+    let specs = [
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(0, 0)] },
+        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(0, 1)] },
+        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(0, 2)] },
+        Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[] },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
+    ];
+    let statuses = task::run(&specs, &[0], k.granule);
+    println!("ktest   task exit statuses: {statuses:?}");
+    let expect = [("pong", 0), ("ping-a", 0), ("ping-b", 0), ("hostile", task::FAULT_STATUS), ("hello", 7)];
+    for ((name, status), (want_name, want)) in statuses.iter().zip(expect) {
+        check(*name == want_name && *status == Some(want), || {
+            format!("{name} ended with {status:?}, expected {want}")
+        })?;
+    }
+    check(statuses.len() == expect.len(), || "not every task ran".into())?;
+    check(huge::free_frames() == start, || format!("free frames {} != {start}: a task leaked", huge::free_frames()))
 }

@@ -31,6 +31,7 @@ pub mod hvo;
 pub mod ipc;
 pub mod mm;
 pub mod sync;
+pub mod syscall;
 
 /// Board-specific facts and code for QEMU's `virt` machine.
 #[path = "../platform/qemu-virt/board.rs"]

@@ -27,3 +27,7 @@ mod huge;
 mod kernel;
 #[cfg(target_os = "none")]
 mod ktest;
+#[cfg(target_os = "none")]
+mod programs;
+#[cfg(target_os = "none")]
+mod task;

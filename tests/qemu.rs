@@ -54,6 +54,20 @@ impl Boot {
         self
     }
 
+    /// The EL0 task test: IPC with badges between address spaces, hostile
+    /// requests answered with errors, a fault stopping only its task.
+    fn assert_tasks_ran(&self) -> &Self {
+        self.assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 1")
+            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 2")
+            .assert_has("pong: served 20 calls")
+            .assert_has("hostile: no handle 1, kernel pointer 14, unmapped 14, too long 22, unknown call 38")
+            .assert_has("task hostile faulted and was stopped: synchronous exception from lower EL (AArch64) at EL0")
+            .assert_has("class: data abort from a lower EL (EC 0x24)")
+            .assert_has("FAR 0x0000000000000010")
+            .assert_has("hello from EL0")
+            .assert_has("ktest tasks_run_talk_and_fail_alone ... ok")
+    }
+
     /// The in-kernel tests ran, at least one, and none failed.
     fn assert_ktests_pass(&self) -> &Self {
         let line = self.output.lines().find(|l| l.ends_with(" failed") && l.contains(" passed, "));
@@ -154,6 +168,7 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_has("ktest   64 folios of order 7: optimize and restore, 3 DSBs each")
         .assert_has("ktest   demote 32 MiB -> 2 MiB: 16 pieces, still optimized, every tail found its head")
         .assert_has("ktest   demote 32 MiB -> 64 KiB: 512 pieces (not eligible: restored first)")
+        .assert_tasks_ran()
         .assert_ktests_pass();
 }
 
@@ -246,6 +261,7 @@ fn virt_entered_at_el2_drops_to_el1() {
         .assert_status(EXIT_OK)
         .assert_has("entered at EL2, dropped to EL1")
         .assert_has("PSCI: conduit smc")
+        .assert_tasks_ran()
         .assert_ktests_pass();
 }
 
@@ -254,6 +270,7 @@ fn virt_with_gicv3() {
     boot(&["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
         .assert_status(EXIT_OK)
         .assert_has("GIC: v3, distributor 0x8000000, redistributors [0x0080a0000-")
+        .assert_tasks_ran()
         .assert_ktests_pass();
 }
 
@@ -313,6 +330,7 @@ fn virt_with_64k_frames() {
             "ktest   contiguous L2 block run (16 GiB): no free aligned block in this much RAM (try a larger MEM=)",
         )
         .assert_has("ktest   L3 page (64 KiB) at ")
+        .assert_tasks_ran()
         .assert_ktests_pass();
 }
 
@@ -423,6 +441,7 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
         .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
         .assert_has("ktest   caught: HVO violation")
+        .assert_tasks_ran()
         .assert_ktests_pass();
 }
 

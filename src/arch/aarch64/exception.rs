@@ -15,6 +15,7 @@ use crate::sync::SpinLock;
 
 /// The interrupted context as `vectors.s` saved it.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct TrapFrame {
     pub x: [u64; 31],
     pub sp_el0: u64,
@@ -64,8 +65,59 @@ pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
     CAUGHT.lock().take()
 }
 
+/// Where exceptions from EL0 go (the task layer); `None` until tasks exist.
+pub static USER_TRAP_HANDLER: SpinLock<Option<fn(&mut TrapFrame)>> = SpinLock::new(None);
+
+/// The kernel's registers while a task runs (see `enter_user` in vectors.s).
+#[repr(C)]
+#[derive(Default)]
+pub struct KernelContext {
+    callee_saved: [u64; 12],
+    sp: u64,
+}
+
+unsafe extern "C" {
+    fn enter_user(frame: *const TrapFrame, kernel: *mut KernelContext);
+    fn return_to_kernel(kernel: *const KernelContext) -> !;
+}
+
+/// Runs tasks from `first`: returns when the task layer calls
+/// [`leave_user_mode`] with the same context.
+pub fn run_user(first: &TrapFrame, kernel: &mut KernelContext) {
+    // SAFETY: `first` is a complete EL0 frame (EL0t SPSR, entry ELR, user
+    // SP); enter_user saves the kernel's context in `kernel`, which outlives
+    // the call because return_to_kernel comes back here through it.
+    unsafe { enter_user(first, kernel) }
+}
+
+/// From an EL0 exception handler: abandons the exception and returns from
+/// the `run_user` that saved `kernel`.
+///
+/// # Safety
+/// `kernel` must be the context a still-running `run_user` on this stack
+/// filled, and nothing may hold a lock or borrow that the abandoned frames
+/// would have released.
+pub unsafe fn leave_user_mode(kernel: *const KernelContext) -> ! {
+    // SAFETY: the caller guarantees `kernel` is live and the frames above it
+    // (run_user's caller) are still on this stack.
+    unsafe { return_to_kernel(kernel) }
+}
+
+impl TrapFrame {
+    /// A frame that starts EL0 at `entry` with stack `sp`, interrupts masked.
+    pub fn user(entry: u64, sp: u64) -> TrapFrame {
+        TrapFrame { x: [0; 31], sp_el0: sp, elr: entry, spsr: 0x3c0, esr: 0, far: 0, vector_index: 0, _padding: 0 }
+    }
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame) {
+    if (8..16).contains(&frame.vector_index) {
+        let handler = *USER_TRAP_HANDLER.lock();
+        if let Some(handler) = handler {
+            return handler(frame);
+        }
+    }
     let vector = Vector::from_index(frame.vector_index);
     let report = vector.map(|vector| ExceptionReport {
         vector,

@@ -288,3 +288,34 @@ pub fn build_and_switch(
     *KERNEL_TABLES.lock() = Some(tables);
     Ok(report)
 }
+
+/// An empty lower-half (TTBR0) tree for a task, tagged with `asid`.
+pub fn user_tables(granule: Granule, asid: u16) -> Result<PageTable<KernelHw>, PagingError> {
+    PageTable::new(KernelHw { granule, access: Access::Linear }, granule, Half::Lower, Some(asid))
+}
+
+/// Makes the task tree at `root` with `asid` the lower half (TTBR0), with
+/// walks through TTBR0 enabled. No TLB maintenance: entries are ASID-tagged.
+pub fn switch_user_space(root: u64, asid: u16) {
+    // SAFETY: `root` is a live tree of the running granule; changing TTBR0
+    // affects only lower-half (task) translations, never the kernel's.
+    unsafe {
+        asm!(
+            "msr ttbr0_el1, {ttbr}",
+            "mrs {t}, tcr_el1",
+            "bic {t}, {t}, #(1 << 7)",
+            "msr tcr_el1, {t}",
+            "isb",
+            ttbr = in(reg) root | (asid as u64) << 48,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Drops every TLB entry of `asid` on every core, before its tables or
+/// frames are reused.
+pub fn flush_asid(asid: u16) {
+    // SAFETY: TLB maintenance and barriers only.
+    unsafe { asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) (asid as u64) << 48, options(nostack)) };
+}

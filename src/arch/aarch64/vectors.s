@@ -66,6 +66,7 @@ trap_common:
     stp     x1, x2, [sp, #272]
     mov     x0, sp
     bl      handle_exception
+trap_restore:
     ldp     x1, x2, [sp, #256]
     msr     elr_el1, x1
     msr     spsr_el1, x2
@@ -88,3 +89,41 @@ trap_common:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #FRAME_SIZE
     eret
+
+// Enters a task: saves the kernel's callee-saved registers and stack pointer
+// in a KernelContext, copies the task's TrapFrame onto the kernel stack and
+// returns to EL0 through the ordinary restore path. Exceptions from EL0
+// then find the kernel stack exactly where enter_user left it.
+//   x0 = *const TrapFrame   x1 = *mut KernelContext (13 words)
+.global enter_user
+enter_user:
+    stp     x19, x20, [x1, #0]
+    stp     x21, x22, [x1, #16]
+    stp     x23, x24, [x1, #32]
+    stp     x25, x26, [x1, #48]
+    stp     x27, x28, [x1, #64]
+    stp     x29, x30, [x1, #80]
+    mov     x2, sp
+    str     x2, [x1, #96]
+    sub     sp, sp, #FRAME_SIZE
+    mov     x2, #0
+1:  ldr     x3, [x0, x2]
+    str     x3, [sp, x2]
+    add     x2, x2, #8
+    cmp     x2, #FRAME_SIZE
+    b.lo    1b
+    b       trap_restore
+
+// Leaves task mode: back to the caller of enter_user, as if it returned.
+//   x0 = *const KernelContext
+.global return_to_kernel
+return_to_kernel:
+    ldp     x19, x20, [x0, #0]
+    ldp     x21, x22, [x0, #16]
+    ldp     x23, x24, [x0, #32]
+    ldp     x25, x26, [x0, #48]
+    ldp     x27, x28, [x0, #64]
+    ldp     x29, x30, [x0, #80]
+    ldr     x2, [x0, #96]
+    mov     sp, x2
+    ret

@@ -1,0 +1,13 @@
+//! The EL0 programs the build packages with the kernel (built from `user/`
+//! by `make`, which runs before the kernel is compiled).
+
+macro_rules! program {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/target/user/aarch64-unknown-none/release/", $name))
+    };
+}
+
+pub static HELLO: &[u8] = program!("hello");
+pub static PING: &[u8] = program!("ping");
+pub static PONG: &[u8] = program!("pong");
+pub static HOSTILE: &[u8] = program!("hostile");
