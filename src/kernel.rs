@@ -147,10 +147,24 @@ fn switch_to_kernel_tables(
     granule: Granule,
     frames: FramePool,
 ) {
+    // MMIO the kernel drives: console, the Pi's GPIO, the GIC (distributor,
+    // and the boot core's CPU interface or redistributor).
+    let gic = machine.gic.map(|g| match g {
+        GicInfo::V2 { distributor, cpu_interface } => (2, distributor, cpu_interface),
+        GicInfo::V3 { distributor, redistributors } => {
+            let first = PhysRange::saturating(redistributors.start(), folio::drivers::gic::REDISTRIBUTOR_SIZE);
+            (3, distributor, first)
+        }
+    });
     let mut devices = Vec::new();
     devices.extend(machine.uart);
     if board == Board::RaspberryPi4 {
         devices.push(PhysRange::saturating(rpi4::GPIO_BASE, 0x1000));
+    }
+    let gic_index = devices.len();
+    if let Some((_, distributor, cpu)) = gic {
+        devices.push(distributor);
+        devices.push(cpu);
     }
     match mmu::build_and_switch(granule, image.start(), &memory_map.banks, &devices, frames, cpu::mmfr0()) {
         Ok(tables) => {
@@ -159,6 +173,14 @@ fn switch_to_kernel_tables(
                 // at `uart_va`; the old console mapping is gone, so this is
                 // now the only one.
                 console::set_console(unsafe { Pl011::new(uart_va as usize) });
+            }
+            if let (Some((version, _, _)), Some(&[dist_va, cpu_va])) =
+                (gic, tables.devices.get(gic_index..gic_index + 2))
+            {
+                // SAFETY: the distributor and this core's interface were just
+                // mapped as device memory; only the GIC module programs them.
+                let gic = unsafe { folio::drivers::gic::Gic::new(version, dist_va as usize, cpu_va as usize) };
+                *folio::drivers::gic::GIC.lock() = Some(gic);
             }
             let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();
             info!("MMU: kernel on its own {granule} tables ({} table frames), TTBR1 upper half", tables.tables);

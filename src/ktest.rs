@@ -45,6 +45,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("hvo_demote_every_size", hvo_demote_every_size),
     ("hvo_boot_pool_is_born_optimized", hvo_boot_pool_is_born_optimized),
     ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
+    ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -578,7 +579,7 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
         Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[] },
         Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
     ];
-    let statuses = task::run(&specs, &[0], k.granule);
+    let statuses = task::run(&specs, &[0], k.granule, k.machine.virtual_timer_intid).statuses;
     println!("ktest   task exit statuses: {statuses:?}");
     let expect = [("pong", 0), ("ping-a", 0), ("ping-b", 0), ("hostile", task::FAULT_STATUS), ("hello", 7)];
     for ((name, status), (want_name, want)) in statuses.iter().zip(expect) {
@@ -588,4 +589,26 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
     }
     check(statuses.len() == expect.len(), || "not every task ran".into())?;
     check(huge::free_frames() == start, || format!("free frames {} != {start}: a task leaked", huge::free_frames()))
+}
+
+/// A task that spins 200 ms without a system call, started before an equal
+/// priority one: only the virtual timer's interrupt (through the GIC) can
+/// let the second run and end first.
+fn tasks_are_preempted_by_the_timer(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        println!("ktest   no GIC or timer interrupt described: nothing to preempt with");
+        return Ok(());
+    }
+    let specs = [
+        Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[] },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
+    ];
+    let outcome = task::run(&specs, &[], k.granule, k.machine.virtual_timer_intid);
+    println!("ktest   tasks ended in this order: {:?}", outcome.ended);
+    check(outcome.ended == ["hello", "spinner"], || {
+        format!("ended {:?}: the spinner was not preempted", outcome.ended)
+    })?;
+    check(outcome.statuses == [("spinner", Some(0)), ("hello", Some(7))], || format!("{:?}", outcome.statuses))
 }

@@ -11,3 +11,4 @@ pub static HELLO: &[u8] = program!("hello");
 pub static PING: &[u8] = program!("ping");
 pub static PONG: &[u8] = program!("pong");
 pub static HOSTILE: &[u8] = program!("hostile");
+pub static SPINNER: &[u8] = program!("spinner");

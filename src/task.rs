@@ -19,6 +19,8 @@ use alloc::vec::Vec;
 
 use folio::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
 use folio::arch::aarch64::mmu::{self, KernelHw};
+use folio::arch::aarch64::timer;
+use folio::drivers::gic::{GIC, SPURIOUS};
 use folio::exception::{ExceptionReport, Vector};
 use folio::ipc::{Ipc, State, TaskId};
 use folio::mm::Granule;
@@ -50,6 +52,15 @@ struct System {
     current: TaskId,
     granule: Granule,
     kernel: KernelContext,
+    /// The virtual timer's interrupt, when the GIC takes it (preemption).
+    timer: Option<(u32, u64)>,
+    /// Tasks in the order they ended.
+    ended: Vec<TaskId>,
+}
+
+/// Ticks per time slice: 10 ms of the virtual counter.
+fn quantum() -> u64 {
+    (timer::frequency() / 100).max(1)
 }
 
 static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
@@ -168,10 +179,18 @@ fn retire(mut task: UserTask) {
     let _hardware = task.tables.destroy();
 }
 
+/// How a run ended: each task's name and exit status (`None`: never
+/// finished, blocked forever), and the order in which they ended.
+pub struct Outcome {
+    pub statuses: Vec<(&'static str, Option<u64>)>,
+    pub ended: Vec<&'static str>,
+}
+
 /// Runs `specs` until every task has exited or faulted (or nothing can run
-/// any more). Returns each task's name and exit status (`None`: never
-/// finished, blocked forever).
-pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule) -> Vec<(&'static str, Option<u64>)> {
+/// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
+/// tasks are preempted every 10 ms.
+pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule, timer_intid: Option<u32>) -> Outcome {
+    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new() };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -183,7 +202,7 @@ pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule) -> Vec<(
             Err(e) => {
                 println!("task {}: cannot load: {e}", spec.name);
                 tasks.into_iter().for_each(retire);
-                return Vec::new();
+                return nothing();
             }
         }
     }
@@ -193,24 +212,35 @@ pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule) -> Vec<(
             ipc.grant(t, endpoints[endpoint], badge);
         }
     }
-    let Some(first) = ipc.next_to_run() else { return Vec::new() };
+    let Some(first) = ipc.next_to_run() else { return nothing() };
     let frame = tasks[first].frame;
     mmu::switch_user_space(tasks[first].tables.root(), tasks[first].asid);
-    *SYSTEM.lock() = Some(System { ipc, tasks, current: first, granule, kernel: KernelContext::default() });
+    // Preemption: the virtual timer through the GIC, if there is one.
+    let timer = timer_intid.filter(|_| GIC.lock().is_some()).map(|intid| (intid, quantum()));
+    if let (Some((intid, ticks)), Some(gic)) = (timer, GIC.lock().as_ref()) {
+        gic.init_and_enable_ppi(intid);
+        timer::allow_el0_counter_reads();
+        timer::arm_virtual(ticks);
+    }
+    let system =
+        System { ipc, tasks, current: first, granule, kernel: KernelContext::default(), timer, ended: Vec::new() };
+    *SYSTEM.lock() = Some(system);
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
     let kernel: *mut KernelContext = match SYSTEM.lock().as_mut() {
         Some(system) => &mut system.kernel,
-        None => return Vec::new(),
+        None => return nothing(),
     };
     // SAFETY: `kernel` points into SYSTEM's static storage, which stays in
     // place until run_user returns; only enter_user and user_trap's exit
     // path use it, never while the lock is held.
     run_user(&frame, unsafe { &mut *kernel });
+    timer::stop_virtual();
     *USER_TRAP_HANDLER.lock() = None;
-    let Some(system) = SYSTEM.lock().take() else { return Vec::new() };
+    let Some(system) = SYSTEM.lock().take() else { return nothing() };
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
+    let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
     system.tasks.into_iter().for_each(retire);
-    statuses
+    Outcome { statuses, ended }
 }
 
 /// Every exception from EL0: system calls, faults.
@@ -221,12 +251,27 @@ fn user_trap(frame: &mut TrapFrame) {
     system.tasks[current].frame = *frame;
     let esr = frame.esr;
     let mut yielded = false;
-    if (esr >> 26) & 0x3f == 0x15 && frame.vector_index == 8 {
+    if frame.vector_index == 9 {
+        // An interrupt while a task ran: the time slice ended (or noise).
+        if let Some(gic) = GIC.lock().as_ref() {
+            let intid = gic.acknowledge();
+            if intid != SPURIOUS {
+                gic.end_of_interrupt(intid);
+            }
+            if let Some((timer_intid, ticks)) = system.timer
+                && intid == timer_intid
+            {
+                timer::arm_virtual(ticks);
+                yielded = true;
+            }
+        }
+    } else if (esr >> 26) & 0x3f == 0x15 && frame.vector_index == 8 {
         let x = frame.x;
         let msg = [x[1], x[2], x[3], x[4]];
         match x[8] {
             syscall::EXIT => {
                 system.tasks[current].status = Some(x[0]);
+                system.ended.push(current);
                 system.ipc.exit(current, x[0]);
             }
             syscall::WRITE => system.tasks[current].frame.x[0] = write(system, current, x[0], x[1]),
@@ -250,6 +295,7 @@ fn user_trap(frame: &mut TrapFrame) {
             None => println!("task {name} stopped: vector {}", frame.vector_index),
         }
         system.tasks[current].status = Some(FAULT_STATUS);
+        system.ended.push(current);
         system.ipc.exit(current, FAULT_STATUS);
     }
     for t in 0..system.tasks.len() {

@@ -39,3 +39,39 @@ pub fn halt() -> ! {
         aarch64_cpu::asm::wfe();
     }
 }
+
+/// GICv3 CPU interface through system registers: enable it, unmask every
+/// priority, enable group 1.
+pub fn gicv3_cpu_interface_on() {
+    // SAFETY: GIC CPU-interface system registers; EL2 enabled their use
+    // from EL1 (ICC_SRE_EL2) before the drop, or there is no EL2.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, S3_0_C12_C12_5", // ICC_SRE_EL1
+            "orr {t}, {t}, #1",
+            "msr S3_0_C12_C12_5, {t}",
+            "isb",
+            "mov {t}, #0xff",
+            "msr S3_0_C4_C6_0, {t}",   // ICC_PMR_EL1
+            "mov {t}, #1",
+            "msr S3_0_C12_C12_7, {t}", // ICC_IGRPEN1_EL1
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// ICC_IAR1_EL1: acknowledge a group-1 interrupt.
+pub fn gicv3_acknowledge() -> u32 {
+    let intid: u64;
+    // SAFETY: reading the acknowledge register only changes GIC state.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) intid, options(nostack)) };
+    intid as u32 & 0xffffff
+}
+
+/// ICC_EOIR1_EL1: end of a group-1 interrupt.
+pub fn gicv3_end_of_interrupt(intid: u32) {
+    // SAFETY: writing the end-of-interrupt register only changes GIC state.
+    unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+}

@@ -104,9 +104,10 @@ pub unsafe fn leave_user_mode(kernel: *const KernelContext) -> ! {
 }
 
 impl TrapFrame {
-    /// A frame that starts EL0 at `entry` with stack `sp`, interrupts masked.
+    /// A frame that starts EL0 at `entry` with stack `sp`: EL0t, IRQs
+    /// unmasked (for timer preemption), debug, SError and FIQ masked.
     pub fn user(entry: u64, sp: u64) -> TrapFrame {
-        TrapFrame { x: [0; 31], sp_el0: sp, elr: entry, spsr: 0x3c0, esr: 0, far: 0, vector_index: 0, _padding: 0 }
+        TrapFrame { x: [0; 31], sp_el0: sp, elr: entry, spsr: 0x340, esr: 0, far: 0, vector_index: 0, _padding: 0 }
     }
 }
 

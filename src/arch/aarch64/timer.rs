@@ -17,3 +17,24 @@ pub fn counter() -> u64 {
 pub fn clock() -> (u64, u64) {
     (counter(), frequency())
 }
+
+/// Arms the virtual timer to fire in `ticks` (CNTV_TVAL_EL0), enabled and
+/// unmasked (CNTV_CTL_EL0 = 1).
+pub fn arm_virtual(ticks: u64) {
+    // SAFETY: the virtual timer registers of this core only.
+    unsafe {
+        core::arch::asm!("msr cntv_tval_el0, {}", "mov {t}, #1", "msr cntv_ctl_el0, {t}", "isb", in(reg) ticks, t = out(reg) _, options(nostack))
+    };
+}
+
+/// Stops the virtual timer (CNTV_CTL_EL0.ENABLE = 0).
+pub fn stop_virtual() {
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
+}
+
+/// Lets EL0 read the virtual counter (CNTKCTL_EL1.EL0VCTEN), nothing else.
+pub fn allow_el0_counter_reads() {
+    // SAFETY: a timer access-control register of this core.
+    unsafe { core::arch::asm!("mov {t}, #2", "msr cntkctl_el1, {t}", "isb", t = out(reg) _, options(nostack)) };
+}
