@@ -46,6 +46,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("hvo_boot_pool_is_born_optimized", hvo_boot_pool_is_born_optimized),
     ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
+    ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -611,4 +612,29 @@ fn tasks_are_preempted_by_the_timer(k: &mut Kernel) -> TestResult {
         format!("ended {:?}: the spinner was not preempted", outcome.ended)
     })?;
     check(outcome.statuses == [("spinner", Some(0)), ("hello", Some(7))], || format!("{:?}", outcome.statuses))
+}
+
+/// A server that faults while its caller waits, and one that exits with
+/// callers still queued: every caller gets DeadPeer (4) instead of hanging.
+fn tasks_calling_a_dead_server_get_an_error(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    let dead_peer = folio::ipc::IpcError::DeadPeer as u64;
+    let specs = [
+        Spec { name: "crasher", image: programs::CRASHER, priority: 2, handles: &[(0, 0)] },
+        Spec { name: "orphan-1", image: programs::ORPHAN, priority: 1, handles: &[(0, 11)] },
+        Spec { name: "quitter", image: programs::QUITTER, priority: 2, handles: &[(1, 0)] },
+        Spec { name: "orphan-2", image: programs::ORPHAN, priority: 1, handles: &[(1, 21)] },
+        Spec { name: "orphan-3", image: programs::ORPHAN, priority: 1, handles: &[(1, 22)] },
+    ];
+    let outcome = task::run(&specs, &[0, 2], k.granule, k.machine.virtual_timer_intid);
+    println!("ktest   dead servers: {:?}", outcome.statuses);
+    let expect = [
+        ("crasher", Some(task::FAULT_STATUS)),
+        ("orphan-1", Some(dead_peer)),
+        ("quitter", Some(0)),
+        ("orphan-2", Some(0)),
+        ("orphan-3", Some(dead_peer)),
+    ];
+    check(outcome.statuses == expect, || format!("{:?}", outcome.statuses))
 }

@@ -12,3 +12,6 @@ pub static PING: &[u8] = program!("ping");
 pub static PONG: &[u8] = program!("pong");
 pub static HOSTILE: &[u8] = program!("hostile");
 pub static SPINNER: &[u8] = program!("spinner");
+pub static CRASHER: &[u8] = program!("crasher");
+pub static QUITTER: &[u8] = program!("quitter");
+pub static ORPHAN: &[u8] = program!("orphan");
