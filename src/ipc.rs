@@ -23,6 +23,15 @@
 //!   endpoint whose owner has died (`DeadPeer`). When a task dies, every
 //!   task queued on or waiting for a reply from it is made ready with
 //!   `DeadPeer`; a server that dies leaves its endpoints dead.
+//! - `recv_nonblocking(h)` returns `WouldBlock` instead of waiting;
+//!   `recv_timed(h, deadline)` returns `TimedOut` if nobody called by the
+//!   deadline (in ticks of the virtual counter; see [`Ipc::expire`]).
+//! - A **notification** is a word. `signal(h)` ORs the handle's badge into
+//!   it and never blocks; `wait(h)` returns the word and clears it, or
+//!   blocks until it is non-zero. When a task dies, the kernel signals, for
+//!   every endpoint handle the task held, the endpoint's death notification
+//!   (if its owner asked for one) with that handle's badge: a server learns
+//!   which client to clean up after.
 //! - Scheduling: one ready queue, FIFO within a priority, higher priority
 //!   first.
 
@@ -43,6 +52,10 @@ pub enum IpcError {
     NotOwner = 2,
     NoCaller = 3,
     DeadPeer = 4,
+    TimedOut = 5,
+    WouldBlock = 6,
+    /// A notification operation on an endpoint handle, or the reverse.
+    WrongKind = 7,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +67,14 @@ pub enum State {
         badge: u64,
         msg: Message,
     },
-    /// Waiting in `recv` on an endpoint it owns.
+    /// Waiting in `recv` on an endpoint it owns, until `deadline` if any.
     Receiving {
         endpoint: EndpointId,
+        deadline: Option<u64>,
+    },
+    /// Waiting for a notification word.
+    Waiting {
+        notification: usize,
     },
     /// Its call was received; waiting for the reply.
     AwaitingReply {
@@ -67,10 +85,22 @@ pub enum State {
     },
 }
 
+/// What a handle names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    Endpoint(EndpointId),
+    Notification(usize),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handle {
-    pub endpoint: EndpointId,
+    pub object: Object,
     pub badge: u64,
+}
+
+struct Notification {
+    word: u64,
+    waiter: Option<TaskId>,
 }
 
 struct Task {
@@ -86,13 +116,24 @@ struct Task {
 struct Endpoint {
     owner: TaskId,
     queue: VecDeque<TaskId>,
+    /// Signalled with a client's badge when a task holding a handle dies.
+    on_client_death: Option<usize>,
 }
 
 #[derive(Default)]
 pub struct Ipc {
     tasks: Vec<Task>,
     endpoints: Vec<Endpoint>,
+    notifications: Vec<Notification>,
     ready: VecDeque<TaskId>,
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Forever,
+    Until(u64),
 }
 
 fn ok(msg: Message, badge: u64) -> [u64; 6] {
@@ -117,13 +158,24 @@ impl Ipc {
     }
 
     pub fn add_endpoint(&mut self, owner: TaskId) -> EndpointId {
-        self.endpoints.push(Endpoint { owner, queue: VecDeque::new() });
+        self.endpoints.push(Endpoint { owner, queue: VecDeque::new(), on_client_death: None });
         self.endpoints.len() - 1
     }
 
-    /// Gives `task` a handle to `endpoint` carrying `badge`; returns its number.
-    pub fn grant(&mut self, task: TaskId, endpoint: EndpointId, badge: u64) -> u64 {
-        self.tasks[task].handles.push(Handle { endpoint, badge });
+    pub fn add_notification(&mut self) -> usize {
+        self.notifications.push(Notification { word: 0, waiter: None });
+        self.notifications.len() - 1
+    }
+
+    /// The kernel will signal `notification` when a holder of a handle to
+    /// `endpoint` dies.
+    pub fn notify_client_deaths(&mut self, endpoint: EndpointId, notification: usize) {
+        self.endpoints[endpoint].on_client_death = Some(notification);
+    }
+
+    /// Gives `task` a handle to `object` carrying `badge`; returns its number.
+    pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
+        self.tasks[task].handles.push(Handle { object, badge });
         self.tasks[task].handles.len() as u64 - 1
     }
 
@@ -138,6 +190,23 @@ impl Ipc {
 
     fn handle(&self, task: TaskId, handle: u64) -> Option<Handle> {
         usize::try_from(handle).ok().and_then(|h| self.tasks[task].handles.get(h).copied())
+    }
+
+    /// The endpoint a handle names, or the error to return.
+    fn endpoint_of(&self, task: TaskId, handle: u64) -> Result<(EndpointId, u64), IpcError> {
+        match self.handle(task, handle) {
+            Some(Handle { object: Object::Endpoint(e), badge }) => Ok((e, badge)),
+            Some(_) => Err(IpcError::WrongKind),
+            None => Err(IpcError::InvalidHandle),
+        }
+    }
+
+    fn notification_of(&self, task: TaskId, handle: u64) -> Result<(usize, u64), IpcError> {
+        match self.handle(task, handle) {
+            Some(Handle { object: Object::Notification(n), badge }) => Ok((n, badge)),
+            Some(_) => Err(IpcError::WrongKind),
+            None => Err(IpcError::InvalidHandle),
+        }
     }
 
     fn wake(&mut self, task: TaskId, result: [u64; 6]) {
@@ -161,27 +230,47 @@ impl Ipc {
     }
 
     pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) {
-        let Some(h) = self.handle(caller, handle) else { return self.fail(caller, IpcError::InvalidHandle) };
-        let server = self.endpoints[h.endpoint].owner;
+        let (endpoint, badge) = match self.endpoint_of(caller, handle) {
+            Ok(h) => h,
+            Err(e) => return self.fail(caller, e),
+        };
+        let server = self.endpoints[endpoint].owner;
         if matches!(self.tasks[server].state, State::Dead { .. }) {
             return self.fail(caller, IpcError::DeadPeer);
         }
-        if self.tasks[server].state == (State::Receiving { endpoint: h.endpoint }) {
+        if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
             self.tasks[server].owes = Some(caller);
-            self.wake(server, ok(msg, h.badge));
+            self.wake(server, ok(msg, badge));
             self.block(caller, State::AwaitingReply { server });
         } else {
-            self.endpoints[h.endpoint].queue.push_back(caller);
-            self.block(caller, State::Sending { endpoint: h.endpoint, badge: h.badge, msg });
+            self.endpoints[endpoint].queue.push_back(caller);
+            self.block(caller, State::Sending { endpoint, badge, msg });
         }
     }
 
     pub fn recv(&mut self, task: TaskId, handle: u64) {
-        let Some(h) = self.handle(task, handle) else { return self.fail(task, IpcError::InvalidHandle) };
-        if self.endpoints[h.endpoint].owner != task {
+        self.recv_with(task, handle, Wait::Forever)
+    }
+
+    /// `recv` that returns `WouldBlock` instead of waiting.
+    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
+        self.recv_with(task, handle, Wait::Never)
+    }
+
+    /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
+    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
+        self.recv_with(task, handle, Wait::Until(deadline))
+    }
+
+    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) {
+        let endpoint = match self.endpoint_of(task, handle) {
+            Ok((e, _)) => e,
+            Err(e) => return self.fail(task, e),
+        };
+        if self.endpoints[endpoint].owner != task {
             return self.fail(task, IpcError::NotOwner);
         }
-        match self.endpoints[h.endpoint].queue.pop_front() {
+        match self.endpoints[endpoint].queue.pop_front() {
             Some(caller) => {
                 let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
                     return self.fail(task, IpcError::DeadPeer);
@@ -190,7 +279,65 @@ impl Ipc {
                 self.tasks[task].owes = Some(caller);
                 self.tasks[task].result = Some(ok(msg, badge));
             }
-            None => self.block(task, State::Receiving { endpoint: h.endpoint }),
+            None => match wait {
+                Wait::Never => self.fail(task, IpcError::WouldBlock),
+                Wait::Forever => self.block(task, State::Receiving { endpoint, deadline: None }),
+                Wait::Until(deadline) => self.block(task, State::Receiving { endpoint, deadline: Some(deadline) }),
+            },
+        }
+    }
+
+    /// Wakes every timed receive whose deadline is at or before `now` with
+    /// `TimedOut`. Returns the earliest deadline still pending.
+    pub fn expire(&mut self, now: u64) -> Option<u64> {
+        let mut earliest = None;
+        for t in 0..self.tasks.len() {
+            if let State::Receiving { deadline: Some(d), .. } = self.tasks[t].state {
+                if d <= now {
+                    self.wake(t, err(IpcError::TimedOut));
+                } else {
+                    earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+                }
+            }
+        }
+        earliest
+    }
+
+    /// ORs the handle's badge into its notification's word, waking a waiter.
+    pub fn signal(&mut self, task: TaskId, handle: u64) {
+        match self.notification_of(task, handle) {
+            Ok((n, badge)) => {
+                self.raise(n, badge);
+                self.tasks[task].result = Some(ok([0; MSG_WORDS], 0));
+            }
+            Err(e) => self.fail(task, e),
+        }
+    }
+
+    fn raise(&mut self, n: usize, bits: u64) {
+        let notification = &mut self.notifications[n];
+        notification.word |= bits;
+        if let Some(waiter) = notification.waiter.take() {
+            let word = core::mem::take(&mut notification.word);
+            self.wake(waiter, ok([word, 0, 0, 0], 0));
+        }
+    }
+
+    /// Takes the notification's word, or waits until it is non-zero.
+    pub fn wait(&mut self, task: TaskId, handle: u64) {
+        let n = match self.notification_of(task, handle) {
+            Ok((n, _)) => n,
+            Err(e) => return self.fail(task, e),
+        };
+        let notification = &mut self.notifications[n];
+        if notification.word != 0 {
+            let word = core::mem::take(&mut notification.word);
+            self.tasks[task].result = Some(ok([word, 0, 0, 0], 0));
+        } else if notification.waiter.is_some() {
+            self.fail(task, IpcError::WouldBlock);
+        } else {
+            notification.waiter = Some(task);
+            self.block(task, State::Waiting { notification: n });
         }
     }
 
@@ -218,6 +365,25 @@ impl Ipc {
         self.tasks[task].state = State::Dead { status };
         self.tasks[task].result = None;
         self.ready.retain(|&t| t != task);
+        for n in self.notifications.iter_mut() {
+            if n.waiter == Some(task) {
+                n.waiter = None;
+            }
+        }
+        // Servers that asked learn which client died (by its badge).
+        let deaths: Vec<(usize, u64)> = self.tasks[task]
+            .handles
+            .iter()
+            .filter_map(|h| match h.object {
+                Object::Endpoint(e) if self.endpoints[e].owner != task => {
+                    self.endpoints[e].on_client_death.map(|n| (n, h.badge))
+                }
+                _ => None,
+            })
+            .collect();
+        for (n, badge) in deaths {
+            self.raise(n, badge);
+        }
         for endpoint in self.endpoints.iter_mut() {
             endpoint.queue.retain(|&t| t != task);
         }
@@ -261,10 +427,10 @@ mod tests {
         let mut ipc = Ipc::new();
         let (server, client) = (ipc.add_task(1), ipc.add_task(1));
         let ep = ipc.add_endpoint(server);
-        let sh = ipc.grant(server, ep, 0);
-        let ch = ipc.grant(client, ep, 0xbad6e);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 0xbad6e);
         ipc.recv(server, sh);
-        assert_eq!(ipc.state(server), State::Receiving { endpoint: ep });
+        assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: None });
         ipc.call(client, ch, [1, 2, 3, 4]);
         assert_eq!(ipc.state(client), State::AwaitingReply { server });
         assert_eq!(ipc.take_result(server), Some([0, 1, 2, 3, 4, 0xbad6e]));
@@ -278,10 +444,10 @@ mod tests {
         let mut ipc = Ipc::new();
         let server = ipc.add_task(1);
         let ep = ipc.add_endpoint(server);
-        let sh = ipc.grant(server, ep, 0);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
         let clients: Vec<TaskId> = (0..3).map(|_| ipc.add_task(1)).collect();
         for (i, &c) in clients.iter().enumerate() {
-            let h = ipc.grant(c, ep, 100 + i as u64);
+            let h = ipc.grant(c, Object::Endpoint(ep), 100 + i as u64);
             ipc.call(c, h, [i as u64, 0, 0, 0]);
         }
         for i in 0..3u64 {
@@ -296,7 +462,7 @@ mod tests {
         let mut ipc = Ipc::new();
         let (server, client) = (ipc.add_task(1), ipc.add_task(1));
         let ep = ipc.add_endpoint(server);
-        let ch = ipc.grant(client, ep, 1);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 1);
         ipc.call(client, 7, [0; 4]);
         assert_eq!(ipc.take_result(client).map(|r| r[0]), Some(IpcError::InvalidHandle as u64));
         ipc.recv(client, ch);
@@ -311,9 +477,9 @@ mod tests {
         let mut ipc = Ipc::new();
         let server = ipc.add_task(1);
         let ep = ipc.add_endpoint(server);
-        let sh = ipc.grant(server, ep, 0);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
         let (a, b) = (ipc.add_task(1), ipc.add_task(1));
-        let (ha, hb) = (ipc.grant(a, ep, 1), ipc.grant(b, ep, 2));
+        let (ha, hb) = (ipc.grant(a, Object::Endpoint(ep), 1), ipc.grant(b, Object::Endpoint(ep), 2));
         ipc.call(a, ha, [0; 4]);
         ipc.call(b, hb, [0; 4]);
         ipc.recv(server, sh); // takes a; a awaits the reply, b stays queued
@@ -324,6 +490,47 @@ mod tests {
         }
         ipc.call(a, ha, [0; 4]);
         assert_eq!(ipc.take_result(a).map(|r| r[0]), Some(IpcError::DeadPeer as u64));
+    }
+
+    #[test]
+    fn nonblocking_and_timed_receives_do_not_wait_forever() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        ipc.recv_nonblocking(server, sh);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WouldBlock as u64));
+        ipc.recv_timed(server, sh, 1000);
+        assert_eq!(ipc.expire(999), Some(1000));
+        assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: Some(1000) });
+        assert_eq!(ipc.expire(1000), None);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::TimedOut as u64));
+        assert_eq!(ipc.state(server), State::Ready);
+    }
+
+    #[test]
+    fn notifications_accumulate_and_death_is_signalled_with_the_badge() {
+        let mut ipc = Ipc::new();
+        let (server, a, b) = (ipc.add_task(1), ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let n = ipc.add_notification();
+        ipc.notify_client_deaths(ep, n);
+        let nh = ipc.grant(server, Object::Notification(n), 0);
+        ipc.grant(a, Object::Endpoint(ep), 0b01);
+        ipc.grant(b, Object::Endpoint(ep), 0b10);
+        let signal = ipc.grant(a, Object::Notification(n), 0b100);
+        ipc.wait(server, nh);
+        assert_eq!(ipc.state(server), State::Waiting { notification: n });
+        ipc.signal(a, signal);
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b100));
+        ipc.exit(a, 0);
+        ipc.exit(b, 0);
+        ipc.wait(server, nh);
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b11), "both clients' badges");
+        // Notification operations on an endpoint handle are refused.
+        let eh = ipc.grant(server, Object::Endpoint(ep), 0);
+        ipc.wait(server, eh);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WrongKind as u64));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use folio::println;
 use crate::huge::{self, FolioRegion};
 use crate::kernel::{Kernel, UNMAPPED_ADDRESS};
 use folio::hvo::{self, Folio};
+use folio::ipc::Object;
 
 type TestResult = Result<(), String>;
 type KernelTest = fn(&mut Kernel) -> TestResult;
@@ -47,6 +48,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
     ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
+    ("tasks_time_out_poll_and_hear_of_deaths", tasks_time_out_poll_and_hear_of_deaths),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -574,13 +576,19 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
     use crate::task::{self, Spec};
     let start = huge::free_frames();
     let specs = [
-        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(0, 0)] },
-        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(0, 1)] },
-        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(0, 2)] },
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
+        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)] },
+        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)] },
         Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[] },
         Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
     ];
-    let statuses = task::run(&specs, &[0], k.granule, k.machine.virtual_timer_intid).statuses;
+    let statuses = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    )
+    .statuses;
     println!("ktest   task exit statuses: {statuses:?}");
     let expect = [("pong", 0), ("ping-a", 0), ("ping-b", 0), ("hostile", task::FAULT_STATUS), ("hello", 7)];
     for ((name, status), (want_name, want)) in statuses.iter().zip(expect) {
@@ -606,7 +614,12 @@ fn tasks_are_preempted_by_the_timer(k: &mut Kernel) -> TestResult {
         Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[] },
         Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
     ];
-    let outcome = task::run(&specs, &[], k.granule, k.machine.virtual_timer_intid);
+    let outcome = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[] },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    );
     println!("ktest   tasks ended in this order: {:?}", outcome.ended);
     check(outcome.ended == ["hello", "spinner"], || {
         format!("ended {:?}: the spinner was not preempted", outcome.ended)
@@ -621,20 +634,50 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut Kernel) -> TestResult {
     use crate::task::{self, Spec};
     let dead_peer = folio::ipc::IpcError::DeadPeer as u64;
     let specs = [
-        Spec { name: "crasher", image: programs::CRASHER, priority: 2, handles: &[(0, 0)] },
-        Spec { name: "orphan-1", image: programs::ORPHAN, priority: 1, handles: &[(0, 11)] },
-        Spec { name: "quitter", image: programs::QUITTER, priority: 2, handles: &[(1, 0)] },
-        Spec { name: "orphan-2", image: programs::ORPHAN, priority: 1, handles: &[(1, 21)] },
-        Spec { name: "orphan-3", image: programs::ORPHAN, priority: 1, handles: &[(1, 22)] },
+        Spec { name: "crasher", image: programs::CRASHER, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
+        Spec { name: "orphan-1", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(0), 11)] },
+        Spec { name: "quitter", image: programs::QUITTER, priority: 2, handles: &[(Object::Endpoint(1), 0)] },
+        Spec { name: "orphan-2", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(1), 21)] },
+        Spec { name: "orphan-3", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(1), 22)] },
     ];
-    let outcome = task::run(&specs, &[0, 2], k.granule, k.machine.virtual_timer_intid);
+    let outcome = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notifications: &[] },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    );
     println!("ktest   dead servers: {:?}", outcome.statuses);
-    let expect = [
-        ("crasher", Some(task::FAULT_STATUS)),
-        ("orphan-1", Some(dead_peer)),
-        ("quitter", Some(0)),
-        ("orphan-2", Some(0)),
-        ("orphan-3", Some(dead_peer)),
+    let status = |name: &str| outcome.statuses.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s);
+    check(status("crasher") == Some(task::FAULT_STATUS), || format!("{:?}", outcome.statuses))?;
+    check(status("orphan-1") == Some(dead_peer), || format!("{:?}", outcome.statuses))?;
+    check(status("quitter") == Some(0), || format!("{:?}", outcome.statuses))?;
+    // The quitter answers whichever of the two called first (preemption
+    // decides), and the other finds it dead.
+    let mut late = [status("orphan-2"), status("orphan-3")];
+    late.sort();
+    check(late == [Some(0), Some(dead_peer)], || format!("{:?}", outcome.statuses))
+}
+
+/// A server that polls (WouldBlock), waits 50 ms for a call that never
+/// comes (TimedOut, idling in WFI meanwhile), then learns from the kernel's
+/// death notification that its client (badge 0b1000) died.
+fn tasks_time_out_poll_and_hear_of_deaths(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        println!("ktest   no GIC or timer interrupt: timed receives cannot expire here");
+        return Ok(());
+    }
+    let specs = [
+        Spec {
+            name: "watcher",
+            image: programs::WATCHER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0), (Object::Notification(0), 0)],
+        },
+        Spec { name: "client", image: programs::HELLO, priority: 1, handles: &[(Object::Endpoint(0), 0b1000)] },
     ];
-    check(outcome.statuses == expect, || format!("{:?}", outcome.statuses))
+    let objects = Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)] };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    check(outcome.statuses == [("watcher", Some(0b1000)), ("client", Some(7))], || format!("{:?}", outcome.statuses))
 }

@@ -15,3 +15,4 @@ pub static SPINNER: &[u8] = program!("spinner");
 pub static CRASHER: &[u8] = program!("crasher");
 pub static QUITTER: &[u8] = program!("quitter");
 pub static ORPHAN: &[u8] = program!("orphan");
+pub static WATCHER: &[u8] = program!("watcher");

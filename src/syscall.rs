@@ -10,6 +10,10 @@
 //! | 4 | recv | x0 = handle | status, x1..x4 = message, x5 = badge |
 //! | 5 | reply | x0..x3 = message | status |
 //! | 6 | reply_recv | x0 = handle, x1..x4 = reply | as recv |
+//! | 7 | signal | x0 = notification handle (its badge is ORed in) | status |
+//! | 8 | wait | x0 = notification handle | status, x1 = the word |
+//! | 9 | recv_nonblocking | x0 = handle | as recv, or `WouldBlock` |
+//! | 10 | recv_timed | x0 = handle, x1 = timeout in counter ticks | as recv, or `TimedOut` |
 //!
 //! Any other number returns `Unknown`. A pointer must lie wholly in the
 //! caller's own mappings, readable from EL0; nothing a task passes can make
@@ -24,6 +28,10 @@ pub const CALL: u64 = 3;
 pub const RECV: u64 = 4;
 pub const REPLY: u64 = 5;
 pub const REPLY_RECV: u64 = 6;
+pub const SIGNAL: u64 = 7;
+pub const WAIT: u64 = 8;
+pub const RECV_NONBLOCKING: u64 = 9;
+pub const RECV_TIMED: u64 = 10;
 
 /// The longest write.
 pub const MAX_WRITE: u64 = 4096;

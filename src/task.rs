@@ -22,7 +22,7 @@ use folio::arch::aarch64::mmu::{self, KernelHw};
 use folio::arch::aarch64::timer;
 use folio::drivers::gic::{GIC, SPURIOUS};
 use folio::exception::{ExceptionReport, Vector};
-use folio::ipc::{Ipc, State, TaskId};
+use folio::ipc::{Ipc, Object, State, TaskId};
 use folio::mm::Granule;
 use folio::mm::frame::KERNEL_FRAMES;
 use folio::mm::layout;
@@ -65,13 +65,22 @@ fn quantum() -> u64 {
 
 static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
 
-/// A program and how it is set up: (name, image, priority, endpoint
-/// handles: (endpoint index, badge)).
+/// A program and how it is set up: its handles name endpoints and
+/// notifications by their index in the run (see [`run`]) with a badge.
 pub struct Spec {
     pub name: &'static str,
     pub image: &'static [u8],
     pub priority: u8,
-    pub handles: &'static [(usize, u64)],
+    pub handles: &'static [(Object, u64)],
+}
+
+/// The objects of a run: endpoint owners (task index), the number of
+/// notifications, and which notification an endpoint's owner wants
+/// signalled when a client dies.
+pub struct Objects<'a> {
+    pub endpoint_owners: &'a [usize],
+    pub notifications: usize,
+    pub death_notifications: &'a [(usize, usize)],
 }
 
 fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
@@ -189,7 +198,7 @@ pub struct Outcome {
 /// Runs `specs` until every task has exited or faulted (or nothing can run
 /// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
 /// tasks are preempted every 10 ms.
-pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule, timer_intid: Option<u32>) -> Outcome {
+pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid: Option<u32>) -> Outcome {
     let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new() };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
@@ -206,10 +215,19 @@ pub fn run(specs: &[Spec], endpoint_owners: &[usize], granule: Granule, timer_in
             }
         }
     }
-    let endpoints: Vec<_> = endpoint_owners.iter().map(|&owner| ipc.add_endpoint(owner)).collect();
+    // A fresh Ipc numbers objects from 0, so the specs' indices are the ids.
+    for &owner in objects.endpoint_owners {
+        ipc.add_endpoint(owner);
+    }
+    for _ in 0..objects.notifications {
+        ipc.add_notification();
+    }
+    for &(endpoint, notification) in objects.death_notifications {
+        ipc.notify_client_deaths(endpoint, notification);
+    }
     for (t, spec) in specs.iter().enumerate() {
-        for &(endpoint, badge) in spec.handles {
-            ipc.grant(t, endpoints[endpoint], badge);
+        for &(object, badge) in spec.handles {
+            ipc.grant(t, object, badge);
         }
     }
     let Some(first) = ipc.next_to_run() else { return nothing() };
@@ -262,6 +280,7 @@ fn user_trap(frame: &mut TrapFrame) {
                 && intid == timer_intid
             {
                 timer::arm_virtual(ticks);
+                system.ipc.expire(timer::counter());
                 yielded = true;
             }
         }
@@ -283,6 +302,10 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::RECV => system.ipc.recv(current, x[0]),
             syscall::REPLY => system.ipc.reply(current, [x[0], x[1], x[2], x[3]]),
             syscall::REPLY_RECV => system.ipc.reply_recv(current, x[0], msg),
+            syscall::SIGNAL => system.ipc.signal(current, x[0]),
+            syscall::WAIT => system.ipc.wait(current, x[0]),
+            syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(current, x[0]),
+            syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
             _ => system.tasks[current].frame.x[0] = SysError::Unknown as u64,
         }
     } else {
@@ -298,17 +321,20 @@ fn user_trap(frame: &mut TrapFrame) {
         system.ended.push(current);
         system.ipc.exit(current, FAULT_STATUS);
     }
-    for t in 0..system.tasks.len() {
-        if let Some(result) = system.ipc.take_result(t) {
-            system.tasks[t].frame.x[..6].copy_from_slice(&result);
-        }
-    }
-    let next = if system.ipc.state(current) == State::Ready && !yielded {
+    let mut next = if system.ipc.state(current) == State::Ready && !yielded {
         Some(current)
     } else {
         system.ipc.requeue(current);
         system.ipc.next_to_run()
     };
+    if next.is_none() {
+        next = idle_until_a_deadline(system);
+    }
+    for t in 0..system.tasks.len() {
+        if let Some(result) = system.ipc.take_result(t) {
+            system.tasks[t].frame.x[..6].copy_from_slice(&result);
+        }
+    }
     match next {
         Some(next) => {
             if next != current {
@@ -328,6 +354,32 @@ fn user_trap(frame: &mut TrapFrame) {
             // was just released and this handler holds nothing else.
             unsafe { leave_user_mode(kernel) }
         }
+    }
+}
+
+/// Nothing can run, but timed receives are pending: wait for interrupts
+/// (WFI wakes on a pending interrupt even with IRQs masked) and let the
+/// timer expire deadlines until a task is ready. `None` when no deadline
+/// can ever wake anyone.
+fn idle_until_a_deadline(system: &mut System) -> Option<TaskId> {
+    let (timer_intid, ticks) = system.timer?;
+    system.ipc.expire(timer::counter())?;
+    loop {
+        aarch64_cpu::asm::wfi();
+        if let Some(gic) = GIC.lock().as_ref() {
+            let intid = gic.acknowledge();
+            if intid != SPURIOUS {
+                gic.end_of_interrupt(intid);
+            }
+            if intid == timer_intid {
+                timer::arm_virtual(ticks);
+            }
+        }
+        let pending = system.ipc.expire(timer::counter());
+        if let Some(next) = system.ipc.next_to_run() {
+            return Some(next);
+        }
+        pending?;
     }
 }
 

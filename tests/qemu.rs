@@ -70,6 +70,8 @@ impl Boot {
             // because the virtual timer's interrupt preempted it.
             .assert_has("ktest   tasks ended in this order: [\"hello\", \"spinner\"]")
             .assert_has("ktest tasks_are_preempted_by_the_timer ... ok")
+            .assert_has("ktest tasks_calling_a_dead_server_get_an_error ... ok")
+            .assert_has("watcher: poll status 6, timed receive status 5, death notification 0b1000 (status 0)")
     }
 
     /// The in-kernel tests ran, at least one, and none failed.

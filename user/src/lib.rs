@@ -18,6 +18,33 @@ pub mod nr {
     pub const RECV: u64 = 4;
     pub const REPLY: u64 = 5;
     pub const REPLY_RECV: u64 = 6;
+    pub const SIGNAL: u64 = 7;
+    pub const WAIT: u64 = 8;
+    pub const RECV_NONBLOCKING: u64 = 9;
+    pub const RECV_TIMED: u64 = 10;
+}
+
+/// ORs this handle's badge into its notification.
+pub fn signal(handle: u64) -> u64 {
+    syscall(nr::SIGNAL, [handle, 0, 0, 0, 0, 0])[0]
+}
+
+/// Waits until the notification's word is non-zero; returns (status, word).
+pub fn wait(handle: u64) -> (u64, u64) {
+    let r = syscall(nr::WAIT, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[1])
+}
+
+/// `recv` that returns at once (status 6, WouldBlock) when nobody called.
+pub fn recv_nonblocking(handle: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV_NONBLOCKING, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// `recv` that gives up (status 5, TimedOut) after `ticks` of the virtual counter.
+pub fn recv_timed(handle: u64, ticks: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV_TIMED, [handle, ticks, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
 }
 
 /// Raw system call: number in x8, arguments in x0..x5, results in x0..x5.
@@ -83,11 +110,39 @@ pub fn reply(msg: Message) -> u64 {
     syscall(nr::REPLY, [msg[0], msg[1], msg[2], msg[3], 0, 0])[0]
 }
 
-pub struct Console;
+/// Collects a line and writes it with one system call, so lines of tasks
+/// preempted mid-print do not interleave.
+pub struct Line {
+    buffer: [u8; 256],
+    len: usize,
+}
 
-impl Write for Console {
+impl Line {
+    pub const fn new() -> Line {
+        Line { buffer: [0; 256], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        write(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Write for Line {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write(s.as_bytes());
+        for &b in s.as_bytes() {
+            if self.len == self.buffer.len() {
+                self.flush();
+            }
+            self.buffer[self.len] = b;
+            self.len += 1;
+        }
         Ok(())
     }
 }
@@ -96,7 +151,9 @@ impl Write for Console {
 macro_rules! println {
     ($($arg:tt)*) => {{
         use core::fmt::Write;
-        let _ = writeln!($crate::Console, $($arg)*);
+        let mut line = $crate::Line::new();
+        let _ = writeln!(line, $($arg)*);
+        line.flush();
     }};
 }
 
