@@ -118,6 +118,11 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     // Huge-page pools first, while aligned ranges are still free.
     let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    if cpu::enable_pan() {
+        info!("PAN: on (EL1 cannot touch task memory)");
+    } else {
+        info!("PAN: this CPU does not have it");
+    }
     crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = Kernel { machine, memory_map, image, granule };
 

@@ -49,6 +49,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
     ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
     ("tasks_time_out_poll_and_hear_of_deaths", tasks_time_out_poll_and_hear_of_deaths),
+    ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -680,4 +681,35 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut Kernel) -> TestResult {
     let objects = Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)] };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     check(outcome.statuses == [("watcher", Some(0b1000)), ("client", Some(7))], || format!("{:?}", outcome.statuses))
+}
+
+/// With PAN (where the CPU has it), a kernel read of a task's page through
+/// the task's own address faults; without PAN it is allowed, and the test
+/// says which it saw.
+fn the_kernel_cannot_touch_task_memory_with_pan(k: &mut Kernel) -> TestResult {
+    use folio::arch::aarch64::mmu;
+    let granule = k.granule;
+    let mut tables = mmu::user_tables(granule, 250).map_err(paging)?;
+    let pa = frames(|f| f.alloc(0))?.map_err(|e| format!("{e}"))?;
+    let va = 0x1000_0000;
+    let result = (|| {
+        tables.map(va, pa, granule.size(), Attributes::USER_RW, Policy::Force(Unit::PAGE)).map_err(paging)?;
+        mmu::switch_user_space(tables.root(), 250);
+        let report = catch_fault(|| {
+            // SAFETY: the page is mapped for EL0 at `va` in the live TTBR0;
+            // with PAN the read faults and is resumed after.
+            let _ = unsafe { core::ptr::read_volatile(va as *const u64) };
+        });
+        mmu::no_user_space();
+        let pan = report.is_some();
+        if let Some(report) = report {
+            check((0xc..=0xf).contains(&(report.esr & 0x3f)), || format!("ESR {:#x}: not a permission fault", report.esr))?;
+        }
+        println!("ktest   kernel read of a task page: {}", if pan { "faulted (PAN on)" } else { "allowed (no PAN on this CPU)" });
+        Ok(())
+    })();
+    mmu::flush_asid(250);
+    let _ = tables.destroy();
+    frames(|f| f.free(pa, 0))?.map_err(|e| format!("{e}"))?;
+    result
 }

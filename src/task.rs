@@ -253,6 +253,7 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
     // path use it, never while the lock is held.
     run_user(&frame, unsafe { &mut *kernel });
     timer::stop_virtual();
+    mmu::no_user_space();
     *USER_TRAP_HANDLER.lock() = None;
     let Some(system) = SYSTEM.lock().take() else { return nothing() };
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();

@@ -75,3 +75,31 @@ pub fn gicv3_end_of_interrupt(intid: u32) {
     // SAFETY: writing the end-of-interrupt register only changes GIC state.
     unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) intid as u64, options(nostack)) };
 }
+
+/// Turns on Privileged Access Never where the CPU has it
+/// (ID_AA64MMFR1_EL1.PAN): EL1 then faults on any access to memory EL0
+/// can reach, and every exception to EL1 sets PAN again (SCTLR_EL1.SPAN
+/// cleared). The kernel reads task memory only through the linear map.
+/// Returns whether PAN is on.
+pub fn enable_pan() -> bool {
+    let mmfr1: u64;
+    // SAFETY: reading an ID register.
+    unsafe { core::arch::asm!("mrs {}, id_aa64mmfr1_el1", out(reg) mmfr1, options(nostack)) };
+    if (mmfr1 >> 20) & 0xf == 0 {
+        return false;
+    }
+    // SAFETY: SCTLR_EL1.SPAN and PSTATE.PAN only change which accesses EL1
+    // may make to EL0-accessible memory; the kernel makes none.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, sctlr_el1",
+            "bic {t}, {t}, #(1 << 23)",
+            "msr sctlr_el1, {t}",
+            ".inst 0xd500419f", // msr pan, #1
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}

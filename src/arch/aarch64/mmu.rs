@@ -319,3 +319,19 @@ pub fn flush_asid(asid: u16) {
     // SAFETY: TLB maintenance and barriers only.
     unsafe { asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) (asid as u64) << 48, options(nostack)) };
 }
+
+/// Turns TTBR0 walks off again (no task address space in use).
+pub fn no_user_space() {
+    // SAFETY: only lower-half translations change, and no task runs.
+    unsafe {
+        asm!(
+            "mrs {t}, tcr_el1",
+            "orr {t}, {t}, #(1 << 7)",
+            "msr tcr_el1, {t}",
+            "msr ttbr0_el1, xzr",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
