@@ -49,9 +49,25 @@ fn measure(
     undo(t);
 }
 
-pub fn run(granule: Granule, banks: &[PhysRange]) {
+pub fn run(granule: Granule, banks: &[PhysRange], timer_intid: Option<u32>) {
     paging(granule);
     hvo(granule, banks);
+    ipc(granule, timer_intid);
+}
+
+/// Call and reply between two address spaces (the ipcbench and ipcserver
+/// programs print their figures).
+fn ipc(granule: Granule, timer_intid: Option<u32>) {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    use folio::ipc::Object;
+    let specs = [
+        Spec { name: "ipcserver", image: programs::IPCSERVER, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
+        Spec { name: "ipcbench", image: programs::IPCBENCH, priority: 1, handles: &[(Object::Endpoint(0), 1)] },
+    ];
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] };
+    let outcome = task::run(&specs, &objects, granule, timer_intid);
+    println!("bench ipc: tasks ended {:?}", outcome.statuses);
 }
 
 fn tables_stats() -> Stats {

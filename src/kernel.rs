@@ -132,7 +132,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         None => 0,
     };
     if args.bench {
-        crate::bench::run(granule, &kernel.memory_map.banks);
+        crate::bench::run(granule, &kernel.memory_map.banks, kernel.machine.virtual_timer_intid);
     }
     crash_if_asked(&args);
     info!(

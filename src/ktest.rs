@@ -703,9 +703,14 @@ fn the_kernel_cannot_touch_task_memory_with_pan(k: &mut Kernel) -> TestResult {
         mmu::no_user_space();
         let pan = report.is_some();
         if let Some(report) = report {
-            check((0xc..=0xf).contains(&(report.esr & 0x3f)), || format!("ESR {:#x}: not a permission fault", report.esr))?;
+            check((0xc..=0xf).contains(&(report.esr & 0x3f)), || {
+                format!("ESR {:#x}: not a permission fault", report.esr)
+            })?;
         }
-        println!("ktest   kernel read of a task page: {}", if pan { "faulted (PAN on)" } else { "allowed (no PAN on this CPU)" });
+        println!(
+            "ktest   kernel read of a task page: {}",
+            if pan { "faulted (PAN on)" } else { "allowed (no PAN on this CPU)" }
+        );
         Ok(())
     })();
     mmu::flush_asid(250);

@@ -16,3 +16,5 @@ pub static CRASHER: &[u8] = program!("crasher");
 pub static QUITTER: &[u8] = program!("quitter");
 pub static ORPHAN: &[u8] = program!("orphan");
 pub static WATCHER: &[u8] = program!("watcher");
+pub static IPCBENCH: &[u8] = program!("ipcbench");
+pub static IPCSERVER: &[u8] = program!("ipcserver");

@@ -240,6 +240,7 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
         timer::allow_el0_counter_reads();
         timer::arm_virtual(ticks);
     }
+    folio::arch::aarch64::pmu::allow_el0_cycle_counter(true);
     let system =
         System { ipc, tasks, current: first, granule, kernel: KernelContext::default(), timer, ended: Vec::new() };
     *SYSTEM.lock() = Some(system);
@@ -253,6 +254,7 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
     // path use it, never while the lock is held.
     run_user(&frame, unsafe { &mut *kernel });
     timer::stop_virtual();
+    folio::arch::aarch64::pmu::allow_el0_cycle_counter(false);
     mmu::no_user_space();
     *USER_TRAP_HANDLER.lock() = None;
     let Some(system) = SYSTEM.lock().take() else { return nothing() };

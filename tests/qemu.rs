@@ -322,6 +322,8 @@ fn virt_with_3g_and_cpu_max() {
         .assert_has("ktest   L3 page (16 KiB) at ")
         .assert_has("ktest   order 16 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
         .assert_has("ktest   demote 1 GiB -> 32 MiB: 32 pieces, still optimized")
+        .assert_has("PAN: on (EL1 cannot touch task memory)")
+        .assert_has("ktest   kernel read of a task page: faulted (PAN on)")
         .assert_has("ktest   caught: HVO violation")
         .assert_ktests_pass();
 }

@@ -45,3 +45,11 @@ pub fn overhead() -> u64 {
         .min()
         .unwrap_or(0)
 }
+
+/// Lets EL0 read the cycle counter (PMUSERENR_EL0.EN and .CR), or not:
+/// tasks may measure themselves, as sel4bench does.
+pub fn allow_el0_cycle_counter(allow: bool) {
+    let value: u64 = if allow { 0b101 } else { 0 };
+    // SAFETY: a PMU access-control register of this core.
+    unsafe { asm!("msr pmuserenr_el0, {}", "isb", in(reg) value, options(nostack)) };
+}

@@ -1,0 +1,30 @@
+//! The IPC benchmark server: for each call, the instructions from the
+//! client's counter read (message word 0) to its own just after receiving,
+//! and its counter read just before replying, sent back in the reply.
+#![no_std]
+#![no_main]
+
+use folio_user::{recv, reply, reply_recv};
+
+fn cycles() -> u64 {
+    let c: u64;
+    // SAFETY: as in ipcbench.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
+    c
+}
+
+fn main() -> u64 {
+    let (_, _, mut msg) = recv(0);
+    loop {
+        let arrived = cycles();
+        if msg[0] == u64::MAX {
+            reply([0; 4]);
+            return 0;
+        }
+        let one_way = arrived - msg[0];
+        let leaving = cycles();
+        (_, _, msg) = reply_recv(0, [leaving, one_way, 0, 0]);
+    }
+}
+
+folio_user::entry!(main);
