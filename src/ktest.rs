@@ -568,7 +568,7 @@ fn hvo_boot_pool_is_born_optimized(_: &mut Kernel) -> TestResult {
     Ok(())
 }
 
-/// EL0 tasks in their own address spaces: a server and two clients talk
+/// EL0 tasks in their own address spaces: a server and four clients talk
 /// over one endpoint (the server sees each client's badge), a hostile task's
 /// bad requests all come back as errors and its fault stops only it, and
 /// every task's frames and tables go back to the pool.
@@ -580,6 +580,8 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
         Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
         Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)] },
         Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)] },
+        Spec { name: "ping-c", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 3)] },
+        Spec { name: "ping-d", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 4)] },
         Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[] },
         Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
     ];
@@ -591,7 +593,15 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
     )
     .statuses;
     println!("ktest   task exit statuses: {statuses:?}");
-    let expect = [("pong", 0), ("ping-a", 0), ("ping-b", 0), ("hostile", task::FAULT_STATUS), ("hello", 7)];
+    let expect = [
+        ("pong", 0),
+        ("ping-a", 0),
+        ("ping-b", 0),
+        ("ping-c", 0),
+        ("ping-d", 0),
+        ("hostile", task::FAULT_STATUS),
+        ("hello", 7),
+    ];
     for ((name, status), (want_name, want)) in statuses.iter().zip(expect) {
         check(*name == want_name && *status == Some(want), || {
             format!("{name} ended with {status:?}, expected {want}")

@@ -59,7 +59,9 @@ impl Boot {
     fn assert_tasks_ran(&self) -> &Self {
         self.assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 1")
             .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 2")
-            .assert_has("pong: served 20 calls")
+            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 3")
+            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 4")
+            .assert_has("pong: served 40 calls")
             .assert_has("hostile: no handle 1, kernel pointer 14, unmapped 14, too long 22, unknown call 38")
             .assert_has("task hostile faulted and was stopped: synchronous exception from lower EL (AArch64) at EL0")
             .assert_has("class: data abort from a lower EL (EC 0x24)")

@@ -1,11 +1,11 @@
 //! An IPC server: answers each call with the message's first word plus one
-//! and the caller's badge; exits after serving 20 calls.
+//! and the caller's badge; exits after serving 40 calls (four clients).
 #![no_std]
 #![no_main]
 
 use folio_user::{println, recv, reply, reply_recv};
 
-const CALLS: u64 = 20;
+const CALLS: u64 = 40;
 
 fn main() -> u64 {
     let (mut status, mut badge, mut msg) = recv(0);
