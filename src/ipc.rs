@@ -36,6 +36,8 @@
 //!   first.
 
 use alloc::collections::VecDeque;
+
+use crate::abi::status;
 use alloc::vec::Vec;
 
 pub type TaskId = usize;
@@ -48,14 +50,14 @@ pub type Message = [u64; MSG_WORDS];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum IpcError {
-    InvalidHandle = 1,
-    NotOwner = 2,
-    NoCaller = 3,
-    DeadPeer = 4,
-    TimedOut = 5,
-    WouldBlock = 6,
+    InvalidHandle = status::INVALID_HANDLE,
+    NotOwner = status::NOT_OWNER,
+    NoCaller = status::NO_CALLER,
+    DeadPeer = status::DEAD_PEER,
+    TimedOut = status::TIMED_OUT,
+    WouldBlock = status::WOULD_BLOCK,
     /// A notification operation on an endpoint handle, or the reverse.
-    WrongKind = 7,
+    WrongKind = status::WRONG_KIND,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+pub mod abi;
 #[cfg(target_arch = "aarch64")]
 pub mod arch;
 pub mod board;

@@ -21,17 +21,8 @@
 
 use alloc::vec::Vec;
 
-pub const EXIT: u64 = 0;
-pub const WRITE: u64 = 1;
-pub const YIELD: u64 = 2;
-pub const CALL: u64 = 3;
-pub const RECV: u64 = 4;
-pub const REPLY: u64 = 5;
-pub const REPLY_RECV: u64 = 6;
-pub const SIGNAL: u64 = 7;
-pub const WAIT: u64 = 8;
-pub const RECV_NONBLOCKING: u64 = 9;
-pub const RECV_TIMED: u64 = 10;
+pub use crate::abi::nr::*;
+use crate::abi::status;
 
 /// The longest write.
 pub const MAX_WRITE: u64 = 4096;
@@ -40,9 +31,9 @@ pub const MAX_WRITE: u64 = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum SysError {
-    BadAddress = 14,
-    TooLong = 22,
-    Unknown = 38,
+    BadAddress = status::BAD_ADDRESS,
+    TooLong = status::TOO_LONG,
+    Unknown = status::UNKNOWN_CALL,
 }
 
 /// The physical pieces of the user buffer [va, va + len). `translate`

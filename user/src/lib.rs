@@ -9,19 +9,28 @@
 use core::arch::asm;
 use core::fmt::{self, Write};
 
-/// System-call numbers (x8). Kept in step with the kernel's `syscall.rs`.
-pub mod nr {
-    pub const EXIT: u64 = 0;
-    pub const WRITE: u64 = 1;
-    pub const YIELD: u64 = 2;
-    pub const CALL: u64 = 3;
-    pub const RECV: u64 = 4;
-    pub const REPLY: u64 = 5;
-    pub const REPLY_RECV: u64 = 6;
-    pub const SIGNAL: u64 = 7;
-    pub const WAIT: u64 = 8;
-    pub const RECV_NONBLOCKING: u64 = 9;
-    pub const RECV_TIMED: u64 = 10;
+/// The system-call numbers and status codes, the kernel's own file.
+#[path = "../../src/abi.rs"]
+pub mod abi;
+pub use abi::{nr, status};
+
+/// The virtual counter and its frequency (EL0 may read them).
+pub fn counter() -> (u64, u64) {
+    let (count, frequency): (u64, u64);
+    // SAFETY: the kernel lets EL0 read the virtual counter (CNTKCTL_EL1.EL0VCTEN).
+    unsafe {
+        asm!("isb", "mrs {}, cntvct_el0", "mrs {}, cntfrq_el0", out(reg) count, out(reg) frequency, options(nostack))
+    };
+    (count, frequency)
+}
+
+/// The cycle counter (instructions under QEMU -icount), readable while the
+/// kernel allows it (PMUSERENR_EL0, during task runs).
+pub fn cycles() -> u64 {
+    let c: u64;
+    // SAFETY: reading PMCCNTR_EL0 has no side effects.
+    unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
+    c
 }
 
 /// ORs this handle's badge into its notification.

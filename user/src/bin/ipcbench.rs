@@ -5,14 +5,7 @@
 #![no_std]
 #![no_main]
 
-use folio_user::{call, nr, println, syscall};
-
-fn cycles() -> u64 {
-    let c: u64;
-    // SAFETY: the kernel lets EL0 read PMCCNTR_EL0 (PMUSERENR_EL0) for the benchmark.
-    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
-    c
-}
+use folio_user::{call, cycles, println, syscall};
 
 fn main() -> u64 {
     let overhead = (0..16).map(|_| cycles().wrapping_neg().wrapping_add(cycles())).min().unwrap_or(0);
@@ -21,7 +14,6 @@ fn main() -> u64 {
         let t0 = cycles();
         syscall(99, [0; 6]);
         let t1 = cycles();
-        let _ = nr::EXIT;
         let start = cycles();
         let (status, r) = call(0, [start, 0, 0, 0]);
         let end = cycles();

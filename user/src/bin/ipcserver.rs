@@ -4,14 +4,7 @@
 #![no_std]
 #![no_main]
 
-use folio_user::{recv, reply, reply_recv};
-
-fn cycles() -> u64 {
-    let c: u64;
-    // SAFETY: as in ipcbench.
-    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
-    c
-}
+use folio_user::{cycles, recv, reply, reply_recv};
 
 fn main() -> u64 {
     let (_, _, mut msg) = recv(0);

@@ -3,16 +3,7 @@
 #![no_std]
 #![no_main]
 
-use folio_user::println;
-
-fn counter() -> (u64, u64) {
-    let (count, frequency): (u64, u64);
-    // SAFETY: the kernel lets EL0 read the virtual counter (CNTKCTL_EL1.EL0VCTEN).
-    unsafe {
-        core::arch::asm!("isb", "mrs {}, cntvct_el0", "mrs {}, cntfrq_el0", out(reg) count, out(reg) frequency, options(nostack))
-    };
-    (count, frequency)
-}
+use folio_user::{counter, println};
 
 fn main() -> u64 {
     let (start, frequency) = counter();

@@ -4,18 +4,11 @@
 #![no_std]
 #![no_main]
 
-use folio_user::{println, recv_nonblocking, recv_timed, wait};
-
-fn frequency() -> u64 {
-    let f: u64;
-    // SAFETY: CNTFRQ_EL0 is readable at EL0.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nostack)) };
-    f
-}
+use folio_user::{counter, println, recv_nonblocking, recv_timed, wait};
 
 fn main() -> u64 {
     let (polled, _, _) = recv_nonblocking(0);
-    let (timed, _, _) = recv_timed(0, frequency() / 20);
+    let (timed, _, _) = recv_timed(0, counter().1 / 20);
     let (status, word) = wait(1);
     println!(
         "watcher: poll status {polled}, timed receive status {timed}, death notification {word:#b} (status {status})"
