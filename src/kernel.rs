@@ -118,6 +118,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     // Huge-page pools first, while aligned ranges are still free.
     let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    crate::smp::start_secondaries(&machine, granule);
     if cpu::enable_pan() {
         info!("PAN: on (EL1 cannot touch task memory)");
     } else {

@@ -30,4 +30,6 @@ mod ktest;
 #[cfg(target_os = "none")]
 mod programs;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod task;

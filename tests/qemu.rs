@@ -446,6 +446,8 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("GIC: v2, distributor 0xff841000, CPU interface 0xff842000")
         .assert_has("CPUs: 4 [0x0:spin-table@0xd8, 0x1:spin-table@0xe0, 0x2:spin-table@0xe8, 0x3:spin-table@0xf0]")
         .assert_has("PSCI: none")
+        .assert_has("core 3 up: MPIDR 0x80000003, EL1, MMU on with the kernel's tables")
+        .assert_has("cores: 4 of 4 online")
         .assert_has("MMU: kernel on its own 4K tables")
         .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
         .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
@@ -485,4 +487,24 @@ fn entered_at_el3_says_so_and_stops() {
     let run = run(cmd, Some(message));
     run.assert_has(message);
     assert_eq!(run.status, None, "the kernel must stop, not exit");
+}
+
+#[test]
+fn four_cores_come_up_with_psci_on_virt() {
+    for machine in ["virt", "virt,gic-version=3,virtualization=on"] {
+        let run = boot(&["-M", machine, "-cpu", "cortex-a72", "-m", "1G", "-smp", "4"], "exit=semihosting ktest=tasks");
+        run.assert_status(EXIT_OK);
+        for core in 1..4 {
+            run.assert_has(&format!("core {core} up: MPIDR 0x8000000{core}, EL1, MMU on with the kernel's tables"));
+        }
+        run.assert_has("cores: 4 of 4 online").assert_ktests_pass();
+    }
+}
+
+#[test]
+fn rpi4_without_a_dtb_starts_its_cores_from_the_default_spin_table() {
+    boot(&["-M", "raspi4b"], "exit=semihosting")
+        .assert_status(EXIT_OK)
+        .assert_has("core 1 up: MPIDR 0x80000001")
+        .assert_has("cores: 4 of 4 online");
 }

@@ -339,6 +339,116 @@ switch_tables_back:                 // the linked address, through the new table
     isb
     ret
 
+// Secondary cores start here, at this physical address, MMU off, at EL2 or
+// EL1 (PSCI CPU_ON on virt, the spin-table release on the Pi). Each finds
+// its SecondaryRecord (smp.rs) by MPIDR.Aff0 in `secondary_records`, which
+// the boot core filled and cleaned to the point of coherency: the kernel's
+// tables, TCR values, its stack. Cores with Aff1..Aff3 set, or without a
+// valid record, park.
+.equ RECORD_SIZE,       128
+.equ MAX_SECONDARY,     8
+.global secondary_entry
+secondary_entry:
+    mrs     x0, mpidr_el1
+    lsr     x1, x0, #8
+    and     x1, x1, #0xffff         // Aff1, Aff2
+    cbnz    x1, park_secondary
+    lsr     x1, x0, #32
+    and     x1, x1, #0xff           // Aff3
+    cbnz    x1, park_secondary
+    and     x1, x0, #0xff
+    cmp     x1, #MAX_SECONDARY
+    b.hs    park_secondary
+    adr_l   x19, secondary_records
+    mov     x2, #RECORD_SIZE
+    madd    x19, x1, x2, x19        // this core's record (physical)
+    ldr     x2, [x19, #64]          // valid?
+    cbz     x2, park_secondary
+    mrs     x20, CurrentEL
+    ubfx    x20, x20, #2, #2
+    cmp     x20, #2
+    b.ne    secondary_at_el1
+    mov     x0, #(1 << 31)          // the same EL2 set-up as the boot core
+    msr     hcr_el2, x0
+    mrs     x0, cnthctl_el2
+    orr     x0, x0, #3
+    msr     cnthctl_el2, x0
+    msr     cntvoff_el2, xzr
+    mrs     x0, midr_el1
+    msr     vpidr_el2, x0
+    mrs     x0, mpidr_el1
+    msr     vmpidr_el2, x0
+    mov     x0, #0x33ff
+    msr     cptr_el2, x0
+    msr     hstr_el2, xzr
+    mrs     x0, id_aa64dfr0_el1
+    ubfx    x0, x0, #8, #4
+    cbz     x0, 1f
+    mrs     x0, pmcr_el0
+    ubfx    x0, x0, #11, #5
+    msr     mdcr_el2, x0
+1:  mrs     x0, id_aa64pfr0_el1
+    ubfx    x0, x0, #24, #4
+    cbz     x0, 2f
+    mrs     x0, S3_4_C12_C9_5
+    mov     x1, #0x9
+    orr     x0, x0, x1
+    msr     S3_4_C12_C9_5, x0
+    isb
+2:  ldr     x0, =SCTLR_EL1_RES1
+    msr     sctlr_el1, x0
+    mov     x0, #0x3c5
+    msr     spsr_el2, x0
+    adr_l   x0, secondary_at_el1
+    msr     elr_el2, x0
+    eret
+secondary_at_el1:
+    msr     daifset, #0xf
+    ldr     x0, =SCTLR_EL1_RES1
+    msr     sctlr_el1, x0
+    mov     x0, #(3 << 20)
+    msr     cpacr_el1, x0
+    isb
+    ldr     x0, =MAIR_VALUE
+    msr     mair_el1, x0
+    ldr     x0, [x19, #24]          // TCR for the switch (identity on)
+    msr     tcr_el1, x0
+    ldr     x0, [x19, #40]          // TTBR0: the boot identity map
+    msr     ttbr0_el1, x0
+    ldr     x0, [x19, #16]          // TTBR1: the kernel's tables
+    msr     ttbr1_el1, x0
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I)
+    msr     sctlr_el1, x0
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+    ldr     x1, [x19, #48]          // the record's kernel address
+    ldr     x2, [x19, #32]          // final TCR
+    ldr     x3, [x19, #8]           // stack top
+    ldr     x0, =secondary_high
+    br      x0
+secondary_high:
+    msr     tcr_el1, x2
+    msr     ttbr0_el1, xzr
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mov     sp, x3
+    adr_l   x0, exception_vectors
+    msr     vbar_el1, x0
+    isb
+    mov     x0, x1
+    bl      secondary_main
+park_secondary:
+    wfe
+    b       park_secondary
+
 // Before the MMU is on there is no Rust and no DTB: pick the UART by where
 // the image was loaded (below 1 GiB: Raspberry Pi 4; above: QEMU virt).
 // x0 = NUL-terminated string. Clobbers x0-x3.

@@ -24,6 +24,20 @@ use crate::sync::SpinLock;
 
 use super::early_map::{self, Memory};
 
+/// What a secondary core needs to turn its MMU on with the kernel's tables
+/// (see `secondary_entry` in boot.s).
+#[derive(Clone, Copy, Debug)]
+pub struct SecondaryBoot {
+    pub ttbr1: u64,
+    pub tcr_switch: u64,
+    pub tcr_final: u64,
+    pub ttbr0_identity: u64,
+    /// Where the image was loaded: kernel addresses to physical.
+    pub load_pa: u64,
+}
+
+pub static SECONDARY_BOOT: SpinLock<Option<SecondaryBoot>> = SpinLock::new(None);
+
 /// The kernel's TTBR1 tree, once boot has switched to it.
 pub static KERNEL_TABLES: SpinLock<Option<PageTable<KernelHw>>> = SpinLock::new(None);
 
@@ -283,6 +297,7 @@ pub fn build_and_switch(
             let _ = frames.free(pa, 0);
         }
     }
+    *SECONDARY_BOOT.lock() = Some(SecondaryBoot { ttbr1: root, tcr_switch, tcr_final, ttbr0_identity: ttbr0, load_pa });
     let report = KernelTables { linear_map, devices: device_vas, tables: tables.stats().tables_in_use };
     *KERNEL_FRAMES.lock() = Some(frames);
     *KERNEL_TABLES.lock() = Some(tables);
