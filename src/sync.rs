@@ -1,8 +1,31 @@
-//! The kernel's one lock primitive: a ticket spin lock.
+//! The kernel's one lock primitive: a ticket spin lock, and the rule for
+//! every lock in the kernel.
 //!
 //! Owns: mutual exclusion with FIFO fairness. Must never: be used with the
 //! MMU off (exclusive accesses on Device memory are not safe on a real
 //! Cortex-A72), or be held across a context switch.
+//!
+//! # Locking rule
+//!
+//! The kernel runs with interrupts masked (IRQs are taken only from EL0),
+//! so no lock is ever re-entered by an interrupt on the same core. What is
+//! shared, and which lock guards it, in the only order they may nest
+//! (outer first):
+//!
+//! 1. `task::SYSTEM` (tasks, IPC state, scheduler): held by the EL0 trap
+//!    handler for one system call; dropped before leaving task mode.
+//! 2. `hvo` engines (`huge::HUGEPAGE_POOL`, or an `Hvo` owned by its caller).
+//! 3. `mmu::KERNEL_TABLES` (the TTBR1 tree): held for one engine operation.
+//! 4. `frame::KERNEL_FRAMES` (the frame pool): taken inside the engine to
+//!    allocate or free a table frame; never held while calling the engine.
+//! 5. Leaves, which take no other lock: `drivers::gic::GIC`,
+//!    `early_map`'s window lock, `exception`'s caught-fault slots,
+//!    `console` (the console and its clock; a fault or panic report
+//!    bypasses a held console lock rather than wait).
+//!
+//! Per core: the stack, the exception vectors' frames, the boot record of
+//! a secondary (`smp.rs`), and (with the scheduler on several cores, issue
+//! 7) the current task and kernel context.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
