@@ -17,7 +17,7 @@ use folio::mm::frame::KERNEL_FRAMES;
 use folio::mm::layout::{self, KERNEL_BASE};
 use folio::println;
 
-pub const MAX_SECONDARY: usize = 8;
+pub const MAX_SECONDARY: usize = 16;
 const STACK_BYTES: u64 = 32 << 10;
 
 /// One core's boot record; the layout is read by boot.s.

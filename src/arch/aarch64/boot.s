@@ -346,7 +346,7 @@ switch_tables_back:                 // the linked address, through the new table
 // tables, TCR values, its stack. Cores with Aff1..Aff3 set, or without a
 // valid record, park.
 .equ RECORD_SIZE,       128
-.equ MAX_SECONDARY,     8
+.equ MAX_SECONDARY,     16
 .global secondary_entry
 secondary_entry:
     mrs     x0, mpidr_el1
