@@ -62,8 +62,20 @@ fn ipc(granule: Granule, timer_intid: Option<u32>) {
     use crate::task::{self, Objects, Spec};
     use folio::ipc::Object;
     let specs = [
-        Spec { name: "ipcserver", image: programs::IPCSERVER, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
-        Spec { name: "ipcbench", image: programs::IPCBENCH, priority: 1, handles: &[(Object::Endpoint(0), 1)] },
+        Spec {
+            name: "ipcserver",
+            image: programs::IPCSERVER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: Some(0),
+        },
+        Spec {
+            name: "ipcbench",
+            image: programs::IPCBENCH,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: Some(0),
+        },
     ];
     let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] };
     let outcome = task::run(&specs, &objects, granule, timer_intid);

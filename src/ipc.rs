@@ -113,6 +113,8 @@ struct Task {
     owes: Option<TaskId>,
     /// Registers to load when it next runs.
     result: Option<[u64; 6]>,
+    /// The only core it may run on, if pinned.
+    pinned: Option<usize>,
 }
 
 struct Endpoint {
@@ -153,7 +155,14 @@ impl Ipc {
 
     /// A new ready task.
     pub fn add_task(&mut self, priority: u8) -> TaskId {
-        self.tasks.push(Task { state: State::Ready, priority, handles: Vec::new(), owes: None, result: None });
+        self.tasks.push(Task {
+            state: State::Ready,
+            priority,
+            handles: Vec::new(),
+            owes: None,
+            result: None,
+            pinned: None,
+        });
         let id = self.tasks.len() - 1;
         self.ready.push_back(id);
         id
@@ -403,9 +412,26 @@ impl Ipc {
 
     /// The next task to run: the first ready one of the highest priority.
     pub fn next_to_run(&mut self) -> Option<TaskId> {
-        let best = self.ready.iter().map(|&t| self.tasks[t].priority).max()?;
-        let i = self.ready.iter().position(|&t| self.tasks[t].priority == best)?;
+        self.next_to_run_on(0)
+    }
+
+    /// Restricts `task` to `core`.
+    pub fn pin(&mut self, task: TaskId, core: usize) {
+        self.tasks[task].pinned = Some(core);
+    }
+
+    /// The next task `core` may run: the first ready one of the highest
+    /// priority among those not pinned to another core.
+    pub fn next_to_run_on(&mut self, core: usize) -> Option<TaskId> {
+        let allowed = |t: &Task| t.pinned.is_none_or(|c| c == core);
+        let best = self.ready.iter().filter(|&&t| allowed(&self.tasks[t])).map(|&t| self.tasks[t].priority).max()?;
+        let i = self.ready.iter().position(|&t| allowed(&self.tasks[t]) && self.tasks[t].priority == best)?;
         self.ready.remove(i)
+    }
+
+    /// Whether any task is ready to run (on some core).
+    pub fn any_ready(&self) -> bool {
+        !self.ready.is_empty()
     }
 
     /// Puts a task that was running and is still ready back in the queue.
@@ -533,6 +559,17 @@ mod tests {
         let eh = ipc.grant(server, Object::Endpoint(ep), 0);
         ipc.wait(server, eh);
         assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WrongKind as u64));
+    }
+
+    #[test]
+    fn pinned_tasks_run_only_on_their_core() {
+        let mut ipc = Ipc::new();
+        let (a, b) = (ipc.add_task(1), ipc.add_task(9));
+        ipc.pin(b, 2);
+        assert_eq!(ipc.next_to_run_on(0), Some(a), "b is pinned to core 2 despite its priority");
+        assert_eq!(ipc.next_to_run_on(0), None);
+        assert!(ipc.any_ready());
+        assert_eq!(ipc.next_to_run_on(2), Some(b));
     }
 
     #[test]

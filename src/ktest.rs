@@ -50,6 +50,7 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
     ("tasks_time_out_poll_and_hear_of_deaths", tasks_time_out_poll_and_hear_of_deaths),
     ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
+    ("tasks_talk_across_cores", tasks_talk_across_cores),
 ];
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
@@ -577,13 +578,13 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
     use crate::task::{self, Spec};
     let start = huge::free_frames();
     let specs = [
-        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
-        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)] },
-        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)] },
-        Spec { name: "ping-c", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 3)] },
-        Spec { name: "ping-d", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 4)] },
-        Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[] },
-        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: None },
+        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)], core: None },
+        Spec { name: "ping-c", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 3)], core: None },
+        Spec { name: "ping-d", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 4)], core: None },
+        Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[], core: None },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[], core: None },
     ];
     let statuses = task::run(
         &specs,
@@ -622,8 +623,8 @@ fn tasks_are_preempted_by_the_timer(k: &mut Kernel) -> TestResult {
         return Ok(());
     }
     let specs = [
-        Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[] },
-        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[] },
+        Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[], core: None },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[], core: None },
     ];
     let outcome = task::run(
         &specs,
@@ -645,11 +646,41 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut Kernel) -> TestResult {
     use crate::task::{self, Spec};
     let dead_peer = folio::ipc::IpcError::DeadPeer as u64;
     let specs = [
-        Spec { name: "crasher", image: programs::CRASHER, priority: 2, handles: &[(Object::Endpoint(0), 0)] },
-        Spec { name: "orphan-1", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(0), 11)] },
-        Spec { name: "quitter", image: programs::QUITTER, priority: 2, handles: &[(Object::Endpoint(1), 0)] },
-        Spec { name: "orphan-2", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(1), 21)] },
-        Spec { name: "orphan-3", image: programs::ORPHAN, priority: 1, handles: &[(Object::Endpoint(1), 22)] },
+        Spec {
+            name: "crasher",
+            image: programs::CRASHER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-1",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 11)],
+            core: None,
+        },
+        Spec {
+            name: "quitter",
+            image: programs::QUITTER,
+            priority: 2,
+            handles: &[(Object::Endpoint(1), 0)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-2",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(1), 21)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-3",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(1), 22)],
+            core: None,
+        },
     ];
     let outcome = task::run(
         &specs,
@@ -685,8 +716,15 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut Kernel) -> TestResult {
             image: programs::WATCHER,
             priority: 2,
             handles: &[(Object::Endpoint(0), 0), (Object::Notification(0), 0)],
+            core: None,
         },
-        Spec { name: "client", image: programs::HELLO, priority: 1, handles: &[(Object::Endpoint(0), 0b1000)] },
+        Spec {
+            name: "client",
+            image: programs::HELLO,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 0b1000)],
+            core: None,
+        },
     ];
     let objects = Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)] };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
@@ -727,4 +765,59 @@ fn the_kernel_cannot_touch_task_memory_with_pan(k: &mut Kernel) -> TestResult {
     let _ = tables.destroy();
     frames(|f| f.free(pa, 0))?.map_err(|e| format!("{e}"))?;
     result
+}
+
+/// With several cores online: a server pinned to the boot core and clients
+/// pinned to others; every call crosses cores (the server is woken from
+/// another core), and each task ran only where it was pinned.
+fn tasks_talk_across_cores(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    let online = crate::smp::online_cores();
+    if online < 2 {
+        println!("ktest   one core online: nothing to cross");
+        return Ok(());
+    }
+    let other = |i: usize| 1 + i % (online - 1);
+    let specs = [
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: Some(0) },
+        Spec {
+            name: "ping-a",
+            image: programs::PING,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: Some(other(0)),
+        },
+        Spec {
+            name: "ping-b",
+            image: programs::PING,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 2)],
+            core: Some(other(1)),
+        },
+        Spec {
+            name: "ping-c",
+            image: programs::PING,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 3)],
+            core: Some(other(2)),
+        },
+        Spec {
+            name: "ping-d",
+            image: programs::PING,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 4)],
+            core: Some(other(3)),
+        },
+    ];
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{} on {m:#b}", s.name)).collect();
+    println!("ktest   ran on cores (bit per core): {}", cores.join(", "));
+    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
+    for (spec, mask) in specs.iter().zip(&outcome.ran_on) {
+        let want = 1u32 << spec.core.unwrap_or(0);
+        check(*mask == want, || format!("{} ran on {mask:#b}, pinned to {want:#b}", spec.name))?;
+    }
+    Ok(())
 }

@@ -18,6 +18,13 @@ use folio::mm::layout::{self, KERNEL_BASE};
 use folio::println;
 
 pub const MAX_SECONDARY: usize = 16;
+
+/// Cores online: the boot core and every secondary that reported.
+static ONLINE: AtomicU64 = AtomicU64::new(1);
+
+pub fn online_cores() -> usize {
+    ONLINE.load(Ordering::Acquire) as usize
+}
 const STACK_BYTES: u64 = 32 << 10;
 
 /// One core's boot record; the layout is read by boot.s.
@@ -157,6 +164,7 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
             println!("core {index}: did not come up; going on without it");
         }
     }
+    ONLINE.store(up as u64 + 1, Ordering::Release);
     println!("cores: {} of {} online", up + 1, machine.cpus.len().max(1));
     up
 }
@@ -166,5 +174,12 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
 extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
     println!("core {} up: MPIDR {:#x}, EL1, MMU on with the kernel's tables", record.mpidr & 0xff, cpu::mpidr());
     record.online.store(1, Ordering::Release);
-    cpu::halt()
+    // Run tasks whenever a task set is active; otherwise wait for an event.
+    let core = crate::task::core_id();
+    loop {
+        if crate::task::active() {
+            crate::task::run_core(core);
+        }
+        aarch64_cpu::asm::wfe();
+    }
 }

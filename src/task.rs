@@ -16,6 +16,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use folio::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
 use folio::arch::aarch64::mmu::{self, KernelHw};
@@ -46,12 +47,28 @@ struct UserTask {
     status: Option<u64>,
 }
 
+/// Cores that can run tasks (MPIDR.Aff0 0..16).
+pub const MAX_CORES: usize = 16;
+
+/// This core's number (MPIDR.Aff0).
+pub fn core_id() -> usize {
+    (folio::arch::aarch64::cpu::mpidr() & 0xff) as usize
+}
+
 struct System {
     ipc: Ipc,
     tasks: Vec<UserTask>,
-    current: TaskId,
+    /// The task each core runs, if any.
+    current: [Option<TaskId>; MAX_CORES],
     granule: Granule,
-    kernel: KernelContext,
+    /// Each core's kernel context while it runs a task.
+    kernel: [KernelContext; MAX_CORES],
+    /// Cores in task mode (bit per core).
+    in_user: u32,
+    /// Whether cores should look for tasks.
+    active: bool,
+    /// The cores each task has run on (bit per core).
+    ran_on: Vec<u32>,
     /// The virtual timer's interrupt, when the GIC takes it (preemption).
     timer: Option<(u32, u64)>,
     /// Tasks in the order they ended.
@@ -66,12 +83,14 @@ fn quantum() -> u64 {
 static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
 
 /// A program and how it is set up: its handles name endpoints and
-/// notifications by their index in the run (see [`run`]) with a badge.
+/// notifications by their index in the run (see [`run`]) with a badge;
+/// `core` pins it to one core.
 pub struct Spec {
     pub name: &'static str,
     pub image: &'static [u8],
     pub priority: u8,
     pub handles: &'static [(Object, u64)],
+    pub core: Option<usize>,
 }
 
 /// The objects of a run: endpoint owners (task index), the number of
@@ -193,13 +212,15 @@ fn retire(mut task: UserTask) {
 pub struct Outcome {
     pub statuses: Vec<(&'static str, Option<u64>)>,
     pub ended: Vec<&'static str>,
+    /// For each task, the cores it ran on (bit per core).
+    pub ran_on: Vec<u32>,
 }
 
 /// Runs `specs` until every task has exited or faulted (or nothing can run
 /// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
 /// tasks are preempted every 10 ms.
 pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid: Option<u32>) -> Outcome {
-    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new() };
+    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new(), ran_on: Vec::new() };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -229,46 +250,186 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
         for &(object, badge) in spec.handles {
             ipc.grant(t, object, badge);
         }
+        if let Some(core) = spec.core {
+            ipc.pin(t, core);
+        }
     }
-    let Some(first) = ipc.next_to_run() else { return nothing() };
-    let frame = tasks[first].frame;
-    mmu::switch_user_space(tasks[first].tables.root(), tasks[first].asid);
-    // Preemption: the virtual timer through the GIC, if there is one.
+    // Preemption: the boot core's virtual timer through the GIC, if there is one.
     let timer = timer_intid.filter(|_| GIC.lock().is_some()).map(|intid| (intid, quantum()));
     if let (Some((intid, ticks)), Some(gic)) = (timer, GIC.lock().as_ref()) {
         gic.init_and_enable_ppi(intid);
-        timer::allow_el0_counter_reads();
         timer::arm_virtual(ticks);
     }
-    folio::arch::aarch64::pmu::allow_el0_cycle_counter(true);
-    let system =
-        System { ipc, tasks, current: first, granule, kernel: KernelContext::default(), timer, ended: Vec::new() };
-    *SYSTEM.lock() = Some(system);
-    *USER_TRAP_HANDLER.lock() = Some(user_trap);
-    let kernel: *mut KernelContext = match SYSTEM.lock().as_mut() {
-        Some(system) => &mut system.kernel,
-        None => return nothing(),
+    let ran_on = alloc::vec![0; tasks.len()];
+    let system = System {
+        ipc,
+        tasks,
+        current: [None; MAX_CORES],
+        granule,
+        kernel: core::array::from_fn(|_| KernelContext::default()),
+        in_user: 0,
+        active: true,
+        ran_on,
+        timer,
+        ended: Vec::new(),
     };
-    // SAFETY: `kernel` points into SYSTEM's static storage, which stays in
-    // place until run_user returns; only enter_user and user_trap's exit
-    // path use it, never while the lock is held.
-    run_user(&frame, unsafe { &mut *kernel });
+    *USER_TRAP_HANDLER.lock() = Some(user_trap);
+    {
+        let mut guard = SYSTEM.lock();
+        *guard = Some(system);
+        ACTIVE.store(true, Ordering::Release);
+        wake_cores();
+    }
+    run_core(core_id());
+    // Done here: stop the other cores looking, wait until they are out.
+    {
+        let mut guard = SYSTEM.lock();
+        if let Some(system) = guard.as_mut() {
+            system.active = false;
+        }
+        ACTIVE.store(false, Ordering::Release);
+        wake_cores();
+    }
+    let deadline = timer::counter() + timer::frequency();
+    while SYSTEM.lock().as_ref().is_some_and(|s| s.in_user != 0) && timer::counter() < deadline {
+        core::hint::spin_loop();
+    }
     timer::stop_virtual();
-    folio::arch::aarch64::pmu::allow_el0_cycle_counter(false);
-    mmu::no_user_space();
     *USER_TRAP_HANDLER.lock() = None;
     let Some(system) = SYSTEM.lock().take() else { return nothing() };
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
+    let ran_on = system.ran_on.clone();
     system.tasks.into_iter().for_each(retire);
-    Outcome { statuses, ended }
+    Outcome { statuses, ended, ran_on }
+}
+
+/// Whether a task set is running: idle secondaries read this without the
+/// system lock.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Bumped (under the system lock) whenever work may have appeared: idle
+/// cores wait for it to change instead of polling the lock.
+static WORK: AtomicU64 = AtomicU64::new(0);
+
+/// Announces new work and wakes cores waiting in WFE. Call with the system
+/// lock held, after changing what is ready, so no wake-up is lost.
+fn wake_cores() {
+    WORK.fetch_add(1, Ordering::Release);
+    // SAFETY: SEV only sets the event register of every core.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+}
+
+/// Waits in WFE until `WORK` moves on from `seen` (or the run ends).
+fn wait_for_work(seen: u64) {
+    while WORK.load(Ordering::Acquire) == seen && ACTIVE.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Whether a task set is running (for idle secondary cores).
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// Runs tasks on this core until none is left or the run ends. The boot
+/// core also idles here (WFI) while timed receives are pending.
+pub fn run_core(core: usize) {
+    if core >= MAX_CORES {
+        return;
+    }
+    timer::allow_el0_counter_reads();
+    folio::arch::aarch64::pmu::allow_el0_cycle_counter(true);
+    loop {
+        let mut guard = SYSTEM.lock();
+        let Some(system) = guard.as_mut() else { break };
+        if !system.active || system.ipc.all_dead() {
+            break;
+        }
+        if let Some(task) = system.ipc.next_to_run_on(core) {
+            if let Some(result) = system.ipc.take_result(task) {
+                system.tasks[task].frame.x[..6].copy_from_slice(&result);
+            }
+            system.current[core] = Some(task);
+            system.ran_on[task] |= 1 << core;
+            system.in_user |= 1 << core;
+            let frame = system.tasks[task].frame;
+            mmu::switch_user_space(system.tasks[task].tables.root(), system.tasks[task].asid);
+            let kernel: *mut KernelContext = &mut system.kernel[core];
+            drop(guard);
+            // SAFETY: `kernel` points into SYSTEM's static storage, which
+            // stays in place until this run ends; only enter_user and
+            // user_trap's exit path on this core use it, never while the
+            // lock is held.
+            run_user(&frame, unsafe { &mut *kernel });
+            if let Some(system) = SYSTEM.lock().as_mut() {
+                system.in_user &= !(1 << core);
+            }
+            continue;
+        }
+        // Nothing this core may run now. Timed receives are expired by the
+        // boot core's timer; a set with no deadline pending, nothing ready
+        // and nothing running can never move again.
+        let deadline_pending = system.timer.is_some() && system.ipc.expire(timer::counter()).is_some();
+        if system.ipc.any_ready() {
+            // Ready, but for other cores (or a deadline just passed): make
+            // sure they look, then wait for the next change.
+            wake_cores();
+            let seen = WORK.load(Ordering::Acquire);
+            drop(guard);
+            wait_for_work(seen);
+            continue;
+        }
+        let nobody_running = system.in_user == 0;
+        match (system.timer, deadline_pending) {
+            (Some(timer_config), true) if core == 0 => {
+                drop(guard);
+                idle_for_the_timer(timer_config);
+            }
+            (_, false) if nobody_running => {
+                println!("tasks: every remaining task is blocked; stopping them");
+                system.active = false;
+                drop(guard);
+                wake_cores();
+                break;
+            }
+            _ => {
+                let seen = WORK.load(Ordering::Acquire);
+                drop(guard);
+                wait_for_work(seen);
+            }
+        }
+    }
+    folio::arch::aarch64::pmu::allow_el0_cycle_counter(false);
+    mmu::no_user_space();
+}
+
+/// Waits (WFI wakes on a pending interrupt even with IRQs masked) for the
+/// boot core's timer, re-arms it and expires deadlines.
+fn idle_for_the_timer((timer_intid, ticks): (u32, u64)) {
+    aarch64_cpu::asm::wfi();
+    if let Some(gic) = GIC.lock().as_ref() {
+        let intid = gic.acknowledge();
+        if intid != SPURIOUS {
+            gic.end_of_interrupt(intid);
+        }
+        if intid == timer_intid {
+            timer::arm_virtual(ticks);
+        }
+    }
+    if let Some(system) = SYSTEM.lock().as_mut() {
+        system.ipc.expire(timer::counter());
+        if system.ipc.any_ready() {
+            wake_cores();
+        }
+    }
 }
 
 /// Every exception from EL0: system calls, faults.
 fn user_trap(frame: &mut TrapFrame) {
+    let core = core_id();
     let mut guard = SYSTEM.lock();
     let Some(system) = guard.as_mut() else { return };
-    let current = system.current;
+    let Some(current) = system.current.get(core).copied().flatten() else { return };
     system.tasks[current].frame = *frame;
     let esr = frame.esr;
     let mut yielded = false;
@@ -324,65 +485,40 @@ fn user_trap(frame: &mut TrapFrame) {
         system.ended.push(current);
         system.ipc.exit(current, FAULT_STATUS);
     }
-    let mut next = if system.ipc.state(current) == State::Ready && !yielded {
+    let next = if system.ipc.state(current) == State::Ready && !yielded {
         Some(current)
     } else {
         system.ipc.requeue(current);
-        system.ipc.next_to_run()
+        system.ipc.next_to_run_on(core)
     };
-    if next.is_none() {
-        next = idle_until_a_deadline(system);
-    }
+    // Results go to tasks that are not running anywhere (woken or failed),
+    // and to this one.
     for t in 0..system.tasks.len() {
         if let Some(result) = system.ipc.take_result(t) {
             system.tasks[t].frame.x[..6].copy_from_slice(&result);
         }
     }
+    if system.ipc.any_ready() || system.ipc.all_dead() {
+        wake_cores();
+    }
     match next {
         Some(next) => {
             if next != current {
                 mmu::switch_user_space(system.tasks[next].tables.root(), system.tasks[next].asid);
-                system.current = next;
+                system.current[core] = Some(next);
+                system.ran_on[next] |= 1 << core;
             }
             *frame = system.tasks[next].frame;
         }
         None => {
-            if !system.ipc.all_dead() {
-                println!("tasks: every remaining task is blocked; stopping them");
-            }
-            let kernel: *const KernelContext = &system.kernel;
+            system.current[core] = None;
+            let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
-            // SAFETY: `kernel` is SYSTEM's context, filled by the run_user
-            // call in `run`, which is still on this stack; the system lock
-            // was just released and this handler holds nothing else.
+            // SAFETY: `kernel` is this core's context in SYSTEM, filled by
+            // the run_user call in `run_core`, which is still on this stack;
+            // the system lock was just released and nothing else is held.
             unsafe { leave_user_mode(kernel) }
         }
-    }
-}
-
-/// Nothing can run, but timed receives are pending: wait for interrupts
-/// (WFI wakes on a pending interrupt even with IRQs masked) and let the
-/// timer expire deadlines until a task is ready. `None` when no deadline
-/// can ever wake anyone.
-fn idle_until_a_deadline(system: &mut System) -> Option<TaskId> {
-    let (timer_intid, ticks) = system.timer?;
-    system.ipc.expire(timer::counter())?;
-    loop {
-        aarch64_cpu::asm::wfi();
-        if let Some(gic) = GIC.lock().as_ref() {
-            let intid = gic.acknowledge();
-            if intid != SPURIOUS {
-                gic.end_of_interrupt(intid);
-            }
-            if intid == timer_intid {
-                timer::arm_virtual(ticks);
-            }
-        }
-        let pending = system.ipc.expire(timer::counter());
-        if let Some(next) = system.ipc.next_to_run() {
-            return Some(next);
-        }
-        pending?;
     }
 }
 

@@ -448,6 +448,7 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("PSCI: none")
         .assert_has("core 3 up: MPIDR 0x80000003, EL1, MMU on with the kernel's tables")
         .assert_has("cores: 4 of 4 online")
+        .assert_has("ktest tasks_talk_across_cores ... ok")
         .assert_has("MMU: kernel on its own 4K tables")
         .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
         .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
@@ -497,7 +498,11 @@ fn four_cores_come_up_with_psci_on_virt() {
         for core in 1..4 {
             run.assert_has(&format!("core {core} up: MPIDR 0x8000000{core}, EL1, MMU on with the kernel's tables"));
         }
-        run.assert_has("cores: 4 of 4 online").assert_ktests_pass();
+        run.assert_has("cores: 4 of 4 online")
+            .assert_has("ktest   ran on cores (bit per core): pong on 0b1, ping-a on 0b10, ping-b on 0b100, ping-c on 0b1000, ping-d on 0b10")
+            .assert_has("ktest tasks_talk_across_cores ... ok")
+            .assert_tasks_ran()
+            .assert_ktests_pass();
     }
 }
 
