@@ -130,6 +130,10 @@ pub struct Ipc {
     endpoints: Vec<Endpoint>,
     notifications: Vec<Notification>,
     ready: VecDeque<TaskId>,
+    /// How many times a task joined `ready` after it was created: the
+    /// scheduler compares it across a change to know whether other cores
+    /// have news.
+    readied: u64,
 }
 
 /// How long a receive may wait.
@@ -228,6 +232,7 @@ impl Ipc {
         t.state = State::Ready;
         t.result = Some(result);
         self.ready.push_back(task);
+        self.readied += 1;
     }
 
     /// Fails a system call without blocking: the task keeps running.
@@ -434,10 +439,16 @@ impl Ipc {
         !self.ready.is_empty()
     }
 
+    /// How many times a task became ready (woken or put back) so far.
+    pub fn readied(&self) -> u64 {
+        self.readied
+    }
+
     /// Puts a task that was running and is still ready back in the queue.
     pub fn requeue(&mut self, task: TaskId) {
         if self.tasks[task].state == State::Ready && !self.ready.contains(&task) {
             self.ready.push_back(task);
+            self.readied += 1;
         }
     }
 

@@ -157,10 +157,7 @@ fn switch_to_kernel_tables(
     // and the boot core's CPU interface or redistributor).
     let gic = machine.gic.map(|g| match g {
         GicInfo::V2 { distributor, cpu_interface } => (2, distributor, cpu_interface),
-        GicInfo::V3 { distributor, redistributors } => {
-            let first = PhysRange::saturating(redistributors.start(), folio::drivers::gic::REDISTRIBUTOR_SIZE);
-            (3, distributor, first)
-        }
+        GicInfo::V3 { distributor, redistributors } => (3, distributor, redistributors),
     });
     let mut devices = Vec::new();
     devices.extend(machine.uart);

@@ -21,6 +21,8 @@ pub const MAX_SECONDARY: usize = 16;
 
 /// Cores online: the boot core and every secondary that reported.
 static ONLINE: AtomicU64 = AtomicU64::new(1);
+/// The virtual timer's interrupt ID plus one (0: none), for secondaries.
+static TIMER_INTID: AtomicU64 = AtomicU64::new(0);
 
 pub fn online_cores() -> usize {
     ONLINE.load(Ordering::Acquire) as usize
@@ -98,6 +100,8 @@ fn clean_to_poc(va: u64, len: u64) {
 /// Returns how many came up.
 pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
     let Some(boot) = *SECONDARY_BOOT.lock() else { return 0 };
+    TIMER_INTID.store(machine.virtual_timer_intid.map_or(0, |i| i as u64 + 1), Ordering::Release);
+    crate::task::init_core_interrupts(crate::task::core_id(), machine.virtual_timer_intid);
     let me = cpu::mpidr() & 0xff_00ff_ffff;
     let to_pa = |va: u64| va - KERNEL_BASE + boot.load_pa;
     let entry = to_pa(core::ptr::addr_of!(secondary_entry) as u64);
@@ -158,6 +162,10 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
         while record.online.load(Ordering::Acquire) == 0 && timer::counter() < deadline {
             core::hint::spin_loop();
         }
+        // Up once it reported (1), and with its GIC interface ready (2).
+        while record.online.load(Ordering::Acquire) == 1 && timer::counter() < deadline {
+            core::hint::spin_loop();
+        }
         if record.online.load(Ordering::Acquire) != 0 {
             up += 1;
         } else {
@@ -165,6 +173,7 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
         }
     }
     ONLINE.store(up as u64 + 1, Ordering::Release);
+    crate::task::interrupts_ready();
     println!("cores: {} of {} online", up + 1, machine.cpus.len().max(1));
     up
 }
@@ -174,12 +183,15 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
 extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
     println!("core {} up: MPIDR {:#x}, EL1, MMU on with the kernel's tables", record.mpidr & 0xff, cpu::mpidr());
     record.online.store(1, Ordering::Release);
-    // Run tasks whenever a task set is active; otherwise wait for an event.
+    timer::stop_virtual();
+    // Run tasks whenever a task set is active; otherwise sleep.
     let core = crate::task::core_id();
+    crate::task::init_core_interrupts(core, TIMER_INTID.load(Ordering::Acquire).checked_sub(1).map(|i| i as u32));
+    record.online.store(2, Ordering::Release);
     loop {
         if crate::task::active() {
             crate::task::run_core(core);
         }
-        aarch64_cpu::asm::wfe();
+        crate::task::idle_once();
     }
 }

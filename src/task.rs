@@ -254,12 +254,8 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
             ipc.pin(t, core);
         }
     }
-    // Preemption: the boot core's virtual timer through the GIC, if there is one.
+    // Preemption: each core's virtual timer through the GIC, if there is one.
     let timer = timer_intid.filter(|_| GIC.lock().is_some()).map(|intid| (intid, quantum()));
-    if let (Some((intid, ticks)), Some(gic)) = (timer, GIC.lock().as_ref()) {
-        gic.init_and_enable_ppi(intid);
-        timer::arm_virtual(ticks);
-    }
     let ran_on = alloc::vec![0; tasks.len()];
     let system = System {
         ipc,
@@ -311,18 +307,64 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// cores wait for it to change instead of polling the lock.
 static WORK: AtomicU64 = AtomicU64::new(0);
 
-/// Announces new work and wakes cores waiting in WFE. Call with the system
-/// lock held, after changing what is ready, so no wake-up is lost.
+/// Announces new work and wakes idle cores: the wake-up SGI through the
+/// GIC where there is one (they wait in WFI), SEV otherwise (WFE). Call
+/// with the system lock held, after changing what is ready, so no wake-up
+/// is lost.
 fn wake_cores() {
     WORK.fetch_add(1, Ordering::Release);
     // SAFETY: SEV only sets the event register of every core.
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+    if let Some(gic) = GIC.lock().as_ref() {
+        gic.wake_others();
+    }
 }
 
-/// Waits in WFE until `WORK` moves on from `seen` (or the run ends).
+/// Sleeps until an interrupt (WFI, where this core's GIC interface takes
+/// the wake-up SGI) or an event (WFE), then takes whatever interrupts are
+/// pending. Returns the interrupt IDs it took, at most a few.
+pub fn idle_once() -> [u32; 4] {
+    let mut taken = [SPURIOUS; 4];
+    if GIC.lock().is_none() || !GIC_READY.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+        return taken;
+    }
+    aarch64_cpu::asm::wfi();
+    if let Some(gic) = GIC.lock().as_ref() {
+        for slot in taken.iter_mut() {
+            let taken = gic.acknowledge();
+            if taken.intid == SPURIOUS {
+                break;
+            }
+            gic.end_of_interrupt(taken);
+            *slot = taken.intid;
+        }
+    }
+    taken
+}
+
+/// Whether every core's GIC interface takes the wake-up SGI (set once the
+/// cores initialised theirs, see `init_core_interrupts`).
+static GIC_READY: AtomicBool = AtomicBool::new(false);
+
+/// Sets up this core's GIC interface for the timer's PPI and the wake-up
+/// SGI; called by every core before it idles in WFI.
+pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) {
+    if let (Some(intid), Some(gic)) = (timer_intid, GIC.lock().as_ref()) {
+        gic.init_and_enable_ppi(core, intid);
+    }
+}
+
+/// Lets cores idle in WFI from now on (every online core has its GIC
+/// interface set up).
+pub fn interrupts_ready() {
+    GIC_READY.store(true, Ordering::Release);
+}
+
+/// Waits until `WORK` moves on from `seen` (or the run ends).
 fn wait_for_work(seen: u64) {
     while WORK.load(Ordering::Acquire) == seen && ACTIVE.load(Ordering::Acquire) {
-        aarch64_cpu::asm::wfe();
+        idle_once();
     }
 }
 
@@ -346,6 +388,9 @@ pub fn run_core(core: usize) {
             break;
         }
         if let Some(task) = system.ipc.next_to_run_on(core) {
+            if let Some((_, ticks)) = system.timer {
+                timer::arm_virtual(ticks);
+            }
             if let Some(result) = system.ipc.take_result(task) {
                 system.tasks[task].frame.x[..6].copy_from_slice(&result);
             }
@@ -361,6 +406,7 @@ pub fn run_core(core: usize) {
             // user_trap's exit path on this core use it, never while the
             // lock is held.
             run_user(&frame, unsafe { &mut *kernel });
+            timer::stop_virtual();
             if let Some(system) = SYSTEM.lock().as_mut() {
                 system.in_user &= !(1 << core);
             }
@@ -369,11 +415,16 @@ pub fn run_core(core: usize) {
         // Nothing this core may run now. Timed receives are expired by the
         // boot core's timer; a set with no deadline pending, nothing ready
         // and nothing running can never move again.
+        let readied_before = system.ipc.readied();
         let deadline_pending = system.timer.is_some() && system.ipc.expire(timer::counter()).is_some();
         if system.ipc.any_ready() {
-            // Ready, but for other cores (or a deadline just passed): make
-            // sure they look, then wait for the next change.
-            wake_cores();
+            // Ready, but for other cores. Whoever made it ready woke them;
+            // only a deadline that just passed here is news to them. (Waking
+            // them every time would have idle cores interrupt each other
+            // and the busy ones without end.)
+            if system.ipc.readied() != readied_before {
+                wake_cores();
+            }
             let seen = WORK.load(Ordering::Acquire);
             drop(guard);
             wait_for_work(seen);
@@ -404,21 +455,15 @@ pub fn run_core(core: usize) {
 }
 
 /// Waits (WFI wakes on a pending interrupt even with IRQs masked) for the
-/// boot core's timer, re-arms it and expires deadlines.
-fn idle_for_the_timer((timer_intid, ticks): (u32, u64)) {
-    aarch64_cpu::asm::wfi();
-    if let Some(gic) = GIC.lock().as_ref() {
-        let intid = gic.acknowledge();
-        if intid != SPURIOUS {
-            gic.end_of_interrupt(intid);
-        }
-        if intid == timer_intid {
-            timer::arm_virtual(ticks);
-        }
-    }
+/// boot core's timer and expires deadlines.
+fn idle_for_the_timer((_, ticks): (u32, u64)) {
+    timer::arm_virtual(ticks);
+    idle_once();
+    timer::stop_virtual();
     if let Some(system) = SYSTEM.lock().as_mut() {
+        let readied_before = system.ipc.readied();
         system.ipc.expire(timer::counter());
-        if system.ipc.any_ready() {
+        if system.ipc.readied() != readied_before {
             wake_cores();
         }
     }
@@ -431,14 +476,16 @@ fn user_trap(frame: &mut TrapFrame) {
     let Some(system) = guard.as_mut() else { return };
     let Some(current) = system.current.get(core).copied().flatten() else { return };
     system.tasks[current].frame = *frame;
+    let readied_before = system.ipc.readied();
     let esr = frame.esr;
     let mut yielded = false;
     if frame.vector_index == 9 {
         // An interrupt while a task ran: the time slice ended (or noise).
         if let Some(gic) = GIC.lock().as_ref() {
-            let intid = gic.acknowledge();
+            let taken = gic.acknowledge();
+            let intid = taken.intid;
             if intid != SPURIOUS {
-                gic.end_of_interrupt(intid);
+                gic.end_of_interrupt(taken);
             }
             if let Some((timer_intid, ticks)) = system.timer
                 && intid == timer_intid
@@ -498,7 +545,10 @@ fn user_trap(frame: &mut TrapFrame) {
             system.tasks[t].frame.x[..6].copy_from_slice(&result);
         }
     }
-    if system.ipc.any_ready() || system.ipc.all_dead() {
+    // Wake the other cores only for news: a task became ready in this trap, or
+    // the end. (The wake-up SGI interrupts busy cores too; waking
+    // on every trap would have them wake each other without end.)
+    if system.ipc.readied() != readied_before || system.ipc.all_dead() {
         wake_cores();
     }
     match next {

@@ -18,7 +18,8 @@ register_structs! {
         (0x180 => _reserved1),
         (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x7fc => _reserved2),
-        (0x800 => @END),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => @END),
     }
 }
 
@@ -59,9 +60,30 @@ pub const SPURIOUS: u32 = 1023;
 /// The boot core's GIC, once its registers are mapped.
 pub static GIC: crate::sync::SpinLock<Option<Gic>> = crate::sync::SpinLock::new(None);
 
+/// An interrupt taken from the GIC. `raw` is the acknowledge register as
+/// read: for a GICv2 SGI it also names the sending core (bits 12:10), and
+/// the end-of-interrupt write must carry it back unchanged, or the SGI
+/// stays active on this core and it never takes another.
+#[derive(Clone, Copy, Debug)]
+pub struct Acknowledged {
+    pub intid: u32,
+    raw: u32,
+}
+
+/// The interrupt the kernel sends to wake idle cores (SGI 0).
+pub const WAKE_SGI: u32 = 0;
+
 pub enum Gic {
-    V2 { distributor: &'static Distributor, cpu: &'static CpuInterface },
-    V3 { distributor: &'static Distributor, redistributor: &'static Redistributor },
+    V2 {
+        distributor: &'static Distributor,
+        cpu: &'static CpuInterface,
+    },
+    /// `redistributors` is the mapped base of the cores' redistributors,
+    /// one `REDISTRIBUTOR_SIZE` frame pair per core in core order.
+    V3 {
+        distributor: &'static Distributor,
+        redistributors: usize,
+    },
 }
 
 // SAFETY: the references point at MMIO registers that may be accessed from
@@ -78,28 +100,34 @@ impl Gic {
         unsafe {
             let distributor = &*(distributor as *const Distributor);
             if version == 3 {
-                Gic::V3 { distributor, redistributor: &*(cpu_or_redistributor as *const Redistributor) }
+                Gic::V3 { distributor, redistributors: cpu_or_redistributor }
             } else {
                 Gic::V2 { distributor, cpu: &*(cpu_or_redistributor as *const CpuInterface) }
             }
         }
     }
 
-    /// Enables the distributor and this core's interface, and the private
-    /// interrupt `intid` (16..32) at a middle priority.
-    pub fn init_and_enable_ppi(&self, intid: u32) {
-        let (word, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
-        let priority_shift = (intid % 4) * 8;
+    /// Enables the distributor and the interface of core `core` (the one
+    /// calling), the private interrupt `intid` (16..32) and the wake-up SGI,
+    /// at a middle priority. Each core calls it for itself.
+    pub fn init_and_enable_ppi(&self, core: usize, intid: u32) {
+        let bit = (1u32 << (intid % 32)) | (1 << WAKE_SGI);
         match self {
             Gic::V2 { distributor, cpu } => {
                 distributor.ctlr.set(1);
-                let p = &distributor.ipriorityr[(intid / 4) as usize];
-                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
-                distributor.isenabler[word].set(bit);
+                for i in [intid, WAKE_SGI] {
+                    let p = &distributor.ipriorityr[(i / 4) as usize];
+                    let shift = (i % 4) * 8;
+                    p.set(p.get() & !(0xff << shift) | (0x80 << shift));
+                }
+                distributor.isenabler[0].set(bit);
                 cpu.pmr.set(0xff);
                 cpu.ctlr.set(1);
             }
-            Gic::V3 { distributor, redistributor } => {
+            Gic::V3 { distributor, redistributors } => {
+                // SAFETY: the caller of `new` mapped every core's frames.
+                let redistributor =
+                    unsafe { &*((redistributors + core * REDISTRIBUTOR_SIZE as usize) as *const Redistributor) };
                 // Affinity routing, both groups (no security: DS=1 on QEMU virt).
                 distributor.ctlr.set((1 << 4) | 0b11);
                 redistributor.waker.set(redistributor.waker.get() & !(1 << 1));
@@ -109,8 +137,11 @@ impl Gic {
                     core::hint::spin_loop();
                 }
                 redistributor.igroupr0.set(redistributor.igroupr0.get() | bit);
-                let p = &redistributor.ipriorityr[(intid / 4) as usize];
-                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
+                for i in [intid, WAKE_SGI] {
+                    let p = &redistributor.ipriorityr[(i / 4) as usize];
+                    let shift = (i % 4) * 8;
+                    p.set(p.get() & !(0xff << shift) | (0x80 << shift));
+                }
                 redistributor.isenabler0.set(bit);
                 #[cfg(target_arch = "aarch64")]
                 crate::arch::aarch64::cpu::gicv3_cpu_interface_on();
@@ -118,22 +149,36 @@ impl Gic {
         }
     }
 
-    /// Acknowledges the highest-priority pending interrupt; returns its ID.
-    pub fn acknowledge(&self) -> u32 {
-        match self {
-            Gic::V2 { cpu, .. } => cpu.iar.get() & 0x3ff,
+    /// Acknowledges the highest-priority pending interrupt.
+    pub fn acknowledge(&self) -> Acknowledged {
+        let raw = match self {
+            Gic::V2 { cpu, .. } => cpu.iar.get(),
             #[cfg(target_arch = "aarch64")]
             Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_acknowledge(),
             #[cfg(not(target_arch = "aarch64"))]
             Gic::V3 { .. } => SPURIOUS,
+        };
+        Acknowledged { intid: raw & 0x3ff, raw }
+    }
+
+    /// Sends the wake-up SGI to every core but this one.
+    pub fn wake_others(&self) {
+        match self {
+            // TargetListFilter 01: all but the requesting core.
+            Gic::V2 { distributor, .. } => distributor.sgir.set((1 << 24) | WAKE_SGI),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_sgi_to_others(WAKE_SGI),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3 { .. } => {}
         }
     }
 
-    pub fn end_of_interrupt(&self, intid: u32) {
+    /// Ends an interrupt `acknowledge` returned (not a spurious one).
+    pub fn end_of_interrupt(&self, taken: Acknowledged) {
         match self {
-            Gic::V2 { cpu, .. } => cpu.eoir.set(intid),
+            Gic::V2 { cpu, .. } => cpu.eoir.set(taken.raw),
             #[cfg(target_arch = "aarch64")]
-            Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_end_of_interrupt(intid),
+            Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_end_of_interrupt(taken.raw),
             #[cfg(not(target_arch = "aarch64"))]
             Gic::V3 { .. } => {}
         }
