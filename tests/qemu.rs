@@ -449,6 +449,7 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("core 3 up: MPIDR 0x80000003, EL1, MMU on with the kernel's tables")
         .assert_has("cores: 4 of 4 online")
         .assert_has("ktest tasks_talk_across_cores ... ok")
+        .assert_has("ktest tasks_are_preempted_on_a_secondary_core ... ok")
         .assert_has("MMU: kernel on its own 4K tables")
         .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
         .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
@@ -501,6 +502,8 @@ fn four_cores_come_up_with_psci_on_virt() {
         run.assert_has("cores: 4 of 4 online")
             .assert_has("ktest   ran on cores (bit per core): pong on 0b1, ping-a on 0b10, ping-b on 0b100, ping-c on 0b1000, ping-d on 0b10")
             .assert_has("ktest tasks_talk_across_cores ... ok")
+            .assert_has("ktest   on core 3: tasks ended in this order: [\"hello\", \"spinner\"]")
+            .assert_has("ktest tasks_are_preempted_on_a_secondary_core ... ok")
             .assert_tasks_ran()
             .assert_ktests_pass();
     }
