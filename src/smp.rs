@@ -173,7 +173,6 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
         }
     }
     ONLINE.store(up as u64 + 1, Ordering::Release);
-    crate::task::interrupts_ready();
     println!("cores: {} of {} online", up + 1, machine.cpus.len().max(1));
     up
 }
@@ -184,7 +183,7 @@ extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
     println!("core {} up: MPIDR {:#x}, EL1, MMU on with the kernel's tables", record.mpidr & 0xff, cpu::mpidr());
     record.online.store(1, Ordering::Release);
     timer::stop_virtual();
-    // Run tasks whenever a task set is active; otherwise sleep.
+    // Run tasks whenever a task set is active; otherwise wait for an event.
     let core = crate::task::core_id();
     crate::task::init_core_interrupts(core, TIMER_INTID.load(Ordering::Acquire).checked_sub(1).map(|i| i as u32));
     record.online.store(2, Ordering::Release);
@@ -192,6 +191,6 @@ extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
         if crate::task::active() {
             crate::task::run_core(core);
         }
-        crate::task::idle_once();
+        aarch64_cpu::asm::wfe();
     }
 }

@@ -307,64 +307,26 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// cores wait for it to change instead of polling the lock.
 static WORK: AtomicU64 = AtomicU64::new(0);
 
-/// Announces new work and wakes idle cores: the wake-up SGI through the
-/// GIC where there is one (they wait in WFI), SEV otherwise (WFE). Call
-/// with the system lock held, after changing what is ready, so no wake-up
-/// is lost.
+/// Announces new work and wakes cores waiting in WFE. Call with the system
+/// lock held, after changing what is ready, so no wake-up is lost.
 fn wake_cores() {
     WORK.fetch_add(1, Ordering::Release);
     // SAFETY: SEV only sets the event register of every core.
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
-    if let Some(gic) = GIC.lock().as_ref() {
-        gic.wake_others();
-    }
 }
 
-/// Sleeps until an interrupt (WFI, where this core's GIC interface takes
-/// the wake-up SGI) or an event (WFE), then takes whatever interrupts are
-/// pending. Returns the interrupt IDs it took, at most a few.
-pub fn idle_once() -> [u32; 4] {
-    let mut taken = [SPURIOUS; 4];
-    if GIC.lock().is_none() || !GIC_READY.load(Ordering::Acquire) {
-        aarch64_cpu::asm::wfe();
-        return taken;
-    }
-    aarch64_cpu::asm::wfi();
-    if let Some(gic) = GIC.lock().as_ref() {
-        for slot in taken.iter_mut() {
-            let taken = gic.acknowledge();
-            if taken.intid == SPURIOUS {
-                break;
-            }
-            gic.end_of_interrupt(taken);
-            *slot = taken.intid;
-        }
-    }
-    taken
-}
-
-/// Whether every core's GIC interface takes the wake-up SGI (set once the
-/// cores initialised theirs, see `init_core_interrupts`).
-static GIC_READY: AtomicBool = AtomicBool::new(false);
-
-/// Sets up this core's GIC interface for the timer's PPI and the wake-up
-/// SGI; called by every core before it idles in WFI.
+/// Sets up this core's GIC interface for its virtual timer's PPI, so the
+/// timer preempts the tasks it runs; every core calls it once at start.
 pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) {
     if let (Some(intid), Some(gic)) = (timer_intid, GIC.lock().as_ref()) {
         gic.init_and_enable_ppi(core, intid);
     }
 }
 
-/// Lets cores idle in WFI from now on (every online core has its GIC
-/// interface set up).
-pub fn interrupts_ready() {
-    GIC_READY.store(true, Ordering::Release);
-}
-
 /// Waits until `WORK` moves on from `seen` (or the run ends).
 fn wait_for_work(seen: u64) {
     while WORK.load(Ordering::Acquire) == seen && ACTIVE.load(Ordering::Acquire) {
-        idle_once();
+        aarch64_cpu::asm::wfe();
     }
 }
 
@@ -420,8 +382,7 @@ pub fn run_core(core: usize) {
         if system.ipc.any_ready() {
             // Ready, but for other cores. Whoever made it ready woke them;
             // only a deadline that just passed here is news to them. (Waking
-            // them every time would have idle cores interrupt each other
-            // and the busy ones without end.)
+            // them every time would keep idle cores waking each other.)
             if system.ipc.readied() != readied_before {
                 wake_cores();
             }
@@ -458,8 +419,14 @@ pub fn run_core(core: usize) {
 /// boot core's timer and expires deadlines.
 fn idle_for_the_timer((_, ticks): (u32, u64)) {
     timer::arm_virtual(ticks);
-    idle_once();
+    aarch64_cpu::asm::wfi();
     timer::stop_virtual();
+    if let Some(gic) = GIC.lock().as_ref() {
+        let taken = gic.acknowledge();
+        if taken.intid != SPURIOUS {
+            gic.end_of_interrupt(taken);
+        }
+    }
     if let Some(system) = SYSTEM.lock().as_mut() {
         let readied_before = system.ipc.readied();
         system.ipc.expire(timer::counter());
@@ -545,9 +512,9 @@ fn user_trap(frame: &mut TrapFrame) {
             system.tasks[t].frame.x[..6].copy_from_slice(&result);
         }
     }
-    // Wake the other cores only for news: a task became ready in this trap, or
-    // the end. (The wake-up SGI interrupts busy cores too; waking
-    // on every trap would have them wake each other without end.)
+    // Wake the other cores only for news: a task became ready in this trap,
+    // or the end. (Waking on every trap would keep idle cores waking each
+    // other and contending for the system lock.)
     if system.ipc.readied() != readied_before || system.ipc.all_dead() {
         wake_cores();
     }

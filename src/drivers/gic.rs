@@ -18,8 +18,7 @@ register_structs! {
         (0x180 => _reserved1),
         (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x7fc => _reserved2),
-        (0xf00 => sgir: WriteOnly<u32>),
-        (0xf04 => @END),
+        (0x800 => @END),
     }
 }
 
@@ -70,9 +69,6 @@ pub struct Acknowledged {
     raw: u32,
 }
 
-/// The interrupt the kernel sends to wake idle cores (SGI 0).
-pub const WAKE_SGI: u32 = 0;
-
 pub enum Gic {
     V2 {
         distributor: &'static Distributor,
@@ -108,18 +104,16 @@ impl Gic {
     }
 
     /// Enables the distributor and the interface of core `core` (the one
-    /// calling), the private interrupt `intid` (16..32) and the wake-up SGI,
-    /// at a middle priority. Each core calls it for itself.
+    /// calling) and the private interrupt `intid` (16..32) at a middle
+    /// priority. Each core calls it for itself.
     pub fn init_and_enable_ppi(&self, core: usize, intid: u32) {
-        let bit = (1u32 << (intid % 32)) | (1 << WAKE_SGI);
+        let bit = 1u32 << (intid % 32);
+        let priority_shift = (intid % 4) * 8;
         match self {
             Gic::V2 { distributor, cpu } => {
                 distributor.ctlr.set(1);
-                for i in [intid, WAKE_SGI] {
-                    let p = &distributor.ipriorityr[(i / 4) as usize];
-                    let shift = (i % 4) * 8;
-                    p.set(p.get() & !(0xff << shift) | (0x80 << shift));
-                }
+                let p = &distributor.ipriorityr[(intid / 4) as usize];
+                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
                 distributor.isenabler[0].set(bit);
                 cpu.pmr.set(0xff);
                 cpu.ctlr.set(1);
@@ -137,11 +131,8 @@ impl Gic {
                     core::hint::spin_loop();
                 }
                 redistributor.igroupr0.set(redistributor.igroupr0.get() | bit);
-                for i in [intid, WAKE_SGI] {
-                    let p = &redistributor.ipriorityr[(i / 4) as usize];
-                    let shift = (i % 4) * 8;
-                    p.set(p.get() & !(0xff << shift) | (0x80 << shift));
-                }
+                let p = &redistributor.ipriorityr[(intid / 4) as usize];
+                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
                 redistributor.isenabler0.set(bit);
                 #[cfg(target_arch = "aarch64")]
                 crate::arch::aarch64::cpu::gicv3_cpu_interface_on();
@@ -159,18 +150,6 @@ impl Gic {
             Gic::V3 { .. } => SPURIOUS,
         };
         Acknowledged { intid: raw & 0x3ff, raw }
-    }
-
-    /// Sends the wake-up SGI to every core but this one.
-    pub fn wake_others(&self) {
-        match self {
-            // TargetListFilter 01: all but the requesting core.
-            Gic::V2 { distributor, .. } => distributor.sgir.set((1 << 24) | WAKE_SGI),
-            #[cfg(target_arch = "aarch64")]
-            Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_sgi_to_others(WAKE_SGI),
-            #[cfg(not(target_arch = "aarch64"))]
-            Gic::V3 { .. } => {}
-        }
     }
 
     /// Ends an interrupt `acknowledge` returned (not a spurious one).

@@ -103,10 +103,3 @@ pub fn enable_pan() -> bool {
     }
     true
 }
-
-/// ICC_SGI1R_EL1 with IRM set: `intid` to every core but this one.
-pub fn gicv3_sgi_to_others(intid: u32) {
-    let value = (1u64 << 40) | ((intid as u64 & 0xf) << 24);
-    // SAFETY: generating a software interrupt changes only GIC state.
-    unsafe { core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) value, options(nostack)) };
-}
