@@ -59,6 +59,23 @@
     add     \reg, \reg, :lo12:\sym
 .endm
 
+// Turns this core's MMU and caches on with TTBR1 = x0 (MAIR, TCR and TTBR0
+// already set). No TLB entry the firmware or an earlier boot left may
+// survive: local invalidation, as the MMU of no other core uses them yet.
+.macro mmu_on_with_ttbr1_x0
+    msr     ttbr1_el1, x0
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I)
+    msr     sctlr_el1, x0
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -263,17 +280,7 @@ enable_mmu:
     adr_l   x0, boot_l0_identity
     msr     ttbr0_el1, x0
     adr_l   x0, boot_l0_kernel
-    msr     ttbr1_el1, x0
-    isb
-    tlbi    vmalle1                 // nothing the firmware left may survive
-    dsb     nsh
-    isb
-    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I)
-    msr     sctlr_el1, x0
-    isb
-    ic      iallu
-    dsb     nsh
-    isb
+    mmu_on_with_ttbr1_x0
     ret
 
 // Now at the linked, upper-half address.
@@ -416,17 +423,7 @@ secondary_at_el1:
     ldr     x0, [x19, #40]          // TTBR0: the boot identity map
     msr     ttbr0_el1, x0
     ldr     x0, [x19, #16]          // TTBR1: the kernel's tables
-    msr     ttbr1_el1, x0
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I)
-    msr     sctlr_el1, x0
-    isb
-    ic      iallu
-    dsb     nsh
-    isb
+    mmu_on_with_ttbr1_x0
     ldr     x1, [x19, #48]          // the record's kernel address
     ldr     x2, [x19, #32]          // final TCR
     ldr     x3, [x19, #8]           // stack top
