@@ -32,6 +32,12 @@
 //!   every endpoint handle the task held, the endpoint's death notification
 //!   (if its owner asked for one) with that handle's badge: a server learns
 //!   which client to clean up after.
+//! - A notification may be **bound** to an endpoint (seL4's bound
+//!   notification): its owner's `recv` on that endpoint then also returns
+//!   when the word is non-zero, with x5 = [`NOTIFICATION_BADGE`] and x1 =
+//!   the word (cleared), owing nobody a reply. A pending word is delivered
+//!   before queued callers. So a server blocks in one place for calls and
+//!   for the kernel's death notices.
 //! - Scheduling: one ready queue, FIFO within a priority, higher priority
 //!   first.
 
@@ -45,6 +51,8 @@ pub type EndpointId = usize;
 /// Message words in registers.
 pub const MSG_WORDS: usize = 4;
 pub type Message = [u64; MSG_WORDS];
+/// The badge `recv` reports for a bound notification's word; never granted.
+pub const NOTIFICATION_BADGE: u64 = u64::MAX;
 
 /// Status codes returned in x0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +111,8 @@ pub struct Handle {
 struct Notification {
     word: u64,
     waiter: Option<TaskId>,
+    /// The endpoint whose owner's `recv` also takes this word.
+    bound_to: Option<EndpointId>,
 }
 
 struct Task {
@@ -178,7 +188,7 @@ impl Ipc {
     }
 
     pub fn add_notification(&mut self) -> usize {
-        self.notifications.push(Notification { word: 0, waiter: None });
+        self.notifications.push(Notification { word: 0, waiter: None, bound_to: None });
         self.notifications.len() - 1
     }
 
@@ -188,10 +198,29 @@ impl Ipc {
         self.endpoints[endpoint].on_client_death = Some(notification);
     }
 
-    /// Gives `task` a handle to `object` carrying `badge`; returns its number.
+    /// Binds `notification` to `endpoint`: the endpoint's owner receives
+    /// the word in `recv` (see the module docs).
+    pub fn bind_notification(&mut self, endpoint: EndpointId, notification: usize) {
+        self.notifications[notification].bound_to = Some(endpoint);
+    }
+
+    /// Gives `task` a handle to `object` carrying `badge`; returns its
+    /// number. [`NOTIFICATION_BADGE`] is reserved and becomes 0.
     pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
+        let badge = if badge == NOTIFICATION_BADGE { 0 } else { badge };
         self.tasks[task].handles.push(Handle { object, badge });
         self.tasks[task].handles.len() as u64 - 1
+    }
+
+    /// The client `server` owes a reply to, if it is still waiting for it.
+    pub fn caller_owed(&self, server: TaskId) -> Option<TaskId> {
+        self.tasks[server].owes.filter(|&c| self.tasks[c].state == (State::AwaitingReply { server }))
+    }
+
+    /// The word of a notification bound to `endpoint`, taken, if non-zero.
+    fn take_bound_word(&mut self, endpoint: EndpointId) -> Option<u64> {
+        let n = self.notifications.iter_mut().find(|n| n.bound_to == Some(endpoint) && n.word != 0)?;
+        Some(core::mem::take(&mut n.word))
     }
 
     pub fn state(&self, task: TaskId) -> State {
@@ -286,6 +315,10 @@ impl Ipc {
         if self.endpoints[endpoint].owner != task {
             return self.fail(task, IpcError::NotOwner);
         }
+        if let Some(word) = self.take_bound_word(endpoint) {
+            self.tasks[task].result = Some(ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            return;
+        }
         match self.endpoints[endpoint].queue.pop_front() {
             Some(caller) => {
                 let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
@@ -336,6 +369,12 @@ impl Ipc {
         if let Some(waiter) = notification.waiter.take() {
             let word = core::mem::take(&mut notification.word);
             self.wake(waiter, ok([word, 0, 0, 0], 0));
+        } else if let Some(endpoint) = notification.bound_to {
+            let owner = self.endpoints[endpoint].owner;
+            if matches!(self.tasks[owner].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
+                let word = core::mem::take(&mut self.notifications[n].word);
+                self.wake(owner, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            }
         }
     }
 
@@ -595,5 +634,33 @@ mod tests {
         assert_eq!(ipc.next_to_run(), None);
         ipc.requeue(low);
         assert_eq!(ipc.next_to_run(), Some(low));
+    }
+
+    #[test]
+    fn a_bound_notification_wakes_the_receiving_owner_and_comes_before_callers() {
+        let mut ipc = Ipc::new();
+        let (server, a, b) = (ipc.add_task(1), ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let n = ipc.add_notification();
+        ipc.bind_notification(ep, n);
+        ipc.notify_client_deaths(ep, n);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let _ah = ipc.grant(a, Object::Endpoint(ep), 0b01);
+        let bh = ipc.grant(b, Object::Endpoint(ep), NOTIFICATION_BADGE);
+        // Blocked in recv: a client's death wakes the server with its badge.
+        ipc.recv(server, sh);
+        ipc.exit(a, 0);
+        assert_eq!(ipc.state(server), State::Ready);
+        assert_eq!(ipc.take_result(server), Some([0, 0b01, 0, 0, 0, NOTIFICATION_BADGE]));
+        assert_eq!(ipc.caller_owed(server), None);
+        // A pending word is delivered before a queued caller, then the call.
+        ipc.call(b, bh, [7, 0, 0, 0]);
+        ipc.raise(n, 0b100);
+        ipc.recv(server, sh);
+        assert_eq!(ipc.take_result(server), Some([0, 0b100, 0, 0, 0, NOTIFICATION_BADGE]));
+        ipc.recv(server, sh);
+        // The reserved badge was never granted: b's handle carries 0.
+        assert_eq!(ipc.take_result(server), Some([0, 7, 0, 0, 0, 0]));
+        assert_eq!(ipc.caller_owed(server), Some(b));
     }
 }

@@ -30,6 +30,7 @@ pub mod elf;
 pub mod exception;
 pub mod hvo;
 pub mod ipc;
+pub mod memsvc;
 pub mod mm;
 pub mod sync;
 pub mod syscall;

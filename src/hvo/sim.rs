@@ -24,7 +24,17 @@ pub struct SimVmemmap {
 
 impl SimVmemmap {
     pub fn new(granule: Granule, meta_frames: u64) -> SimVmemmap {
-        let mut tables = PageTable::new(SimMachine::new(granule, true), granule, Half::Upper, None).unwrap();
+        Self::in_half(granule, meta_frames, Half::Upper)
+    }
+
+    /// A vmemmap in a task's lower half (ASID 1), as the memory service has.
+    pub fn new_lower(granule: Granule, meta_frames: u64) -> SimVmemmap {
+        Self::in_half(granule, meta_frames, Half::Lower)
+    }
+
+    fn in_half(granule: Granule, meta_frames: u64, half: Half) -> SimVmemmap {
+        let asid = (half == Half::Lower).then_some(1);
+        let mut tables = PageTable::new(SimMachine::new(granule, half == Half::Upper), granule, half, asid).unwrap();
         let root = tables.root();
         tables.hw().set_root(root);
         let mut frames = FramePool::new(granule);

@@ -141,6 +141,20 @@ impl FramePool {
         Layout::from_size_align(count, count).unwrap_or(Layout::new::<u8>())
     }
 
+    /// The order of the largest free block, if any (found by asking the
+    /// buddy allocator, largest first, and giving the block straight back).
+    pub fn largest_free_order(&mut self) -> Option<u32> {
+        let order = (0..=MAX_ORDER).rev().find(|&o| (1u64 << o) <= self.free_frames && self.probe(o))?;
+        Some(order)
+    }
+
+    fn probe(&mut self, order: u32) -> bool {
+        match self.alloc(order) {
+            Ok(pa) => self.free(pa, order).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     pub fn free_frames(&self) -> u64 {
         self.free_frames
     }

@@ -1,0 +1,101 @@
+//! The memory service's wire protocol: operation numbers, status codes and
+//! the address-space layout the kernel, the service and its clients agree
+//! on. Self-contained (no `crate::` paths) so the EL0 library includes this
+//! very file, as it does `abi.rs`.
+//!
+//! # Messages
+//!
+//! A request is the four IPC message words `[op, a, b, c]`; the reply is
+//! `[status, r1, r2, r3]` with `status` 0 ([`OK`]) or one of the codes in
+//! [`error`]. Sizes are given as a shift: `size = 1 << size_shift` bytes.
+//! Words an operation does not use must be 0 and unknown flag bits must be
+//! clear, or the request is refused with `INVALID_ARGUMENT`: garbage is
+//! never read as meaning something.
+//!
+//! | op | request | reply |
+//! |---|---|---|
+//! | [`op::SIZES`] 1 | - | r1 = bit s set when `1 << s` bytes is a huge-page size of this granule, r2 = granule shift, r3 = the pool's total bytes |
+//! | [`op::ALLOC`] 2 | a = size shift, b = flags ([`flags::NO_OPTIMIZE`]) | r1 = handle, r2 = address in the caller, r3 = flags of the folio ([`flags::OPTIMIZED`]) |
+//! | [`op::FREE`] 3 | a = handle | - |
+//! | [`op::DEMOTE`] 4 | a = handle, b = new size shift | r1 = first handle, r2 = count: fresh consecutive handles in address order; the old handle is gone |
+//! | [`op::OPTIMIZE`] 5 | a = handle | - |
+//! | [`op::RESTORE`] 6 | a = handle | - |
+//! | [`op::STATS`] 7 | a = index | entry `index` of the per-(zone, size) table: r1 = zone \| size shift << 8 \| in use << 16 \| optimized << 40, r2 = vmemmap bytes a plain vmemmap needs for them, r3 = vmemmap bytes they use now; `NO_SUCH_ENTRY` past the end |
+//! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free block's size shift |
+//! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes in use; a quota can only be lowered |
+//! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
+//!
+//! Handles name folios per client: a handle means nothing to another
+//! client, and a handle that is not the caller's, was freed, or never
+//! existed all get `INVALID_HANDLE` (so a client cannot even learn whether
+//! another client's handle exists). ALLOC checks, in order: the size is
+//! supported, the caller's quota has room, the pool has a free block.
+
+/// Status of a successful reply.
+pub const OK: u64 = 0;
+/// QUOTA's argument that asks without changing anything.
+pub const QUERY: u64 = u64::MAX;
+
+/// Operation numbers (request word 0).
+pub mod op {
+    pub const SIZES: u64 = 1;
+    pub const ALLOC: u64 = 2;
+    pub const FREE: u64 = 3;
+    pub const DEMOTE: u64 = 4;
+    pub const OPTIMIZE: u64 = 5;
+    pub const RESTORE: u64 = 6;
+    pub const STATS: u64 = 7;
+    pub const POOL: u64 = 8;
+    pub const QUOTA: u64 = 9;
+    pub const INFO: u64 = 10;
+}
+
+/// ALLOC's request flags and the folio flags replies report.
+pub mod flags {
+    /// ALLOC: leave the folio's vmemmap as it is (HVO is the default).
+    pub const NO_OPTIMIZE: u64 = 1 << 0;
+    /// Reply: the folio's vmemmap is optimized.
+    pub const OPTIMIZED: u64 = 1 << 0;
+}
+
+/// Reply status codes (word 0).
+pub mod error {
+    /// The operation number is not one of [`super::op`].
+    pub const UNKNOWN_OPERATION: u64 = 1;
+    /// Not a huge-page size of the running granule.
+    pub const UNSUPPORTED_SIZE: u64 = 2;
+    /// Not a handle of a folio the caller holds.
+    pub const INVALID_HANDLE: u64 = 3;
+    /// The caller's quota has no room for this size.
+    pub const QUOTA_EXCEEDED: u64 = 4;
+    /// The pool (or the vmemmap's frames) has no room for this.
+    pub const OUT_OF_MEMORY: u64 = 5;
+    /// A field out of range, a non-zero unused word, an unknown flag.
+    pub const INVALID_ARGUMENT: u64 = 6;
+    /// OPTIMIZE of an optimized folio, RESTORE of a plain one.
+    pub const ALREADY_DONE: u64 = 7;
+    /// OPTIMIZE of a folio below the smallest order HVO can save on.
+    pub const NOT_ELIGIBLE: u64 = 8;
+    /// STATS past the last entry.
+    pub const NO_SUCH_ENTRY: u64 = 9;
+    /// The kernel refused a mapping (a bug in the service, reported).
+    pub const MAPPING_FAILED: u64 = 10;
+}
+
+/// The address-space layout. Physical addresses below [`PHYS_LIMIT`] are
+/// reached at a window base plus the address, so every folio's address is
+/// aligned as its physical address is, and block mappings fit.
+pub mod layout {
+    /// Physical addresses the windows can reach.
+    pub const PHYS_LIMIT: u64 = 1 << 45;
+    /// The service's vmemmap: descriptor of frame `pfn` at base + 64 x pfn.
+    pub const SERVICE_VMEMMAP: u64 = 0x1000_0000_0000;
+    pub const SERVICE_VMEMMAP_END: u64 = 0x2000_0000_0000;
+    /// The service's view of its huge-page pool (read/write).
+    pub const SERVICE_POOL_WINDOW: u64 = 0x2000_0000_0000;
+    /// The service's view of its small frames (read/write).
+    pub const SERVICE_META_WINDOW: u64 = 0x6000_0000_0000;
+    /// Where a client's huge pages appear: base + physical address.
+    pub const CLIENT_WINDOW: u64 = 0x8000_0000_0000;
+    pub const CLIENT_WINDOW_END: u64 = CLIENT_WINDOW + PHYS_LIMIT;
+}
