@@ -31,14 +31,18 @@ use protocol::{OK, QUERY, error, flags, layout, op};
 
 pub type Message = [u64; 4];
 
+/// The kernel refused a mapping call; its status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelRefused(pub u64);
+
 /// The kernel's side of serving one request: mappings in the address space
 /// of the client being answered, and the service's view of pool memory.
 pub trait ClientMemory {
     /// Maps `size` bytes of pool memory at `pa` read/write at `va` in the
     /// caller, with the largest units that fit.
-    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), ()>;
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused>;
     /// Removes `size` bytes at `va` that [`map_to_caller`](Self::map_to_caller) mapped.
-    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), ()>;
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused>;
     /// Zeroes pool memory.
     fn zero(&mut self, pa: u64, size: u64);
 }

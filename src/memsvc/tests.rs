@@ -34,9 +34,9 @@ impl FakeKernel {
 }
 
 impl ClientMemory for FakeKernel {
-    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), ()> {
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused> {
         if core::mem::take(&mut self.fail_next_map) {
-            return Err(());
+            return Err(KernelRefused(13));
         }
         assert!((layout::CLIENT_WINDOW..layout::CLIENT_WINDOW_END).contains(&va));
         assert_eq!(va % size, 0, "huge page at {va:#x} is not aligned to its size");
@@ -49,14 +49,14 @@ impl ClientMemory for FakeKernel {
         Ok(())
     }
 
-    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), ()> {
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
         let key = self
             .mappings
             .range(..=(self.caller, va))
             .next_back()
             .filter(|((c, start), (_, s))| *c == self.caller && va + size <= start + s)
             .map(|(k, _)| *k)
-            .ok_or(())?;
+            .ok_or(KernelRefused(13))?;
         let (pa, s) = self.mappings.remove(&key).unwrap_or_default();
         let start = key.1;
         if va > start {
