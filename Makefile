@@ -47,6 +47,7 @@ setup:
 # The EL0 programs (user/), packaged into the kernel image by include_bytes.
 user: setup
 	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) build --release --target $(TARGET)
+	cd user/memsvc && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) build --release --target $(TARGET)
 
 kernel: user
 	$(CARGO) build --release --target $(TARGET) --bin folio

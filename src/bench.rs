@@ -77,7 +77,7 @@ fn ipc(granule: Granule, timer_intid: Option<u32>) {
             core: Some(0),
         },
     ];
-    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] };
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() };
     let outcome = task::run(&specs, &objects, granule, timer_intid);
     println!("bench ipc: tasks ended {:?}", outcome.statuses);
 }

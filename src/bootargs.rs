@@ -14,6 +14,8 @@
 //! | `bench` | run the in-kernel benchmarks (QEMU with `-icount shift=0`) | off |
 //! | `hugepages=` | `SIZE:COUNT[,SIZE:COUNT]`: huge-page pools reserved at boot, born optimized | none |
 //! | `hugepages_late` | build the pools' vmemmap in full, then optimize (for comparison) | off |
+//! | `memsvc=` | `off`, or `SIZE`: the memory service's pool (after the kernel tests) | all free RAM but an eighth (at least 64 MiB) kept by the kernel |
+//! | `memsvc_quota=` | `SIZE`: what each client of the memory service may hold | half the pool |
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -91,6 +93,20 @@ pub struct BootArgs<'a> {
     /// Build the pools' vmemmap in full and optimize it afterwards, instead
     /// of born optimized (to measure the difference).
     pub hugepages_late: bool,
+    /// The memory service and its test clients.
+    pub memsvc: Memsvc,
+    /// Bytes each client of the memory service may hold.
+    pub memsvc_quota: Option<u64>,
+}
+
+/// Whether the memory service runs, and with how large a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memsvc {
+    Off,
+    /// All free RAM but what the kernel keeps.
+    Default,
+    /// At most this many bytes.
+    Pool(u64),
 }
 
 impl Default for BootArgs<'_> {
@@ -104,6 +120,8 @@ impl Default for BootArgs<'_> {
             bench: false,
             hugepages: Vec::new(),
             hugepages_late: false,
+            memsvc: Memsvc::Default,
+            memsvc_quota: None,
         }
     }
 }
@@ -186,12 +204,23 @@ pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
                 }
             }
             ("ktest", Some(v)) => args.ktest = Some(v),
+            ("memsvc", Some("off")) => args.memsvc = Memsvc::Off,
+            ("memsvc", Some(v)) => match parse_size(v) {
+                Some(size) => args.memsvc = Memsvc::Pool(size),
+                None => bad("off, or a size such as 512M or 4G"),
+            },
+            ("memsvc_quota", Some(v)) => match parse_size(v) {
+                Some(size) => args.memsvc_quota = Some(size),
+                None => bad("a size such as 64M or 2G"),
+            },
             ("crash", Some(v)) => match v {
                 "fault" => args.crash = Some(CrashKind::Fault),
                 "panic" => args.crash = Some(CrashKind::Panic),
                 _ => bad("fault or panic"),
             },
-            ("loglevel" | "granule" | "exit" | "crash" | "hugepages", None) => bad("a value after `=`"),
+            ("loglevel" | "granule" | "exit" | "crash" | "hugepages" | "memsvc" | "memsvc_quota", None) => {
+                bad("a value after `=`")
+            }
             _ => warnings.push(BootArgWarning::Unknown { arg }),
         }
     }
@@ -246,6 +275,18 @@ mod tests {
             ]
         );
         assert_eq!(warnings[2].to_string(), "unknown boot argument `console=ttyAMA0` ignored");
+    }
+
+    #[test]
+    fn memory_service_arguments() {
+        assert_eq!(parse("").0.memsvc, Memsvc::Default);
+        let (args, warnings) = parse("memsvc=512M memsvc_quota=64M");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((args.memsvc, args.memsvc_quota), (Memsvc::Pool(512 << 20), Some(64 << 20)));
+        assert_eq!(parse("memsvc=off").0.memsvc, Memsvc::Off);
+        let (args, warnings) = parse("memsvc=lots memsvc_quota=0 memsvc");
+        assert_eq!((args.memsvc, args.memsvc_quota), (Memsvc::Default, None));
+        assert_eq!(warnings.len(), 3);
     }
 
     #[test]

@@ -132,6 +132,8 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         Some(filter) => crate::ktest::run(&mut kernel, filter),
         None => 0,
     };
+    // The memory service and its test clients, unless a kernel test failed.
+    let status = if status == 0 { crate::memory_service::run(&kernel, &args) } else { status };
     if args.bench {
         crate::bench::run(granule, &kernel.memory_map.banks, kernel.machine.virtual_timer_intid);
     }

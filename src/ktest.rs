@@ -589,7 +589,7 @@ fn tasks_run_talk_and_fail_alone(k: &mut Kernel) -> TestResult {
     ];
     let statuses = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] },
+        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     )
@@ -629,7 +629,7 @@ fn tasks_are_preempted_by_the_timer(k: &mut Kernel) -> TestResult {
     ];
     let outcome = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[] },
+        &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     );
@@ -685,7 +685,7 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut Kernel) -> TestResult {
     ];
     let outcome = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notifications: &[] },
+        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notifications: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     );
@@ -727,7 +727,8 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut Kernel) -> TestResult {
             core: None,
         },
     ];
-    let objects = Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)] };
+    let objects =
+        Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     check(outcome.statuses == [("watcher", Some(0b1000)), ("client", Some(7))], || format!("{:?}", outcome.statuses))
 }
@@ -787,7 +788,7 @@ fn tasks_are_preempted_on_a_secondary_core(k: &mut Kernel) -> TestResult {
     let run_pair = |k: &mut Kernel| {
         task::run(
             &specs,
-            &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[] },
+            &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[], ..Default::default() },
             k.granule,
             k.machine.virtual_timer_intid,
         )
@@ -854,7 +855,7 @@ fn tasks_talk_across_cores(k: &mut Kernel) -> TestResult {
             core: Some(other(3)),
         },
     ];
-    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[] };
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{} on {m:#b}", s.name)).collect();
     println!("ktest   ran on cores (bit per core): {}", cores.join(", "));

@@ -10,7 +10,9 @@
 //!   exception decoding ([`exception`]), the board descriptions
 //!   ([`board`], with the per-board facts under `platform/`), the spin lock
 //!   ([`sync`]) and the console formatting ([`console`]).
-//! - Hardware access lives in [`arch`] (`cfg(target_arch = "aarch64")`) and in
+//! - Hardware access lives in [`arch`] (`cfg(target_arch = "aarch64")`, and
+//!   the `kernel` feature, on by default: the memory service links this crate
+//!   without it, for the HVO engine and the protocol) and in
 //!   the MMIO drivers of [`drivers`]; it is exercised by the QEMU integration
 //!   tests in `tests/`, where the real page-table walker and fault logic judge it.
 //! - The kernel binary (`src/main.rs`) only wires the pieces together.
@@ -19,7 +21,7 @@
 extern crate alloc;
 
 pub mod abi;
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", feature = "kernel"))]
 pub mod arch;
 pub mod board;
 pub mod bootargs;

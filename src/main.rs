@@ -28,6 +28,8 @@ mod kernel;
 #[cfg(target_os = "none")]
 mod ktest;
 #[cfg(target_os = "none")]
+mod memory_service;
+#[cfg(target_os = "none")]
 mod programs;
 #[cfg(target_os = "none")]
 mod smp;

@@ -29,8 +29,10 @@ use folio::mm::frame::KERNEL_FRAMES;
 use folio::mm::layout;
 use folio::mm::paging::{Attributes, PageTable, Policy, Unit};
 use folio::sync::SpinLock;
-use folio::syscall::{self, SysError};
+use folio::syscall::{self, FrameCap, SysError};
 use folio::{elf, print, println};
+
+mod memory;
 
 /// Top of every task's stack (64 KiB, at least one page of any granule).
 pub const STACK_TOP: u64 = 0x7F_0000_0000;
@@ -45,6 +47,10 @@ struct UserTask {
     frame: TrapFrame,
     frames: Vec<u64>,
     status: Option<u64>,
+    /// Physical memory this task may map (the memory service's).
+    caps: Vec<FrameCap>,
+    /// What other tasks mapped into this one.
+    grants: Vec<memory::Grant>,
 }
 
 /// Cores that can run tasks (MPIDR.Aff0 0..16).
@@ -94,12 +100,24 @@ pub struct Spec {
 }
 
 /// The objects of a run: endpoint owners (task index), the number of
-/// notifications, and which notification an endpoint's owner wants
-/// signalled when a client dies.
+/// notifications, which notification an endpoint's owner wants signalled
+/// when a client dies, which notifications are bound to an endpoint
+/// (endpoint, notification), a task given frame capabilities, and the
+/// words some tasks find in x0 and x1 at start.
+#[derive(Default)]
 pub struct Objects<'a> {
     pub endpoint_owners: &'a [usize],
     pub notifications: usize,
     pub death_notifications: &'a [(usize, usize)],
+    pub bound_notifications: &'a [(usize, usize)],
+    pub memory_holder: Option<MemoryHolder<'a>>,
+    pub start_arguments: &'a [(usize, [u64; 2])],
+}
+
+/// A task that holds frame capabilities: its index and the capabilities.
+pub struct MemoryHolder<'a> {
+    pub task: usize,
+    pub caps: &'a [FrameCap],
 }
 
 fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
@@ -188,6 +206,8 @@ fn load(spec: &Spec, asid: u16, granule: Granule) -> Result<UserTask, String> {
         frame: TrapFrame::user(program.entry, STACK_TOP),
         frames,
         status: None,
+        caps: Vec::new(),
+        grants: Vec::new(),
     };
     match result {
         Ok(()) => Ok(task),
@@ -245,6 +265,23 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
     }
     for &(endpoint, notification) in objects.death_notifications {
         ipc.notify_client_deaths(endpoint, notification);
+    }
+    for &(endpoint, notification) in objects.bound_notifications {
+        ipc.bind_notification(endpoint, notification);
+    }
+    for &(t, words) in objects.start_arguments {
+        if let Some(task) = tasks.get_mut(t) {
+            task.frame.x[..2].copy_from_slice(&words);
+        }
+    }
+    if let Some(holder) = &objects.memory_holder {
+        let task = &mut tasks[holder.task];
+        task.caps = holder.caps.to_vec();
+        if let Err(e) = memory::map_windows(task) {
+            println!("task {}: cannot map its memory windows: {e:?}", task.name);
+            tasks.into_iter().for_each(retire);
+            return nothing();
+        }
     }
     for (t, spec) in specs.iter().enumerate() {
         for &(object, badge) in spec.handles {
@@ -469,6 +506,7 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::EXIT => {
                 system.tasks[current].status = Some(x[0]);
                 system.ended.push(current);
+                memory::revoke_grants(&mut system.tasks[current]);
                 system.ipc.exit(current, x[0]);
             }
             syscall::WRITE => system.tasks[current].frame.x[0] = write(system, current, x[0], x[1]),
@@ -484,6 +522,10 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::WAIT => system.ipc.wait(current, x[0]),
             syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(current, x[0]),
             syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
+            syscall::MEM_CAP..=syscall::TABLE_FRAMES => {
+                let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
+                system.tasks[current].frame.x[..6].copy_from_slice(&r);
+            }
             _ => system.tasks[current].frame.x[0] = SysError::Unknown as u64,
         }
     } else {
@@ -497,6 +539,7 @@ fn user_trap(frame: &mut TrapFrame) {
         }
         system.tasks[current].status = Some(FAULT_STATUS);
         system.ended.push(current);
+        memory::revoke_grants(&mut system.tasks[current]);
         system.ipc.exit(current, FAULT_STATUS);
     }
     let next = if system.ipc.state(current) == State::Ready && !yielded {

@@ -134,7 +134,7 @@ impl Gic {
                 let p = &redistributor.ipriorityr[(intid / 4) as usize];
                 p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
                 redistributor.isenabler0.set(bit);
-                #[cfg(target_arch = "aarch64")]
+                #[cfg(all(target_arch = "aarch64", feature = "kernel"))]
                 crate::arch::aarch64::cpu::gicv3_cpu_interface_on();
             }
         }
@@ -144,9 +144,9 @@ impl Gic {
     pub fn acknowledge(&self) -> Acknowledged {
         let raw = match self {
             Gic::V2 { cpu, .. } => cpu.iar.get(),
-            #[cfg(target_arch = "aarch64")]
+            #[cfg(all(target_arch = "aarch64", feature = "kernel"))]
             Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_acknowledge(),
-            #[cfg(not(target_arch = "aarch64"))]
+            #[cfg(not(all(target_arch = "aarch64", feature = "kernel")))]
             Gic::V3 { .. } => SPURIOUS,
         };
         Acknowledged { intid: raw & 0x3ff, raw }
@@ -156,9 +156,9 @@ impl Gic {
     pub fn end_of_interrupt(&self, taken: Acknowledged) {
         match self {
             Gic::V2 { cpu, .. } => cpu.eoir.set(taken.raw),
-            #[cfg(target_arch = "aarch64")]
+            #[cfg(all(target_arch = "aarch64", feature = "kernel"))]
             Gic::V3 { .. } => crate::arch::aarch64::cpu::gicv3_end_of_interrupt(taken.raw),
-            #[cfg(not(target_arch = "aarch64"))]
+            #[cfg(not(all(target_arch = "aarch64", feature = "kernel")))]
             Gic::V3 { .. } => {}
         }
     }

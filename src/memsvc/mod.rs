@@ -212,11 +212,12 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         let order = self.order_of(size_shift)?;
         let size = 1u64 << size_shift;
+        let pa = self.pool.alloc(order).map_err(|_| error::OUT_OF_MEMORY)?;
         let client = self.client(badge);
         if client.used.checked_add(size).is_none_or(|u| u > client.quota) {
+            let _ = self.pool.free(pa, order);
             return Err(error::QUOTA_EXCEEDED);
         }
-        let pa = self.pool.alloc(order).map_err(|_| error::OUT_OF_MEMORY)?;
         let pfn = pa >> self.granule.shift();
         let optimize = request & flags::NO_OPTIMIZE == 0;
         let folio = match self.hvo.create_folio(pfn, order, badge, optimize) {

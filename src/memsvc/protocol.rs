@@ -29,7 +29,8 @@
 //! client, and a handle that is not the caller's, was freed, or never
 //! existed all get `INVALID_HANDLE` (so a client cannot even learn whether
 //! another client's handle exists). ALLOC checks, in order: the size is
-//! supported, the caller's quota has room, the pool has a free block.
+//! supported, the pool has a free block of it, the caller's quota has room
+//! (so a size the pool cannot give is `OUT_OF_MEMORY` whatever the quota).
 
 /// Status of a successful reply.
 pub const OK: u64 = 0;

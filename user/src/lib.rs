@@ -14,6 +14,25 @@ use core::fmt::{self, Write};
 pub mod abi;
 pub use abi::{nr, status};
 
+/// The memory service's protocol, the kernel's own file.
+#[path = "../../src/memsvc/protocol.rs"]
+pub mod memsvc;
+
+/// x0 and x1 at start: what the kernel set up for this task (the memory
+/// service's quota and client count; 0 for other programs).
+static START_ARGUMENTS: [core::sync::atomic::AtomicU64; 2] =
+    [core::sync::atomic::AtomicU64::new(0), core::sync::atomic::AtomicU64::new(0)];
+
+#[doc(hidden)]
+pub fn set_start_arguments(a0: u64, a1: u64) {
+    START_ARGUMENTS[0].store(a0, core::sync::atomic::Ordering::Relaxed);
+    START_ARGUMENTS[1].store(a1, core::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn start_arguments() -> [u64; 2] {
+    START_ARGUMENTS.each_ref().map(|a| a.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 /// The virtual counter and its frequency (EL0 may read them).
 pub fn counter() -> (u64, u64) {
     let (count, frequency): (u64, u64);
@@ -172,7 +191,8 @@ macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".text.entry")]
-        pub extern "C" fn _start() -> ! {
+        pub extern "C" fn _start(a0: u64, a1: u64) -> ! {
+            $crate::set_start_arguments(a0, a1);
             let status: u64 = $main();
             $crate::exit(status)
         }

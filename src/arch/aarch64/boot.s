@@ -53,6 +53,9 @@
 .equ SCTLR_C,           (1 << 2)
 .equ SCTLR_SA,          (1 << 3)
 .equ SCTLR_I,           (1 << 12)
+// EL0 may use DC ZVA (DCZID_EL0.DZP then reads 0): the memory service
+// zeroes huge pages with it. Zeroing needs no more rights than a store.
+.equ SCTLR_DZE,         (1 << 14)
 
 .macro adr_l reg, sym
     adrp    \reg, \sym
@@ -68,7 +71,7 @@
     tlbi    vmalle1
     dsb     nsh
     isb
-    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I)
+    ldr     x0, =(SCTLR_EL1_RES1 | SCTLR_M | SCTLR_C | SCTLR_SA | SCTLR_I | SCTLR_DZE)
     msr     sctlr_el1, x0
     isb
     ic      iallu

@@ -1,0 +1,168 @@
+//! Starting the memory service and its test clients: the kernel's whole
+//! part in the memory service is here and in the memory calls
+//! (`task/memory.rs`).
+//!
+//! Owns: carving the pool (huge-page blocks) and the service's small
+//! frames out of the kernel's frame pool, turning them into frame
+//! capabilities, wiring the endpoint and notifications, and giving the
+//! memory back when the run ends.
+//! Must never: look inside the pool or the service's vmemmap (the kernel
+//! knows nothing of page descriptors), or give pool frames to anyone but
+//! the service.
+//!
+//! The set: task 0 is the service (endpoint 0, with notification 0 bound
+//! to it and signalled with a client's badge when the client dies); tasks
+//! 1 and 2 are two instances of the test client, with badges 1 and 2, each
+//! with a notification of its own to wait on (1, 2) and the other's to
+//! signal, so they can hold folios at the same time and try each other's.
+
+use alloc::vec::Vec;
+
+use folio::bootargs::{BootArgs, Memsvc};
+use folio::ipc::Object;
+use folio::memsvc::protocol::layout;
+use folio::memsvc::supported_size_shifts;
+use folio::mm::frame::KERNEL_FRAMES;
+use folio::mm::{Granule, PhysRange};
+use folio::syscall::{CapKind, FrameCap};
+use folio::{print, println};
+
+use crate::kernel::Kernel;
+use crate::programs;
+use crate::task::{self, MemoryHolder, Objects, Spec};
+
+/// What the kernel keeps for itself by default: an eighth of what is free,
+/// at least this much.
+const KERNEL_KEEPS: u64 = 64 << 20;
+/// Small frames beyond the full vmemmap: shared tails, private copies,
+/// and the pages partly covering each range's ends.
+const META_SLACK_FRAMES: u64 = 256;
+
+/// Blocks taken from the kernel's frame pool: (address, order).
+struct Reserved {
+    blocks: Vec<(u64, u32)>,
+    caps: Vec<FrameCap>,
+}
+
+impl Reserved {
+    fn give_back(self) {
+        if let Some(frames) = KERNEL_FRAMES.lock().as_mut() {
+            for (pa, order) in self.blocks {
+                let _ = frames.free(pa, order);
+            }
+        }
+    }
+
+    fn pool_bytes(&self) -> u64 {
+        self.caps.iter().filter(|c| c.kind == CapKind::Pool).map(|c| c.range.size()).sum()
+    }
+}
+
+/// Takes the pool (largest huge-page blocks first, up to `budget`) and the
+/// small frames its full vmemmap needs.
+fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserved, &'static str> {
+    let mut guard = KERNEL_FRAMES.lock();
+    let frames = guard.as_mut().ok_or("no frame pool")?;
+    let free = frames.free_bytes();
+    let budget = match want {
+        Memsvc::Pool(bytes) => bytes.min(free),
+        _ => free.saturating_sub((free / 8).max(KERNEL_KEEPS)),
+    };
+    let shift = granule.shift();
+    let meta_frames = ((budget >> shift) << 6 >> shift) + META_SLACK_FRAMES;
+    let meta_order = 64 - (meta_frames - 1).leading_zeros();
+    let meta = frames.alloc(meta_order).map_err(|_| "no room for the service's small frames")?;
+    let mut blocks = alloc::vec![(meta, meta_order)];
+    let mut left = budget.saturating_sub(granule.size() << meta_order);
+    let orders: Vec<u32> =
+        (0..64).rev().filter(|s| supported_size_shifts(granule) & (1 << s) != 0).map(|s| s - shift).collect();
+    let mut pool: Vec<u64> = Vec::new();
+    for order in orders {
+        let size = granule.size() << order;
+        while left >= size && (pool.len() as u64) < 1 << 16 {
+            let Ok(pa) = frames.alloc(order) else { break };
+            blocks.push((pa, order));
+            pool.push(pa);
+            left -= size;
+        }
+    }
+    drop(guard);
+    let mut pieces: Vec<(u64, u64)> = blocks[1..].iter().map(|&(pa, o)| (pa, granule.size() << o)).collect();
+    pieces.sort_unstable();
+    let zone_of = |pa: u64| banks.iter().position(|b| b.contains(pa)).unwrap_or(0) as u8;
+    let mut caps: Vec<FrameCap> = Vec::new();
+    for (pa, size) in pieces {
+        if pa + size > layout::PHYS_LIMIT {
+            continue;
+        }
+        let zone = zone_of(pa);
+        match caps.last_mut() {
+            Some(last) if last.range.end() == pa && last.zone == zone => {
+                last.range = PhysRange::saturating(last.range.start(), last.range.size() + size);
+            }
+            _ => caps.push(FrameCap { kind: CapKind::Pool, range: PhysRange::saturating(pa, size), zone }),
+        }
+    }
+    caps.push(FrameCap {
+        kind: CapKind::Meta,
+        range: PhysRange::saturating(meta, granule.size() << meta_order),
+        zone: zone_of(meta),
+    });
+    let reserved = Reserved { blocks, caps };
+    if reserved.pool_bytes() == 0 {
+        reserved.give_back();
+        return Err("no free block of any huge-page size");
+    }
+    Ok(reserved)
+}
+
+/// Runs the memory service and two test clients; the status is 0 when the
+/// service and both clients end with 0.
+pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
+    if args.memsvc == Memsvc::Off {
+        return 0;
+    }
+    let reserved = match reserve(k.granule, &k.memory_map.banks, args.memsvc) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("memsvc: not started: {e}");
+            return 1;
+        }
+    };
+    print!("memsvc: kernel grants the service");
+    for c in &reserved.caps {
+        print!(" {:?} {} (zone {})", c.kind, c.range, c.zone);
+    }
+    println!();
+    let specs = [
+        Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec {
+            name: "memclient-1",
+            image: programs::MEMCLIENT,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1), (Object::Notification(1), 0), (Object::Notification(2), 1)],
+            core: None,
+        },
+        Spec {
+            name: "memclient-2",
+            image: programs::MEMCLIENT,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 2), (Object::Notification(2), 0), (Object::Notification(1), 1)],
+            core: None,
+        },
+    ];
+    let quota = args.memsvc_quota.unwrap_or(0);
+    let objects = Objects {
+        endpoint_owners: &[0],
+        notifications: 3,
+        death_notifications: &[(0, 0)],
+        bound_notifications: &[(0, 0)],
+        memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
+        start_arguments: &[(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])],
+    };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    reserved.give_back();
+    println!("memsvc: tasks ended {:?}", outcome.statuses);
+    let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
+    if all_ok { 0 } else { 1 }
+}

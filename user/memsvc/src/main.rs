@@ -1,0 +1,336 @@
+//! The memory service: an EL0 task that owns the huge-page pool, runs the
+//! HVO engine over its own vmemmap (mapped in its own address space), and
+//! answers its clients over IPC (the protocol: `src/memsvc/protocol.rs`).
+//!
+//! Owns: the glue between [`folio::memsvc::MemoryService`] (all the
+//! decisions, host-tested) and the kernel's memory calls; its heap.
+//! Must never: decide anything about a request itself (the library does),
+//! or write a vmemmap page it mapped read-only (a shared tail).
+//!
+//! Start: x0 = the quota of each client in bytes (0: half the pool),
+//! x1 = how many clients will come. Handle 0 is its endpoint, with the
+//! death notification bound to it (so `recv` also reports a client's
+//! death, as the word of client badges). It exits when every client has
+//! died, after printing its statistics.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use buddy_system_allocator::LockedHeap;
+use folio::abi::map as nr_map;
+use folio::hvo::{self, HvoError, PageDescriptor, VmemmapHw};
+use folio::ipc::NOTIFICATION_BADGE;
+use folio::memsvc::protocol::{layout, op};
+use folio::memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
+use folio::mm::frame::FramePool;
+use folio::mm::{Granule, PhysRange};
+use folio_user::{cycles, nr, println, recv, reply_recv, syscall};
+
+/// The heap: the engine's bookkeeping (batches, statistics) and the
+/// service's tables of clients.
+const HEAP_SIZE: usize = 4 << 20;
+#[repr(align(4096))]
+#[allow(dead_code)] // only its address is used
+struct HeapMemory([u8; HEAP_SIZE]);
+static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// The vmemmap's hardware, over the kernel's memory calls: frames from the
+/// small-frame capability, reached through the service's window on them;
+/// mappings in the service's own vmemmap window.
+struct ServiceVmemmap {
+    granule: Granule,
+    frames: FramePool,
+}
+
+fn check(r: [u64; 6]) -> Result<[u64; 6], u64> {
+    if r[0] == 0 { Ok(r) } else { Err(r[0]) }
+}
+
+impl ServiceVmemmap {
+    /// Coalesces per-page (va, pa, writable) into `[va, pa, pages, flags]`
+    /// entries: runs of consecutive frames, or of one repeated frame.
+    fn entries(&self, pages: &[(u64, u64, bool)]) -> Vec<[u64; 4]> {
+        let page = self.granule.size();
+        let mut out: Vec<[u64; 4]> = Vec::new();
+        for &(va, pa, w) in pages {
+            let flags = if w { nr_map::WRITABLE } else { 0 };
+            if let Some(last) = out.last_mut()
+                && last[0] + last[2] * page == va
+                && last[3] & nr_map::WRITABLE == flags
+            {
+                let repeat = last[3] & nr_map::REPEAT != 0;
+                if (repeat || last[2] == 1) && last[1] == pa {
+                    last[3] |= nr_map::REPEAT;
+                    last[2] += 1;
+                    continue;
+                }
+                if !repeat && last[1] + last[2] * page == pa {
+                    last[2] += 1;
+                    continue;
+                }
+            }
+            out.push([va, pa, 1, flags]);
+        }
+        out
+    }
+}
+
+impl VmemmapHw for ServiceVmemmap {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        self.frames.alloc(0).ok()
+    }
+
+    fn free_frame(&mut self, pa: u64) {
+        let _ = self.frames.free(pa, 0);
+    }
+
+    fn free_frames(&mut self, frames: &mut [u64]) {
+        let _ = self.frames.free_many(frames);
+    }
+
+    fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor) {
+        let va = layout::SERVICE_META_WINDOW + pa;
+        let slots = (self.granule.size() >> hvo::DESCRIPTOR_SHIFT) as usize;
+        for i in 0..slots {
+            // SAFETY: `pa` is one of this service's small frames, mapped
+            // read/write in its meta window by the kernel at start.
+            unsafe { core::ptr::write_volatile((va as *mut PageDescriptor).add(i), f(i)) };
+        }
+    }
+
+    fn map_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError> {
+        let entries = self.entries(pages);
+        let mut done = 0;
+        for chunk in entries.chunks(nr_map::MAX_ENTRIES as usize) {
+            let r = syscall(nr::MAP_SELF, [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0, 0, 0]);
+            if r[0] != 0 {
+                let page = self.granule.size();
+                for e in &entries[..done] {
+                    let _ = self.unmap_pages(e[0], e[2] * page);
+                }
+                return Err(if r[0] == folio_user::status::OUT_OF_MEMORY {
+                    HvoError::OutOfMemory
+                } else {
+                    HvoError::Paging
+                });
+            }
+            done += chunk.len();
+        }
+        Ok(())
+    }
+
+    fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError> {
+        let entry = [[va, pa, pages, nr_map::REPEAT]];
+        check(syscall(nr::MAP_SELF, [entry.as_ptr() as u64, 1, 0, 0, 0, 0])).map(|_| ()).map_err(|_| HvoError::Paging)
+    }
+
+    /// Shared last-level tables serve folios adopted born optimized at
+    /// boot; the service populates its vmemmap in full at start instead,
+    /// so the engine never asks, and the kernel offers no such call.
+    fn create_shared_table(&mut self, _pa: u64) -> Result<u64, HvoError> {
+        Err(HvoError::Paging)
+    }
+
+    fn link_shared_table(&mut self, _va: u64, _table: u64) -> Result<(), HvoError> {
+        Err(HvoError::Paging)
+    }
+
+    fn release_shared_table(&mut self, _table: u64) {}
+
+    fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
+        let entries = self.entries(pages);
+        let mut old = alloc::vec![0u64; pages.len()];
+        let mut at = 0;
+        // One call (one break-before-make batch) unless the frames are so
+        // scattered that the entries overflow a call.
+        for chunk in entries.chunks(nr_map::MAX_ENTRIES as usize) {
+            let n: u64 = chunk.iter().map(|e| e[2]).sum();
+            let out = &mut old[at..at + n as usize];
+            let r =
+                syscall(nr::REMAP_SELF, [chunk.as_ptr() as u64, chunk.len() as u64, out.as_mut_ptr() as u64, n, 0, 0]);
+            check(r).map_err(|_| HvoError::Paging)?;
+            at += n as usize;
+        }
+        Ok(old)
+    }
+
+    fn unmap_pages(&mut self, va: u64, size: u64) -> Result<(), HvoError> {
+        check(syscall(nr::UNMAP_SELF, [va, size, 0, 0, 0, 0])).map(|_| ()).map_err(|_| HvoError::Paging)
+    }
+
+    fn frame_of(&mut self, va: u64) -> Option<u64> {
+        check(syscall(nr::TRANSLATE_SELF, [va, 0, 0, 0, 0, 0])).ok().map(|r| r[1])
+    }
+
+    fn read(&mut self, va: u64) -> PageDescriptor {
+        // SAFETY: the engine reads only descriptors in vmemmap pages it
+        // mapped in this address space; 64-byte aligned.
+        unsafe { core::ptr::read_volatile(va as *const PageDescriptor) }
+    }
+
+    fn write(&mut self, va: u64, d: &PageDescriptor) -> Result<(), HvoError> {
+        // SAFETY: as for `read`; the engine writes only private, writable
+        // pages (a shared tail would fault and the kernel would report it).
+        unsafe { core::ptr::write_volatile(va as *mut PageDescriptor, *d) };
+        Ok(())
+    }
+
+    fn table_frames(&mut self) -> u64 {
+        check(syscall(nr::TABLE_FRAMES, [0; 6])).map_or(0, |r| r[1])
+    }
+}
+
+/// The kernel's side for the client being answered, and zeroing through
+/// the service's pool window.
+#[derive(Default)]
+struct Kernel {
+    zero_cycles: u64,
+    zeroed_bytes: u64,
+}
+
+impl ClientMemory for Kernel {
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused> {
+        check(syscall(nr::MAP_CALLER, [va, pa, size, 0, 0, 0])).map(|_| ()).map_err(KernelRefused)
+    }
+
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
+        check(syscall(nr::UNMAP_CALLER, [va, size, 0, 0, 0, 0])).map(|_| ()).map_err(KernelRefused)
+    }
+
+    fn zero(&mut self, pa: u64, size: u64) {
+        let start = cycles();
+        zero_block(layout::SERVICE_POOL_WINDOW + pa, size);
+        self.zero_cycles += cycles().wrapping_sub(start);
+        self.zeroed_bytes += size;
+    }
+}
+
+/// Zeroes [va, va + size), a huge page of the pool window (aligned to its
+/// size): DC ZVA a block at a time when EL0 may use it, else 64-byte
+/// stores.
+fn zero_block(va: u64, size: u64) {
+    let dczid: u64;
+    // SAFETY: DCZID_EL0 is readable at EL0 and has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4u64 << (dczid & 0xf);
+    let mut at = va;
+    if dczid & (1 << 4) == 0 && size.is_multiple_of(block) {
+        while at < va + size {
+            // SAFETY: `at` lies in the huge page being zeroed, mapped
+            // read/write in this task; DC ZVA writes exactly one block.
+            unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack)) };
+            at += block;
+        }
+    } else {
+        while at < va + size {
+            // SAFETY: as above; 64 bytes inside the page.
+            unsafe { core::ptr::write_volatile(at as *mut [u64; 8], [0; 8]) };
+            at += 64;
+        }
+    }
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes >> 20
+}
+
+fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
+    let mut pool = Vec::new();
+    let mut meta = None;
+    let mut granule = None;
+    for index in 0.. {
+        let Ok(r) = check(syscall(nr::MEM_CAP, [index, 0, 0, 0, 0, 0])) else { break };
+        granule = Granule::ALL.into_iter().find(|g| g.shift() as u64 == r[5]);
+        let range = PhysRange::from_start_size(r[2], r[3]).ok_or("a capability wraps")?;
+        match r[1] {
+            nr_map::CAP_POOL => pool.push(PoolRange { range, zone: r[4] as u8 }),
+            nr_map::CAP_META => meta = Some(range),
+            _ => return Err("a capability of an unknown kind"),
+        }
+    }
+    let granule = granule.ok_or("no capabilities: not started as the memory service")?;
+    let meta = meta.ok_or("no small frames for the vmemmap")?;
+    let mut frames = FramePool::new(granule);
+    frames.add_range(meta).map_err(|_| "small frames misaligned")?;
+    let total: u64 = pool.iter().map(|p| p.range.size()).sum();
+    let [quota, _] = folio_user::start_arguments();
+    let quota = if quota == 0 { total / 2 } else { quota };
+    let hw = ServiceVmemmap { granule, frames };
+    let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
+    let vmemmap_frames = service.hvo().accounting().vmemmap_frames;
+    println!(
+        "memsvc: pool {} MiB in {} ranges, {} granule, vmemmap {} frames from {} MiB of small frames, quota {} MiB per client",
+        mib(total),
+        pool.len(),
+        granule,
+        vmemmap_frames,
+        mib(meta.size()),
+        mib(quota)
+    );
+    Ok((service, quota))
+}
+
+fn main() -> u64 {
+    // SAFETY: HEAP_MEMORY is used by nothing but the heap, set up once here
+    // before anything allocates.
+    unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) };
+    let (mut service, _) = match start() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("memsvc: cannot start: {e}");
+            return 1;
+        }
+    };
+    let [_, mut clients_left] = folio_user::start_arguments();
+    let mut kernel = Kernel::default();
+    let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
+    let (mut status, mut badge, mut msg) = recv(0);
+    loop {
+        if status != 0 {
+            println!("memsvc: receive failed with status {status}");
+            return 1;
+        }
+        if badge == NOTIFICATION_BADGE {
+            // Client deaths: the word is the OR of their badges (one bit each).
+            let mut word = msg[0];
+            while word != 0 {
+                let client = 1 << word.trailing_zeros();
+                word &= word - 1;
+                let returned = service.client_died(client);
+                println!("memsvc: client {client:#x} is gone; {returned} folios back in the pool");
+                clients_left = clients_left.saturating_sub(1);
+            }
+            if clients_left == 0 {
+                break;
+            }
+            (status, badge, msg) = recv(0);
+            continue;
+        }
+        let answer = service.handle(badge, msg, &mut kernel);
+        requests += 1;
+        refused += (answer[0] != 0) as u64;
+        if msg[0] == op::ALLOC || msg[0] == op::OPTIMIZE || msg[0] == op::DEMOTE {
+            peak_saved = peak_saved.max(service.hvo().accounting().freed_by_hvo);
+        }
+        (status, badge, msg) = reply_recv(0, answer);
+    }
+    let page = service.hvo().granule().size();
+    let acc = service.hvo().accounting();
+    println!(
+        "memsvc: {requests} requests, {refused} refused; pool {} of {} MiB free; vmemmap {} frames, at most {} KiB saved by HVO at once; {} MiB zeroed in {} cycles",
+        mib(service.pool_free_bytes()),
+        mib(service.pool_total_bytes()),
+        acc.vmemmap_frames + acc.shared_tails,
+        peak_saved * page >> 10,
+        mib(kernel.zeroed_bytes),
+        kernel.zero_cycles
+    );
+    0
+}
+
+folio_user::entry!(main);
