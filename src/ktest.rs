@@ -52,7 +52,17 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
     ("tasks_talk_across_cores", tasks_talk_across_cores),
     ("tasks_are_preempted_on_a_secondary_core", tasks_are_preempted_on_a_secondary_core),
+    ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
 ];
+
+/// The memory service started without its capabilities reports why and
+/// exits; its client's call returns DeadPeer (the client reports the
+/// failed check and exits 1) instead of hanging.
+fn memsvc_that_cannot_start_fails_its_callers(k: &mut Kernel) -> TestResult {
+    let statuses = crate::memory_service::run_with_a_dead_service(k);
+    println!("ktest   tasks ended {statuses:?}");
+    check(statuses == [("memsvc", Some(1)), ("memclient", Some(1))], || format!("{statuses:?}"))
+}
 
 pub fn run(kernel: &mut Kernel, filter: &str) -> u32 {
     let (mut passed, mut failed) = (0u32, 0u32);

@@ -116,6 +116,32 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserv
     Ok(reserved)
 }
 
+/// The service started without capabilities (so it cannot start) and one
+/// client: the client's calls must fail with DeadPeer, not hang, and the
+/// kernel reports both ends. Returns the tasks' statuses.
+pub fn run_with_a_dead_service(k: &Kernel) -> Vec<(&'static str, Option<u64>)> {
+    let specs = [
+        Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec {
+            name: "memclient",
+            image: programs::MEMCLIENT,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: None,
+        },
+    ];
+    let objects = Objects {
+        endpoint_owners: &[0],
+        notifications: 1,
+        death_notifications: &[(0, 0)],
+        bound_notifications: &[(0, 0)],
+        memory_holder: None,
+        start_arguments: &[(0, [0, 1]), (1, [1, 1])],
+    };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    outcome.statuses
+}
+
 /// Runs the memory service and two test clients; the status is 0 when the
 /// service and both clients end with 0.
 pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {

@@ -54,6 +54,37 @@ impl Boot {
         self
     }
 
+    /// The memory service ran with both test clients: every check passed,
+    /// each client's folio left behind was reclaimed when it died, and the
+    /// pool was whole again at the end.
+    fn assert_memory_service(&self) -> &Self {
+        // Only the run after the kernel tests (one of those starts a service
+        // that fails on purpose).
+        let run = self.output.split("memsvc: kernel grants the service").nth(1).unwrap_or("");
+        assert!(!run.is_empty() && !run.contains(": FAIL "), "a client check failed:\n{}", self.output);
+        for client in [1, 2] {
+            let report = format!("memclient {client}: report: ");
+            let line = run.lines().find(|l| l.starts_with(&report));
+            let line = line.unwrap_or_else(|| panic!("no `{report}` line in the console output:\n{}", self.output));
+            assert!(line.ends_with(" passed, 0 failed"), "{line}\n{}", self.output);
+            let passed: u32 = line[report.len()..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            assert!(passed >= 30, "only {passed} checks ran: {line}");
+        }
+        self.assert_has("memsvc: client 0x1 is gone; 1 folios back in the pool")
+            .assert_has("memsvc: client 0x2 is gone; 1 folios back in the pool")
+            .assert_has("memclient 1: pass isolation ")
+            .assert_has("memclient 2: pass isolation-data our folio untouched")
+            .assert_has(
+                "memsvc: tasks ended [(\"memsvc\", Some(0)), (\"memclient-1\", Some(0)), (\"memclient-2\", Some(0))]",
+            );
+        let summary = self.output.lines().find(|l| l.starts_with("memsvc: ") && l.contains(" requests, "));
+        let summary = summary.unwrap_or_else(|| panic!("no service summary:\n{}", self.output));
+        let pool = summary.split("; pool ").nth(1).unwrap_or("");
+        let words: Vec<&str> = pool.split(' ').collect();
+        assert!(words.len() > 3 && words[0] == words[2], "the pool is not whole again: {summary}");
+        self
+    }
+
     /// The EL0 task test: IPC with badges between address spaces, hostile
     /// requests answered with errors, a fault stopping only its task.
     fn assert_tasks_ran(&self) -> &Self {
@@ -78,7 +109,8 @@ impl Boot {
 
     /// The in-kernel tests ran, at least one, and none failed.
     fn assert_ktests_pass(&self) -> &Self {
-        let line = self.output.lines().find(|l| l.ends_with(" failed") && l.contains(" passed, "));
+        // The kernel tests' line is bare; the memory clients' lines name them.
+        let line = self.output.lines().find(|l| l.ends_with(" failed") && l.contains(" passed, ") && !l.contains(':'));
         let line = line.unwrap_or_else(|| panic!("no `N passed, N failed` line:\n{}", self.output));
         let (passed, failed) = line.split_once(" passed, ").unwrap();
         assert!(passed.trim().parse::<u32>().unwrap() > 0, "no in-kernel test ran:\n{}", self.output);
@@ -177,6 +209,10 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_has("ktest   demote 32 MiB -> 2 MiB: 16 pieces, still optimized, every tail found its head")
         .assert_has("ktest   demote 32 MiB -> 64 KiB: 512 pieces (not eligible: restored first)")
         .assert_tasks_ran()
+        .assert_has("memsvc: cannot start: no capabilities: not started as the memory service")
+        .assert_has("memclient 1: FAIL sizes status 1004, mask 0x0")
+        .assert_has("ktest memsvc_that_cannot_start_fails_its_callers ... ok")
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -203,7 +239,7 @@ const VIRT_64G: &[&str] = &[
 
 #[test]
 fn sixty_1g_pages_are_born_optimized_in_a_64g_guest() {
-    let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 ktest=pool");
+    let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 ktest=pool memsvc=1G");
     run.assert_status(EXIT_OK)
         .assert_has("memory map (1 banks, 64 GiB RAM)")
         .assert_has("hugepages: 60 x 1 GiB reserved at boot, born optimized")
@@ -270,6 +306,7 @@ fn virt_entered_at_el2_drops_to_el1() {
         .assert_has("entered at EL2, dropped to EL1")
         .assert_has("PSCI: conduit smc")
         .assert_tasks_ran()
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -279,6 +316,7 @@ fn virt_with_gicv3() {
         .assert_status(EXIT_OK)
         .assert_has("GIC: v3, distributor 0x8000000, redistributors [0x0080a0000-")
         .assert_tasks_ran()
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -308,6 +346,8 @@ fn virt_with_two_numa_nodes_sees_two_banks() {
         .assert_has("bank     [0x040000000-0x060000000) 512 MiB /memory@40000000")
         .assert_has("bank     [0x060000000-0x0a0000000) 1 GiB /memory@60000000")
         .assert_has("CPUs: 2 [0x0:psci, 0x1:psci]")
+        .assert_has(" (zone 1)")
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -327,6 +367,7 @@ fn virt_with_3g_and_cpu_max() {
         .assert_has("PAN: on (EL1 cannot touch task memory)")
         .assert_has("ktest   kernel read of a task page: faulted (PAN on)")
         .assert_has("ktest   caught: HVO violation")
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -341,6 +382,7 @@ fn virt_with_64k_frames() {
         )
         .assert_has("ktest   L3 page (64 KiB) at ")
         .assert_tasks_ran()
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -357,7 +399,7 @@ fn virt_with_32g_maps_a_16g_contiguous_run_with_64k() {
         "-object",
         "memory-backend-ram,id=ram0,size=32G,reserve=off",
     ];
-    boot(&args, "exit=semihosting ktest=unit granule=64k")
+    boot(&args, "exit=semihosting ktest=unit granule=64k memsvc=1G")
         .assert_status(EXIT_OK)
         .assert_has("linear map: 32 x L2 block, 1 x contiguous L2 block run\n")
         .assert_has(
@@ -380,7 +422,11 @@ fn hvo_savings_rows_for_16k_and_64k() {
         ],
     );
     let run = boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting granule=64k");
-    run.assert_status(EXIT_OK);
+    // The memory service's quota (half the pool) holds a 512 MiB page here.
+    run.assert_status(EXIT_OK)
+        .assert_memory_service()
+        .assert_has("pass demote 512M -> 256 x 2M: status 0")
+        .assert_has("saved 448 KiB");
     assert_savings_rows(
         &run,
         &[
@@ -393,7 +439,7 @@ fn hvo_savings_rows_for_16k_and_64k() {
 
 #[test]
 fn hvo_16g_folio_on_64k_in_a_64g_guest() {
-    let run = boot(VIRT_64G, "exit=semihosting granule=64k ktest=hvo");
+    let run = boot(VIRT_64G, "exit=semihosting granule=64k ktest=hvo memsvc=1G");
     run.assert_status(EXIT_OK)
         .assert_has("ktest   order 18 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
         .assert_has("ktest   demote 16 GiB -> 512 MiB: 32 pieces, still optimized, every tail found its head, restored and freed")
@@ -416,7 +462,7 @@ fn bad_boot_arguments_are_reported_and_ignored() {
 
 #[test]
 fn an_unexpected_fault_is_reported_and_fails_the_run() {
-    boot(VIRT_A72, "exit=semihosting crash=fault")
+    boot(VIRT_A72, "exit=semihosting crash=fault memsvc=off")
         .assert_status(EXIT_FAULT)
         .assert_has("*** folio: unexpected exception")
         .assert_has("synchronous exception from current EL with SP_ELx at EL1")
@@ -427,7 +473,7 @@ fn an_unexpected_fault_is_reported_and_fails_the_run() {
 
 #[test]
 fn a_panic_is_reported_and_fails_the_run() {
-    boot(VIRT_A72, "exit=semihosting crash=panic")
+    boot(VIRT_A72, "exit=semihosting crash=panic memsvc=off")
         .assert_status(EXIT_PANIC)
         .assert_has("*** folio: kernel panic at src/kernel.rs:")
         .assert_has("crash=panic asked for a panic");
@@ -456,6 +502,7 @@ fn rpi4_with_the_real_dtb() {
         .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
         .assert_has("ktest   caught: HVO violation")
         .assert_tasks_ran()
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -466,6 +513,7 @@ fn rpi4_with_64k_frames() {
         .assert_has("frame allocator: 64K frames")
         .assert_has("MMU: kernel on its own 64K tables")
         .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
+        .assert_memory_service()
         .assert_ktests_pass();
 }
 
@@ -505,7 +553,8 @@ fn four_cores_come_up_with_psci_on_virt() {
             .assert_has("ktest   on core 3: tasks ended in this order: [\"hello\", \"spinner\"]")
             .assert_has("ktest tasks_are_preempted_on_a_secondary_core ... ok")
             .assert_tasks_ran()
-            .assert_ktests_pass();
+            .assert_ktests_pass()
+            .assert_memory_service();
     }
 }
 

@@ -13,8 +13,8 @@
 
 use core::fmt::Display;
 
-use folio_user::memsvc::{QUERY, error, flags, op};
-use folio_user::{Message, call, println, signal, wait};
+use folio_user::memsvc::{QUERY, error, flags, layout, op};
+use folio_user::{Message, call, nr, println, signal, syscall, wait};
 
 const SERVICE: u64 = 0;
 const MINE: u64 = 1;
@@ -228,7 +228,7 @@ fn main() -> u64 {
     r.check(
         "sizes",
         s[0] == 0 && mask != 0 && pool > 0,
-        format_args!("mask {mask:#x}, page {page}, pool {} MiB", pool >> 20),
+        format_args!("status {}, mask {mask:#x}, page {page}, pool {} MiB", s[0], pool >> 20),
     );
     if s[0] != 0 {
         println!("memclient {id}: report: {} passed, {} failed", r.passed, r.failed);
@@ -269,9 +269,11 @@ fn main() -> u64 {
     r.check("hold", mine[0] == 0, format_args!("{}: status {}", Size(smallest), mine[0]));
     write_pattern(id, mine[2], small, page);
     meet(instances);
-    let mut foreign_ok = 0;
-    let probes = 64;
-    for h in (1..=probes).filter(|&h| h != mine[1]) {
+    // Every handle up to well past ours: the other instance's handles are
+    // numbered alike, so most of these name a folio it holds.
+    let (mut foreign_ok, mut probes) = (0, 0);
+    for h in (1..=mine[1] + 64).filter(|&h| h != mine[1]) {
+        probes += 1;
         let statuses = [
             ask([op::INFO, h, 0, 0])[0],
             ask([op::OPTIMIZE, h, 0, 0])[0],
@@ -283,8 +285,8 @@ fn main() -> u64 {
     }
     r.check(
         "isolation",
-        foreign_ok == probes - 1,
-        format_args!("{foreign_ok} of {} handles not ours refused (info, optimize, restore, demote, free)", probes - 1),
+        foreign_ok == probes,
+        format_args!("{foreign_ok} of {probes} handles not ours refused (info, optimize, restore, demote, free)"),
     );
     // Out of memory: a size the pool has no free block of (the pool does
     // not change while both instances are here).
@@ -319,6 +321,21 @@ fn main() -> u64 {
     for (name, msg, expected) in hostile {
         let status = ask(msg)[0];
         r.check("hostile", status == expected, format_args!("{name}: status {status}, expected {expected}"));
+    }
+
+    // The kernel's memory calls are the service's alone: a client cannot
+    // map pool frames into anyone, nor touch the service's vmemmap.
+    let entry = [layout::SERVICE_VMEMMAP, 0x4000_0000, 1, 1u64];
+    let calls = [
+        ("mem_cap", nr::MEM_CAP, [0, 0, 0]),
+        ("map_self", nr::MAP_SELF, [entry.as_ptr() as u64, 1, 0]),
+        ("unmap_self", nr::UNMAP_SELF, [layout::SERVICE_VMEMMAP, page, 0]),
+        ("map_caller", nr::MAP_CALLER, [layout::CLIENT_WINDOW, 0x4000_0000, page]),
+        ("unmap_caller", nr::UNMAP_CALLER, [mine[2], small, 0]),
+    ];
+    for (name, number, a) in calls {
+        let status = syscall(number, [a[0], a[1], a[2], 0, 0, 0])[0];
+        r.check("memory-call", status == folio_user::status::NOT_PERMITTED, format_args!("{name}: status {status}"));
     }
 
     // Quota: lowered to one smallest page, a second one is refused.
