@@ -92,6 +92,8 @@ check: user
 	$(CARGO) fmt --check
 	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) clippy --release --target $(TARGET) -- -D warnings
 	cd user && $(CARGO) fmt --check
+	cd user/memsvc && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) clippy --release --target $(TARGET) -- -D warnings
+	cd user/memsvc && $(CARGO) fmt --check
 
 clean:
 	$(CARGO) clean

@@ -118,7 +118,7 @@ pub fn check_self_entry(e: &MapEntry, caps: &[FrameCap], page: u64) -> Result<()
     if e.flags & !(map::WRITABLE | map::REPEAT) != 0 || e.pages == 0 || e.pages > map::MAX_REMAP_PAGES {
         return Err(SysError::InvalidArgument);
     }
-    if e.va % page != 0 || e.pa % page != 0 {
+    if !e.va.is_multiple_of(page) || !e.pa.is_multiple_of(page) {
         return Err(SysError::InvalidArgument);
     }
     if !in_window(e.va, e.pages * page, layout::SERVICE_VMEMMAP, layout::SERVICE_VMEMMAP_END) {
@@ -133,7 +133,7 @@ pub fn check_self_entry(e: &MapEntry, caps: &[FrameCap], page: u64) -> Result<()
 
 /// Checks an unmap_self / translate_self range.
 pub fn check_self_range(va: u64, size: u64, page: u64) -> Result<(), SysError> {
-    if va % page != 0 || size % page != 0 || size == 0 {
+    if !va.is_multiple_of(page) || !size.is_multiple_of(page) || size == 0 {
         return Err(SysError::InvalidArgument);
     }
     if !in_window(va, size, layout::SERVICE_VMEMMAP, layout::SERVICE_VMEMMAP_END) {
@@ -144,7 +144,7 @@ pub fn check_self_range(va: u64, size: u64, page: u64) -> Result<(), SysError> {
 
 /// Checks a map_caller / unmap_caller range (`pa` only for map_caller).
 pub fn check_caller_range(va: u64, pa: Option<u64>, size: u64, caps: &[FrameCap], page: u64) -> Result<(), SysError> {
-    if va % page != 0 || size % page != 0 || size == 0 {
+    if !va.is_multiple_of(page) || !size.is_multiple_of(page) || size == 0 {
         return Err(SysError::InvalidArgument);
     }
     if !in_window(va, size, layout::CLIENT_WINDOW, layout::CLIENT_WINDOW_END) {

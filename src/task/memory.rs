@@ -44,7 +44,7 @@ fn paging_error(e: PagingError) -> SysError {
 /// Reads `words` u64s from the task's readable user memory at `va`.
 fn read_words(task: &mut UserTask, va: u64, words: u64, page: u64) -> Result<Vec<u64>, SysError> {
     let len = words.checked_mul(8).ok_or(SysError::InvalidArgument)?;
-    if va % 8 != 0 {
+    if !va.is_multiple_of(8) {
         return Err(SysError::BadAddress);
     }
     let tables = &mut task.tables;
@@ -66,7 +66,7 @@ fn read_words(task: &mut UserTask, va: u64, words: u64, page: u64) -> Result<Vec
 /// The physical pieces of a writable user buffer of `words` u64s.
 fn writable_words(task: &mut UserTask, va: u64, words: u64, page: u64) -> Result<Vec<(u64, u64)>, SysError> {
     let len = words.checked_mul(8).ok_or(SysError::InvalidArgument)?;
-    if va % 8 != 0 {
+    if !va.is_multiple_of(8) {
         return Err(SysError::BadAddress);
     }
     let tables = &mut task.tables;

@@ -326,7 +326,7 @@ fn main() -> u64 {
         mib(service.pool_free_bytes()),
         mib(service.pool_total_bytes()),
         acc.vmemmap_frames + acc.shared_tails,
-        peak_saved * page >> 10,
+        (peak_saved * page) >> 10,
         mib(kernel.zeroed_bytes),
         kernel.zero_cycles
     );
