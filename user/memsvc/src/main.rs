@@ -187,10 +187,11 @@ impl VmemmapHw for ServiceVmemmap {
 
 /// The kernel's side for the client being answered, and zeroing through
 /// the service's pool window.
-#[derive(Default)]
 struct Kernel {
     zero_cycles: u64,
     zeroed_bytes: u64,
+    /// Per size shift: how many huge pages were zeroed, and the cycles.
+    zeroing: [(u64, u64); 64],
 }
 
 impl ClientMemory for Kernel {
@@ -205,8 +206,12 @@ impl ClientMemory for Kernel {
     fn zero(&mut self, pa: u64, size: u64) {
         let start = cycles();
         zero_block(layout::SERVICE_POOL_WINDOW + pa, size);
-        self.zero_cycles += cycles().wrapping_sub(start);
+        let spent = cycles().wrapping_sub(start);
+        self.zero_cycles += spent;
         self.zeroed_bytes += size;
+        let per_size = &mut self.zeroing[size.trailing_zeros() as usize];
+        per_size.0 += 1;
+        per_size.1 += spent;
     }
 }
 
@@ -287,7 +292,7 @@ fn main() -> u64 {
         }
     };
     let [_, mut clients_left] = folio_user::start_arguments();
-    let mut kernel = Kernel::default();
+    let mut kernel = Kernel { zero_cycles: 0, zeroed_bytes: 0, zeroing: [(0, 0); 64] };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
     let (mut status, mut badge, mut msg) = recv(0);
     loop {
@@ -330,6 +335,10 @@ fn main() -> u64 {
         mib(kernel.zeroed_bytes),
         kernel.zero_cycles
     );
+    for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
+        let (n, unit) = if shift >= 30 { (1u64 << (shift - 30), "G") } else if shift >= 20 { (1 << (shift - 20), "M") } else { (1 << (shift - 10), "K") };
+        println!("memsvc: zeroing {n}{unit}: {count} times, {} PMU cycles each", spent / count);
+    }
     0
 }
 
