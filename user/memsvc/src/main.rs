@@ -336,7 +336,13 @@ fn main() -> u64 {
         kernel.zero_cycles
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
-        let (n, unit) = if shift >= 30 { (1u64 << (shift - 30), "G") } else if shift >= 20 { (1 << (shift - 20), "M") } else { (1 << (shift - 10), "K") };
+        let (n, unit) = if shift >= 30 {
+            (1u64 << (shift - 30), "G")
+        } else if shift >= 20 {
+            (1 << (shift - 20), "M")
+        } else {
+            (1 << (shift - 10), "K")
+        };
         println!("memsvc: zeroing {n}{unit}: {count} times, {} PMU cycles each", spent / count);
     }
     0
