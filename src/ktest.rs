@@ -53,7 +53,38 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_talk_across_cores", tasks_talk_across_cores),
     ("tasks_are_preempted_on_a_secondary_core", tasks_are_preempted_on_a_secondary_core),
     ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
+    ("tasks_recycle_asids_across_generations", tasks_recycle_asids_across_generations),
 ];
+
+/// More tasks than ASIDs (the run is limited to 19 values): 24 tasks that
+/// keep checking a word of their own at an address every task uses, and
+/// an IPC server with four clients, on every core there is. The ASIDs roll
+/// over many times; no task ever reads another's word, every call gets its
+/// reply.
+fn tasks_recycle_asids_across_generations(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    const CHECKERS: usize = 24;
+    let mut specs = alloc::vec![
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: None },
+        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)], core: None },
+        Spec { name: "ping-c", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 3)], core: None },
+        Spec { name: "ping-d", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 4)], core: None },
+    ];
+    let mut arguments = Vec::new();
+    for i in 0..CHECKERS {
+        arguments.push((specs.len(), [0xa51d_0000 + i as u64, 40]));
+        specs.push(Spec { name: "asidcheck", image: programs::ASIDCHECK, priority: 1, handles: &[], core: None });
+    }
+    let objects =
+        Objects { endpoint_owners: &[0], start_arguments: &arguments, asid_limit: Some(20), ..Default::default() };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    let cores = outcome.ran_on.iter().fold(0, |all, c| all | c).count_ones();
+    println!("ktest   {} tasks on {cores} core(s) with 19 ASIDs: {} rollovers", specs.len(), outcome.asid_rollovers);
+    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
+    check(outcome.asid_rollovers >= 10, || format!("only {} rollovers", outcome.asid_rollovers))
+}
 
 /// The memory service started without its capabilities reports why and
 /// exits; its client's call returns DeadPeer (the client reports the

@@ -137,6 +137,7 @@ pub fn run_with_a_dead_service(k: &Kernel) -> Vec<(&'static str, Option<u64>)> {
         bound_notifications: &[(0, 0)],
         memory_holder: None,
         start_arguments: &[(0, [0, 1]), (1, [1, 1])],
+        ..Default::default()
     };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     outcome.statuses
@@ -190,6 +191,7 @@ pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
         bound_notifications: &[(0, 0)],
         memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
         start_arguments: &[(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])],
+        ..Default::default()
     };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
@@ -217,6 +219,7 @@ fn bench(k: &Kernel, reserved: &Reserved, quota: u64) -> u32 {
         bound_notifications: &[(0, 0)],
         memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
         start_arguments: &[(0, [quota, 1])],
+        ..Default::default()
     };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     println!("memsvc: tasks ended {:?}", outcome.statuses);

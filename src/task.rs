@@ -25,6 +25,7 @@ use folio::drivers::gic::{GIC, SPURIOUS};
 use folio::exception::{ExceptionReport, Vector};
 use folio::ipc::{Ipc, Object, State, TaskId};
 use folio::mm::Granule;
+use folio::mm::asid::{Asid, AsidAllocator};
 use folio::mm::frame::KERNEL_FRAMES;
 use folio::mm::layout;
 use folio::mm::paging::{Attributes, PageTable, Policy, Unit};
@@ -43,7 +44,7 @@ pub const FAULT_STATUS: u64 = 139;
 struct UserTask {
     name: &'static str,
     tables: PageTable<KernelHw>,
-    asid: u16,
+    asid: Asid,
     frame: TrapFrame,
     frames: Vec<u64>,
     status: Option<u64>,
@@ -79,6 +80,41 @@ struct System {
     timer: Option<(u32, u64)>,
     /// Tasks in the order they ended.
     ended: Vec<TaskId>,
+    asids: AsidAllocator,
+}
+
+/// Makes `task` this core's user address space, with an ASID valid in the
+/// current generation (the allocator's rules: `folio::mm::asid`). A
+/// rollover flushes every core's TLB (broadcast) before the new generation
+/// is used; the system lock, held here, keeps every other switch out.
+fn switch_to(system: &mut System, core: usize, task: TaskId) {
+    let running: Vec<u16> = (0..MAX_CORES)
+        .filter(|&c| c != core)
+        .filter_map(|c| system.current[c])
+        .map(|t| system.tasks[t].asid.value)
+        .collect();
+    let refreshed = system.asids.refresh(Some(system.tasks[task].asid), &running);
+    if refreshed.rolled_over {
+        mmu::flush_all_asids();
+    }
+    let t = &mut system.tasks[task];
+    if refreshed.asid != t.asid {
+        t.asid = refreshed.asid;
+        t.tables.set_asid(refreshed.asid.value);
+    }
+    mmu::switch_user_space(t.tables.root(), t.asid.value);
+}
+
+/// A task ended: what others mapped into it goes, and its ASID is flushed
+/// everywhere and given back.
+fn end_task(system: &mut System, task: TaskId, status: u64) {
+    system.tasks[task].status = Some(status);
+    system.ended.push(task);
+    memory::revoke_grants(&mut system.tasks[task]);
+    system.ipc.exit(task, status);
+    let asid = system.tasks[task].asid;
+    mmu::flush_asid(asid.value);
+    system.asids.release(asid);
 }
 
 /// Ticks per time slice: 10 ms of the virtual counter.
@@ -112,6 +148,8 @@ pub struct Objects<'a> {
     pub bound_notifications: &'a [(usize, usize)],
     pub memory_holder: Option<MemoryHolder<'a>>,
     pub start_arguments: &'a [(usize, [u64; 2])],
+    /// Fewer ASIDs than the hardware has (to test rollovers).
+    pub asid_limit: Option<u32>,
 }
 
 /// A task that holds frame capabilities: its index and the capabilities.
@@ -143,9 +181,9 @@ fn sync_icache(va: u64, len: u64) {
 }
 
 /// Loads `spec` into a fresh address space with `asid`.
-fn load(spec: &Spec, asid: u16, granule: Granule) -> Result<UserTask, String> {
+fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
     let program = elf::parse(spec.image).map_err(|e| format!("{e}"))?;
-    let mut tables = mmu::user_tables(granule, asid).map_err(|e| format!("{e}"))?;
+    let mut tables = mmu::user_tables(granule, asid.value).map_err(|e| format!("{e}"))?;
     let mut frames = Vec::new();
     let page = granule.size();
     let mut result = Ok(());
@@ -220,7 +258,7 @@ fn load(spec: &Spec, asid: u16, granule: Granule) -> Result<UserTask, String> {
 
 /// Frees a task's frames and tables once its ASID has left every TLB.
 fn retire(mut task: UserTask) {
-    mmu::flush_asid(task.asid);
+    mmu::flush_asid(task.asid.value);
     if let Some(pool) = KERNEL_FRAMES.lock().as_mut() {
         let _ = pool.free_many(&mut task.frames);
     }
@@ -234,17 +272,25 @@ pub struct Outcome {
     pub ended: Vec<&'static str>,
     /// For each task, the cores it ran on (bit per core).
     pub ran_on: Vec<u32>,
+    /// How many times the ASIDs rolled over to a new generation.
+    pub asid_rollovers: u64,
 }
 
 /// Runs `specs` until every task has exited or faulted (or nothing can run
 /// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
 /// tasks are preempted every 10 ms.
 pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid: Option<u32>) -> Outcome {
-    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new(), ran_on: Vec::new() };
+    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new(), ran_on: Vec::new(), asid_rollovers: 0 };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        match load(spec, i as u16 + 1, granule) {
+    let hardware_asids = 1 << folio::mm::paging::registers::asid_bits(folio::arch::aarch64::cpu::mmfr0());
+    let mut asids = AsidAllocator::new(objects.asid_limit.unwrap_or(hardware_asids).min(hardware_asids), MAX_CORES);
+    for spec in specs {
+        let fresh = asids.allocate(&[]);
+        if fresh.rolled_over {
+            mmu::flush_all_asids();
+        }
+        match load(spec, fresh.asid, granule) {
             Ok(task) => {
                 ipc.add_task(spec.priority);
                 tasks.push(task);
@@ -305,6 +351,7 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
         ran_on,
         timer,
         ended: Vec::new(),
+        asids,
     };
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
     {
@@ -333,8 +380,9 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
     let ran_on = system.ran_on.clone();
+    let asid_rollovers = system.asids.rollovers();
     system.tasks.into_iter().for_each(retire);
-    Outcome { statuses, ended, ran_on }
+    Outcome { statuses, ended, ran_on, asid_rollovers }
 }
 
 /// Whether a task set is running: idle secondaries read this without the
@@ -397,7 +445,7 @@ pub fn run_core(core: usize) {
             system.ran_on[task] |= 1 << core;
             system.in_user |= 1 << core;
             let frame = system.tasks[task].frame;
-            mmu::switch_user_space(system.tasks[task].tables.root(), system.tasks[task].asid);
+            switch_to(system, core, task);
             let kernel: *mut KernelContext = &mut system.kernel[core];
             drop(guard);
             // SAFETY: `kernel` points into SYSTEM's static storage, which
@@ -504,10 +552,7 @@ fn user_trap(frame: &mut TrapFrame) {
         let msg = [x[1], x[2], x[3], x[4]];
         match x[8] {
             syscall::EXIT => {
-                system.tasks[current].status = Some(x[0]);
-                system.ended.push(current);
-                memory::revoke_grants(&mut system.tasks[current]);
-                system.ipc.exit(current, x[0]);
+                end_task(system, current, x[0]);
             }
             syscall::WRITE => system.tasks[current].frame.x[0] = write(system, current, x[0], x[1]),
             syscall::YIELD => {
@@ -537,10 +582,7 @@ fn user_trap(frame: &mut TrapFrame) {
             }
             None => println!("task {name} stopped: vector {}", frame.vector_index),
         }
-        system.tasks[current].status = Some(FAULT_STATUS);
-        system.ended.push(current);
-        memory::revoke_grants(&mut system.tasks[current]);
-        system.ipc.exit(current, FAULT_STATUS);
+        end_task(system, current, FAULT_STATUS);
     }
     let next = if system.ipc.state(current) == State::Ready && !yielded {
         Some(current)
@@ -564,7 +606,7 @@ fn user_trap(frame: &mut TrapFrame) {
     match next {
         Some(next) => {
             if next != current {
-                mmu::switch_user_space(system.tasks[next].tables.root(), system.tasks[next].asid);
+                switch_to(system, core, next);
                 system.current[core] = Some(next);
                 system.ran_on[next] |= 1 << core;
             }

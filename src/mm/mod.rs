@@ -6,6 +6,7 @@
 //! argument), or hand out a frame that overlaps the kernel image, the DTB or
 //! a reserved region.
 
+pub mod asid;
 pub mod frame;
 pub mod granule;
 pub mod layout;

@@ -330,6 +330,14 @@ pub fn switch_user_space(root: u64, asid: u16) {
 
 /// Drops every TLB entry of `asid` on every core, before its tables or
 /// frames are reused.
+/// Flushes every EL1&0 stage-1 entry on every core of the inner-shareable
+/// domain (`tlbi vmalle1is`): an ASID rollover, after which values are
+/// handed out again.
+pub fn flush_all_asids() {
+    // SAFETY: TLB maintenance and barriers only.
+    unsafe { asm!("dsb ishst", "tlbi vmalle1is", "dsb ish", "isb", options(nostack)) };
+}
+
 pub fn flush_asid(asid: u16) {
     // SAFETY: TLB maintenance and barriers only.
     unsafe { asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) (asid as u64) << 48, options(nostack)) };

@@ -310,6 +310,14 @@ pub struct PageTable<H: PageTableHw> {
 }
 
 impl<H: PageTableHw> PageTable<H> {
+    /// Changes the ASID this tree's invalidations use (the task got a new
+    /// one at an ASID rollover, after every entry of the old was flushed).
+    pub fn set_asid(&mut self, asid: u16) {
+        if self.asid.is_some() {
+            self.asid = Some(asid);
+        }
+    }
+
     /// An empty tree. `asid` tags non-global (user) mappings' invalidations.
     pub fn new(mut hw: H, granule: Granule, half: Half, asid: Option<u16>) -> Result<Self, PagingError> {
         let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
