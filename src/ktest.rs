@@ -54,7 +54,23 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_are_preempted_on_a_secondary_core", tasks_are_preempted_on_a_secondary_core),
     ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
     ("tasks_recycle_asids_across_generations", tasks_recycle_asids_across_generations),
+    ("tasks_keep_their_fp_simd_registers", tasks_keep_their_fp_simd_registers),
 ];
+
+/// Six tasks each keep their own tag in all 32 FP/SIMD registers across
+/// yields and busy loops long enough for the timer to preempt them in the
+/// middle: none may see another's values (or the kernel's).
+fn tasks_keep_their_fp_simd_registers(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    let spec = Spec { name: "simdcheck", image: programs::SIMDCHECK, priority: 1, handles: &[], core: None };
+    let specs = [spec.clone(), spec.clone(), spec.clone(), spec.clone(), spec.clone(), spec];
+    let arguments: Vec<(usize, [u64; 2])> = (0..specs.len()).map(|i| (i, [0x51_3d00 + i as u64, 8])).collect();
+    let objects = Objects { start_arguments: &arguments, ..Default::default() };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    println!("ktest   FP/SIMD registers changed under each task: {:?}", outcome.statuses);
+    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))
+}
 
 /// More tasks than ASIDs (the run is limited to 19 values): 24 tasks that
 /// keep checking a word of their own at an address every task uses, and

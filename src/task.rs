@@ -127,6 +127,7 @@ static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
 /// A program and how it is set up: its handles name endpoints and
 /// notifications by their index in the run (see [`run`]) with a badge;
 /// `core` pins it to one core.
+#[derive(Clone)]
 pub struct Spec {
     pub name: &'static str,
     pub image: &'static [u8],

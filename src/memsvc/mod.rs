@@ -83,6 +83,8 @@ pub struct MemoryService<B: VmemmapHw> {
     granule: Granule,
     default_quota: u64,
     clients: BTreeMap<u64, Client>,
+    /// The engine's error behind the last `MAPPING_FAILED`, for the log.
+    pub last_engine_error: Option<HvoError>,
 }
 
 /// The huge-page sizes of a granule as size shifts: every mapping unit
@@ -127,7 +129,24 @@ impl<B: VmemmapHw> MemoryService<B> {
             zones.push(Zone { id: p.zone, range: r });
         }
         let hvo = Hvo::new(hw, granule, layout::SERVICE_VMEMMAP, &zones).map_err(StartError::Vmemmap)?;
-        Ok(MemoryService { hvo, pool: frames, granule, default_quota, clients: BTreeMap::new() })
+        Ok(MemoryService {
+            hvo,
+            pool: frames,
+            granule,
+            default_quota,
+            clients: BTreeMap::new(),
+            last_engine_error: None,
+        })
+    }
+
+    /// The status for an engine error, remembering the error when it is
+    /// not one a client can cause.
+    fn engine_error(&mut self, e: HvoError) -> u64 {
+        let status = hvo_error(e);
+        if status == error::MAPPING_FAILED {
+            self.last_engine_error = Some(e);
+        }
+        status
     }
 
     pub fn hvo(&mut self) -> &mut Hvo<B> {
@@ -224,7 +243,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             Ok(f) => f,
             Err(e) => {
                 let _ = self.pool.free(pa, order);
-                return Err(hvo_error(e));
+                return Err(self.engine_error(e));
             }
         };
         // Nothing of a previous owner survives: zero before mapping.
@@ -249,7 +268,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let size = self.granule.size() << held.folio.order;
         // Descriptors first: if the restore cannot get frames, the client
         // still holds (and still maps) the folio.
-        self.hvo.release_folio(held.folio).map_err(hvo_error)?;
+        self.hvo.release_folio(held.folio).map_err(|e| self.engine_error(e))?;
         if mem.unmap_from_caller(held.va, size).is_err() {
             // Cannot happen for a mapping this service made; keep the
             // frames out of the pool rather than hand out mapped memory.
@@ -276,7 +295,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         if to >= held.folio.order {
             return Err(error::INVALID_ARGUMENT);
         }
-        let pieces = self.hvo.demote(held.folio, to).map_err(hvo_error)?;
+        let pieces = self.hvo.demote(held.folio, to).map_err(|e| self.engine_error(e))?;
         let piece_size = self.granule.size() << to;
         // The pieces get fresh, consecutive handles; the old one is gone.
         let client = self.client(badge);
@@ -295,7 +314,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         match r {
             Ok(report) if report.not_eligible > 0 => Err(error::NOT_ELIGIBLE),
             Ok(_) => Ok(reply(0, 0, 0)),
-            Err(e) => Err(hvo_error(e)),
+            Err(e) => Err(self.engine_error(e)),
         }
     }
 

@@ -25,9 +25,14 @@ pub struct TrapFrame {
     pub far: u64,
     pub vector_index: u64,
     _padding: u64,
+    pub fpcr: u64,
+    pub fpsr: u64,
+    /// q0..q31: a task's FP/SIMD registers are its context too.
+    pub v: [u128; 32],
 }
 
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 304);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 832);
+const _: () = assert!(core::mem::offset_of!(TrapFrame, v) == 320);
 
 /// Status the machine exits with after an unexpected exception.
 pub const FAULT_EXIT_STATUS: u32 = 3;
@@ -107,7 +112,19 @@ impl TrapFrame {
     /// A frame that starts EL0 at `entry` with stack `sp`: EL0t, IRQs
     /// unmasked (for timer preemption), debug, SError and FIQ masked.
     pub fn user(entry: u64, sp: u64) -> TrapFrame {
-        TrapFrame { x: [0; 31], sp_el0: sp, elr: entry, spsr: 0x340, esr: 0, far: 0, vector_index: 0, _padding: 0 }
+        TrapFrame {
+            x: [0; 31],
+            sp_el0: sp,
+            elr: entry,
+            spsr: 0x340,
+            esr: 0,
+            far: 0,
+            vector_index: 0,
+            _padding: 0,
+            fpcr: 0,
+            fpsr: 0,
+            v: [0; 32],
+        }
     }
 }
 

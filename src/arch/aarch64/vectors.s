@@ -8,8 +8,12 @@
 // TrapFrame layout (must match arch::aarch64::exception::TrapFrame):
 //   0..248  x0..x30     248 sp_el0   256 elr   264 spsr
 //   272     esr         280 far      288 vector index   296 padding
+//   304     fpcr        312 fpsr     320..832 q0..q31
+// The FP/SIMD registers are part of every task's context: EL0 may use them
+// (CPACR_EL1.FPEN), compiled code keeps values in them across system calls,
+// and the kernel's own code uses them too.
 
-.equ FRAME_SIZE, 304
+.equ FRAME_SIZE, 832
 
 .macro vector_entry index
     .balign 0x80
@@ -64,9 +68,49 @@ trap_common:
     mrs     x1, esr_el1
     mrs     x2, far_el1
     stp     x1, x2, [sp, #272]
+    mrs     x1, fpcr
+    mrs     x2, fpsr
+    stp     x1, x2, [sp, #304]
+    add     x1, sp, #320
+    stp     q0, q1, [x1, #0]
+    stp     q2, q3, [x1, #32]
+    stp     q4, q5, [x1, #64]
+    stp     q6, q7, [x1, #96]
+    stp     q8, q9, [x1, #128]
+    stp     q10, q11, [x1, #160]
+    stp     q12, q13, [x1, #192]
+    stp     q14, q15, [x1, #224]
+    stp     q16, q17, [x1, #256]
+    stp     q18, q19, [x1, #288]
+    stp     q20, q21, [x1, #320]
+    stp     q22, q23, [x1, #352]
+    stp     q24, q25, [x1, #384]
+    stp     q26, q27, [x1, #416]
+    stp     q28, q29, [x1, #448]
+    stp     q30, q31, [x1, #480]
     mov     x0, sp
     bl      handle_exception
 trap_restore:
+    add     x1, sp, #320
+    ldp     q0, q1, [x1, #0]
+    ldp     q2, q3, [x1, #32]
+    ldp     q4, q5, [x1, #64]
+    ldp     q6, q7, [x1, #96]
+    ldp     q8, q9, [x1, #128]
+    ldp     q10, q11, [x1, #160]
+    ldp     q12, q13, [x1, #192]
+    ldp     q14, q15, [x1, #224]
+    ldp     q16, q17, [x1, #256]
+    ldp     q18, q19, [x1, #288]
+    ldp     q20, q21, [x1, #320]
+    ldp     q22, q23, [x1, #352]
+    ldp     q24, q25, [x1, #384]
+    ldp     q26, q27, [x1, #416]
+    ldp     q28, q29, [x1, #448]
+    ldp     q30, q31, [x1, #480]
+    ldp     x1, x2, [sp, #304]
+    msr     fpcr, x1
+    msr     fpsr, x2
     ldp     x1, x2, [sp, #256]
     msr     elr_el1, x1
     msr     spsr_el1, x2

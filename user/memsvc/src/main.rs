@@ -317,6 +317,9 @@ fn main() -> u64 {
             continue;
         }
         let answer = service.handle(badge, msg, &mut kernel);
+        if let Some(e) = service.last_engine_error.take() {
+            println!("memsvc: request {msg:?} from {badge:#x} failed in the engine: {e:?}");
+        }
         requests += 1;
         refused += (answer[0] != 0) as u64;
         if msg[0] == op::ALLOC || msg[0] == op::OPTIMIZE || msg[0] == op::DEMOTE {
