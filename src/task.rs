@@ -88,20 +88,23 @@ struct System {
 /// rollover flushes every core's TLB (broadcast) before the new generation
 /// is used; the system lock, held here, keeps every other switch out.
 fn switch_to(system: &mut System, core: usize, task: TaskId) {
-    let running: Vec<u16> = (0..MAX_CORES)
-        .filter(|&c| c != core)
-        .filter_map(|c| system.current[c])
-        .map(|t| system.tasks[t].asid.value)
-        .collect();
-    let refreshed = system.asids.refresh(Some(system.tasks[task].asid), &running);
-    if refreshed.rolled_over {
-        mmu::flush_all_asids();
-    }
-    let t = &mut system.tasks[task];
-    if refreshed.asid != t.asid {
+    if system.tasks[task].asid.generation != system.asids.generation() {
+        // The values tasks run with on the other cores right now.
+        let mut running = [0u16; MAX_CORES];
+        let mut n = 0;
+        for t in system.current.iter().enumerate().filter(|&(c, _)| c != core).filter_map(|(_, t)| *t) {
+            running[n] = system.tasks[t].asid.value;
+            n += 1;
+        }
+        let refreshed = system.asids.refresh(Some(system.tasks[task].asid), &running[..n]);
+        if refreshed.rolled_over {
+            mmu::flush_all_asids();
+        }
+        let t = &mut system.tasks[task];
         t.asid = refreshed.asid;
         t.tables.set_asid(refreshed.asid.value);
     }
+    let t = &system.tasks[task];
     mmu::switch_user_space(t.tables.root(), t.asid.value);
 }
 
@@ -528,7 +531,9 @@ fn user_trap(frame: &mut TrapFrame) {
     let mut guard = SYSTEM.lock();
     let Some(system) = guard.as_mut() else { return };
     let Some(current) = system.current.get(core).copied().flatten() else { return };
-    system.tasks[current].frame = *frame;
+    // The running task's registers stay in `frame` (832 bytes with the
+    // FP/SIMD state): they are copied into the task only when it stops
+    // running on this core.
     let readied_before = system.ipc.readied();
     let esr = frame.esr;
     let mut yielded = false;
@@ -555,9 +560,9 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::EXIT => {
                 end_task(system, current, x[0]);
             }
-            syscall::WRITE => system.tasks[current].frame.x[0] = write(system, current, x[0], x[1]),
+            syscall::WRITE => frame.x[0] = write(system, current, x[0], x[1]),
             syscall::YIELD => {
-                system.tasks[current].frame.x[0] = 0;
+                frame.x[0] = 0;
                 yielded = true;
             }
             syscall::CALL => system.ipc.call(current, x[0], msg),
@@ -570,9 +575,9 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
             syscall::MEM_CAP..=syscall::TABLE_FRAMES => {
                 let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
-                system.tasks[current].frame.x[..6].copy_from_slice(&r);
+                frame.x[..6].copy_from_slice(&r);
             }
-            _ => system.tasks[current].frame.x[0] = SysError::Unknown as u64,
+            _ => frame.x[0] = SysError::Unknown as u64,
         }
     } else {
         let name = system.tasks[current].name;
@@ -592,10 +597,11 @@ fn user_trap(frame: &mut TrapFrame) {
         system.ipc.next_to_run_on(core)
     };
     // Results go to tasks that are not running anywhere (woken or failed),
-    // and to this one.
+    // and to this one (in `frame`).
     for t in 0..system.tasks.len() {
         if let Some(result) = system.ipc.take_result(t) {
-            system.tasks[t].frame.x[..6].copy_from_slice(&result);
+            let x = if t == current { &mut frame.x } else { &mut system.tasks[t].frame.x };
+            x[..6].copy_from_slice(&result);
         }
     }
     // Wake the other cores only for news: a task became ready in this trap,
@@ -607,13 +613,15 @@ fn user_trap(frame: &mut TrapFrame) {
     match next {
         Some(next) => {
             if next != current {
+                system.tasks[current].frame.copy_from(frame);
                 switch_to(system, core, next);
                 system.current[core] = Some(next);
                 system.ran_on[next] |= 1 << core;
+                frame.copy_from(&system.tasks[next].frame);
             }
-            *frame = system.tasks[next].frame;
         }
         None => {
+            system.tasks[current].frame.copy_from(frame);
             system.current[core] = None;
             let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
