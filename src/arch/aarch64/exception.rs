@@ -132,7 +132,7 @@ impl TrapFrame {
     /// Copies a whole frame 32 bytes at a time (a task switch moves two of
     /// them; a general memcpy moves 8 bytes per step).
     pub fn copy_from(&mut self, src: &TrapFrame) {
-        const _: () = assert!(core::mem::size_of::<TrapFrame>() % 32 == 0);
+        const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(32));
         // SAFETY: both frames are valid, 16-byte aligned (u128 fields) and
         // distinct (`&mut` and `&`); exactly size_of::<TrapFrame>() bytes
         // are read and written. q0/q1 are scratch: a task's own FP/SIMD
