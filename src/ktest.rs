@@ -20,6 +20,8 @@ use folio::mm::memmap::Size;
 use folio::mm::paging::{Attributes, PageTable, PageTableHw, PagingError, Policy, Unit, checker};
 use folio::println;
 
+mod torture;
+
 use crate::huge::{self, FolioRegion};
 use crate::kernel::{Kernel, UNMAPPED_ADDRESS};
 use folio::hvo::{self, Folio};
@@ -55,7 +57,43 @@ const TESTS: &[(&str, KernelTest)] = &[
     ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
     ("tasks_recycle_asids_across_generations", tasks_recycle_asids_across_generations),
     ("tasks_keep_their_fp_simd_registers", tasks_keep_their_fp_simd_registers),
+    ("tasks_survive_remapping_under_them", tasks_survive_remapping_under_them),
 ];
+
+/// Readers on every secondary core (at most three) count in a 2 MiB region
+/// while the boot core splits, moves, coalesces and protects it under them
+/// (`ktest/torture.rs`): every increment lands, no stale frame is seen.
+fn tasks_survive_remapping_under_them(k: &mut Kernel) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    let cores = crate::smp::online_cores();
+    if cores < 2 {
+        println!("ktest   one core online: nobody to change mappings under");
+        return Ok(());
+    }
+    let readers = (cores - 1).min(3);
+    let specs: Vec<Spec> = (1..=readers)
+        .map(|core| Spec { name: "torture", image: programs::TORTURE, priority: 1, handles: &[], core: Some(core) })
+        .collect();
+    let rounds = 5_000_000;
+    let arguments: Vec<(usize, [u64; 2])> = (0..readers).map(|t| (t, [rounds, 0])).collect();
+    let objects = Objects { start_arguments: &arguments, ..Default::default() };
+    let tasks: Vec<usize> = (0..readers).collect();
+    let mut agent = torture::Torture::new(k.granule, &tasks);
+    let outcome = task::run_with(&specs, &objects, k.granule, k.machine.virtual_timer_intid, Some(&mut agent));
+    agent.release();
+    println!(
+        "ktest   {readers} reader(s) x {rounds} rounds: {} change cycles under them, {} faults in a change window retried, statuses {:?}",
+        agent.cycles, outcome.retried_faults, outcome.statuses
+    );
+    if let Some(e) = &agent.error {
+        return Err(e.clone());
+    }
+    check(outcome.statuses.len() == readers && outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || {
+        format!("{:?}", outcome.statuses)
+    })?;
+    check(agent.cycles >= 10, || format!("only {} change cycles ran while the readers did", agent.cycles))
+}
 
 /// Six tasks each keep their own tag in all 32 FP/SIMD registers across
 /// yields and busy loops long enough for the timer to preempt them in the

@@ -81,6 +81,8 @@ struct System {
     /// Tasks in the order they ended.
     ended: Vec<TaskId>,
     asids: AsidAllocator,
+    /// Faults that met a mapping under change and ran again.
+    retried_faults: u64,
 }
 
 /// Makes `task` this core's user address space, with an ASID valid in the
@@ -106,6 +108,25 @@ fn switch_to(system: &mut System, core: usize, task: TaskId) {
     }
     let t = &system.tasks[task];
     mmu::switch_user_space(t.tables.root(), t.asid.value);
+}
+
+/// Whether a data or instruction abort from EL0 hit an address that the
+/// task's own tables now map with the access allowed: it raced with a
+/// break-before-make change by another core and can simply run again.
+fn retry_after_change(task: &mut UserTask, frame: &TrapFrame) -> bool {
+    let class = (frame.esr >> 26) & 0x3f;
+    let fsc = frame.esr & 0x3f;
+    // Translation, access-flag and permission faults at any level.
+    let change_fault = matches!(fsc, 0x04..=0x0f);
+    if frame.vector_index != 8 || !matches!(class, 0x20 | 0x24) || !change_fault {
+        return false;
+    }
+    let write = class == 0x24 && frame.esr & (1 << 6) != 0;
+    match task.tables.translate(frame.far) {
+        Some(m) if class == 0x20 => m.attributes.user && m.attributes.user_exec,
+        Some(m) => m.attributes.user && (!write || m.attributes.writable),
+        None => false,
+    }
 }
 
 /// A task ended: what others mapped into it goes, and its ASID is flushed
@@ -278,13 +299,41 @@ pub struct Outcome {
     pub ran_on: Vec<u32>,
     /// How many times the ASIDs rolled over to a new generation.
     pub asid_rollovers: u64,
+    /// Faults that met a mapping under change and ran again.
+    pub retried_faults: u64,
+}
+
+/// Work the boot core does instead of running tasks (a test that changes
+/// tasks' mappings while they run on the other cores). Both calls run
+/// with the task set locked; `tables[t]` is task `t`'s tree.
+pub trait BootCoreAgent {
+    fn prepare(&mut self, tables: &mut [&mut PageTable<KernelHw>]) -> Result<(), String>;
+    /// One step; `false` when it has nothing more to do.
+    fn step(&mut self, tables: &mut [&mut PageTable<KernelHw>]) -> bool;
 }
 
 /// Runs `specs` until every task has exited or faulted (or nothing can run
 /// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
 /// tasks are preempted every 10 ms.
 pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid: Option<u32>) -> Outcome {
-    let nothing = || Outcome { statuses: Vec::new(), ended: Vec::new(), ran_on: Vec::new(), asid_rollovers: 0 };
+    run_with(specs, objects, granule, timer_intid, None)
+}
+
+/// [`run`], with `agent` working on the boot core instead of tasks.
+pub fn run_with(
+    specs: &[Spec],
+    objects: &Objects<'_>,
+    granule: Granule,
+    timer_intid: Option<u32>,
+    mut agent: Option<&mut dyn BootCoreAgent>,
+) -> Outcome {
+    let nothing = || Outcome {
+        statuses: Vec::new(),
+        ended: Vec::new(),
+        ran_on: Vec::new(),
+        asid_rollovers: 0,
+        retried_faults: 0,
+    };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
     let hardware_asids = 1 << folio::mm::paging::registers::asid_bits(folio::arch::aarch64::cpu::mmfr0());
@@ -356,15 +405,29 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
         timer,
         ended: Vec::new(),
         asids,
+        retried_faults: 0,
     };
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
+    let mut system = system;
+    if let Some(agent) = agent.as_deref_mut() {
+        let mut tables: Vec<&mut PageTable<KernelHw>> = system.tasks.iter_mut().map(|t| &mut t.tables).collect();
+        if let Err(e) = agent.prepare(&mut tables) {
+            println!("tasks: the boot core's agent cannot start: {e}");
+            *USER_TRAP_HANDLER.lock() = None;
+            system.tasks.into_iter().for_each(retire);
+            return nothing();
+        }
+    }
     {
         let mut guard = SYSTEM.lock();
         *guard = Some(system);
         ACTIVE.store(true, Ordering::Release);
         wake_cores();
     }
-    run_core(core_id());
+    match agent {
+        Some(agent) => run_agent(agent),
+        None => run_core(core_id()),
+    }
     // Done here: stop the other cores looking, wait until they are out.
     {
         let mut guard = SYSTEM.lock();
@@ -385,8 +448,33 @@ pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid:
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
     let ran_on = system.ran_on.clone();
     let asid_rollovers = system.asids.rollovers();
+    let retried_faults = system.retried_faults;
     system.tasks.into_iter().for_each(retire);
-    Outcome { statuses, ended, ran_on, asid_rollovers }
+    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults }
+}
+
+/// The boot core runs `agent` step by step, each step with the task set
+/// locked, until every task has ended (tasks run on the other cores).
+fn run_agent(agent: &mut dyn BootCoreAgent) {
+    let mut working = true;
+    loop {
+        {
+            let mut guard = SYSTEM.lock();
+            let Some(system) = guard.as_mut() else { return };
+            if !system.active || system.ipc.all_dead() {
+                return;
+            }
+            if working {
+                let mut tables: Vec<&mut PageTable<KernelHw>> =
+                    system.tasks.iter_mut().map(|t| &mut t.tables).collect();
+                working = agent.step(&mut tables);
+            }
+        }
+        // Let the tasks run between steps.
+        for _ in 0..2000 {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 /// Whether a task set is running: idle secondaries read this without the
@@ -579,6 +667,11 @@ fn user_trap(frame: &mut TrapFrame) {
             }
             _ => frame.x[0] = SysError::Unknown as u64,
         }
+    } else if retry_after_change(&mut system.tasks[current], frame) {
+        // The access met a mapping another core was changing (break-before-
+        // make); the change is complete now (it held the lock this trap
+        // waited for), so the instruction runs again.
+        system.retried_faults += 1;
     } else {
         let name = system.tasks[current].name;
         match Vector::from_index(frame.vector_index) {
