@@ -84,6 +84,10 @@ bench: image
 	    echo "== granule $${g%%:*} (-cpu $${g##*:})"; \
 	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep -E '^(bench|ipcbench|membench|memsvc: zeroing)' || exit 1; \
 	done
+	@echo "== granule 4k (-cpu cortex-a72), -smp 2 and -smp 4: IPC across cores, broadcast TLBI"
+	@for n in 2 4; do \
+	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
+	done
 	$(CARGO) bench --bench paging
 
 check: user

@@ -338,6 +338,14 @@ pub fn flush_all_asids() {
     unsafe { asm!("dsb ishst", "tlbi vmalle1is", "dsb ish", "isb", options(nostack)) };
 }
 
+/// Flushes one page of a task's address space on every core (`tlbi
+/// vale1is`, by VA and ASID), as the engine does for a user mapping.
+pub fn flush_user_page(va: u64, asid: u16) {
+    let operand = crate::mm::paging::Tlbi::operand(va, Some(asid));
+    // SAFETY: TLB maintenance and barriers only.
+    unsafe { asm!("dsb ishst", "tlbi vale1is, {}", "dsb ish", "isb", in(reg) operand, options(nostack)) };
+}
+
 pub fn flush_asid(asid: u16) {
     // SAFETY: TLB maintenance and barriers only.
     unsafe { asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) (asid as u64) << 48, options(nostack)) };
