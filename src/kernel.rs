@@ -179,12 +179,15 @@ fn switch_to_kernel_tables(
                 // now the only one.
                 console::set_console(unsafe { Pl011::new(uart_va as usize) });
             }
-            if let (Some((version, _, _)), Some(&[dist_va, cpu_va])) =
+            if let (Some((version, _, cpu)), Some(&[dist_va, cpu_va])) =
                 (gic, tables.devices.get(gic_index..gic_index + 2))
             {
-                // SAFETY: the distributor and this core's interface were just
-                // mapped as device memory; only the GIC module programs them.
-                let gic = unsafe { folio::drivers::gic::Gic::new(version, dist_va as usize, cpu_va as usize) };
+                // SAFETY: the distributor and the CPU interface (v2) or the
+                // whole redistributor region (v3, `cpu.size()` bytes) were
+                // just mapped as device memory; only the GIC module programs them.
+                let gic = unsafe {
+                    folio::drivers::gic::Gic::new(version, dist_va as usize, cpu_va as usize, cpu.size() as usize)
+                };
                 *folio::drivers::gic::GIC.lock() = Some(gic);
             }
             let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();

@@ -39,6 +39,10 @@ register_structs! {
     pub Redistributor {
         (0x00000 => ctlr: ReadWrite<u32>),
         (0x00004 => _reserved0),
+        /// GICR_TYPER: [63:32] the affinity of the core this frame serves,
+        /// bit 4 "Last": no frame follows in this region.
+        (0x00008 => typer: ReadOnly<u64>),
+        (0x00010 => _reserved_typer),
         (0x00014 => waker: ReadWrite<u32>),
         (0x00018 => _reserved1),
         (0x10080 => igroupr0: ReadWrite<u32>),
@@ -74,11 +78,13 @@ pub enum Gic {
         distributor: &'static Distributor,
         cpu: &'static CpuInterface,
     },
-    /// `redistributors` is the mapped base of the cores' redistributors,
-    /// one `REDISTRIBUTOR_SIZE` frame pair per core in core order.
+    /// `redistributors` is the mapped base of the redistributor region
+    /// (`size` bytes): frame pairs of `REDISTRIBUTOR_SIZE`, each naming
+    /// the core it serves in GICR_TYPER, the last one flagged.
     V3 {
         distributor: &'static Distributor,
         redistributors: usize,
+        size: usize,
     },
 }
 
@@ -91,22 +97,43 @@ impl Gic {
     /// The addresses must be the mapped (device memory) virtual addresses of
     /// the GIC's distributor and of this core's CPU interface (v2) or
     /// redistributor (v3), and nothing else may program them.
-    pub unsafe fn new(version: u32, distributor: usize, cpu_or_redistributor: usize) -> Gic {
+    pub unsafe fn new(version: u32, distributor: usize, cpu_or_redistributor: usize, size: usize) -> Gic {
         // SAFETY: the caller guarantees the mappings.
         unsafe {
             let distributor = &*(distributor as *const Distributor);
             if version == 3 {
-                Gic::V3 { distributor, redistributors: cpu_or_redistributor }
+                Gic::V3 { distributor, redistributors: cpu_or_redistributor, size }
             } else {
                 Gic::V2 { distributor, cpu: &*(cpu_or_redistributor as *const CpuInterface) }
             }
         }
     }
 
-    /// Enables the distributor and the interface of core `core` (the one
-    /// calling) and the private interrupt `intid` (16..32) at a middle
-    /// priority. Each core calls it for itself.
-    pub fn init_and_enable_ppi(&self, core: usize, intid: u32) {
+    /// The redistributor serving the core with `affinity` (Aff3.Aff2.Aff1.Aff0
+    /// as GICR_TYPER[63:32] packs it), found by walking the region's frames
+    /// up to the one marked last, never past the mapped size.
+    fn redistributor_of(base: usize, size: usize, affinity: u32) -> Option<&'static Redistributor> {
+        let mut offset = 0;
+        while offset + REDISTRIBUTOR_SIZE as usize <= size {
+            // SAFETY: the frame lies inside the mapped region (checked).
+            let frame = unsafe { &*((base + offset) as *const Redistributor) };
+            let typer = frame.typer.get();
+            if (typer >> 32) as u32 == affinity {
+                return Some(frame);
+            }
+            if typer & (1 << 4) != 0 {
+                return None;
+            }
+            offset += REDISTRIBUTOR_SIZE as usize;
+        }
+        None
+    }
+
+    /// Enables the distributor and the interface of the calling core (its
+    /// MPIDR is `mpidr`) and the private interrupt `intid` (16..32) at a
+    /// middle priority. Each core calls it for itself. GICv3: an error when
+    /// no redistributor serves this core.
+    pub fn init_and_enable_ppi(&self, mpidr: u64, intid: u32) -> Result<(), &'static str> {
         let bit = 1u32 << (intid % 32);
         let priority_shift = (intid % 4) * 8;
         match self {
@@ -118,10 +145,10 @@ impl Gic {
                 cpu.pmr.set(0xff);
                 cpu.ctlr.set(1);
             }
-            Gic::V3 { distributor, redistributors } => {
-                // SAFETY: the caller of `new` mapped every core's frames.
-                let redistributor =
-                    unsafe { &*((redistributors + core * REDISTRIBUTOR_SIZE as usize) as *const Redistributor) };
+            Gic::V3 { distributor, redistributors, size } => {
+                let affinity = (mpidr & 0xff_ffff) as u32 | (((mpidr >> 32) & 0xff) as u32) << 24;
+                let redistributor = Self::redistributor_of(*redistributors, *size, affinity)
+                    .ok_or("no redistributor in the DTB's region serves this core")?;
                 // Affinity routing, both groups (no security: DS=1 on QEMU virt).
                 distributor.ctlr.set((1 << 4) | 0b11);
                 redistributor.waker.set(redistributor.waker.get() & !(1 << 1));
@@ -138,6 +165,7 @@ impl Gic {
                 crate::arch::aarch64::cpu::gicv3_cpu_interface_on();
             }
         }
+        Ok(())
     }
 
     /// Acknowledges the highest-priority pending interrupt.
