@@ -473,6 +473,19 @@ impl Ipc {
         self.ready.remove(i)
     }
 
+    pub fn priority(&self, task: TaskId) -> u8 {
+        self.tasks[task].priority
+    }
+
+    /// The highest priority among ready tasks that `core` may run.
+    pub fn best_ready_for(&self, core: usize) -> Option<u8> {
+        self.ready
+            .iter()
+            .filter(|&&t| self.tasks[t].pinned.is_none_or(|c| c == core))
+            .map(|&t| self.tasks[t].priority)
+            .max()
+    }
+
     /// Whether any task is ready to run (on some core).
     pub fn any_ready(&self) -> bool {
         !self.ready.is_empty()
@@ -662,5 +675,18 @@ mod tests {
         // The reserved badge was never granted: b's handle carries 0.
         assert_eq!(ipc.take_result(server), Some([0, 7, 0, 0, 0, 0]));
         assert_eq!(ipc.caller_owed(server), Some(b));
+    }
+
+    #[test]
+    fn the_best_ready_priority_respects_pinning() {
+        let mut ipc = Ipc::new();
+        let (a, b, c) = (ipc.add_task(1), ipc.add_task(3), ipc.add_task(2));
+        ipc.pin(b, 1);
+        assert_eq!(ipc.best_ready_for(0), Some(2));
+        assert_eq!(ipc.best_ready_for(1), Some(3));
+        assert_eq!(ipc.priority(a), 1);
+        let _ = (ipc.next_to_run_on(1), ipc.next_to_run_on(0), ipc.next_to_run_on(0));
+        assert_eq!(ipc.best_ready_for(1), None);
+        let _ = c;
     }
 }

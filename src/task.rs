@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use folio::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
 use folio::arch::aarch64::mmu::{self, KernelHw};
 use folio::arch::aarch64::timer;
-use folio::drivers::gic::{GIC, SPURIOUS};
+use folio::drivers::gic::{GIC, RESCHEDULE_SGI, SPURIOUS};
 use folio::exception::{ExceptionReport, Vector};
 use folio::ipc::{Ipc, Object, State, TaskId};
 use folio::mm::Granule;
@@ -83,6 +83,34 @@ struct System {
     asids: AsidAllocator,
     /// Faults that met a mapping under change and ran again.
     retried_faults: u64,
+    /// Reschedule SGIs taken by cores running a task.
+    reschedule_ipis: u64,
+}
+
+/// Each core's MPIDR, recorded when it sets up its interrupts (the target
+/// of a reschedule SGI).
+static CORE_MPIDR: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) }; MAX_CORES];
+
+/// Sends the reschedule SGI to every other core that runs a task while a
+/// task of higher priority is ready for it: that core runs its scheduler
+/// now instead of at its next timer tick. Idle cores need no interrupt:
+/// `wake_cores` (SEV) already woke them.
+fn poke_cores(system: &System, this_core: usize) {
+    if system.timer.is_none() {
+        return;
+    }
+    for (core, running) in system.current.iter().enumerate() {
+        let Some(task) = *running else { continue };
+        if core == this_core || system.ipc.best_ready_for(core).is_none_or(|p| p <= system.ipc.priority(task)) {
+            continue;
+        }
+        let mpidr = CORE_MPIDR[core].load(Ordering::Acquire);
+        if mpidr != u64::MAX
+            && let Some(gic) = GIC.lock().as_ref()
+        {
+            gic.send_reschedule(mpidr);
+        }
+    }
 }
 
 /// Makes `task` this core's user address space, with an ASID valid in the
@@ -301,6 +329,8 @@ pub struct Outcome {
     pub asid_rollovers: u64,
     /// Faults that met a mapping under change and ran again.
     pub retried_faults: u64,
+    /// Reschedule SGIs taken by cores running a task.
+    pub reschedule_ipis: u64,
 }
 
 /// Work the boot core does instead of running tasks (a test that changes
@@ -333,6 +363,7 @@ pub fn run_with(
         ran_on: Vec::new(),
         asid_rollovers: 0,
         retried_faults: 0,
+        reschedule_ipis: 0,
     };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
@@ -406,6 +437,7 @@ pub fn run_with(
         ended: Vec::new(),
         asids,
         retried_faults: 0,
+        reschedule_ipis: 0,
     };
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
     let mut system = system;
@@ -448,9 +480,9 @@ pub fn run_with(
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
     let ran_on = system.ran_on.clone();
     let asid_rollovers = system.asids.rollovers();
-    let retried_faults = system.retried_faults;
+    let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
     system.tasks.into_iter().for_each(retire);
-    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults }
+    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults, reschedule_ipis }
 }
 
 /// The boot core runs `agent` step by step, each step with the task set
@@ -495,6 +527,7 @@ fn wake_cores() {
 /// Sets up this core's GIC interface for its virtual timer's PPI, so the
 /// timer preempts the tasks it runs; every core calls it once at start.
 pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) {
+    CORE_MPIDR[core.min(MAX_CORES - 1)].store(folio::arch::aarch64::cpu::mpidr(), Ordering::Release);
     let Some(intid) = timer_intid else { return };
     // The GIC lock is a leaf: the console is used only after it is dropped.
     let result = GIC.lock().as_ref().map(|gic| gic.init_and_enable_ppi(folio::arch::aarch64::cpu::mpidr(), intid));
@@ -612,6 +645,7 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
         system.ipc.expire(timer::counter());
         if system.ipc.readied() != readied_before {
             wake_cores();
+            poke_cores(system, core_id());
         }
     }
 }
@@ -641,6 +675,10 @@ fn user_trap(frame: &mut TrapFrame) {
             {
                 timer::arm_virtual(ticks);
                 system.ipc.expire(timer::counter());
+                yielded = true;
+            }
+            if intid == RESCHEDULE_SGI {
+                system.reschedule_ipis += 1;
                 yielded = true;
             }
         }
@@ -705,6 +743,7 @@ fn user_trap(frame: &mut TrapFrame) {
     // other and contending for the system lock.)
     if system.ipc.readied() != readied_before || system.ipc.all_dead() {
         wake_cores();
+        poke_cores(system, core);
     }
     match next {
         Some(next) => {

@@ -1,5 +1,6 @@
-//! The ARM Generic Interrupt Controller, versions 2 and 3, for the boot
-//! core: enough to take private peripheral interrupts (the virtual timer).
+//! The ARM Generic Interrupt Controller, versions 2 and 3, for every core:
+//! enough to take private peripheral interrupts (the virtual timer) and to
+//! send and take the reschedule SGI between cores.
 //!
 //! Owns: the distributor and this core's CPU interface (v2) or
 //! redistributor and system-register interface (v3). Must never: be used
@@ -18,7 +19,8 @@ register_structs! {
         (0x180 => _reserved1),
         (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x7fc => _reserved2),
-        (0x800 => @END),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => @END),
     }
 }
 
@@ -59,6 +61,9 @@ pub const REDISTRIBUTOR_SIZE: u64 = 0x20000;
 
 /// An interrupt ID meaning "nothing pending".
 pub const SPURIOUS: u32 = 1023;
+
+/// The inter-processor interrupt that makes a core run its scheduler (SGI 1).
+pub const RESCHEDULE_SGI: u32 = 1;
 
 /// The boot core's GIC, once its registers are mapped.
 pub static GIC: crate::sync::SpinLock<Option<Gic>> = crate::sync::SpinLock::new(None);
@@ -134,13 +139,17 @@ impl Gic {
     /// middle priority. Each core calls it for itself. GICv3: an error when
     /// no redistributor serves this core.
     pub fn init_and_enable_ppi(&self, mpidr: u64, intid: u32) -> Result<(), &'static str> {
-        let bit = 1u32 << (intid % 32);
-        let priority_shift = (intid % 4) * 8;
+        let bit = (1u32 << (intid % 32)) | (1 << RESCHEDULE_SGI);
+        let middle = |p: &ReadWrite<u32>, i: u32| {
+            let shift = (i % 4) * 8;
+            p.set(p.get() & !(0xff << shift) | (0x80 << shift));
+        };
         match self {
             Gic::V2 { distributor, cpu } => {
                 distributor.ctlr.set(1);
-                let p = &distributor.ipriorityr[(intid / 4) as usize];
-                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
+                for i in [intid, RESCHEDULE_SGI] {
+                    middle(&distributor.ipriorityr[(i / 4) as usize], i);
+                }
                 distributor.isenabler[0].set(bit);
                 cpu.pmr.set(0xff);
                 cpu.ctlr.set(1);
@@ -158,14 +167,33 @@ impl Gic {
                     core::hint::spin_loop();
                 }
                 redistributor.igroupr0.set(redistributor.igroupr0.get() | bit);
-                let p = &redistributor.ipriorityr[(intid / 4) as usize];
-                p.set(p.get() & !(0xff << priority_shift) | (0x80 << priority_shift));
+                for i in [intid, RESCHEDULE_SGI] {
+                    middle(&redistributor.ipriorityr[(i / 4) as usize], i);
+                }
                 redistributor.isenabler0.set(bit);
                 #[cfg(all(target_arch = "aarch64", feature = "kernel"))]
                 crate::arch::aarch64::cpu::gicv3_cpu_interface_on();
             }
         }
         Ok(())
+    }
+
+    /// Sends [`RESCHEDULE_SGI`] to the core with MPIDR `mpidr`. GICv2
+    /// names targets by CPU interface number, which is Aff0 on the boards
+    /// folio runs on (at most 8 cores).
+    pub fn send_reschedule(&self, mpidr: u64) {
+        let aff0 = (mpidr & 0xff) as u32;
+        match self {
+            // TargetListFilter 00: the cores in the target list.
+            Gic::V2 { distributor, .. } => distributor.sgir.set((1 << (16 + (aff0 & 7))) | RESCHEDULE_SGI),
+            #[cfg(all(target_arch = "aarch64", feature = "kernel"))]
+            Gic::V3 { .. } => {
+                let cluster = ((mpidr >> 8) & 0xffff) as u32 | (((mpidr >> 32) & 0xff) as u32) << 16;
+                crate::arch::aarch64::cpu::gicv3_sgi(RESCHEDULE_SGI, cluster, aff0);
+            }
+            #[cfg(not(all(target_arch = "aarch64", feature = "kernel")))]
+            Gic::V3 { .. } => {}
+        }
     }
 
     /// Acknowledges the highest-priority pending interrupt.

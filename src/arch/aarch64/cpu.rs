@@ -70,6 +70,18 @@ pub fn gicv3_acknowledge() -> u32 {
     intid as u32 & 0xffffff
 }
 
+/// ICC_SGI1R_EL1: group-1 SGI `intid` to the core with affinity
+/// Aff3.Aff2.Aff1 = `cluster` (bits 23:0 as Aff3:Aff2:Aff1) and Aff0 `aff0`
+/// (below 16, one bit of the target list).
+pub fn gicv3_sgi(intid: u32, cluster: u32, aff0: u32) {
+    let aff1 = (cluster & 0xff) as u64;
+    let aff2 = ((cluster >> 8) & 0xff) as u64;
+    let aff3 = ((cluster >> 16) & 0xff) as u64;
+    let value = (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1u64 << (aff0 & 0xf));
+    // SAFETY: generating a software interrupt changes only GIC state.
+    unsafe { core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) value, options(nostack)) };
+}
+
 /// ICC_EOIR1_EL1: end of a group-1 interrupt.
 pub fn gicv3_end_of_interrupt(intid: u32) {
     // SAFETY: writing the end-of-interrupt register only changes GIC state.
