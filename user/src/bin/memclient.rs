@@ -264,15 +264,25 @@ fn main() -> u64 {
         r.check("reuse-zeroed", false, format_args!("alloc status {}", a[0]));
     }
 
-    // Both instances hold a folio; neither can name the other's.
-    let mine = ask([op::ALLOC, smallest, 0, 0]);
-    r.check("hold", mine[0] == 0, format_args!("{}: status {}", Size(smallest), mine[0]));
-    write_pattern(id, mine[2], small, page);
+    // Both instances hold folios at once: instance N holds N, so the
+    // handle numbers differ and each probes numbers that name the other's
+    // folios in the other's table. Neither can reach them.
+    let mut held = [0u64; 4];
+    let count = id.clamp(1, 4) as usize;
+    let mut holding = true;
+    for h in held.iter_mut().take(count) {
+        let a = ask([op::ALLOC, smallest, 0, 0]);
+        holding &= a[0] == 0;
+        *h = a[1];
+        if a[0] == 0 {
+            write_pattern(id, a[2], small, page);
+        }
+    }
+    r.check("hold", holding, format_args!("{count} x {}", Size(smallest)));
     meet(instances);
-    // Every handle up to well past ours: the other instance's handles are
-    // numbered alike, so most of these name a folio it holds.
+    let (first, last) = (held[0], held[count - 1]);
     let (mut foreign_ok, mut probes) = (0, 0);
-    for h in (1..=mine[1] + 64).filter(|&h| h != mine[1]) {
+    for h in (first.saturating_sub(4).max(1)..=last + 4).filter(|h| !held[..count].contains(h)) {
         probes += 1;
         let statuses = [
             ask([op::INFO, h, 0, 0])[0],
@@ -286,7 +296,11 @@ fn main() -> u64 {
     r.check(
         "isolation",
         foreign_ok == probes,
-        format_args!("{foreign_ok} of {probes} handles not ours refused (info, optimize, restore, demote, free)"),
+        format_args!(
+            "{foreign_ok} of {probes} handles not ours ({}..={}) refused (info, optimize, restore, demote, free)",
+            first.saturating_sub(4).max(1),
+            last + 4
+        ),
     );
     // Out of memory: a size the pool has no free block of (the pool does
     // not change while both instances are here).
@@ -299,8 +313,16 @@ fn main() -> u64 {
         None => r.skip("out-of-memory", "the pool has a free block of every size"),
     }
     meet(instances);
-    r.check("isolation-data", pattern_errors(id, mine[2], small, page) == 0, "our folio untouched");
-    ask([op::FREE, mine[1], 0, 0]);
+    let mut intact = 0;
+    for &h in &held[..count] {
+        let info = ask([op::INFO, h, 0, 0]);
+        intact += (info[0] == 0 && pattern_errors(id, info[1], small, page) == 0) as u64;
+    }
+    r.check("isolation-data", intact == count as u64, format_args!("{intact} of {count} folios untouched"));
+    for &h in &held[..count] {
+        ask([op::FREE, h, 0, 0]);
+    }
+    let mine = ask([op::ALLOC, smallest, 0, 0]);
 
     // Hostile requests: each gets its typed error.
     let hostile: [(&str, Message, u64); 13] = [
@@ -337,6 +359,7 @@ fn main() -> u64 {
         let status = syscall(number, [a[0], a[1], a[2], 0, 0, 0])[0];
         r.check("memory-call", status == folio_user::status::NOT_PERMITTED, format_args!("{name}: status {status}"));
     }
+    ask([op::FREE, mine[1], 0, 0]);
 
     // Quota: lowered to one smallest page, a second one is refused.
     let lowered = ask([op::QUOTA, small, 0, 0]);
