@@ -64,10 +64,11 @@ const TESTS: &[(&str, KernelTest)] = &[
 /// Core 1 runs a spinner (200 ms, never a system call) when its
 /// higher-priority server, pinned there too, is called from core 0: the
 /// caller's core sends the reschedule SGI and core 1 preempts the spinner
-/// at once instead of at its next timer tick. The SGIs core 1 took are
-/// counted; the order the tasks ended in is printed (in an oversubscribed
-/// QEMU the spinner's 200 ms of wall time can end before 40 cross-core
-/// calls do, so the order is not checked).
+/// at once instead of at its next timer tick. The clients wait until the
+/// spinner signals that it starts spinning, so calls do come while it
+/// spins. The SGIs core 1 took are counted; the order the tasks ended in is
+/// printed (in an oversubscribed QEMU 40 cross-core calls can outlast the
+/// spinner's 200 ms of wall time, so it is not checked).
 fn tasks_are_rescheduled_by_an_ipi(k: &mut Kernel) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
@@ -78,13 +79,26 @@ fn tasks_are_rescheduled_by_an_ipi(k: &mut Kernel) -> TestResult {
     let ping = |name, handles| Spec { name, image: programs::PING, priority: 1, handles, core: Some(0) };
     let specs = [
         Spec { name: "pong", image: programs::PONG, priority: 3, handles: &[(Object::Endpoint(0), 0)], core: Some(1) },
-        Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[], core: Some(1) },
-        ping("ping-a", &[(Object::Endpoint(0), 1)]),
-        ping("ping-b", &[(Object::Endpoint(0), 2)]),
-        ping("ping-c", &[(Object::Endpoint(0), 3)]),
-        ping("ping-d", &[(Object::Endpoint(0), 4)]),
+        Spec {
+            name: "spinner",
+            image: programs::SPINNER,
+            priority: 1,
+            handles: &[
+                (Object::Notification(0), 1),
+                (Object::Notification(1), 1),
+                (Object::Notification(2), 1),
+                (Object::Notification(3), 1),
+            ],
+            core: Some(1),
+        },
+        ping("ping-a", &[(Object::Endpoint(0), 1), (Object::Notification(0), 0)]),
+        ping("ping-b", &[(Object::Endpoint(0), 2), (Object::Notification(1), 0)]),
+        ping("ping-c", &[(Object::Endpoint(0), 3), (Object::Notification(2), 0)]),
+        ping("ping-d", &[(Object::Endpoint(0), 4), (Object::Notification(3), 0)]),
     ];
-    let objects = Objects { endpoint_owners: &[0], ..Default::default() };
+    let arguments = [(1, [4, 0]), (2, [1, 0]), (3, [1, 0]), (4, [1, 0]), (5, [1, 0])];
+    let objects =
+        Objects { endpoint_owners: &[0], notifications: 4, start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     println!(
         "ktest   reschedule SGIs taken: {}; tasks ended in this order: {:?}",

@@ -1,11 +1,15 @@
 //! An IPC client: ten calls to handle 0, checking each reply; exits with
-//! the number of wrong replies.
+//! the number of wrong replies. With x0 = 1 at start it first waits on its
+//! notification (handle 1).
 #![no_std]
 #![no_main]
 
-use folio_user::{call, println};
+use folio_user::{call, println, start_arguments, wait};
 
 fn main() -> u64 {
+    if start_arguments()[0] == 1 {
+        wait(1);
+    }
     let mut wrong = 0;
     let mut badge = 0;
     for i in 0..10 {

@@ -1,11 +1,17 @@
 //! Spins for 200 ms of the virtual counter without a system call: only
-//! timer preemption lets anything else run meanwhile.
+//! timer preemption (or a reschedule SGI) lets anything else run on its
+//! core meanwhile. With x0 = N at start it first signals its handles
+//! 0..N (notifications), to tell waiting tasks it is about to spin.
 #![no_std]
 #![no_main]
 
-use folio_user::{counter, println};
+use folio_user::{counter, println, signal, start_arguments};
 
 fn main() -> u64 {
+    let [notify, _] = start_arguments();
+    for handle in 0..notify {
+        signal(handle);
+    }
     let (start, frequency) = counter();
     let mut spins = 0u64;
     while counter().0 - start < frequency / 5 {
