@@ -96,7 +96,8 @@ static CORE_MPIDR: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) };
 /// now instead of at its next timer tick. Idle cores need no interrupt:
 /// `wake_cores` (SEV) already woke them.
 fn poke_cores(system: &System, this_core: usize) {
-    if system.timer.is_none() {
+    // Only cores in task mode can need it.
+    if system.timer.is_none() || system.in_user & !(1 << this_core) == 0 {
         return;
     }
     for (core, running) in system.current.iter().enumerate() {
