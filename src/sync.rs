@@ -12,8 +12,12 @@
 //! shared, and which lock guards it, in the only order they may nest
 //! (outer first):
 //!
-//! 1. `task::SYSTEM` (tasks, IPC state, scheduler): held by the EL0 trap
-//!    handler for one system call; dropped before leaving task mode.
+//! 1. `task::SYSTEM` (tasks and their trees, IPC state, scheduler, the
+//!    ASID allocator, the memory calls' grants): held by the EL0 trap
+//!    handler for one system call or interrupt, and by the boot core's
+//!    test agent for one step; dropped before leaving task mode. An ASID
+//!    rollover's broadcast flush happens under it, so no core switches to
+//!    an old value meanwhile.
 //! 2. `hvo` engines (`huge::HUGEPAGE_POOL`, or an `Hvo` owned by its caller).
 //! 3. `mmu::KERNEL_TABLES` (the TTBR1 tree): held for one engine operation.
 //! 4. `frame::KERNEL_FRAMES` (the frame pool): taken inside the engine to
@@ -23,9 +27,14 @@
 //!    `console` (the console and its clock; a fault or panic report
 //!    bypasses a held console lock rather than wait).
 //!
-//! Per core: the stack, the exception vectors' frames, the boot record of
-//! a secondary (`smp.rs`), and (with the scheduler on several cores, issue
-//! 7) the current task and kernel context.
+//! Per core, touched only by that core (or under `SYSTEM` where it lives
+//! there): the stack, the trap frame of the task it runs (on its stack,
+//! registers and FP/SIMD state), the boot record of a secondary
+//! (`smp.rs`), its virtual timer, its GIC CPU interface or redistributor,
+//! its MPIDR slot (`task::CORE_MPIDR`, written once), and, in `SYSTEM`,
+//! its current task and saved kernel context. Cross-core signals take no
+//! lock: SEV with the `task::WORK` counter for idle cores, the reschedule
+//! SGI (sent under `SYSTEM`, GIC lock as a leaf) for busy ones.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
