@@ -2,16 +2,20 @@
 //! the system-call layer, and switching between tasks.
 //!
 //! Owns: the task set of one run ([`SYSTEM`]), each task's lower-half tree
-//! (TTBR0, with its own ASID) and frames. The IPC rules live in
-//! [`folio::ipc`], the argument checks in [`folio::syscall`]; this module
-//! only moves registers between them and the CPU.
+//! (TTBR0, tagged with an ASID from `folio::mm::asid`), frames, frame
+//! capabilities and grants (`memory`), and which task each core runs. The
+//! IPC rules live in [`folio::ipc`], the argument checks in
+//! [`folio::syscall`]; this module only moves registers between them and
+//! the CPU. Tasks are preempted by each core's virtual timer, and a core
+//! running a task is sent the reschedule SGI when a task of higher
+//! priority becomes ready for it.
 //! Must never: touch a task's memory except through its own translations
 //! (checked by `syscall::user_buffer`) and the linear map; keep the
-//! system lock while leaving task mode.
+//! system lock while leaving task mode; run a task with an ASID another
+//! task may still hold.
 //!
-//! Not yet here (issue 6): timer preemption through the GIC, notifications,
-//! timed and non-blocking IPC, dynamic task creation. Tasks run until they
-//! block, yield, exit or fault.
+//! Not here: creating tasks while a set runs (a run's tasks are fixed when
+//! it starts).
 
 use alloc::format;
 use alloc::string::String;
