@@ -36,6 +36,8 @@ pub mod memsvc;
 pub mod mm;
 pub mod sync;
 pub mod syscall;
+#[cfg(test)]
+pub mod testing;
 
 /// Board-specific facts and code for QEMU's `virt` machine.
 #[path = "../platform/qemu-virt/board.rs"]

@@ -116,29 +116,43 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserv
     Ok(reserved)
 }
 
+/// The service as task 0: endpoint 0 is its, the death notification 0 is
+/// bound to it.
+const SERVICE: Spec =
+    Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None };
+
+/// The objects of a set with the service as task 0: `notifications` of
+/// them (0 is the service's death notification), the capabilities (if
+/// any) and the words tasks find at start.
+fn service_objects<'a>(
+    notifications: usize,
+    caps: Option<&'a [FrameCap]>,
+    start_arguments: &'a [(usize, [u64; 2])],
+) -> Objects<'a> {
+    Objects {
+        endpoint_owners: &[0],
+        notifications,
+        death_notifications: &[(0, 0)],
+        bound_notifications: &[(0, 0)],
+        memory_holder: caps.map(|caps| MemoryHolder { task: 0, caps }),
+        start_arguments,
+        ..Default::default()
+    }
+}
+
 /// The service started without capabilities (so it cannot start) and one
 /// client: the client's calls must fail with DeadPeer, not hang, and the
 /// kernel reports both ends. Returns the tasks' statuses.
 pub fn run_with_a_dead_service(k: &Kernel) -> Vec<(&'static str, Option<u64>)> {
-    let specs = [
-        Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
-        Spec {
-            name: "memclient",
-            image: programs::MEMCLIENT,
-            priority: 1,
-            handles: &[(Object::Endpoint(0), 1)],
-            core: None,
-        },
-    ];
-    let objects = Objects {
-        endpoint_owners: &[0],
-        notifications: 1,
-        death_notifications: &[(0, 0)],
-        bound_notifications: &[(0, 0)],
-        memory_holder: None,
-        start_arguments: &[(0, [0, 1]), (1, [1, 1])],
-        ..Default::default()
+    let client = Spec {
+        name: "memclient",
+        image: programs::MEMCLIENT,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 1)],
+        core: None,
     };
+    let specs = [SERVICE, client];
+    let objects = service_objects(1, None, &[(0, [0, 1]), (1, [1, 1])]);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     outcome.statuses
 }
@@ -162,7 +176,7 @@ pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
     }
     println!();
     let specs = [
-        Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        SERVICE,
         Spec {
             name: "memclient-1",
             image: programs::MEMCLIENT,
@@ -184,15 +198,8 @@ pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
         reserved.give_back();
         return status;
     }
-    let objects = Objects {
-        endpoint_owners: &[0],
-        notifications: 3,
-        death_notifications: &[(0, 0)],
-        bound_notifications: &[(0, 0)],
-        memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
-        start_arguments: &[(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])],
-        ..Default::default()
-    };
+    let arguments = [(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])];
+    let objects = service_objects(3, Some(&reserved.caps), &arguments);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     println!("memsvc: tasks ended {:?}", outcome.statuses);
@@ -202,25 +209,16 @@ pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
 
 /// `bench`: the service and the benchmark client alone (QEMU -icount).
 fn bench(k: &Kernel, reserved: &Reserved, quota: u64) -> u32 {
-    let specs = [
-        Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
-        Spec {
-            name: "membench",
-            image: programs::MEMBENCH,
-            priority: 1,
-            handles: &[(Object::Endpoint(0), 1)],
-            core: None,
-        },
-    ];
-    let objects = Objects {
-        endpoint_owners: &[0],
-        notifications: 1,
-        death_notifications: &[(0, 0)],
-        bound_notifications: &[(0, 0)],
-        memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
-        start_arguments: &[(0, [quota, 1])],
-        ..Default::default()
+    let bench = Spec {
+        name: "membench",
+        image: programs::MEMBENCH,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 1)],
+        core: None,
     };
+    let specs = [SERVICE, bench];
+    let arguments = [(0, [quota, 1])];
+    let objects = service_objects(1, Some(&reserved.caps), &arguments);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     println!("memsvc: tasks ended {:?}", outcome.statuses);
     if outcome.statuses.iter().all(|(_, s)| *s == Some(0)) { 0 } else { 1 }

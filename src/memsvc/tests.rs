@@ -278,18 +278,7 @@ fn a_dead_clients_folios_return_to_the_pool() {
     t.service.hvo().hw().judge("after a death");
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::testing::Rng;
 
 /// Random requests from four clients, about one in five garbage, with
 /// deaths; the accounting is checked after every request.
@@ -323,14 +312,14 @@ fn long_random_streams_never_break_the_accounting() {
                 12 => [op::RESTORE, any_handle(&mut rng), 0, 0],
                 13 => [op::STATS, rng.below(8), 0, 0],
                 14 => [op::POOL, 0, 0, 0],
-                15 => [op::QUOTA, if rng.below(2) == 0 { QUERY } else { rng.next() }, 0, 0],
+                15 => [op::QUOTA, if rng.below(2) == 0 { QUERY } else { rng.next_u64() }, 0, 0],
                 16 => {
                     t.kernel.client_died(client);
                     t.service.client_died(client);
                     t.check();
                     continue;
                 }
-                _ => [rng.next() % 16, rng.next(), rng.next() % 4, rng.below(2)],
+                _ => [rng.next_u64() % 16, rng.next_u64(), rng.next_u64() % 4, rng.below(2)],
             };
             let r = t.ask(client, msg);
             *errors.entry(r[0]).or_insert(0u32) += 1;

@@ -177,15 +177,7 @@ mod tests {
         assert_eq!(used_before, 1);
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::testing::Rng;
 
     /// Random switches of 40 tasks onto 4 cores with 10 values: at every
     /// moment the tasks running on the cores hold distinct values, every

@@ -103,21 +103,7 @@ fn engine_extents(t: &mut PageTable<SimMachine>, base: u64) -> Vec<(u64, u64, u6
     normalize(t.mappings(base, span).into_iter().map(|m| (m.va, m.pa, m.unit.size(g), m.attributes)).collect())
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+use crate::testing::Rng;
 
 /// Regions spread over the whole half: the bottom, the 16K L0 boundary at
 /// 128 TiB, the 64K L1 boundaries every 4 TiB, and the top.
