@@ -56,6 +56,8 @@ struct UserTask {
     caps: Vec<FrameCap>,
     /// What other tasks mapped into this one.
     grants: Vec<memory::Grant>,
+    /// The last abort retried (ELR, FAR, `System::table_changes` then).
+    last_retry: Option<(u64, u64, u64)>,
 }
 
 /// Cores that can run tasks (MPIDR.Aff0 0..16).
@@ -87,6 +89,10 @@ struct System {
     asids: AsidAllocator,
     /// Faults that met a mapping under change and ran again.
     retried_faults: u64,
+    /// Changes made to a task's tables by someone else (the boot core's
+    /// agent, the memory calls into a caller): a retried abort is only
+    /// retried again after one.
+    table_changes: u64,
     /// Reschedule SGIs taken by cores running a task.
     reschedule_ipis: u64,
 }
@@ -304,6 +310,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         status: None,
         caps: Vec::new(),
         grants: Vec::new(),
+        last_retry: None,
     };
     match result {
         Ok(()) => Ok(task),
@@ -442,6 +449,7 @@ pub fn run_with(
         ended: Vec::new(),
         asids,
         retried_faults: 0,
+        table_changes: 0,
         reschedule_ipis: 0,
     };
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
@@ -505,6 +513,7 @@ fn run_agent(agent: &mut dyn BootCoreAgent) {
                 let mut tables: Vec<&mut PageTable<KernelHw>> =
                     system.tasks.iter_mut().map(|t| &mut t.tables).collect();
                 working = agent.step(&mut tables);
+                system.table_changes += 1;
             }
         }
         // Let the tasks run between steps.
@@ -666,6 +675,7 @@ fn user_trap(frame: &mut TrapFrame) {
     // running on this core.
     let readied_before = system.ipc.readied();
     let esr = frame.esr;
+
     let mut yielded = false;
     if frame.vector_index == 9 {
         // An interrupt while a task ran: the time slice ended (or noise).
@@ -713,11 +723,16 @@ fn user_trap(frame: &mut TrapFrame) {
             }
             _ => frame.x[0] = SysError::Unknown as u64,
         }
-    } else if retry_after_change(&mut system.tasks[current], frame) {
+    } else if system.tasks[current].last_retry != Some((frame.elr, frame.far, system.table_changes))
+        && retry_after_change(&mut system.tasks[current], frame)
+    {
         // The access met a mapping another core was changing (break-before-
         // make); the change is complete now (it held the lock this trap
-        // waited for), so the instruction runs again.
+        // waited for), so the instruction runs again. The same fault again
+        // with no change to any table in between would be a kernel bug (a
+        // translation the TLB kept): it is reported below, not retried.
         system.retried_faults += 1;
+        system.tasks[current].last_retry = Some((frame.elr, frame.far, system.table_changes));
     } else {
         let name = system.tasks[current].name;
         match Vector::from_index(frame.vector_index) {

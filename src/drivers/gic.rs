@@ -100,8 +100,9 @@ unsafe impl Send for Gic {}
 impl Gic {
     /// # Safety
     /// The addresses must be the mapped (device memory) virtual addresses of
-    /// the GIC's distributor and of this core's CPU interface (v2) or
-    /// redistributor (v3), and nothing else may program them.
+    /// the GIC's distributor and of the CPU interface (v2) or the whole
+    /// redistributor region, `size` bytes (v3), and nothing else may
+    /// program them.
     pub unsafe fn new(version: u32, distributor: usize, cpu_or_redistributor: usize, size: usize) -> Gic {
         // SAFETY: the caller guarantees the mappings.
         unsafe {

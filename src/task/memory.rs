@@ -118,8 +118,14 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
             let m = system.tasks[current].tables.translate(x[0]).ok_or(SysError::InvalidArgument)?;
             Ok(m.pa + (x[0] - m.va))
         }),
-        syscall::MAP_CALLER => map_caller(system, current, x[0], x[1], x[2]),
-        syscall::UNMAP_CALLER => unmap_caller(system, current, x[0], x[1]),
+        syscall::MAP_CALLER => {
+            system.table_changes += 1;
+            map_caller(system, current, x[0], x[1], x[2])
+        }
+        syscall::UNMAP_CALLER => {
+            system.table_changes += 1;
+            unmap_caller(system, current, x[0], x[1])
+        }
         syscall::TABLE_FRAMES => Ok(system.tasks[current].tables.stats().tables_in_use),
         _ => Err(SysError::Unknown),
     };
