@@ -586,6 +586,33 @@ fn four_cores_with_16k_and_64k_granules() {
     }
 }
 
+/// The real Pi 4 DTB with two secondaries broken: core 2's release
+/// address moved to where nothing waits (it is released but never comes
+/// up), core 3's enable-method renamed (it cannot be started). Both are
+/// reported; the system goes on with cores 0 and 1 and runs tasks on them.
+#[test]
+fn cores_that_do_not_come_up_are_reported_and_left_out() {
+    let mut dtb = std::fs::read(RPI4_DTB).expect("the Pi 4 DTB fixture");
+    let replace = |dtb: &mut Vec<u8>, from: &[u8], to: &[u8]| {
+        let at = dtb.windows(from.len()).rposition(|w| w == from).expect("the pattern is in the DTB");
+        dtb[at..at + from.len()].copy_from_slice(to);
+    };
+    replace(&mut dtb, &[0, 0, 0, 0, 0, 0, 0, 0xe8], &[0, 0, 0, 0, 0, 0, 0, 0xf8]);
+    replace(&mut dtb, b"spin-table\0", b"spin-tabl3\0");
+    let path = std::env::temp_dir().join(format!("folio-rpi4-broken-cpus-{}.dtb", std::process::id()));
+    std::fs::write(&path, &dtb).expect("write the patched DTB");
+    let path_text = path.display().to_string();
+    let run = boot(&["-M", "raspi4b", "-dtb", &path_text], "exit=semihosting ktest=across memsvc=off");
+    let _ = std::fs::remove_file(&path);
+    run.assert_status(EXIT_OK)
+        .assert_has("core 1 up: MPIDR 0x80000001")
+        .assert_has("core 2: did not come up; going on without it")
+        .assert_has("core 3: not started: no way to start it")
+        .assert_has("cores: 2 of 4 online")
+        .assert_has("ktest tasks_talk_across_cores ... ok")
+        .assert_ktests_pass();
+}
+
 #[test]
 fn rpi4_without_a_dtb_starts_its_cores_from_the_default_spin_table() {
     boot(&["-M", "raspi4b"], "exit=semihosting")
