@@ -23,7 +23,7 @@ mod tests;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::hvo::{Folio, Hvo, HvoError, VmemmapHw, Zone};
+use crate::hvo::{DESCRIPTOR_SHIFT, Folio, Hvo, HvoError, VmemmapHw, Zone, min_optimizable_order};
 use crate::mm::frame::FramePool;
 use crate::mm::paging::Unit;
 use crate::mm::{Granule, PhysRange};
@@ -52,6 +52,9 @@ pub trait ClientMemory {
 struct Held {
     folio: Folio,
     va: u64,
+    /// What it costs the client's quota now: the folio's bytes and the
+    /// vmemmap behind it (see [`MemoryService::charge`]).
+    charge: u64,
 }
 
 struct Client {
@@ -188,6 +191,35 @@ impl<B: VmemmapHw> MemoryService<B> {
         self.clients.get(&badge).and_then(|c| c.folios.get(&handle)).copied().ok_or(error::INVALID_HANDLE)
     }
 
+    /// What a folio of `order` costs its client: its own bytes plus its
+    /// metadata, the descriptors a plain vmemmap holds for it, or, when
+    /// optimized, its one private vmemmap page (the shared tail is the
+    /// service's).
+    fn charge(&self, order: u32, optimized: bool) -> u64 {
+        let metadata = if optimized { self.granule.size() } else { (1u64 << order) << DESCRIPTOR_SHIFT };
+        (self.granule.size() << order) + metadata
+    }
+
+    fn eligible(&self, order: u32) -> bool {
+        order >= min_optimizable_order(self.granule)
+    }
+
+    /// Whether client `badge` may go from `old` to `new` bytes charged.
+    fn room_for(&mut self, badge: u64, old: u64, new: u64) -> bool {
+        let client = self.client(badge);
+        new <= old || (client.used - old).checked_add(new).is_some_and(|u| u <= client.quota)
+    }
+
+    /// Charges client `badge` `new` bytes for `handle` instead of its old charge.
+    fn recharge(&mut self, badge: u64, handle: u64, new: u64) {
+        if let Some(client) = self.clients.get_mut(&badge)
+            && let Some(h) = client.folios.get_mut(&handle)
+        {
+            client.used = client.used - h.charge + new;
+            h.charge = new;
+        }
+    }
+
     fn folio_flags(&mut self, folio: Folio) -> u64 {
         if self.hvo.is_optimized(folio) { flags::OPTIMIZED } else { 0 }
     }
@@ -232,13 +264,13 @@ impl<B: VmemmapHw> MemoryService<B> {
         let order = self.order_of(size_shift)?;
         let size = 1u64 << size_shift;
         let pa = self.pool.alloc(order).map_err(|_| error::OUT_OF_MEMORY)?;
-        let client = self.client(badge);
-        if client.used.checked_add(size).is_none_or(|u| u > client.quota) {
+        let optimize = request & flags::NO_OPTIMIZE == 0;
+        let charge = self.charge(order, optimize && self.eligible(order));
+        if !self.room_for(badge, 0, charge) {
             let _ = self.pool.free(pa, order);
             return Err(error::QUOTA_EXCEEDED);
         }
         let pfn = pa >> self.granule.shift();
-        let optimize = request & flags::NO_OPTIMIZE == 0;
         let folio = match self.hvo.create_folio(pfn, order, badge, optimize) {
             Ok(f) => f,
             Err(e) => {
@@ -257,8 +289,8 @@ impl<B: VmemmapHw> MemoryService<B> {
         let client = self.client(badge);
         let handle = client.next_handle;
         client.next_handle += 1;
-        client.used += size;
-        client.folios.insert(handle, Held { folio, va });
+        client.used += charge;
+        client.folios.insert(handle, Held { folio, va, charge });
         let f = self.folio_flags(folio);
         Ok(reply(handle, va, f))
     }
@@ -280,12 +312,10 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     fn forget(&mut self, badge: u64, handle: u64) {
-        let size_of = |h: &Held, g: Granule| g.size() << h.folio.order;
-        let g = self.granule;
         if let Some(client) = self.clients.get_mut(&badge)
             && let Some(h) = client.folios.remove(&handle)
         {
-            client.used -= size_of(&h, g);
+            client.used -= h.charge;
         }
     }
 
@@ -295,25 +325,41 @@ impl<B: VmemmapHw> MemoryService<B> {
         if to >= held.folio.order {
             return Err(error::INVALID_ARGUMENT);
         }
+        // Optimized pieces each keep a private vmemmap page: the client pays.
+        let optimized = self.hvo.is_optimized(held.folio) && self.eligible(to);
+        let piece_charge = self.charge(to, optimized);
+        let count = 1u64 << (held.folio.order - to);
+        if !self.room_for(badge, held.charge, piece_charge * count) {
+            return Err(error::QUOTA_EXCEEDED);
+        }
         let pieces = self.hvo.demote(held.folio, to).map_err(|e| self.engine_error(e))?;
         let piece_size = self.granule.size() << to;
         // The pieces get fresh, consecutive handles; the old one is gone.
+        self.forget(badge, handle);
         let client = self.client(badge);
-        client.folios.remove(&handle);
         let first = client.next_handle;
         client.next_handle += pieces.len() as u64;
         for (i, p) in pieces.iter().enumerate() {
-            client.folios.insert(first + i as u64, Held { folio: *p, va: held.va + i as u64 * piece_size });
+            let piece = Held { folio: *p, va: held.va + i as u64 * piece_size, charge: piece_charge };
+            client.folios.insert(first + i as u64, piece);
+            client.used += piece_charge;
         }
         Ok(reply(first, pieces.len() as u64, 0))
     }
 
     fn change(&mut self, badge: u64, handle: u64, optimize: bool) -> Result<Message, u64> {
         let held = self.held(badge, handle)?;
+        let charge = self.charge(held.folio.order, optimize);
+        if !self.room_for(badge, held.charge, charge) {
+            return Err(error::QUOTA_EXCEEDED);
+        }
         let r = if optimize { self.hvo.optimize(&[held.folio]) } else { self.hvo.restore(&[held.folio]) };
         match r {
             Ok(report) if report.not_eligible > 0 => Err(error::NOT_ELIGIBLE),
-            Ok(_) => Ok(reply(0, 0, 0)),
+            Ok(_) => {
+                self.recharge(badge, handle, charge);
+                Ok(reply(0, 0, 0))
+            }
             Err(e) => Err(self.engine_error(e)),
         }
     }
@@ -339,7 +385,10 @@ impl<B: VmemmapHw> MemoryService<B> {
             }
             client.quota = new;
         }
-        Ok(reply(client.quota, client.used, 0))
+        let page = self.granule.size();
+        let client = self.client(badge);
+        let metadata: u64 = client.folios.values().map(|h| h.charge - (page << h.folio.order)).sum();
+        Ok(reply(client.quota, client.used, metadata))
     }
 
     /// Client `badge` died: the kernel has already removed its mappings;

@@ -22,7 +22,7 @@
 //! | [`op::RESTORE`] 6 | a = handle | - |
 //! | [`op::STATS`] 7 | a = index | entry `index` of the per-(zone, size) table: r1 = zone \| size shift << 8 \| in use << 16 \| optimized << 40, r2 = vmemmap bytes a plain vmemmap needs for them, r3 = vmemmap bytes they use now; `NO_SUCH_ENTRY` past the end |
 //! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free block's size shift |
-//! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes in use; a quota can only be lowered |
+//! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
 //!
 //! Handles name folios per client: a handle means nothing to another
@@ -31,6 +31,12 @@
 //! another client's handle exists). ALLOC checks, in order: the size is
 //! supported, the pool has a free block of it, the caller's quota has room
 //! (so a size the pool cannot give is `OUT_OF_MEMORY` whatever the quota).
+//!
+//! A client is charged for its folios and their metadata: a plain folio's
+//! descriptors (64 bytes a page), or an optimized folio's one private
+//! vmemmap page (the shared tail is the service's). So RESTORE, and DEMOTE
+//! into optimized pieces (a private page each), can be `QUOTA_EXCEEDED`
+//! too, and nothing changes then.
 
 /// Status of a successful reply.
 pub const OK: u64 = 0;

@@ -104,10 +104,18 @@ impl Setup {
     fn check(&mut self) {
         let s = &mut self.service;
         let mut held_total = 0;
+        let page = s.granule.size();
         for client in s.clients() {
             let folios = s.folios_of(client);
-            let bytes: u64 = folios.iter().map(|f| s.granule.size() << f.2).sum();
-            assert_eq!(s.used_by(client), bytes, "client {client}: quota accounting");
+            let bytes: u64 = folios.iter().map(|f| page << f.2).sum();
+            // Metadata: one private page for an optimized folio, every
+            // descriptor for a plain one.
+            let mut metadata = 0;
+            for &(_, pfn, order, _) in &folios {
+                let optimized = s.hvo.is_optimized(Folio { pfn, order });
+                metadata += if optimized { page } else { (1u64 << order) * 64 };
+            }
+            assert_eq!(s.used_by(client), bytes + metadata, "client {client}: quota accounting");
             assert_eq!(self.kernel.held_bytes(client), bytes, "client {client}: mapped bytes");
             for (_, pfn, order, va) in folios {
                 assert_eq!(va, layout::CLIENT_WINDOW + (pfn << s.granule.shift()));
@@ -206,12 +214,14 @@ fn a_client_cannot_touch_or_see_another_clients_folio() {
     assert_ne!(a[2], b[2]);
     ok(t.ask(2, [op::FREE, b[1], 0, 0]));
     assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[1], a[2]);
-    assert_eq!(t.service.used_by(1), 2 << 20);
+    assert_eq!(t.service.used_by(1), (2 << 20) + 4096, "a 2 MiB page and its private vmemmap page");
 }
 
 #[test]
 fn hostile_requests_get_typed_errors_and_change_nothing() {
-    let mut t = setup(Granule::K4, 64 << 20, 8 << 20);
+    // Room for four optimized 2 MiB pages with their private vmemmap page.
+    let four = 4 * ((2 << 20) + 4096);
+    let mut t = setup(Granule::K4, 64 << 20, four);
     let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
     let cases: [(Message, u64); 14] = [
         ([0, 0, 0, 0], error::UNKNOWN_OPERATION),
@@ -232,14 +242,20 @@ fn hostile_requests_get_typed_errors_and_change_nothing() {
     for (request, expected) in cases {
         assert_eq!(t.ask(1, request)[0], expected, "{request:?}");
     }
-    // Quota: 8 MiB, 2 held; 32M does not fit, three more 2M do, a fourth not.
+    // Quota: four 2M held with metadata; 32M does not fit, three more 2M
+    // do, a fourth not; a plain one would need 32 KiB of descriptors.
     assert_eq!(t.ask(1, [op::ALLOC, 25, 0, 0])[0], error::QUOTA_EXCEEDED);
     for _ in 0..3 {
         ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
     }
     assert_eq!(t.ask(1, [op::ALLOC, 21, 0, 0])[0], error::QUOTA_EXCEEDED);
+    let q = ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]));
+    assert_eq!((q[1], q[2], q[3]), (four, four, 4 * 4096));
+    // Restoring needs room for every descriptor: refused, nothing changes.
+    assert_eq!(t.ask(1, [op::RESTORE, a[1], 0, 0])[0], error::QUOTA_EXCEEDED);
+    assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[3], flags::OPTIMIZED);
     // Lowering the quota below use is allowed; it only stops new ones.
-    assert_eq!(ok(t.ask(1, [op::QUOTA, 2 << 20, 0, 0]))[2], 8 << 20);
+    assert_eq!(ok(t.ask(1, [op::QUOTA, 2 << 20, 0, 0]))[2], four);
     // Double free.
     ok(t.ask(1, [op::FREE, a[1], 0, 0]));
     assert_eq!(t.ask(1, [op::FREE, a[1], 0, 0])[0], error::INVALID_HANDLE);

@@ -361,14 +361,24 @@ fn main() -> u64 {
     }
     ask([op::FREE, mine[1], 0, 0]);
 
-    // Quota: lowered to one smallest page, a second one is refused.
-    let lowered = ask([op::QUOTA, small, 0, 0]);
+    // Quota: lowered to what one smallest page costs (with its metadata),
+    // a second one is refused.
     let first = ask([op::ALLOC, smallest, 0, 0]);
+    let charged = ask([op::QUOTA, QUERY, 0, 0]);
+    let lowered = ask([op::QUOTA, charged[2], 0, 0]);
     let second = ask([op::ALLOC, smallest, 0, 0]);
     r.check(
         "quota-exceeded",
-        lowered[0] == 0 && first[0] == 0 && second[0] == error::QUOTA_EXCEEDED,
-        format_args!("statuses {} {} {}", lowered[0], first[0], second[0]),
+        first[0] == 0 && lowered[0] == 0 && second[0] == error::QUOTA_EXCEEDED,
+        format_args!(
+            "{} charged {} bytes ({} of them metadata); statuses {} {} {}",
+            Size(smallest),
+            charged[2],
+            charged[3],
+            first[0],
+            lowered[0],
+            second[0]
+        ),
     );
     ask([op::FREE, first[1], 0, 0]);
     // Leave holding one folio: the service takes it back when the kernel
