@@ -76,13 +76,12 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserv
     let mut left = budget.saturating_sub(granule.size() << meta_order);
     let orders: Vec<u32> =
         (0..64).rev().filter(|s| supported_size_shifts(granule) & (1 << s) != 0).map(|s| s - shift).collect();
-    let mut pool: Vec<u64> = Vec::new();
+    // At most 2^16 pool blocks: the capability list stays small.
     for order in orders {
         let size = granule.size() << order;
-        while left >= size && (pool.len() as u64) < 1 << 16 {
+        while left >= size && blocks.len() <= 1 << 16 {
             let Ok(pa) = frames.alloc(order) else { break };
             blocks.push((pa, order));
-            pool.push(pa);
             left -= size;
         }
     }

@@ -188,8 +188,6 @@ impl VmemmapHw for ServiceVmemmap {
 /// The kernel's side for the client being answered, and zeroing through
 /// the service's pool window.
 struct Kernel {
-    zero_cycles: u64,
-    zeroed_bytes: u64,
     /// Per size shift: how many huge pages were zeroed, and the cycles.
     zeroing: [(u64, u64); 64],
 }
@@ -207,8 +205,6 @@ impl ClientMemory for Kernel {
         let start = cycles();
         zero_block(layout::SERVICE_POOL_WINDOW + pa, size);
         let spent = cycles().wrapping_sub(start);
-        self.zero_cycles += spent;
-        self.zeroed_bytes += size;
         let per_size = &mut self.zeroing[size.trailing_zeros() as usize];
         per_size.0 += 1;
         per_size.1 += spent;
@@ -292,7 +288,7 @@ fn main() -> u64 {
         }
     };
     let [_, mut clients_left] = folio_user::start_arguments();
-    let mut kernel = Kernel { zero_cycles: 0, zeroed_bytes: 0, zeroing: [(0, 0); 64] };
+    let mut kernel = Kernel { zeroing: [(0, 0); 64] };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
     let (mut status, mut badge, mut msg) = recv(0);
     loop {
@@ -329,14 +325,16 @@ fn main() -> u64 {
     }
     let page = service.hvo().granule().size();
     let acc = service.hvo().accounting();
+    let zeroed_bytes: u64 = kernel.zeroing.iter().enumerate().map(|(shift, z)| z.0 << shift).sum();
+    let zero_cycles: u64 = kernel.zeroing.iter().map(|z| z.1).sum();
     println!(
         "memsvc: {requests} requests, {refused} refused; pool {} of {} MiB free; vmemmap {} frames, at most {} KiB saved by HVO at once; {} MiB zeroed in {} PMU cycles (instructions under -icount)",
         mib(service.pool_free_bytes()),
         mib(service.pool_total_bytes()),
         acc.vmemmap_frames + acc.shared_tails,
         (peak_saved * page) >> 10,
-        mib(kernel.zeroed_bytes),
-        kernel.zero_cycles
+        mib(zeroed_bytes),
+        zero_cycles
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
         let (n, unit) = if shift >= 30 {

@@ -38,9 +38,8 @@ fn main() -> u64 {
         );
         return 0;
     }
-    let label = "";
     println!(
-        "ipcbench{label}: null syscall {null}, call {one_way}, reply {reply}, call+reply {round} instructions (counter overhead {overhead}, server status {status})"
+        "ipcbench: null syscall {null}, call {one_way}, reply {reply}, call+reply {round} instructions (counter overhead {overhead}, server status {status})"
     );
     0
 }
