@@ -25,8 +25,10 @@ HOST        = $(shell rustc -vV | sed -n 's/^host: //p')
 OBJCOPY     = $(SYSROOT)/lib/rustlib/$(HOST)/bin/llvm-objcopy
 
 # The harness always runs QEMU with -semihosting and says so on the command
-# line, so folio's exit status becomes QEMU's.
-QEMU_COMMON = -nographic -no-reboot -semihosting
+# line, so folio's exit status becomes QEMU's. -nic none: folio drives no
+# network card, and QEMU's default one needs a boot ROM that a minimal
+# install (--no-install-recommends) does not bring.
+QEMU_COMMON = -nographic -no-reboot -semihosting -nic none
 RUN_ARGS    = exit=semihosting $(BOOTARGS)
 
 # Guests of 31 GiB and more need a RAM backend that is not reserved up

@@ -121,7 +121,7 @@ impl Boot {
 
 fn qemu(qemu_args: &[&str]) -> Command {
     let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-semihosting"]);
+    cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-semihosting", "-nic", "none"]);
     cmd.args(qemu_args);
     cmd
 }
