@@ -12,7 +12,7 @@ CARGO      ?= cargo
 TARGET     := aarch64-unknown-none
 KERNEL_ELF := target/$(TARGET)/release/folio
 KERNEL_IMG := target/folio.img
-RPI4_DTB   := tests/fixtures/bcm2711-rpi-4-b.dtb
+RPI4_DTB   := fixtures/bcm2711-rpi-4-b.dtb
 
 CPU        ?= cortex-a72
 MEM        ?= 2G
@@ -46,13 +46,15 @@ all: image
 setup:
 	@tools/setup.sh
 
-# The EL0 programs (user/), packaged into the kernel image by include_bytes.
+# The EL0 programs (user/programs, profile el0) and the memory service
+# (user/memsvc, profile service), packaged into the kernel image by
+# include_bytes (crates/kernel/src/programs.rs).
 user: setup
-	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) build --release --target $(TARGET)
-	cd user/memsvc && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) build --release --target $(TARGET)
+	$(CARGO) build --profile el0 --target $(TARGET) -p folio-programs
+	$(CARGO) build --profile service --target $(TARGET) -p folio-memsvc-program
 
 kernel: user
-	$(CARGO) build --release --target $(TARGET) --bin folio
+	$(CARGO) build --release --target $(TARGET) -p folio-kernel
 
 image: kernel
 	$(OBJCOPY) -O binary $(KERNEL_ELF) $(KERNEL_IMG)
@@ -71,7 +73,8 @@ rpi4: image
 	cp platform/rpi4/config.txt target/rpi4/config.txt
 	@echo "SD card files in target/rpi4 (see README.md, 'Booting a real Raspberry Pi 4')"
 
-# Host unit tests and the QEMU integration tests (tests/qemu.rs) in one run.
+# Host unit tests of every host crate and the QEMU integration tests
+# (crates/kernel/tests/qemu.rs) in one run.
 test: image
 	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release
 
@@ -90,16 +93,14 @@ bench: image
 	@for n in 2 4; do \
 	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
 	done
-	$(CARGO) bench --bench paging
+	$(CARGO) bench -p folio-core --bench paging
 
 check: user
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) --bin folio -- -D warnings
-	$(CARGO) fmt --check
-	cd user && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) clippy --release --target $(TARGET) -- -D warnings
-	cd user && $(CARGO) fmt --check
-	cd user/memsvc && CARGO_TARGET_DIR=$(CURDIR)/target/user $(CARGO) clippy --release --target $(TARGET) -- -D warnings
-	cd user/memsvc && $(CARGO) fmt --check
+	$(CARGO) clippy --release --target $(TARGET) -p folio-kernel -- -D warnings
+	$(CARGO) clippy --profile el0 --target $(TARGET) -p folio-rt -p folio-programs -- -D warnings
+	$(CARGO) clippy --profile service --target $(TARGET) -p folio-memsvc-program -- -D warnings
+	$(CARGO) fmt --all --check
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 //! HVO engine over its own vmemmap (mapped in its own address space), and
 //! answers its clients over IPC (the protocol: `src/memsvc/protocol.rs`).
 //!
-//! Owns: the glue between [`folio::memsvc::MemoryService`] (all the
+//! Owns: the glue between [`folio_memsvc::MemoryService`] (all the
 //! decisions, host-tested) and the kernel's memory calls; its heap.
 //! Must never: decide anything about a request itself (the library does),
 //! or write a vmemmap page it mapped read-only (a shared tail).
@@ -20,14 +20,14 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use buddy_system_allocator::LockedHeap;
-use folio::abi::map as nr_map;
-use folio::hvo::{self, HvoError, PageDescriptor, VmemmapHw};
-use folio::ipc::NOTIFICATION_BADGE;
-use folio::memsvc::protocol::{layout, op};
-use folio::memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
-use folio::mm::frame::FramePool;
-use folio::mm::{Granule, PhysRange};
-use folio_user::{cycles, nr, println, recv, reply_recv, syscall};
+use folio_abi::map as nr_map;
+use folio_abi::memsvc::{layout, op};
+use folio_core::ipc::NOTIFICATION_BADGE;
+use folio_core::mm::frame::FramePool;
+use folio_core::mm::{Granule, PhysRange};
+use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
+use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
+use folio_rt::{cycles, nr, println, recv, reply_recv, syscall};
 
 /// The heap: the engine's bookkeeping (batches, statistics) and the
 /// service's tables of clients.
@@ -113,7 +113,7 @@ impl VmemmapHw for ServiceVmemmap {
                 for e in &entries[..done] {
                     let _ = self.unmap_pages(e[0], e[2] * page);
                 }
-                return Err(if r[0] == folio_user::status::OUT_OF_MEMORY {
+                return Err(if r[0] == folio_rt::status::OUT_OF_MEMORY {
                     HvoError::OutOfMemory
                 } else {
                     HvoError::Paging
@@ -259,7 +259,7 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     let mut frames = FramePool::new(granule);
     frames.add_range(meta).map_err(|_| "small frames misaligned")?;
     let total: u64 = pool.iter().map(|p| p.range.size()).sum();
-    let [quota, _] = folio_user::start_arguments();
+    let [quota, _] = folio_rt::start_arguments();
     let quota = if quota == 0 { total / 2 } else { quota };
     let hw = ServiceVmemmap { granule, frames };
     let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
@@ -287,7 +287,7 @@ fn main() -> u64 {
             return 1;
         }
     };
-    let [_, mut clients_left] = folio_user::start_arguments();
+    let [_, mut clients_left] = folio_rt::start_arguments();
     let mut kernel = Kernel { zeroing: [(0, 0); 64] };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
     let (mut status, mut badge, mut msg) = recv(0);
@@ -349,4 +349,4 @@ fn main() -> u64 {
     0
 }
 
-folio_user::entry!(main);
+folio_rt::entry!(main);

@@ -1,0 +1,64 @@
+//! The system-call interface as numbers: shared word for word by the kernel
+//! (`crate::syscall`, `crate::ipc`) and the EL0 library (`user/src/lib.rs`
+//! includes this file), so the two sides cannot drift apart.
+#![no_std]
+
+pub mod memsvc;
+
+/// System-call numbers, passed in x8.
+pub mod nr {
+    pub const EXIT: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const YIELD: u64 = 2;
+    pub const CALL: u64 = 3;
+    pub const RECV: u64 = 4;
+    pub const REPLY: u64 = 5;
+    pub const REPLY_RECV: u64 = 6;
+    pub const SIGNAL: u64 = 7;
+    pub const WAIT: u64 = 8;
+    pub const RECV_NONBLOCKING: u64 = 9;
+    pub const RECV_TIMED: u64 = 10;
+    /// The memory calls: only a task holding frame capabilities (the
+    /// memory service) may make them; see `crate::syscall`.
+    pub const MEM_CAP: u64 = 11;
+    pub const MAP_SELF: u64 = 12;
+    pub const REMAP_SELF: u64 = 13;
+    pub const UNMAP_SELF: u64 = 14;
+    pub const TRANSLATE_SELF: u64 = 15;
+    pub const MAP_CALLER: u64 = 16;
+    pub const UNMAP_CALLER: u64 = 17;
+    pub const TABLE_FRAMES: u64 = 18;
+}
+
+/// MAP_SELF / REMAP_SELF entries: `[va, pa, pages, flags]`.
+pub mod map {
+    /// Read/write (otherwise read-only). Never executable.
+    pub const WRITABLE: u64 = 1 << 0;
+    /// Every page maps the one frame `pa` (a shared tail).
+    pub const REPEAT: u64 = 1 << 1;
+    /// Entries one call takes at most.
+    pub const MAX_ENTRIES: u64 = 4096;
+    /// Pages one REMAP_SELF changes at most (one break-before-make batch).
+    pub const MAX_REMAP_PAGES: u64 = 16384;
+    /// Frame capability kinds (MEM_CAP's x1).
+    pub const CAP_POOL: u64 = 1;
+    pub const CAP_META: u64 = 2;
+}
+
+/// Status codes returned in x0 (0 is success).
+pub mod status {
+    pub const OK: u64 = 0;
+    pub const INVALID_HANDLE: u64 = 1;
+    pub const NOT_OWNER: u64 = 2;
+    pub const NO_CALLER: u64 = 3;
+    pub const DEAD_PEER: u64 = 4;
+    pub const TIMED_OUT: u64 = 5;
+    pub const WOULD_BLOCK: u64 = 6;
+    pub const WRONG_KIND: u64 = 7;
+    pub const OUT_OF_MEMORY: u64 = 12;
+    pub const NOT_PERMITTED: u64 = 13;
+    pub const BAD_ADDRESS: u64 = 14;
+    pub const INVALID_ARGUMENT: u64 = 15;
+    pub const TOO_LONG: u64 = 22;
+    pub const UNKNOWN_CALL: u64 = 38;
+}

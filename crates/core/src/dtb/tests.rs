@@ -1,0 +1,229 @@
+//! Discovery on the real Raspberry Pi 4 DTB and on corrupted copies of it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::validate::{self, FDT_MAGIC};
+use super::*;
+
+const RPI4_DTB: &[u8] = include_bytes!("../../../../fixtures/bcm2711-rpi-4-b.dtb");
+
+/// A decoded device tree that tests edit and re-encode.
+#[derive(Clone, Debug)]
+struct Node {
+    name: String,
+    props: Vec<(String, Vec<u8>)>,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn decode(blob: &[u8]) -> (Vec<(u64, u64)>, Node) {
+        let canonical = validate::normalize(blob).unwrap();
+        let fdt = Fdt::new(&canonical).unwrap();
+        fn walk(n: FdtNode<'_, '_>) -> Node {
+            Node {
+                name: n.name.into(),
+                props: n.properties().map(|p| (p.name.into(), p.value.to_vec())).collect(),
+                children: n.children().map(walk).collect(),
+            }
+        }
+        let rsv = fdt.memory_reservations().map(|r| (r.address() as u64, r.size() as u64)).collect();
+        (rsv, walk(fdt.find_node("/").unwrap()))
+    }
+
+    fn encode(&self, reservations: &[(u64, u64)]) -> Vec<u8> {
+        let mut strings: Vec<u8> = Vec::new();
+        let mut structure: Vec<u8> = Vec::new();
+        fn emit(n: &Node, s: &mut Vec<u8>, strings: &mut Vec<u8>) {
+            s.extend(1u32.to_be_bytes());
+            s.extend(n.name.as_bytes());
+            s.push(0);
+            s.resize((s.len() + 3) & !3, 0);
+            for (name, value) in &n.props {
+                let off = strings.len() as u32;
+                strings.extend(name.as_bytes());
+                strings.push(0);
+                s.extend(3u32.to_be_bytes());
+                s.extend((value.len() as u32).to_be_bytes());
+                s.extend(off.to_be_bytes());
+                s.extend(value);
+                s.resize((s.len() + 3) & !3, 0);
+            }
+            for c in &n.children {
+                emit(c, s, strings);
+            }
+            s.extend(2u32.to_be_bytes());
+        }
+        emit(self, &mut structure, &mut strings);
+        structure.extend(9u32.to_be_bytes());
+        let off_rsv = 40;
+        let off_struct = off_rsv + (reservations.len() + 1) * 16;
+        let off_strings = off_struct + structure.len();
+        let total = off_strings + strings.len();
+        let mut out = Vec::new();
+        for w in [
+            FDT_MAGIC,
+            total as u32,
+            off_struct as u32,
+            off_strings as u32,
+            off_rsv as u32,
+            17,
+            16,
+            0,
+            strings.len() as u32,
+            structure.len() as u32,
+        ] {
+            out.extend(w.to_be_bytes());
+        }
+        for (a, s) in reservations.iter().chain([&(0, 0)]) {
+            out.extend(a.to_be_bytes());
+            out.extend(s.to_be_bytes());
+        }
+        out.extend(structure);
+        out.extend(strings);
+        out
+    }
+
+    fn child(&mut self, name: &str) -> &mut Node {
+        self.children.iter_mut().find(|c| c.name == name).unwrap()
+    }
+
+    fn set(&mut self, prop: &str, value: Vec<u8>) {
+        match self.props.iter_mut().find(|(n, _)| n == prop) {
+            Some((_, v)) => *v = value,
+            None => self.props.push((prop.into(), value)),
+        }
+    }
+}
+
+fn cells(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_be_bytes()).collect()
+}
+
+/// The fixture with its memory node filled in the way the firmware (or QEMU) does.
+fn rpi4_with_memory(reg: &[u32]) -> (Vec<(u64, u64)>, Node) {
+    let (rsv, mut root) = Node::decode(RPI4_DTB);
+    root.child("memory@0").set("reg", cells(reg));
+    (rsv, root)
+}
+
+#[test]
+fn the_real_rpi4_dtb_says_its_memory_is_not_filled_in() {
+    assert_eq!(discover(RPI4_DTB), Err(DtbError::ZeroSizeBank { node: "/memory@0".into() }));
+}
+
+#[test]
+fn rpi4_devices_are_found_at_cpu_addresses() {
+    let (rsv, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let machine = discover(&root.encode(&rsv)).unwrap();
+    assert_eq!(machine.memory.len(), 1);
+    assert_eq!(machine.memory[0].range, PhysRange::from_start_size(0, 0x3c00_0000).unwrap());
+    // /memreserve/ [0, 0x1000) is the spin table; nvram@0 is disabled and empty.
+    assert_eq!(
+        machine.reserved,
+        vec![ReservedRegion { range: PhysRange::from_start_size(0, 0x1000).unwrap(), source: "/memreserve/".into() }]
+    );
+    // Bus address 0x7e201000 through /soc's ranges.
+    assert_eq!(machine.uart.map(|u| u.start()), Some(0xfe20_1000));
+    assert_eq!(
+        machine.gic,
+        Some(GicInfo::V2 {
+            distributor: PhysRange::from_start_size(0xff84_1000, 0x1000).unwrap(),
+            cpu_interface: PhysRange::from_start_size(0xff84_2000, 0x2000).unwrap(),
+        })
+    );
+    assert_eq!(machine.virtual_timer_intid, Some(27));
+    assert_eq!(machine.psci, None);
+    assert_eq!(machine.cpus.len(), 4);
+    assert_eq!(
+        machine.cpus[2],
+        CpuInfo { mpidr: 2, enable_method: Some(EnableMethod::SpinTable { release_addr: 0xe8 }) }
+    );
+    assert_eq!(machine.stdout_path.as_deref(), Some("serial1:115200n8"));
+    assert!(machine.compatible.iter().any(|c| c == "raspberrypi,4-model-b"));
+}
+
+#[test]
+fn several_banks_and_several_memory_nodes_are_all_read() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3b40_0000, 0, 0x4000_0000, 0x4000_0000]);
+    let mut second = root.child("memory@0").clone();
+    second.name = "memory@100000000".into();
+    second.set("reg", cells(&[1, 0, 0x8000_0000]));
+    root.children.push(second);
+    let machine = discover(&root.encode(&rsv)).unwrap();
+    let banks: Vec<(u64, u64)> = machine.memory.iter().map(|b| (b.range.start(), b.range.size())).collect();
+    assert_eq!(banks, vec![(0, 0x3b40_0000), (0x4000_0000, 0x4000_0000), (0x1_0000_0000, 0x8000_0000)]);
+}
+
+#[test]
+fn truncated_blobs_are_refused() {
+    for len in [0, 10, 39, 40, 1000, RPI4_DTB.len() - 1] {
+        let err = discover(&RPI4_DTB[..len]).unwrap_err();
+        assert!(matches!(err, DtbError::TooShort { .. } | DtbError::Truncated { .. }), "{len}: {err:?}");
+    }
+}
+
+#[test]
+fn bad_magic_is_refused() {
+    let mut blob = RPI4_DTB.to_vec();
+    blob[0] = 0;
+    assert_eq!(discover(&blob), Err(DtbError::BadMagic { found: 0x000d_feed }));
+    // What QEMU raspi4b passes without -dtb: ATAGS, not a DTB.
+    assert!(matches!(discover(&[5, 0, 0, 0, 1, 0, 0x41, 0x54].repeat(8)), Err(DtbError::BadMagic { .. })));
+}
+
+#[test]
+fn overlapping_banks_are_refused() {
+    let (rsv, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000, 0, 0x3000_0000, 0x1000_0000]);
+    assert!(matches!(discover(&root.encode(&rsv)), Err(DtbError::OverlappingBanks { .. })));
+}
+
+#[test]
+fn reserved_region_outside_ram_is_refused() {
+    let (_, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let err = discover(&root.encode(&[(0, 0x1000), (0x8000_0000, 0x1000)])).unwrap_err();
+    assert_eq!(
+        err,
+        DtbError::ReservedOutsideRam {
+            region: PhysRange::from_start_size(0x8000_0000, 0x1000).unwrap(),
+            source: "/memreserve/".into()
+        }
+    );
+}
+
+#[test]
+fn no_memory_node_is_refused() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    root.children.retain(|c| c.name != "memory@0");
+    assert_eq!(discover(&root.encode(&rsv)), Err(DtbError::NoMemoryNode));
+}
+
+#[test]
+fn corrupting_any_structure_word_never_panics() {
+    // Every 4-byte word of the structure block set to each interesting value:
+    // each result is a machine or a typed error, never a panic.
+    let (rsv, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let good = root.encode(&rsv);
+    let h = validate::parse_header(&good).unwrap();
+    let mut refused = 0;
+    // Every word once, with a value chosen by its position, keeps this fast.
+    let values = [0u32, 1, 2, 3, 4, 9, 0xffff_ffff, 0x100, 0x7fff_ffff];
+    for (i, word) in (h.off_struct..h.off_struct + h.size_struct).step_by(4).enumerate() {
+        {
+            let value = values[i % values.len()];
+            let mut blob = good.clone();
+            blob[word..word + 4].copy_from_slice(&value.to_be_bytes());
+            refused += discover(&blob).is_err() as usize;
+        }
+    }
+    assert!(refused > 0);
+}
+
+#[test]
+fn header_offsets_outside_the_blob_are_refused() {
+    for field in [2usize, 3, 4] {
+        let mut blob = RPI4_DTB.to_vec();
+        blob[field * 4..field * 4 + 4].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+        assert!(matches!(discover(&blob), Err(DtbError::BlockOutOfBounds { .. })), "field {field}");
+    }
+}

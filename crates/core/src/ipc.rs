@@ -1,0 +1,692 @@
+//! Synchronous IPC: the semantics, as a state machine with no hardware.
+//!
+//! Owns: task states for IPC, endpoints, handles and badges, and who runs
+//! next. The architecture layer only moves registers: when a task resumes
+//! it receives the six words [`Ipc::take_result`] hands out (x0 = status,
+//! x1..x4 = message, x5 = badge).
+//!
+//! # Semantics (seL4-style, short messages in registers)
+//!
+//! - An **endpoint** has one owner, the only task that may receive on it.
+//!   A **handle** is a task's right to an endpoint plus a **badge** chosen
+//!   when the handle was granted; the receiver sees the caller's badge.
+//! - `call(h, msg)`: if the owner waits in `recv`, the message is delivered
+//!   at once and the owner becomes ready; otherwise the caller queues on the
+//!   endpoint (FIFO). Either way the caller blocks until the reply.
+//! - `recv(h)`: takes the first queued caller, or blocks until one comes.
+//!   The server then owes that caller a reply.
+//! - `reply(msg)`: ends the owed call; the caller becomes ready with the
+//!   message. `reply_recv` is reply then recv.
+//! - Errors, in x0, never block: a handle the task does not hold
+//!   (`InvalidHandle`), a recv on an endpoint the task does not own
+//!   (`NotOwner`), a reply with nothing owed (`NoCaller`), a call to an
+//!   endpoint whose owner has died (`DeadPeer`). When a task dies, every
+//!   task queued on or waiting for a reply from it is made ready with
+//!   `DeadPeer`; a server that dies leaves its endpoints dead.
+//! - `recv_nonblocking(h)` returns `WouldBlock` instead of waiting;
+//!   `recv_timed(h, deadline)` returns `TimedOut` if nobody called by the
+//!   deadline (in ticks of the virtual counter; see [`Ipc::expire`]).
+//! - A **notification** is a word. `signal(h)` ORs the handle's badge into
+//!   it and never blocks; `wait(h)` returns the word and clears it, or
+//!   blocks until it is non-zero. When a task dies, the kernel signals, for
+//!   every endpoint handle the task held, the endpoint's death notification
+//!   (if its owner asked for one) with that handle's badge: a server learns
+//!   which client to clean up after.
+//! - A notification may be **bound** to an endpoint (seL4's bound
+//!   notification): its owner's `recv` on that endpoint then also returns
+//!   when the word is non-zero, with x5 = [`NOTIFICATION_BADGE`] and x1 =
+//!   the word (cleared), owing nobody a reply. A pending word is delivered
+//!   before queued callers. So a server blocks in one place for calls and
+//!   for the kernel's death notices.
+//! - Scheduling: one ready queue, FIFO within a priority, higher priority
+//!   first.
+
+use alloc::collections::VecDeque;
+
+use alloc::vec::Vec;
+use folio_abi::status;
+
+pub type TaskId = usize;
+pub type EndpointId = usize;
+/// Message words in registers.
+pub const MSG_WORDS: usize = 4;
+pub type Message = [u64; MSG_WORDS];
+/// The badge `recv` reports for a bound notification's word; never granted.
+pub const NOTIFICATION_BADGE: u64 = u64::MAX;
+
+/// Status codes returned in x0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum IpcError {
+    InvalidHandle = status::INVALID_HANDLE,
+    NotOwner = status::NOT_OWNER,
+    NoCaller = status::NO_CALLER,
+    DeadPeer = status::DEAD_PEER,
+    TimedOut = status::TIMED_OUT,
+    WouldBlock = status::WOULD_BLOCK,
+    /// A notification operation on an endpoint handle, or the reverse.
+    WrongKind = status::WRONG_KIND,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    /// Queued on an endpoint with its message, waiting for the owner.
+    Sending {
+        endpoint: EndpointId,
+        badge: u64,
+        msg: Message,
+    },
+    /// Waiting in `recv` on an endpoint it owns, until `deadline` if any.
+    Receiving {
+        endpoint: EndpointId,
+        deadline: Option<u64>,
+    },
+    /// Waiting for a notification word.
+    Waiting {
+        notification: usize,
+    },
+    /// Its call was received; waiting for the reply.
+    AwaitingReply {
+        server: TaskId,
+    },
+    Dead {
+        status: u64,
+    },
+}
+
+/// What a handle names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    Endpoint(EndpointId),
+    Notification(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle {
+    pub object: Object,
+    pub badge: u64,
+}
+
+struct Notification {
+    word: u64,
+    waiter: Option<TaskId>,
+    /// The endpoint whose owner's `recv` also takes this word.
+    bound_to: Option<EndpointId>,
+}
+
+struct Task {
+    state: State,
+    priority: u8,
+    handles: Vec<Handle>,
+    /// The caller this task owes a reply to.
+    owes: Option<TaskId>,
+    /// Registers to load when it next runs.
+    result: Option<[u64; 6]>,
+    /// The only core it may run on, if pinned.
+    pinned: Option<usize>,
+}
+
+struct Endpoint {
+    owner: TaskId,
+    queue: VecDeque<TaskId>,
+    /// Signalled with a client's badge when a task holding a handle dies.
+    on_client_death: Option<usize>,
+}
+
+#[derive(Default)]
+pub struct Ipc {
+    tasks: Vec<Task>,
+    endpoints: Vec<Endpoint>,
+    notifications: Vec<Notification>,
+    ready: VecDeque<TaskId>,
+    /// How many times a task joined `ready` after it was created: the
+    /// scheduler compares it across a change to know whether other cores
+    /// have news.
+    readied: u64,
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Forever,
+    Until(u64),
+}
+
+fn ok(msg: Message, badge: u64) -> [u64; 6] {
+    [0, msg[0], msg[1], msg[2], msg[3], badge]
+}
+
+fn err(e: IpcError) -> [u64; 6] {
+    [e as u64, 0, 0, 0, 0, 0]
+}
+
+impl Ipc {
+    pub fn new() -> Ipc {
+        Ipc::default()
+    }
+
+    /// A new ready task.
+    pub fn add_task(&mut self, priority: u8) -> TaskId {
+        self.tasks.push(Task {
+            state: State::Ready,
+            priority,
+            handles: Vec::new(),
+            owes: None,
+            result: None,
+            pinned: None,
+        });
+        let id = self.tasks.len() - 1;
+        self.ready.push_back(id);
+        id
+    }
+
+    pub fn add_endpoint(&mut self, owner: TaskId) -> EndpointId {
+        self.endpoints.push(Endpoint { owner, queue: VecDeque::new(), on_client_death: None });
+        self.endpoints.len() - 1
+    }
+
+    pub fn add_notification(&mut self) -> usize {
+        self.notifications.push(Notification { word: 0, waiter: None, bound_to: None });
+        self.notifications.len() - 1
+    }
+
+    /// The kernel will signal `notification` when a holder of a handle to
+    /// `endpoint` dies.
+    pub fn notify_client_deaths(&mut self, endpoint: EndpointId, notification: usize) {
+        self.endpoints[endpoint].on_client_death = Some(notification);
+    }
+
+    /// Binds `notification` to `endpoint`: the endpoint's owner receives
+    /// the word in `recv` (see the module docs).
+    pub fn bind_notification(&mut self, endpoint: EndpointId, notification: usize) {
+        self.notifications[notification].bound_to = Some(endpoint);
+    }
+
+    /// Gives `task` a handle to `object` carrying `badge`; returns its
+    /// number. [`NOTIFICATION_BADGE`] is reserved and becomes 0.
+    pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
+        let badge = if badge == NOTIFICATION_BADGE { 0 } else { badge };
+        self.tasks[task].handles.push(Handle { object, badge });
+        self.tasks[task].handles.len() as u64 - 1
+    }
+
+    /// The client `server` owes a reply to, if it is still waiting for it.
+    pub fn caller_owed(&self, server: TaskId) -> Option<TaskId> {
+        self.tasks[server].owes.filter(|&c| self.tasks[c].state == (State::AwaitingReply { server }))
+    }
+
+    /// The word of a notification bound to `endpoint`, taken, if non-zero.
+    fn take_bound_word(&mut self, endpoint: EndpointId) -> Option<u64> {
+        let n = self.notifications.iter_mut().find(|n| n.bound_to == Some(endpoint) && n.word != 0)?;
+        Some(core::mem::take(&mut n.word))
+    }
+
+    pub fn state(&self, task: TaskId) -> State {
+        self.tasks[task].state
+    }
+
+    /// The registers `task` should see when it resumes, if any changed.
+    pub fn take_result(&mut self, task: TaskId) -> Option<[u64; 6]> {
+        self.tasks[task].result.take()
+    }
+
+    fn handle(&self, task: TaskId, handle: u64) -> Option<Handle> {
+        usize::try_from(handle).ok().and_then(|h| self.tasks[task].handles.get(h).copied())
+    }
+
+    /// The endpoint a handle names, or the error to return.
+    fn endpoint_of(&self, task: TaskId, handle: u64) -> Result<(EndpointId, u64), IpcError> {
+        match self.handle(task, handle) {
+            Some(Handle { object: Object::Endpoint(e), badge }) => Ok((e, badge)),
+            Some(_) => Err(IpcError::WrongKind),
+            None => Err(IpcError::InvalidHandle),
+        }
+    }
+
+    fn notification_of(&self, task: TaskId, handle: u64) -> Result<(usize, u64), IpcError> {
+        match self.handle(task, handle) {
+            Some(Handle { object: Object::Notification(n), badge }) => Ok((n, badge)),
+            Some(_) => Err(IpcError::WrongKind),
+            None => Err(IpcError::InvalidHandle),
+        }
+    }
+
+    fn wake(&mut self, task: TaskId, result: [u64; 6]) {
+        let t = &mut self.tasks[task];
+        if matches!(t.state, State::Dead { .. }) {
+            return;
+        }
+        t.state = State::Ready;
+        t.result = Some(result);
+        self.ready.push_back(task);
+        self.readied += 1;
+    }
+
+    /// Fails a system call without blocking: the task keeps running.
+    fn fail(&mut self, task: TaskId, e: IpcError) {
+        self.tasks[task].result = Some(err(e));
+    }
+
+    /// Blocks the running `task`.
+    fn block(&mut self, task: TaskId, state: State) {
+        self.tasks[task].state = state;
+    }
+
+    pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) {
+        let (endpoint, badge) = match self.endpoint_of(caller, handle) {
+            Ok(h) => h,
+            Err(e) => return self.fail(caller, e),
+        };
+        let server = self.endpoints[endpoint].owner;
+        if matches!(self.tasks[server].state, State::Dead { .. }) {
+            return self.fail(caller, IpcError::DeadPeer);
+        }
+        if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
+            self.tasks[server].owes = Some(caller);
+            self.wake(server, ok(msg, badge));
+            self.block(caller, State::AwaitingReply { server });
+        } else {
+            self.endpoints[endpoint].queue.push_back(caller);
+            self.block(caller, State::Sending { endpoint, badge, msg });
+        }
+    }
+
+    pub fn recv(&mut self, task: TaskId, handle: u64) {
+        self.recv_with(task, handle, Wait::Forever)
+    }
+
+    /// `recv` that returns `WouldBlock` instead of waiting.
+    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
+        self.recv_with(task, handle, Wait::Never)
+    }
+
+    /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
+    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
+        self.recv_with(task, handle, Wait::Until(deadline))
+    }
+
+    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) {
+        let endpoint = match self.endpoint_of(task, handle) {
+            Ok((e, _)) => e,
+            Err(e) => return self.fail(task, e),
+        };
+        if self.endpoints[endpoint].owner != task {
+            return self.fail(task, IpcError::NotOwner);
+        }
+        if let Some(word) = self.take_bound_word(endpoint) {
+            self.tasks[task].result = Some(ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            return;
+        }
+        match self.endpoints[endpoint].queue.pop_front() {
+            Some(caller) => {
+                let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
+                    return self.fail(task, IpcError::DeadPeer);
+                };
+                self.tasks[caller].state = State::AwaitingReply { server: task };
+                self.tasks[task].owes = Some(caller);
+                self.tasks[task].result = Some(ok(msg, badge));
+            }
+            None => match wait {
+                Wait::Never => self.fail(task, IpcError::WouldBlock),
+                Wait::Forever => self.block(task, State::Receiving { endpoint, deadline: None }),
+                Wait::Until(deadline) => self.block(task, State::Receiving { endpoint, deadline: Some(deadline) }),
+            },
+        }
+    }
+
+    /// Wakes every timed receive whose deadline is at or before `now` with
+    /// `TimedOut`. Returns the earliest deadline still pending.
+    pub fn expire(&mut self, now: u64) -> Option<u64> {
+        let mut earliest = None;
+        for t in 0..self.tasks.len() {
+            if let State::Receiving { deadline: Some(d), .. } = self.tasks[t].state {
+                if d <= now {
+                    self.wake(t, err(IpcError::TimedOut));
+                } else {
+                    earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+                }
+            }
+        }
+        earliest
+    }
+
+    /// ORs the handle's badge into its notification's word, waking a waiter.
+    pub fn signal(&mut self, task: TaskId, handle: u64) {
+        match self.notification_of(task, handle) {
+            Ok((n, badge)) => {
+                self.raise(n, badge);
+                self.tasks[task].result = Some(ok([0; MSG_WORDS], 0));
+            }
+            Err(e) => self.fail(task, e),
+        }
+    }
+
+    fn raise(&mut self, n: usize, bits: u64) {
+        let notification = &mut self.notifications[n];
+        notification.word |= bits;
+        if let Some(waiter) = notification.waiter.take() {
+            let word = core::mem::take(&mut notification.word);
+            self.wake(waiter, ok([word, 0, 0, 0], 0));
+        } else if let Some(endpoint) = notification.bound_to {
+            let owner = self.endpoints[endpoint].owner;
+            if matches!(self.tasks[owner].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
+                let word = core::mem::take(&mut self.notifications[n].word);
+                self.wake(owner, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            }
+        }
+    }
+
+    /// Takes the notification's word, or waits until it is non-zero.
+    pub fn wait(&mut self, task: TaskId, handle: u64) {
+        let n = match self.notification_of(task, handle) {
+            Ok((n, _)) => n,
+            Err(e) => return self.fail(task, e),
+        };
+        let notification = &mut self.notifications[n];
+        if notification.word != 0 {
+            let word = core::mem::take(&mut notification.word);
+            self.tasks[task].result = Some(ok([word, 0, 0, 0], 0));
+        } else if notification.waiter.is_some() {
+            self.fail(task, IpcError::WouldBlock);
+        } else {
+            notification.waiter = Some(task);
+            self.block(task, State::Waiting { notification: n });
+        }
+    }
+
+    pub fn reply(&mut self, server: TaskId, msg: Message) {
+        match self.tasks[server].owes.take() {
+            Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
+                self.wake(caller, ok(msg, 0));
+                self.tasks[server].result = Some(ok([0; MSG_WORDS], 0));
+            }
+            _ => self.fail(server, IpcError::NoCaller),
+        }
+    }
+
+    pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) {
+        if let Some(caller) = self.tasks[server].owes.take()
+            && self.tasks[caller].state == (State::AwaitingReply { server })
+        {
+            self.wake(caller, ok(msg, 0));
+        }
+        self.recv(server, handle);
+    }
+
+    /// Ends `task`; whoever waits on it learns it died.
+    pub fn exit(&mut self, task: TaskId, status: u64) {
+        self.tasks[task].state = State::Dead { status };
+        self.tasks[task].result = None;
+        self.ready.retain(|&t| t != task);
+        for n in self.notifications.iter_mut() {
+            if n.waiter == Some(task) {
+                n.waiter = None;
+            }
+        }
+        // Servers that asked learn which client died (by its badge).
+        let deaths: Vec<(usize, u64)> = self.tasks[task]
+            .handles
+            .iter()
+            .filter_map(|h| match h.object {
+                Object::Endpoint(e) if self.endpoints[e].owner != task => {
+                    self.endpoints[e].on_client_death.map(|n| (n, h.badge))
+                }
+                _ => None,
+            })
+            .collect();
+        for (n, badge) in deaths {
+            self.raise(n, badge);
+        }
+        for endpoint in self.endpoints.iter_mut() {
+            endpoint.queue.retain(|&t| t != task);
+        }
+        let owned: Vec<EndpointId> = (0..self.endpoints.len()).filter(|&e| self.endpoints[e].owner == task).collect();
+        let mut waiters = Vec::new();
+        for e in owned {
+            waiters.extend(self.endpoints[e].queue.drain(..));
+        }
+        waiters
+            .extend((0..self.tasks.len()).filter(|&t| self.tasks[t].state == (State::AwaitingReply { server: task })));
+        for t in waiters {
+            self.wake(t, err(IpcError::DeadPeer));
+        }
+    }
+
+    /// The next task to run: the first ready one of the highest priority.
+    pub fn next_to_run(&mut self) -> Option<TaskId> {
+        self.next_to_run_on(0)
+    }
+
+    /// Restricts `task` to `core`.
+    pub fn pin(&mut self, task: TaskId, core: usize) {
+        self.tasks[task].pinned = Some(core);
+    }
+
+    /// The next task `core` may run: the first ready one of the highest
+    /// priority among those not pinned to another core.
+    pub fn next_to_run_on(&mut self, core: usize) -> Option<TaskId> {
+        let allowed = |t: &Task| t.pinned.is_none_or(|c| c == core);
+        let best = self.ready.iter().filter(|&&t| allowed(&self.tasks[t])).map(|&t| self.tasks[t].priority).max()?;
+        let i = self.ready.iter().position(|&t| allowed(&self.tasks[t]) && self.tasks[t].priority == best)?;
+        self.ready.remove(i)
+    }
+
+    pub fn priority(&self, task: TaskId) -> u8 {
+        self.tasks[task].priority
+    }
+
+    /// The highest priority among ready tasks that `core` may run.
+    pub fn best_ready_for(&self, core: usize) -> Option<u8> {
+        self.ready
+            .iter()
+            .filter(|&&t| self.tasks[t].pinned.is_none_or(|c| c == core))
+            .map(|&t| self.tasks[t].priority)
+            .max()
+    }
+
+    /// Whether any task is ready to run (on some core).
+    pub fn any_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// How many times a task became ready (woken or put back) so far.
+    pub fn readied(&self) -> u64 {
+        self.readied
+    }
+
+    /// Puts a task that was running and is still ready back in the queue.
+    pub fn requeue(&mut self, task: TaskId) {
+        if self.tasks[task].state == State::Ready && !self.ready.contains(&task) {
+            self.ready.push_back(task);
+            self.readied += 1;
+        }
+    }
+
+    pub fn all_dead(&self) -> bool {
+        self.tasks.iter().all(|t| matches!(t.state, State::Dead { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_meets_a_waiting_server_and_the_reply_wakes_the_caller() {
+        let mut ipc = Ipc::new();
+        let (server, client) = (ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 0xbad6e);
+        ipc.recv(server, sh);
+        assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: None });
+        ipc.call(client, ch, [1, 2, 3, 4]);
+        assert_eq!(ipc.state(client), State::AwaitingReply { server });
+        assert_eq!(ipc.take_result(server), Some([0, 1, 2, 3, 4, 0xbad6e]));
+        ipc.reply(server, [9, 8, 7, 6]);
+        assert_eq!(ipc.take_result(client), Some([0, 9, 8, 7, 6, 0]));
+        assert_eq!(ipc.state(client), State::Ready);
+    }
+
+    #[test]
+    fn callers_queue_in_order_and_badges_tell_them_apart() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let clients: Vec<TaskId> = (0..3).map(|_| ipc.add_task(1)).collect();
+        for (i, &c) in clients.iter().enumerate() {
+            let h = ipc.grant(c, Object::Endpoint(ep), 100 + i as u64);
+            ipc.call(c, h, [i as u64, 0, 0, 0]);
+        }
+        for i in 0..3u64 {
+            ipc.reply_recv(server, sh, [i, 0, 0, 0]);
+            let r = ipc.take_result(server).unwrap();
+            assert_eq!((r[1], r[5]), (i, 100 + i));
+        }
+    }
+
+    #[test]
+    fn errors_never_block() {
+        let mut ipc = Ipc::new();
+        let (server, client) = (ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 1);
+        ipc.call(client, 7, [0; 4]);
+        assert_eq!(ipc.take_result(client).map(|r| r[0]), Some(IpcError::InvalidHandle as u64));
+        ipc.recv(client, ch);
+        assert_eq!(ipc.take_result(client).map(|r| r[0]), Some(IpcError::NotOwner as u64));
+        ipc.reply(server, [0; 4]);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::NoCaller as u64));
+        assert_eq!((ipc.state(client), ipc.state(server)), (State::Ready, State::Ready));
+    }
+
+    #[test]
+    fn a_dying_server_releases_everyone_waiting_on_it() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let (a, b) = (ipc.add_task(1), ipc.add_task(1));
+        let (ha, hb) = (ipc.grant(a, Object::Endpoint(ep), 1), ipc.grant(b, Object::Endpoint(ep), 2));
+        ipc.call(a, ha, [0; 4]);
+        ipc.call(b, hb, [0; 4]);
+        ipc.recv(server, sh); // takes a; a awaits the reply, b stays queued
+        ipc.exit(server, 3);
+        for t in [a, b] {
+            assert_eq!(ipc.take_result(t).map(|r| r[0]), Some(IpcError::DeadPeer as u64));
+            assert_eq!(ipc.state(t), State::Ready);
+        }
+        ipc.call(a, ha, [0; 4]);
+        assert_eq!(ipc.take_result(a).map(|r| r[0]), Some(IpcError::DeadPeer as u64));
+    }
+
+    #[test]
+    fn nonblocking_and_timed_receives_do_not_wait_forever() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        ipc.recv_nonblocking(server, sh);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WouldBlock as u64));
+        ipc.recv_timed(server, sh, 1000);
+        assert_eq!(ipc.expire(999), Some(1000));
+        assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: Some(1000) });
+        assert_eq!(ipc.expire(1000), None);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::TimedOut as u64));
+        assert_eq!(ipc.state(server), State::Ready);
+    }
+
+    #[test]
+    fn notifications_accumulate_and_death_is_signalled_with_the_badge() {
+        let mut ipc = Ipc::new();
+        let (server, a, b) = (ipc.add_task(1), ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let n = ipc.add_notification();
+        ipc.notify_client_deaths(ep, n);
+        let nh = ipc.grant(server, Object::Notification(n), 0);
+        ipc.grant(a, Object::Endpoint(ep), 0b01);
+        ipc.grant(b, Object::Endpoint(ep), 0b10);
+        let signal = ipc.grant(a, Object::Notification(n), 0b100);
+        ipc.wait(server, nh);
+        assert_eq!(ipc.state(server), State::Waiting { notification: n });
+        ipc.signal(a, signal);
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b100));
+        ipc.exit(a, 0);
+        ipc.exit(b, 0);
+        ipc.wait(server, nh);
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b11), "both clients' badges");
+        // Notification operations on an endpoint handle are refused.
+        let eh = ipc.grant(server, Object::Endpoint(ep), 0);
+        ipc.wait(server, eh);
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WrongKind as u64));
+    }
+
+    #[test]
+    fn pinned_tasks_run_only_on_their_core() {
+        let mut ipc = Ipc::new();
+        let (a, b) = (ipc.add_task(1), ipc.add_task(9));
+        ipc.pin(b, 2);
+        assert_eq!(ipc.next_to_run_on(0), Some(a), "b is pinned to core 2 despite its priority");
+        assert_eq!(ipc.next_to_run_on(0), None);
+        assert!(ipc.any_ready());
+        assert_eq!(ipc.next_to_run_on(2), Some(b));
+    }
+
+    #[test]
+    fn higher_priority_runs_first_fifo_within_one() {
+        let mut ipc = Ipc::new();
+        let low = ipc.add_task(1);
+        let high1 = ipc.add_task(5);
+        let high2 = ipc.add_task(5);
+        assert_eq!(ipc.next_to_run(), Some(high1));
+        assert_eq!(ipc.next_to_run(), Some(high2));
+        assert_eq!(ipc.next_to_run(), Some(low));
+        assert_eq!(ipc.next_to_run(), None);
+        ipc.requeue(low);
+        assert_eq!(ipc.next_to_run(), Some(low));
+    }
+
+    #[test]
+    fn a_bound_notification_wakes_the_receiving_owner_and_comes_before_callers() {
+        let mut ipc = Ipc::new();
+        let (server, a, b) = (ipc.add_task(1), ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let n = ipc.add_notification();
+        ipc.bind_notification(ep, n);
+        ipc.notify_client_deaths(ep, n);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let _ah = ipc.grant(a, Object::Endpoint(ep), 0b01);
+        let bh = ipc.grant(b, Object::Endpoint(ep), NOTIFICATION_BADGE);
+        // Blocked in recv: a client's death wakes the server with its badge.
+        ipc.recv(server, sh);
+        ipc.exit(a, 0);
+        assert_eq!(ipc.state(server), State::Ready);
+        assert_eq!(ipc.take_result(server), Some([0, 0b01, 0, 0, 0, NOTIFICATION_BADGE]));
+        assert_eq!(ipc.caller_owed(server), None);
+        // A pending word is delivered before a queued caller, then the call.
+        ipc.call(b, bh, [7, 0, 0, 0]);
+        ipc.raise(n, 0b100);
+        ipc.recv(server, sh);
+        assert_eq!(ipc.take_result(server), Some([0, 0b100, 0, 0, 0, NOTIFICATION_BADGE]));
+        ipc.recv(server, sh);
+        // The reserved badge was never granted: b's handle carries 0.
+        assert_eq!(ipc.take_result(server), Some([0, 7, 0, 0, 0, 0]));
+        assert_eq!(ipc.caller_owed(server), Some(b));
+    }
+
+    #[test]
+    fn the_best_ready_priority_respects_pinning() {
+        let mut ipc = Ipc::new();
+        let (a, b, c) = (ipc.add_task(1), ipc.add_task(3), ipc.add_task(2));
+        ipc.pin(b, 1);
+        assert_eq!(ipc.best_ready_for(0), Some(2));
+        assert_eq!(ipc.best_ready_for(1), Some(3));
+        assert_eq!(ipc.priority(a), 1);
+        let _ = (ipc.next_to_run_on(1), ipc.next_to_run_on(0), ipc.next_to_run_on(0));
+        assert_eq!(ipc.best_ready_for(1), None);
+        let _ = c;
+    }
+}

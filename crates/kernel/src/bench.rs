@@ -1,0 +1,250 @@
+//! In-kernel benchmarks (`bench` boot argument), for QEMU with
+//! `-icount shift=0`, where the PMU cycle counter counts instructions
+//! exactly. Each line: `bench NAME: N instructions, T TLBI, D DSB, I ISB`
+//! (TLB invalidations and barriers are counted apart because icount counts
+//! each as one instruction, whatever it costs on hardware).
+//!
+//! Every figure is of a warm operation: the tables it needs already exist
+//! (a neighbouring page stays mapped), the operation has run once before,
+//! and the counter's own overhead is subtracted.
+
+use crate::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
+use crate::arch::aarch64::pmu;
+use crate::frames::KERNEL_FRAMES;
+use crate::println;
+use folio_core::mm::Granule;
+use folio_core::mm::PhysRange;
+use folio_core::mm::layout::TEST_BASE;
+use folio_core::mm::memmap::Size;
+use folio_core::mm::paging::{Attributes, PageTable, Policy, Stats, Unit};
+use folio_hvo as hvo;
+
+use crate::huge::{self, FolioRegion};
+
+fn report(name: &str, instructions: u64, before: Stats, after: Stats) {
+    println!(
+        "bench {name}: {instructions} instructions, {} TLBI, {} DSB, {} ISB",
+        after.tlbi - before.tlbi,
+        after.dsb - before.dsb,
+        after.isb - before.isb
+    );
+}
+
+/// Runs `op` twice (warm-up, then measured) and reports the second run.
+fn measure(
+    name: &str,
+    t: &mut PageTable<KernelHw>,
+    mut op: impl FnMut(&mut PageTable<KernelHw>),
+    mut undo: impl FnMut(&mut PageTable<KernelHw>),
+) {
+    op(t);
+    undo(t);
+    let overhead = pmu::overhead();
+    let before = t.stats();
+    let start = pmu::read();
+    op(t);
+    let end = pmu::read();
+    let after = t.stats();
+    report(name, end - start - overhead, before, after);
+    undo(t);
+}
+
+pub fn run(granule: Granule, banks: &[PhysRange], timer_intid: Option<u32>) {
+    paging(granule);
+    hvo(granule, banks);
+    tlb();
+    ipc(granule, timer_intid, 0);
+    if crate::smp::online_cores() > 1 {
+        ipc(granule, timer_intid, 1);
+    }
+}
+
+/// Broadcast TLB invalidation as the engine issues it: one page by VA and
+/// ASID (`vale1is`), and a whole address space (`aside1is`), each with its
+/// barriers. Under icount the cycle counter follows virtual time, which
+/// every core's instructions advance, so with several cores the figure
+/// includes what the others ran meanwhile (QEMU's own flush work is not
+/// instructions at all).
+fn tlb() {
+    use crate::arch::aarch64::mmu;
+    let cores = crate::smp::online_cores();
+    let overhead = (0..4).map(|_| pmu::read().wrapping_neg().wrapping_add(pmu::read())).min().unwrap_or(0);
+    let mut page = u64::MAX;
+    let mut space = u64::MAX;
+    for _ in 0..8 {
+        let t0 = pmu::read();
+        mmu::flush_user_page(0x40_0000, 1);
+        let t1 = pmu::read();
+        mmu::flush_asid(1);
+        let t2 = pmu::read();
+        page = page.min(t1 - t0 - overhead);
+        space = space.min(t2 - t1 - overhead);
+    }
+    println!(
+        "bench broadcast TLBI of one page (dsb ishst, tlbi vale1is, dsb ish, isb), {cores} core(s): {page} instructions"
+    );
+    println!(
+        "bench broadcast TLBI of an address space (dsb ishst, tlbi aside1is, dsb ish, isb), {cores} core(s): {space} instructions"
+    );
+}
+
+/// Call and reply between two address spaces (the ipcbench and ipcserver
+/// programs print their figures).
+fn ipc(granule: Granule, timer_intid: Option<u32>, server_core: usize) {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    use folio_core::ipc::Object;
+    let specs = [
+        Spec {
+            name: "ipcserver",
+            image: programs::IPCSERVER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: Some(server_core),
+        },
+        Spec {
+            name: "ipcbench",
+            image: programs::IPCBENCH,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: Some(0),
+        },
+    ];
+    // ipcbench labels its line "across cores" when x0 says so.
+    let arguments = [(1, [server_core as u64, 0])];
+    let objects = Objects {
+        endpoint_owners: &[0],
+        notifications: 0,
+        death_notifications: &[],
+        start_arguments: &arguments,
+        ..Default::default()
+    };
+    let outcome = task::run(&specs, &objects, granule, timer_intid);
+    println!("bench ipc: tasks ended {:?}", outcome.statuses);
+}
+
+fn tables_stats() -> Stats {
+    KERNEL_TABLES.lock().as_ref().map(|t| t.stats()).unwrap_or_default()
+}
+
+/// Counts one call of `op` (not warm: each HVO operation changes state).
+fn count<R>(name: &str, op: impl FnOnce() -> R) -> R {
+    let overhead = pmu::overhead();
+    let before = tables_stats();
+    let start = pmu::read();
+    let r = op();
+    let end = pmu::read();
+    report(name, end - start - overhead, before, tables_stats());
+    r
+}
+
+/// Per eligible huge size that fits: instructions to create a folio's
+/// descriptors (plain, and born optimized), optimize, restore and release
+/// it, in steady state (the shared tail of its order already exists
+/// because a neighbouring folio of the same order is optimized).
+fn hvo(granule: Granule, banks: &[PhysRange]) {
+    let min = hvo::min_optimizable_order(granule);
+    for unit in huge::huge_units(granule) {
+        let order = huge::order_of(granule, unit);
+        if order < min {
+            continue;
+        }
+        let size = Size(unit.size(granule));
+        let Ok(Some(mut region)) = FolioRegion::new(granule, order + 1, banks) else {
+            println!("bench hvo {size}: does not fit");
+            continue;
+        };
+        let (keeper, measured) = (region.pfn(), region.pfn() + (1 << order));
+        count(&alloc::format!("buddy alloc+free of {size}"), || {
+            let pa = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(order).ok());
+            if let (Some(pa), Some(f)) = (pa, KERNEL_FRAMES.lock().as_mut()) {
+                let _ = f.free(pa, order);
+            }
+        });
+        let steps = (|| -> Result<(), hvo::HvoError> {
+            let keep = region.hvo.create_folio(keeper, order, 1, true)?;
+            let f = count(&alloc::format!("hvo {size} allocate (descriptors)"), || {
+                region.hvo.create_folio(measured, order, 1, false)
+            })?;
+            count(&alloc::format!("hvo {size} optimize"), || region.hvo.optimize(&[f]))?;
+            count(&alloc::format!("hvo {size} restore"), || region.hvo.restore(&[f]))?;
+            count(&alloc::format!("hvo {size} free (descriptors)"), || region.hvo.release_folio(f))?;
+            let f = count(&alloc::format!("hvo {size} allocate+optimize (born optimized)"), || {
+                region.hvo.create_folio(measured, order, 1, true)
+            })?;
+            count(&alloc::format!("hvo {size} free optimized (restore + free)"), || region.hvo.release_folio(f))?;
+            // Demote into each smaller eligible huge size (the smaller
+            // order's shared tail is created by the demote: first use).
+            for smaller in huge::huge_units(granule) {
+                let to = huge::order_of(granule, smaller);
+                if to >= order || to < min {
+                    continue;
+                }
+                let f = region.hvo.create_folio(measured, order, 1, true)?;
+                let small = Size(smaller.size(granule));
+                let pieces = count(&alloc::format!("hvo {size} demote into {small} (optimized pieces)"), || {
+                    region.hvo.demote(f, to)
+                })?;
+                for p in pieces {
+                    region.hvo.release_folio(p)?;
+                }
+            }
+            region.hvo.release_folio(keep)
+        })();
+        if let Err(e) = steps {
+            println!("bench hvo {size}: failed: {e}");
+        }
+        region.finish();
+    }
+}
+
+fn paging(granule: Granule) {
+    println!("bench: granule {granule}, counter overhead {} instructions", pmu::overhead());
+    // The 2 MiB unit of each granule: a block on 4K, a contiguous page run on 16K and 64K.
+    let two_mib = match granule {
+        Granule::K4 => Unit { level: 2, contiguous: false },
+        _ => Unit { level: 3, contiguous: true },
+    };
+    let size = two_mib.size(granule);
+    let order = (size >> granule.shift()).trailing_zeros();
+    let Some(Ok(pa)) = KERNEL_FRAMES.lock().as_mut().map(|f| f.alloc(order)) else {
+        println!("bench: no free 2 MiB block");
+        return;
+    };
+    let mut guard = KERNEL_TABLES.lock();
+    let Some(t) = guard.as_mut() else { return };
+    let page = granule.size();
+    // Keep the tables around the measured addresses alive.
+    let anchor = TEST_BASE + 4 * size;
+    let _ = t.map(anchor, pa, page, Attributes::KERNEL_RW, Policy::Force(Unit::PAGE));
+    let va = anchor + page;
+    let map_page = |t: &mut PageTable<KernelHw>| {
+        let _ = t.map(va, pa, page, Attributes::KERNEL_RW, Policy::Force(Unit::PAGE));
+    };
+    let unmap_page = |t: &mut PageTable<KernelHw>| {
+        let _ = t.unmap(va, page);
+    };
+    measure("map one page", t, map_page, unmap_page);
+    map_page(t);
+    measure("unmap one page", t, unmap_page, map_page);
+    unmap_page(t);
+    let big = TEST_BASE + 2 * size;
+    let map_big = |t: &mut PageTable<KernelHw>| {
+        let _ = t.map(big, pa, size, Attributes::KERNEL_RW, Policy::Force(two_mib));
+    };
+    let unmap_big = |t: &mut PageTable<KernelHw>| {
+        let _ = t.unmap(big, size);
+    };
+    // A neighbour of the 2 MiB unit keeps its table alive too.
+    let _ = t.map(big + size, pa, page, Attributes::KERNEL_RW, Policy::Force(Unit::PAGE));
+    measure(&alloc::format!("map one 2 MiB {two_mib}"), t, map_big, unmap_big);
+    map_big(t);
+    measure(&alloc::format!("unmap one 2 MiB {two_mib}"), t, unmap_big, map_big);
+    unmap_big(t);
+    let _ = t.unmap(big + size, page);
+    let _ = t.unmap(anchor, page);
+    drop(guard);
+    if let Some(f) = KERNEL_FRAMES.lock().as_mut() {
+        let _ = f.free(pa, order);
+    }
+}

@@ -1,0 +1,293 @@
+//! Huge folios and HVO in the kernel, for its tests and the boot report.
+//!
+//! Owns: carving folios out of the kernel's frame pool and running the HVO
+//! engine ([`folio_hvo`]) over exactly their frames, with a vmemmap in the
+//! kernel's own tables. The memory-service issue moves this into an EL0
+//! task; the engine itself does not change.
+//! Must never: keep a vmemmap alive after the operation that made it.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::arch::aarch64::vmemmap::KernelVmemmapHw;
+use crate::frames::KERNEL_FRAMES;
+use crate::println;
+use folio_core::mm::layout::VMEMMAP_BASE;
+use folio_core::mm::memmap::Size;
+use folio_core::mm::paging::Unit;
+use folio_core::mm::{Granule, PhysRange};
+use folio_hvo::{self as hvo, Folio, Hvo, HvoError, Zone};
+
+/// The huge-page sizes of a granule: every mapping unit above a page,
+/// smallest first (contiguous PTE run, PMD block, contiguous PMD run, and
+/// on 4K the PUD block).
+pub fn huge_units(granule: Granule) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Unit::all_largest_first(granule).filter(|u| *u != Unit::PAGE).collect();
+    units.reverse();
+    units
+}
+
+pub fn order_of(granule: Granule, unit: Unit) -> u32 {
+    (unit.size(granule) >> granule.shift()).trailing_zeros()
+}
+
+pub fn free_frames() -> u64 {
+    KERNEL_FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+}
+
+/// A folio's frames from the kernel pool, and a vmemmap describing exactly
+/// them (zone: the RAM bank they lie in).
+pub struct FolioRegion {
+    pub pa: u64,
+    pub order: u32,
+    pub hvo: Hvo<KernelVmemmapHw>,
+}
+
+impl FolioRegion {
+    /// `None`: no free, aligned block of this order.
+    pub fn new(granule: Granule, order: u32, banks: &[PhysRange]) -> Result<Option<FolioRegion>, HvoError> {
+        let Some(Ok(pa)) = KERNEL_FRAMES.lock().as_mut().map(|f| f.alloc(order)) else { return Ok(None) };
+        let range = PhysRange::saturating(pa, granule.size() << order);
+        let id = banks.iter().position(|b| b.contains_range(&range)).unwrap_or(0) as u8;
+        match Hvo::new(KernelVmemmapHw::new(granule), granule, VMEMMAP_BASE, &[Zone { id, range }]) {
+            Ok(hvo) => Ok(Some(FolioRegion { pa, order, hvo })),
+            Err(e) => {
+                free_block(pa, order);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn pfn(&self) -> u64 {
+        self.pa >> self.hvo.granule().shift()
+    }
+
+    /// Tears the vmemmap down and returns the frames to the pool.
+    pub fn finish(self) {
+        let (pa, order) = (self.pa, self.order);
+        let _hardware = self.hvo.destroy();
+        free_block(pa, order);
+    }
+}
+
+fn free_block(pa: u64, order: u32) {
+    if let Some(f) = KERNEL_FRAMES.lock().as_mut() {
+        let _ = f.free(pa, order);
+    }
+}
+
+/// The RAM a guest needs for a naturally aligned block of `size` to be
+/// free above its first 16 MiB (kernel image and DTB).
+fn memory_needed(banks: &[PhysRange], size: u64) -> u64 {
+    let base = banks.iter().map(|b| b.start()).min().unwrap_or(0);
+    let start = (base + (16 << 20)).next_multiple_of(size);
+    (start + size - base).next_multiple_of(1 << 30)
+}
+
+/// Prints the savings table of the running granule; every eligible row is
+/// measured by creating and optimizing a real folio, and the frame
+/// allocator's gain is checked against the engine's accounting.
+pub fn savings_report(granule: Granule, banks: &[PhysRange]) {
+    let min = hvo::min_optimizable_order(granule);
+    println!("HVO savings, {granule} granule (each row measured on a real folio; minimum order {min}):");
+    println!(
+        "  {:<10} {:<26} {:>11} {:>9} {:>6} {:>6}  saved",
+        "huge page", "mapping", "descriptors", "vmemmap", "after", "freed"
+    );
+    for unit in huge_units(granule) {
+        let order = order_of(granule, unit);
+        let size = unit.size(granule);
+        let x64 = hvo::vmemmap_pages_x64(granule, order);
+        let before = if x64 >= 64 { format!("{}", x64 / 64) } else { format!("1/{}", 64 / x64) };
+        let lead = format!(
+            "  {:<10} {:<26} {:>11} {:>9}",
+            format!("{}", Size(size)),
+            format!("{unit}"),
+            1u64 << order,
+            before
+        );
+        if order < min {
+            println!("{lead} {:>6} {:>6}  not eligible (order {order} < {min})", "-", "-");
+            continue;
+        }
+        match measure_row(granule, order, banks) {
+            Ok(Some((after, freed, gain))) => {
+                let check = if gain == freed { "" } else { " (allocator disagrees!)" };
+                println!("{lead} {after:>6} {freed:>6}  {}{check}", Size(freed * granule.size()));
+            }
+            Ok(None) => println!(
+                "{lead} {:>6} {:>6}  does not fit in this machine's free memory (needs about MEM={}G)",
+                "?",
+                "?",
+                memory_needed(banks, size) >> 30
+            ),
+            Err(e) => println!("{lead} {:>6} {:>6}  failed: {e}", "?", "?"),
+        }
+    }
+}
+
+/// (vmemmap pages after, pages freed per the accounting, frames the
+/// allocator gained plus the shared tail) for one optimized folio.
+fn measure_row(granule: Granule, order: u32, banks: &[PhysRange]) -> Result<Option<(u64, u64, u64)>, HvoError> {
+    let Some(mut region) = FolioRegion::new(granule, order, banks)? else { return Ok(None) };
+    let pfn = region.pfn();
+    let result = (|| {
+        let folio = region.hvo.create_folio(pfn, order, 1, false)?;
+        let before = free_frames();
+        region.hvo.optimize(&[folio])?;
+        let gain = free_frames() - before;
+        let acc = region.hvo.accounting();
+        let stats = region.hvo.order_stats().iter().find(|s| s.order == order).copied().unwrap_or_default();
+        let out = (stats.vmemmap_pages_after, acc.freed_by_hvo, gain + acc.shared_tails);
+        region.hvo.release_folio(folio)?;
+        Ok(out)
+    })();
+    region.finish();
+    result.map(Some)
+}
+
+/// Reads every tail's compound_head through the vmemmap; for the kernel tests.
+pub fn check_every_tail(hvo: &mut Hvo<KernelVmemmapHw>, f: Folio) -> Result<(), String> {
+    for i in 0..(1u64 << f.order) {
+        let head = hvo.compound_head(f.pfn + i);
+        if head != f.pfn {
+            return Err(format!("frame {i} of the order-{} folio at {:#x} finds head {head:#x}", f.order, f.pfn));
+        }
+    }
+    Ok(())
+}
+
+/// Huge pages reserved at boot (`hugepages=`): their frames, taken from the
+/// pool before anything else allocates, so aligned ranges are still free.
+pub struct ReservedPool {
+    pub order: u32,
+    pub frames: Vec<u64>,
+}
+
+/// Reserves the pools the command line asks for. Sizes the granule does
+/// not support and counts that do not fit are reported and skipped.
+pub fn reserve_pools(
+    frames: &mut folio_core::mm::FramePool,
+    granule: Granule,
+    requests: &[(u64, u64)],
+) -> Vec<ReservedPool> {
+    let units = huge_units(granule);
+    let mut pools = Vec::new();
+    for &(size, count) in requests {
+        let Some(unit) = units.iter().find(|u| u.size(granule) == size) else {
+            let sizes: Vec<String> = units.iter().map(|u| format!("{}", Size(u.size(granule)))).collect();
+            log::warn!(
+                "hugepages: {} is not a huge-page size of the {granule} granule ({}); skipped",
+                Size(size),
+                sizes.join(", ")
+            );
+            continue;
+        };
+        let order = order_of(granule, *unit);
+        let mut got = Vec::new();
+        while (got.len() as u64) < count {
+            match frames.alloc(order) {
+                Ok(pa) => got.push(pa),
+                Err(_) => {
+                    log::warn!("hugepages: only {} of {count} x {} fit in free memory", got.len(), Size(size));
+                    break;
+                }
+            }
+        }
+        if !got.is_empty() {
+            pools.push(ReservedPool { order, frames: got });
+        }
+    }
+    pools
+}
+
+/// The boot-time huge-page pools and the vmemmap that describes them.
+pub static HUGEPAGE_POOL: crate::sync::SpinLock<Option<(Hvo<KernelVmemmapHw>, Vec<Folio>)>> =
+    crate::sync::SpinLock::new(None);
+
+/// Describes the reserved pools in a vmemmap, born optimized (or, with
+/// `late`, populated in full and optimized afterwards), and prints what
+/// their vmemmap costs against a plain one.
+pub fn describe_pools(granule: Granule, banks: &[PhysRange], pools: &[ReservedPool], late: bool) {
+    if pools.is_empty() {
+        return;
+    }
+    let zone_of = |range: &PhysRange| banks.iter().position(|b| b.contains_range(range)).unwrap_or(0) as u8;
+    let mut zones = Vec::new();
+    for pool in pools {
+        for &pa in &pool.frames {
+            let range = PhysRange::saturating(pa, granule.size() << pool.order);
+            zones.push(Zone { id: zone_of(&range), range });
+        }
+    }
+    let tables_before = crate::arch::aarch64::mmu::KERNEL_TABLES.lock().as_ref().map_or(0, |t| t.stats().tables_in_use);
+    let start = crate::arch::aarch64::pmu::read();
+    let mut folios = Vec::new();
+    let hvo = if late {
+        // The full vmemmap first, every descriptor initialised, then HVO.
+        let mut hvo = match Hvo::new(KernelVmemmapHw::new(granule), granule, VMEMMAP_BASE, &zones) {
+            Ok(hvo) => hvo,
+            Err(e) => {
+                log::error!("hugepages: no memory for the pools' vmemmap: {e}");
+                return;
+            }
+        };
+        for pool in pools {
+            for &pa in &pool.frames {
+                match hvo.create_folio(pa >> granule.shift(), pool.order, 0, false) {
+                    Ok(f) => folios.push(f),
+                    Err(e) => log::error!("hugepages: folio at {pa:#x}: {e}"),
+                }
+            }
+        }
+        if let Err(e) = hvo.optimize(&folios) {
+            log::error!("hugepages: optimizing the pools: {e}");
+        }
+        hvo
+    } else {
+        let mut hvo = Hvo::new_unpopulated(KernelVmemmapHw::new(granule), granule, VMEMMAP_BASE, &zones);
+        for pool in pools {
+            for &pa in &pool.frames {
+                match hvo.adopt_optimized(pa >> granule.shift(), pool.order, 0) {
+                    Ok(f) => folios.push(f),
+                    Err(e) => log::error!("hugepages: folio at {pa:#x}: {e}"),
+                }
+            }
+        }
+        hvo
+    };
+    let instructions = crate::arch::aarch64::pmu::read() - start;
+    let mut hvo = hvo;
+    hvo.count_table_frames(tables_before);
+    let acc = hvo.accounting();
+    let page = granule.size();
+    for pool in pools {
+        println!(
+            "hugepages: {} x {} reserved at boot, {}",
+            pool.frames.len(),
+            Size(page << pool.order),
+            if late { "vmemmap populated in full, then optimized" } else { "born optimized" }
+        );
+    }
+    let plain: u64 = pools
+        .iter()
+        .map(|p| p.frames.len() as u64 * (((1u64 << p.order) << hvo::DESCRIPTOR_SHIFT) / page).max(1))
+        .sum();
+    let cost = acc.vmemmap_frames + acc.shared_tails + acc.table_frames;
+    println!(
+        "hugepages: their vmemmap costs {} private pages + {} shared tail page(s) + {} page-table frames = {} frames ({})",
+        acc.vmemmap_frames,
+        acc.shared_tails,
+        acc.table_frames,
+        cost,
+        Size(cost * page)
+    );
+    println!(
+        "hugepages: a plain vmemmap would take {plain} pages ({}); {} of them were never allocated",
+        Size(plain * page),
+        acc.never_populated
+    );
+    println!("hugepages: pool set up in {instructions} instructions (PMU cycle counter; exact under QEMU -icount)");
+    *HUGEPAGE_POOL.lock() = Some((hvo, folios));
+}

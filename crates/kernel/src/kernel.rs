@@ -1,0 +1,366 @@
+//! Boot sequence after the MMU is on.
+//!
+//! Owns: the order things come up in and what is reported on the console.
+//! Must never: allocate frames before the boot arguments are read (the
+//! granule is a boot argument), or continue when the machine's memory is
+//! unknown.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::panic::PanicInfo;
+
+use crate::arch::aarch64::early_map::{self, Memory};
+use crate::arch::aarch64::{cpu, exit, mmu, timer};
+use crate::drivers::pl011::Pl011;
+use crate::{console, println};
+use buddy_system_allocator::LockedHeap;
+use folio_core::board::Board;
+use folio_core::board::{qemu_virt, rpi4};
+use folio_core::bootargs::{self, BootArgs, CrashKind, ExitMethod};
+use folio_core::dtb::{self, DtbError, EnableMethod, GicInfo, Machine, PsciConduit, validate};
+use folio_core::mm::memmap::Size;
+use folio_core::mm::{FramePool, Granule, MemoryMap, PhysRange};
+use log::{error, info, warn};
+
+/// Exit status after a panic.
+const PANIC_EXIT_STATUS: u32 = 2;
+/// Exit status when the machine cannot be described (no usable DTB on virt).
+const NO_MACHINE_EXIT_STATUS: u32 = 4;
+/// The largest DTB accepted: half the early-map window.
+const MAX_DTB_SIZE: u64 = 2 << 20;
+/// The kernel heap, in .bss, until the page-table engine can grow it.
+const HEAP_SIZE: usize = 8 << 20;
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+#[repr(C, align(4096))]
+struct HeapMemory([u8; HEAP_SIZE]);
+static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// What boot learned, handed to the in-kernel tests.
+pub struct Kernel {
+    pub machine: Machine,
+    pub memory_map: MemoryMap,
+    pub image: PhysRange,
+    pub granule: Granule,
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64) -> ! {
+    // Instructions are counted from here (exact under QEMU -icount).
+    crate::arch::aarch64::pmu::reset_and_enable();
+    // SAFETY: HEAP_MEMORY is used by nothing but the heap, and this is the
+    // only place it is handed over, once, before anything allocates.
+    unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) };
+
+    // Linker symbols: only their addresses are taken.
+    let image_size = core::ptr::addr_of!(__image_end) as u64 - core::ptr::addr_of!(__image_start) as u64;
+    let image = PhysRange::saturating(load_physical, image_size);
+
+    let found = read_device_tree(dtb_physical);
+    let (machine, board, dtb, dtb_problem) = match found {
+        Ok((machine, range)) => {
+            let board = Board::from_compatible(machine.compatible.iter().map(String::as_str));
+            (machine, board, Some(range), None)
+        }
+        Err(problem) => match Board::from_load_address(load_physical) {
+            Board::RaspberryPi4 => {
+                let atags = early_map::map(rpi4::ATAGS_ADDRESS, 0x1000 - rpi4::ATAGS_ADDRESS, Memory::NormalReadOnly)
+                    .ok()
+                    // SAFETY: the early map just mapped these bytes read-only.
+                    .and_then(|va| rpi4::parse_atags(unsafe { core::slice::from_raw_parts(va as *const u8, 0xf00) }));
+                (rpi4::default_machine(atags.as_ref()), Board::RaspberryPi4, None, Some((problem, atags.is_some())))
+            }
+            _ => no_machine(problem, entry_el),
+        },
+    };
+
+    start_console(&machine, board);
+    let cmdline = machine.bootargs.clone().unwrap_or_default();
+    let (args, warnings) = bootargs::parse(&cmdline);
+    console::init_logger(args.log_level.to_filter(), timer::clock);
+    let exit_method = args.exit.unwrap_or(if machine.psci.is_some() { ExitMethod::Psci } else { ExitMethod::Halt });
+    exit::configure(exit_method, machine.psci);
+
+    let midr = cpu::midr();
+    info!("folio {} on {}: {}", env!("CARGO_PKG_VERSION"), board, machine.model);
+    info!("CPU {} (MIDR {:#010x}, MPIDR {:#x})", cpu::part_name(midr), midr, cpu::mpidr());
+    match entry_el {
+        2 => info!("entered at EL2, dropped to EL1"),
+        _ => info!("entered at EL{entry_el}"),
+    }
+    info!("image at {image}");
+    match (&dtb, &dtb_problem) {
+        (Some(range), _) => info!("DTB at {range}: valid"),
+        (None, Some((problem, had_atags))) => {
+            warn!("no valid DTB at {dtb_physical:#x}: {problem}");
+            warn!(
+                "using the Raspberry Pi 4 defaults (platform/rpi4){}",
+                if *had_atags { ", memory and command line from ATAGS" } else { "" }
+            );
+        }
+        (None, None) => {}
+    }
+    info!("command line: \"{cmdline}\"");
+    for w in &warnings {
+        warn!("{w}");
+    }
+    report_devices(&machine);
+
+    let granule = choose_granule(args.granule);
+    let (memory_map, mut frames) = build_frame_pool(&machine, image, dtb, granule);
+    // Huge-page pools first, while aligned ranges are still free.
+    let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
+    switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    crate::smp::start_secondaries(&machine, granule);
+    if cpu::enable_pan() {
+        info!("PAN: on (EL1 cannot touch task memory)");
+    } else {
+        info!("PAN: this CPU does not have it");
+    }
+    crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
+    let mut kernel = Kernel { machine, memory_map, image, granule };
+
+    crate::huge::savings_report(granule, &kernel.memory_map.banks);
+    let status = match args.ktest {
+        Some(filter) => crate::ktest::run(&mut kernel, filter),
+        None => 0,
+    };
+    // The memory service and its test clients, unless a kernel test failed.
+    let status = if status == 0 { crate::memory_service::run(&kernel, &args) } else { status };
+    if args.bench {
+        crate::bench::run(granule, &kernel.memory_map.banks, kernel.machine.virtual_timer_intid);
+    }
+    crash_if_asked(&args);
+    info!(
+        "boot to exit: {} instructions (PMU cycle counter; exact under QEMU -icount)",
+        crate::arch::aarch64::pmu::read()
+    );
+    exit::exit(status)
+}
+
+/// Builds the kernel's own tables with the chosen granule and moves to them;
+/// the console follows to its new address.
+fn switch_to_kernel_tables(
+    machine: &Machine,
+    memory_map: &MemoryMap,
+    board: Board,
+    image: PhysRange,
+    granule: Granule,
+    frames: FramePool,
+) {
+    // MMIO the kernel drives: console, the Pi's GPIO, the GIC (distributor,
+    // and the boot core's CPU interface or redistributor).
+    let gic = machine.gic.map(|g| match g {
+        GicInfo::V2 { distributor, cpu_interface } => (2, distributor, cpu_interface),
+        GicInfo::V3 { distributor, redistributors } => (3, distributor, redistributors),
+    });
+    let mut devices = Vec::new();
+    devices.extend(machine.uart);
+    if board == Board::RaspberryPi4 {
+        devices.push(PhysRange::saturating(rpi4::GPIO_BASE, 0x1000));
+    }
+    let gic_index = devices.len();
+    if let Some((_, distributor, cpu)) = gic {
+        devices.push(distributor);
+        devices.push(cpu);
+    }
+    match mmu::build_and_switch(granule, image.start(), &memory_map.banks, &devices, frames, cpu::mmfr0()) {
+        Ok(tables) => {
+            if let (Some(&uart_va), Some(_)) = (tables.devices.first(), machine.uart) {
+                // SAFETY: the new tables map the same PL011 as device memory
+                // at `uart_va`; the old console mapping is gone, so this is
+                // now the only one.
+                console::set_console(unsafe { Pl011::new(uart_va as usize) });
+            }
+            if let (Some((version, _, cpu)), Some(&[dist_va, cpu_va])) =
+                (gic, tables.devices.get(gic_index..gic_index + 2))
+            {
+                // SAFETY: the distributor and the CPU interface (v2) or the
+                // whole redistributor region (v3, `cpu.size()` bytes) were
+                // just mapped as device memory; only the GIC module programs them.
+                let gic = unsafe {
+                    crate::drivers::gic::Gic::new(version, dist_va as usize, cpu_va as usize, cpu.size() as usize)
+                };
+                *crate::drivers::gic::GIC.lock() = Some(gic);
+            }
+            let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();
+            info!("MMU: kernel on its own {granule} tables ({} table frames), TTBR1 upper half", tables.tables);
+            info!("linear map: {}", parts.join(", "));
+        }
+        Err(e) => {
+            error!("could not build the kernel's page tables: {e}");
+            exit::exit(NO_MACHINE_EXIT_STATUS)
+        }
+    }
+}
+
+/// Maps and validates the DTB the firmware passed; returns the machine and
+/// the blob's physical range.
+fn read_device_tree(physical: u64) -> Result<(Machine, PhysRange), DtbError> {
+    if physical == 0 {
+        return Err(DtbError::TooShort { len: 0 });
+    }
+    let header_va = early_map::map(physical, validate::HEADER_SIZE as u64, Memory::NormalReadOnly)
+        .map_err(|_| DtbError::BlockOutOfBounds { block: "header (not mappable)" })?;
+    // SAFETY: the early map just mapped HEADER_SIZE bytes read-only there.
+    let header = unsafe { core::slice::from_raw_parts(header_va as *const u8, validate::HEADER_SIZE) };
+    let total = validate::parse_header(header)?.total_size as u64;
+    if total > MAX_DTB_SIZE {
+        return Err(DtbError::Truncated { total_size: total as usize, available: MAX_DTB_SIZE as usize });
+    }
+    let va = early_map::map(physical, total, Memory::NormalReadOnly)
+        .map_err(|_| DtbError::Truncated { total_size: total as usize, available: 0 })?;
+    // SAFETY: the early map just mapped `total` bytes read-only there, and
+    // nothing writes the DTB.
+    let blob = unsafe { core::slice::from_raw_parts(va as *const u8, total as usize) };
+    let machine = dtb::discover(blob)?;
+    Ok((machine, PhysRange::saturating(physical, total)))
+}
+
+/// No DTB on a board that needs one: say so on the board's fixed UART and stop.
+fn no_machine(problem: DtbError, entry_el: u64) -> ! {
+    if let Ok(va) = early_map::map(qemu_virt::PL011_BASE, 0x1000, Memory::Device) {
+        // SAFETY: QEMU virt always has a PL011 at PL011_BASE, mapped just now.
+        let mut uart = unsafe { Pl011::new(va) };
+        uart.init(None, 115_200);
+        console::set_console(uart);
+    }
+    println!("folio: no valid device tree: {problem}");
+    println!("folio: QEMU virt passes one with an Image kernel (-kernel folio.img); an ELF kernel gets none.");
+    // The PSCI conduit QEMU virt uses: SMC when it started us at EL2, else HVC.
+    exit::configure(ExitMethod::Psci, Some(if entry_el == 2 { PsciConduit::Smc } else { PsciConduit::Hvc }));
+    exit::exit(NO_MACHINE_EXIT_STATUS)
+}
+
+fn start_console(machine: &Machine, board: Board) {
+    let Some(uart) = machine.uart else { return };
+    let Ok(va) = early_map::map(uart.start(), uart.size().max(0x1000), Memory::Device) else { return };
+    // SAFETY: the DTB (or the board defaults) says a PL011 is there, and the
+    // early map just mapped it as device memory; nothing else drives it.
+    let mut pl011 = unsafe { Pl011::new(va) };
+    if board == Board::RaspberryPi4 {
+        if let Ok(gpio) = early_map::map(rpi4::GPIO_BASE, 0x1000, Memory::Device) {
+            // SAFETY: the BCM2711 GPIO block, mapped just now.
+            unsafe { crate::drivers::bcm2711_gpio::route_pl011_to_header(gpio) };
+        }
+        pl011.init(Some(rpi4::PL011_CLOCK_HZ), 115_200);
+    } else {
+        pl011.init(None, 115_200);
+    }
+    console::set_console(pl011);
+}
+
+fn report_devices(machine: &Machine) {
+    match machine.uart {
+        Some(uart) => info!("console: PL011 at {:#x}", uart.start()),
+        None => warn!("no PL011 found"),
+    }
+    match machine.gic {
+        Some(GicInfo::V2 { distributor, cpu_interface }) => {
+            info!("GIC: v2, distributor {:#x}, CPU interface {:#x}", distributor.start(), cpu_interface.start())
+        }
+        Some(GicInfo::V3 { distributor, redistributors }) => {
+            info!("GIC: v3, distributor {:#x}, redistributors {redistributors}", distributor.start())
+        }
+        None => warn!("no GIC found"),
+    }
+    match machine.virtual_timer_intid {
+        Some(intid) => info!("timer: virtual timer INTID {intid}, CNTFRQ {} Hz", timer::frequency()),
+        None => warn!("timer: no architected timer node; CNTFRQ {} Hz", timer::frequency()),
+    }
+    match machine.psci {
+        Some(PsciConduit::Hvc) => info!("PSCI: conduit hvc"),
+        Some(PsciConduit::Smc) => info!("PSCI: conduit smc"),
+        None => info!("PSCI: none"),
+    }
+    let methods: Vec<String> = machine
+        .cpus
+        .iter()
+        .map(|c| match &c.enable_method {
+            Some(EnableMethod::Psci) => format!("{:#x}:psci", c.mpidr),
+            Some(EnableMethod::SpinTable { release_addr }) => format!("{:#x}:spin-table@{release_addr:#x}", c.mpidr),
+            Some(EnableMethod::Other(m)) => format!("{:#x}:{m}", c.mpidr),
+            None => format!("{:#x}", c.mpidr),
+        })
+        .collect();
+    info!("CPUs: {} [{}] (secondaries parked)", machine.cpus.len(), methods.join(", "));
+}
+
+/// The granule the command line asked for, if this CPU has it; otherwise the
+/// first the CPU supports, with a message.
+fn choose_granule(requested: Granule) -> Granule {
+    let mmfr0 = cpu::mmfr0();
+    if requested.supported_by(mmfr0) {
+        return requested;
+    }
+    let fallback = Granule::ALL.into_iter().find(|g| g.supported_by(mmfr0)).unwrap_or(Granule::K4);
+    warn!("granule {requested} is not supported by this CPU (ID_AA64MMFR0_EL1 = {mmfr0:#x}); using {fallback}");
+    fallback
+}
+
+fn build_frame_pool(
+    machine: &Machine,
+    image: PhysRange,
+    dtb: Option<PhysRange>,
+    granule: Granule,
+) -> (MemoryMap, FramePool) {
+    let mut memory_map = MemoryMap { banks: machine.memory.iter().map(|b| b.range).collect(), reserved: Vec::new() };
+    memory_map.reserved.push((image, "kernel image".into()));
+    if let Some(dtb) = dtb {
+        memory_map.reserved.push((dtb, "device tree".into()));
+    }
+    for r in &machine.reserved {
+        memory_map.reserved.push((r.range, r.source.clone()));
+    }
+    info!("memory map ({} banks, {} RAM):", machine.memory.len(), Size(memory_map.total_ram()));
+    for bank in &machine.memory {
+        info!("  bank     {} {}", bank.range, bank.node);
+    }
+    for (range, source) in &memory_map.reserved {
+        info!("  reserved {range} {source}");
+    }
+    let mut frames = FramePool::new(granule);
+    for free in memory_map.free_ranges(granule) {
+        info!("  free     {free}");
+        if let Err(e) = frames.add_range(free) {
+            error!("frame allocator refused {free}: {e}");
+        }
+    }
+    info!("frame allocator: {granule} frames, {} free ({})", frames.free_frames(), Size(frames.free_bytes()));
+    (memory_map, frames)
+}
+
+fn crash_if_asked(args: &BootArgs<'_>) {
+    match args.crash {
+        Some(CrashKind::Fault) => {
+            info!("crash=fault: reading an unmapped kernel address");
+            // SAFETY: the address is never mapped, so the read faults and the
+            // handler reports it and stops the machine: no value is produced.
+            let value = unsafe { core::ptr::read_volatile(UNMAPPED_ADDRESS as *const u64) };
+            error!("read of an unmapped address returned {value:#x}");
+        }
+        Some(CrashKind::Panic) => panic!("crash=panic asked for a panic"),
+        None => {}
+    }
+}
+
+/// A kernel address no mapping ever covers: the upper half below the image.
+pub const UNMAPPED_ADDRESS: u64 = 0xFFFF_7FFF_DEAD_0000;
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    console::emergency_print(format_args!("\n*** folio: kernel panic"));
+    if let Some(location) = info.location() {
+        console::emergency_print(format_args!(" at {}:{}:{}", location.file(), location.line(), location.column()));
+    }
+    console::emergency_print(format_args!(": {}\n", info.message()));
+    exit::exit(PANIC_EXIT_STATUS)
+}

@@ -1,0 +1,29 @@
+//! The EL0 programs the build packages with the kernel (built from
+//! `user/programs` and `user/memsvc` by `make`, which runs before the kernel
+//! is compiled; `build.rs` says where).
+
+macro_rules! program {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("FOLIO_EL0_DIR"), "/el0/", $name))
+    };
+}
+
+pub static HELLO: &[u8] = program!("hello");
+pub static PING: &[u8] = program!("ping");
+pub static PONG: &[u8] = program!("pong");
+pub static HOSTILE: &[u8] = program!("hostile");
+pub static SPINNER: &[u8] = program!("spinner");
+pub static CRASHER: &[u8] = program!("crasher");
+pub static QUITTER: &[u8] = program!("quitter");
+pub static ORPHAN: &[u8] = program!("orphan");
+pub static WATCHER: &[u8] = program!("watcher");
+pub static IPCBENCH: &[u8] = program!("ipcbench");
+pub static IPCSERVER: &[u8] = program!("ipcserver");
+pub static MEMCLIENT: &[u8] = program!("memclient");
+pub static ASIDCHECK: &[u8] = program!("asidcheck");
+pub static SIMDCHECK: &[u8] = program!("simdcheck");
+pub static TORTURE: &[u8] = program!("torture");
+pub static MEMBENCH: &[u8] = program!("membench");
+/// The memory service, a package of its own (user/memsvc): the only
+/// program that links the HVO engine.
+pub static MEMSVC: &[u8] = include_bytes!(concat!(env!("FOLIO_EL0_DIR"), "/service/memsvc"));

@@ -1,0 +1,196 @@
+//! Starting the secondary cores, the way the DTB says: PSCI CPU_ON through
+//! its conduit (QEMU virt), or the spin-table release addresses (the
+//! Raspberry Pi 4 and QEMU raspi4b).
+//!
+//! Owns: the per-core boot records `secondary_entry` (boot.s) reads, and
+//! the secondaries' stacks. Must never: let a secondary run kernel code
+//! that is not yet safe on several cores; for now each reports itself and
+//! parks in WFE (issue 7 adds per-core GIC, timer and scheduling).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::aarch64::mmu::SECONDARY_BOOT;
+use crate::arch::aarch64::{cpu, timer};
+use crate::frames::KERNEL_FRAMES;
+use crate::println;
+use folio_core::dtb::{EnableMethod, Machine, PsciConduit};
+use folio_core::mm::Granule;
+use folio_core::mm::layout::{self, KERNEL_BASE};
+
+pub const MAX_SECONDARY: usize = 16;
+
+/// Cores online: the boot core and every secondary that reported.
+static ONLINE: AtomicU64 = AtomicU64::new(1);
+/// The virtual timer's interrupt ID plus one (0: none), for secondaries.
+static TIMER_INTID: AtomicU64 = AtomicU64::new(0);
+
+pub fn online_cores() -> usize {
+    ONLINE.load(Ordering::Acquire) as usize
+}
+const STACK_BYTES: u64 = 32 << 10;
+
+/// One core's boot record; the layout is read by boot.s.
+#[repr(C, align(128))]
+pub struct SecondaryRecord {
+    mpidr: u64,
+    stack_top: u64,
+    ttbr1: u64,
+    tcr_switch: u64,
+    tcr_final: u64,
+    ttbr0: u64,
+    record_va: u64,
+    online: AtomicU64,
+    valid: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<SecondaryRecord>() == 128);
+
+#[unsafe(no_mangle)]
+static mut secondary_records: [SecondaryRecord; MAX_SECONDARY] = [const {
+    SecondaryRecord {
+        mpidr: 0,
+        stack_top: 0,
+        ttbr1: 0,
+        tcr_switch: 0,
+        tcr_final: 0,
+        ttbr0: 0,
+        record_va: 0,
+        online: AtomicU64::new(0),
+        valid: 0,
+    }
+}; MAX_SECONDARY];
+
+unsafe extern "C" {
+    static secondary_entry: u8;
+}
+
+const PSCI_CPU_ON: u64 = 0xC400_0003;
+
+fn psci_cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64) -> i64 {
+    let mut x0 = PSCI_CPU_ON;
+    // SAFETY: PSCI CPU_ON starts another core at `entry`; it does not touch
+    // this core's memory.
+    unsafe {
+        match conduit {
+            PsciConduit::Hvc => {
+                core::arch::asm!("hvc #0", inout("x0") x0, in("x1") mpidr, in("x2") entry, in("x3") 0u64, options(nostack))
+            }
+            PsciConduit::Smc => {
+                core::arch::asm!("smc #0", inout("x0") x0, in("x1") mpidr, in("x2") entry, in("x3") 0u64, options(nostack))
+            }
+        }
+    }
+    x0 as i64
+}
+
+/// Cleans `len` bytes at `va` to the point of coherency: a core with its
+/// MMU off reads memory, not caches.
+fn clean_to_poc(va: u64, len: u64) {
+    let mut line = va & !63;
+    while line < va + len {
+        // SAFETY: cache maintenance on mapped memory changes no data.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) line, options(nostack)) };
+        line += 64;
+    }
+    // SAFETY: a barrier.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Starts every core the DTB lists besides this one; reports each.
+/// Returns how many came up.
+pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
+    let Some(boot) = *SECONDARY_BOOT.lock() else { return 0 };
+    TIMER_INTID.store(machine.virtual_timer_intid.map_or(0, |i| i as u64 + 1), Ordering::Release);
+    crate::task::init_core_interrupts(crate::task::core_id(), machine.virtual_timer_intid);
+    let me = cpu::mpidr() & 0xff_00ff_ffff;
+    let to_pa = |va: u64| va - KERNEL_BASE + boot.load_pa;
+    let entry = to_pa(core::ptr::addr_of!(secondary_entry) as u64);
+    let mut up = 0;
+    for c in machine.cpus.iter().filter(|c| c.mpidr != me) {
+        let index = (c.mpidr & 0xff) as usize;
+        if c.mpidr & !0xff != 0 || index >= MAX_SECONDARY {
+            println!("core {:#x}: not started (only Aff0 0..{} are supported)", c.mpidr, MAX_SECONDARY - 1);
+            continue;
+        }
+        let order = (STACK_BYTES / granule.size()).max(1).next_power_of_two().trailing_zeros();
+        let Some(Ok(stack)) = KERNEL_FRAMES.lock().as_mut().map(|f| f.alloc(order)) else {
+            println!("core {index}: no memory for its stack");
+            continue;
+        };
+        let Some(stack_va) = layout::linear(stack) else { continue };
+        // SAFETY: only this core writes the records, before it starts the
+        // secondary that reads them, and each record is used by one core.
+        let record = unsafe { &mut *core::ptr::addr_of_mut!(secondary_records[index]) };
+        *record = SecondaryRecord {
+            mpidr: c.mpidr,
+            stack_top: stack_va + (granule.size() << order),
+            ttbr1: boot.ttbr1,
+            tcr_switch: boot.tcr_switch,
+            tcr_final: boot.tcr_final,
+            ttbr0: boot.ttbr0_identity,
+            record_va: record as *const SecondaryRecord as u64,
+            online: AtomicU64::new(0),
+            valid: 1,
+        };
+        clean_to_poc(record as *const SecondaryRecord as u64, 128);
+        let started = match (&c.enable_method, machine.psci) {
+            (Some(EnableMethod::Psci), Some(conduit)) => match psci_cpu_on(conduit, c.mpidr, entry) {
+                0 => Ok(()),
+                e => Err(alloc::format!("PSCI CPU_ON returned {e}")),
+            },
+            (Some(EnableMethod::SpinTable { release_addr }), _) => match layout::linear(*release_addr) {
+                Some(release) => {
+                    // SAFETY: the release address is RAM the firmware set
+                    // aside for this (reserved, linear-mapped); the parked
+                    // core reads it with its MMU off, hence the clean.
+                    unsafe { core::ptr::write_volatile(release as *mut u64, entry) };
+                    clean_to_poc(release, 8);
+                    // SAFETY: wakes cores waiting in WFE.
+                    unsafe { core::arch::asm!("sev", options(nostack)) };
+                    Ok(())
+                }
+                None => Err("release address outside the linear map".into()),
+            },
+            (method, _) => Err(alloc::format!("no way to start it ({method:?})")),
+        };
+        if let Err(why) = started {
+            println!("core {index}: not started: {why}");
+            continue;
+        }
+        // Wait up to 500 ms of the virtual counter for it to report.
+        let deadline = timer::counter() + timer::frequency() / 2;
+        while record.online.load(Ordering::Acquire) == 0 && timer::counter() < deadline {
+            core::hint::spin_loop();
+        }
+        // Up once it reported (1), and with its GIC interface ready (2).
+        while record.online.load(Ordering::Acquire) == 1 && timer::counter() < deadline {
+            core::hint::spin_loop();
+        }
+        if record.online.load(Ordering::Acquire) != 0 {
+            up += 1;
+        } else {
+            println!("core {index}: did not come up; going on without it");
+        }
+    }
+    ONLINE.store(up as u64 + 1, Ordering::Release);
+    println!("cores: {} of {} online", up + 1, machine.cpus.len().max(1));
+    up
+}
+
+/// A secondary core, MMU on, on its own stack and vectors.
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
+    println!("core {} up: MPIDR {:#x}, EL1, MMU on with the kernel's tables", record.mpidr & 0xff, cpu::mpidr());
+    record.online.store(1, Ordering::Release);
+    timer::stop_virtual();
+    // Run tasks whenever a task set is active; otherwise wait for an event.
+    let core = crate::task::core_id();
+    crate::task::init_core_interrupts(core, TIMER_INTID.load(Ordering::Acquire).checked_sub(1).map(|i| i as u32));
+    record.online.store(2, Ordering::Release);
+    loop {
+        if crate::task::active() {
+            crate::task::run_core(core);
+        }
+        aarch64_cpu::asm::wfe();
+    }
+}

@@ -1,0 +1,812 @@
+//! EL0 tasks: loading the packaged programs into their own address spaces,
+//! the system-call layer, and switching between tasks.
+//!
+//! Owns: the task set of one run ([`SYSTEM`]), each task's lower-half tree
+//! (TTBR0, tagged with an ASID from `folio_core::mm::asid`), frames, frame
+//! capabilities and grants (`memory`), and which task each core runs. The
+//! IPC rules live in [`folio_core::ipc`], the argument checks in
+//! [`folio_core::syscall`]; this module only moves registers between them and
+//! the CPU. Tasks are preempted by each core's virtual timer, and a core
+//! running a task is sent the reschedule SGI when a task of higher
+//! priority becomes ready for it.
+//! Must never: touch a task's memory except through its own translations
+//! (checked by `syscall::user_buffer`) and the linear map; keep the
+//! system lock while leaving task mode; run a task with an ASID another
+//! task may still hold.
+//!
+//! Not here: creating tasks while a set runs (a run's tasks are fixed when
+//! it starts).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
+use crate::arch::aarch64::mmu::{self, KernelHw};
+use crate::arch::aarch64::timer;
+use crate::drivers::gic::{GIC, RESCHEDULE_SGI, SPURIOUS};
+use crate::frames::KERNEL_FRAMES;
+use crate::sync::SpinLock;
+use crate::{print, println};
+use folio_core::elf;
+use folio_core::exception::{ExceptionReport, Vector};
+use folio_core::ipc::{Ipc, Object, State, TaskId};
+use folio_core::mm::Granule;
+use folio_core::mm::asid::{Asid, AsidAllocator};
+use folio_core::mm::layout;
+use folio_core::mm::paging::{Attributes, PageTable, Policy, Unit};
+use folio_core::syscall::{self, FrameCap, SysError};
+
+mod memory;
+
+/// Top of every task's stack (64 KiB, at least one page of any granule).
+pub const STACK_TOP: u64 = 0x7F_0000_0000;
+const STACK_SIZE: u64 = 64 << 10;
+/// Exit status of a task stopped by a fault.
+pub const FAULT_STATUS: u64 = 139;
+
+struct UserTask {
+    name: &'static str,
+    tables: PageTable<KernelHw>,
+    asid: Asid,
+    frame: TrapFrame,
+    frames: Vec<u64>,
+    status: Option<u64>,
+    /// Physical memory this task may map (the memory service's).
+    caps: Vec<FrameCap>,
+    /// What other tasks mapped into this one.
+    grants: Vec<memory::Grant>,
+    /// The last abort retried (ELR, FAR, `System::table_changes` then).
+    last_retry: Option<(u64, u64, u64)>,
+}
+
+/// Cores that can run tasks (MPIDR.Aff0 0..16).
+pub const MAX_CORES: usize = 16;
+
+/// This core's number (MPIDR.Aff0).
+pub fn core_id() -> usize {
+    (crate::arch::aarch64::cpu::mpidr() & 0xff) as usize
+}
+
+struct System {
+    ipc: Ipc,
+    tasks: Vec<UserTask>,
+    /// The task each core runs, if any.
+    current: [Option<TaskId>; MAX_CORES],
+    granule: Granule,
+    /// Each core's kernel context while it runs a task.
+    kernel: [KernelContext; MAX_CORES],
+    /// Cores in task mode (bit per core).
+    in_user: u32,
+    /// Whether cores should look for tasks.
+    active: bool,
+    /// The cores each task has run on (bit per core).
+    ran_on: Vec<u32>,
+    /// The virtual timer's interrupt, when the GIC takes it (preemption).
+    timer: Option<(u32, u64)>,
+    /// Tasks in the order they ended.
+    ended: Vec<TaskId>,
+    asids: AsidAllocator,
+    /// Faults that met a mapping under change and ran again.
+    retried_faults: u64,
+    /// Changes made to a task's tables by someone else (the boot core's
+    /// agent, the memory calls into a caller): a retried abort is only
+    /// retried again after one.
+    table_changes: u64,
+    /// Reschedule SGIs taken by cores running a task.
+    reschedule_ipis: u64,
+}
+
+/// Each core's MPIDR, recorded when it sets up its interrupts (the target
+/// of a reschedule SGI).
+static CORE_MPIDR: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) }; MAX_CORES];
+
+/// Sends the reschedule SGI to every other core that runs a task while a
+/// task of higher priority is ready for it: that core runs its scheduler
+/// now instead of at its next timer tick. Idle cores need no interrupt:
+/// `wake_cores` (SEV) already woke them.
+fn poke_cores(system: &System, this_core: usize) {
+    // Only cores in task mode can need it.
+    if system.timer.is_none() || system.in_user & !(1 << this_core) == 0 {
+        return;
+    }
+    for (core, running) in system.current.iter().enumerate() {
+        let Some(task) = *running else { continue };
+        if core == this_core || system.ipc.best_ready_for(core).is_none_or(|p| p <= system.ipc.priority(task)) {
+            continue;
+        }
+        let mpidr = CORE_MPIDR[core].load(Ordering::Acquire);
+        if mpidr != u64::MAX
+            && let Some(gic) = GIC.lock().as_ref()
+        {
+            gic.send_reschedule(mpidr);
+        }
+    }
+}
+
+/// Makes `task` this core's user address space, with an ASID valid in the
+/// current generation (the allocator's rules: `folio_core::mm::asid`). A
+/// rollover flushes every core's TLB (broadcast) before the new generation
+/// is used; the system lock, held here, keeps every other switch out.
+fn switch_to(system: &mut System, core: usize, task: TaskId) {
+    if system.tasks[task].asid.generation != system.asids.generation() {
+        // The values tasks run with on the other cores right now.
+        let mut running = [0u16; MAX_CORES];
+        let mut n = 0;
+        for t in system.current.iter().enumerate().filter(|&(c, _)| c != core).filter_map(|(_, t)| *t) {
+            running[n] = system.tasks[t].asid.value;
+            n += 1;
+        }
+        let refreshed = system.asids.refresh(Some(system.tasks[task].asid), &running[..n]);
+        if refreshed.rolled_over {
+            mmu::flush_all_asids();
+        }
+        let t = &mut system.tasks[task];
+        t.asid = refreshed.asid;
+        t.tables.set_asid(refreshed.asid.value);
+    }
+    let t = &system.tasks[task];
+    mmu::switch_user_space(t.tables.root(), t.asid.value);
+}
+
+/// Whether a data or instruction abort from EL0 hit an address that the
+/// task's own tables now map with the access allowed: it raced with a
+/// break-before-make change by another core and can simply run again.
+fn retry_after_change(task: &mut UserTask, frame: &TrapFrame) -> bool {
+    let class = (frame.esr >> 26) & 0x3f;
+    let fsc = frame.esr & 0x3f;
+    // Translation, access-flag and permission faults at any level.
+    let change_fault = matches!(fsc, 0x04..=0x0f);
+    if frame.vector_index != 8 || !matches!(class, 0x20 | 0x24) || !change_fault {
+        return false;
+    }
+    let write = class == 0x24 && frame.esr & (1 << 6) != 0;
+    match task.tables.translate(frame.far) {
+        Some(m) if class == 0x20 => m.attributes.user && m.attributes.user_exec,
+        Some(m) => m.attributes.user && (!write || m.attributes.writable),
+        None => false,
+    }
+}
+
+/// A task ended: what others mapped into it goes, and its ASID is flushed
+/// everywhere and given back.
+fn end_task(system: &mut System, task: TaskId, status: u64) {
+    system.tasks[task].status = Some(status);
+    system.ended.push(task);
+    memory::revoke_grants(&mut system.tasks[task]);
+    system.ipc.exit(task, status);
+    let asid = system.tasks[task].asid;
+    mmu::flush_asid(asid.value);
+    system.asids.release(asid);
+}
+
+/// Ticks per time slice: 10 ms of the virtual counter.
+fn quantum() -> u64 {
+    (timer::frequency() / 100).max(1)
+}
+
+static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
+
+/// A program and how it is set up: its handles name endpoints and
+/// notifications by their index in the run (see [`run`]) with a badge;
+/// `core` pins it to one core.
+#[derive(Clone)]
+pub struct Spec {
+    pub name: &'static str,
+    pub image: &'static [u8],
+    pub priority: u8,
+    pub handles: &'static [(Object, u64)],
+    pub core: Option<usize>,
+}
+
+/// The objects of a run: endpoint owners (task index), the number of
+/// notifications, which notification an endpoint's owner wants signalled
+/// when a client dies, which notifications are bound to an endpoint
+/// (endpoint, notification), a task given frame capabilities, and the
+/// words some tasks find in x0 and x1 at start.
+#[derive(Default)]
+pub struct Objects<'a> {
+    pub endpoint_owners: &'a [usize],
+    pub notifications: usize,
+    pub death_notifications: &'a [(usize, usize)],
+    pub bound_notifications: &'a [(usize, usize)],
+    pub memory_holder: Option<MemoryHolder<'a>>,
+    pub start_arguments: &'a [(usize, [u64; 2])],
+    /// Fewer ASIDs than the hardware has (to test rollovers).
+    pub asid_limit: Option<u32>,
+}
+
+/// A task that holds frame capabilities: its index and the capabilities.
+pub struct MemoryHolder<'a> {
+    pub task: usize,
+    pub caps: &'a [FrameCap],
+}
+
+fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
+    let pa = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(0).ok()).ok_or("out of frames")?;
+    let va = layout::linear(pa).ok_or("frame beyond the linear map")?;
+    // SAFETY: a frame just allocated, mapped read/write by the linear map.
+    unsafe { core::ptr::write_bytes(va as *mut u8, 0, granule.size() as usize) };
+    Ok(pa)
+}
+
+/// Makes instructions written through the linear map visible to
+/// instruction fetch (clean to the point of unification, invalidate the
+/// instruction caches).
+fn sync_icache(va: u64, len: u64) {
+    let mut line = va & !63;
+    while line < va + len {
+        // SAFETY: cache maintenance on mapped memory changes no data.
+        unsafe { core::arch::asm!("dc cvau, {}", in(reg) line, options(nostack)) };
+        line += 64;
+    }
+    // SAFETY: barriers and instruction-cache invalidation only.
+    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Loads `spec` into a fresh address space with `asid`.
+fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
+    let program = elf::parse(spec.image).map_err(|e| format!("{e}"))?;
+    let mut tables = mmu::user_tables(granule, asid.value).map_err(|e| format!("{e}"))?;
+    let mut frames = Vec::new();
+    let page = granule.size();
+    let mut result = Ok(());
+    'segments: for s in &program.segments {
+        let attributes = if s.executable {
+            Attributes::USER_RX
+        } else if s.writable {
+            Attributes::USER_RW
+        } else {
+            Attributes::USER_RO
+        };
+        let mut va = s.vaddr & !(page - 1);
+        while va < s.vaddr + s.mem_size {
+            let pa = match alloc_zeroed_frame(granule) {
+                Ok(pa) => pa,
+                Err(e) => {
+                    result = Err(e);
+                    break 'segments;
+                }
+            };
+            frames.push(pa);
+            // The file bytes that fall in this page.
+            let (from, to) = (va.max(s.vaddr), (va + page).min(s.vaddr + s.file_size));
+            if from < to {
+                let src =
+                    &spec.image[(s.file_offset + from - s.vaddr) as usize..(s.file_offset + to - s.vaddr) as usize];
+                let dst = layout::linear(pa).unwrap_or(0) + (from - va);
+                // SAFETY: `dst..dst + len` lies in the frame just allocated.
+                unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+                if s.executable {
+                    sync_icache(dst, src.len() as u64);
+                }
+            }
+            if let Err(e) = tables.map(va, pa, page, attributes, Policy::Force(Unit::PAGE)) {
+                result = Err(format!("mapping {va:#x}: {e}"));
+                break 'segments;
+            }
+            va += page;
+        }
+    }
+    let mut va = STACK_TOP - STACK_SIZE.max(page);
+    while result.is_ok() && va < STACK_TOP {
+        match alloc_zeroed_frame(granule) {
+            Ok(pa) => {
+                frames.push(pa);
+                result = tables
+                    .map(va, pa, page, Attributes::USER_RW, Policy::Force(Unit::PAGE))
+                    .map_err(|e| format!("{e}"));
+            }
+            Err(e) => result = Err(e),
+        }
+        va += page;
+    }
+    let task = UserTask {
+        name: spec.name,
+        tables,
+        asid,
+        frame: TrapFrame::user(program.entry, STACK_TOP),
+        frames,
+        status: None,
+        caps: Vec::new(),
+        grants: Vec::new(),
+        last_retry: None,
+    };
+    match result {
+        Ok(()) => Ok(task),
+        Err(e) => {
+            retire(task);
+            Err(e)
+        }
+    }
+}
+
+/// Frees a task's frames and tables once its ASID has left every TLB.
+fn retire(mut task: UserTask) {
+    mmu::flush_asid(task.asid.value);
+    if let Some(pool) = KERNEL_FRAMES.lock().as_mut() {
+        let _ = pool.free_many(&mut task.frames);
+    }
+    let _hardware = task.tables.destroy();
+}
+
+/// How a run ended: each task's name and exit status (`None`: never
+/// finished, blocked forever), and the order in which they ended.
+pub struct Outcome {
+    pub statuses: Vec<(&'static str, Option<u64>)>,
+    pub ended: Vec<&'static str>,
+    /// For each task, the cores it ran on (bit per core).
+    pub ran_on: Vec<u32>,
+    /// How many times the ASIDs rolled over to a new generation.
+    pub asid_rollovers: u64,
+    /// Faults that met a mapping under change and ran again.
+    pub retried_faults: u64,
+    /// Reschedule SGIs taken by cores running a task.
+    pub reschedule_ipis: u64,
+}
+
+/// Work the boot core does instead of running tasks (a test that changes
+/// tasks' mappings while they run on the other cores). Both calls run
+/// with the task set locked; `tables[t]` is task `t`'s tree.
+pub trait BootCoreAgent {
+    fn prepare(&mut self, tables: &mut [&mut PageTable<KernelHw>]) -> Result<(), String>;
+    /// One step; `false` when it has nothing more to do.
+    fn step(&mut self, tables: &mut [&mut PageTable<KernelHw>]) -> bool;
+}
+
+/// Runs `specs` until every task has exited or faulted (or nothing can run
+/// any more). With `timer_intid` (the virtual timer's interrupt) and a GIC,
+/// tasks are preempted every 10 ms.
+pub fn run(specs: &[Spec], objects: &Objects<'_>, granule: Granule, timer_intid: Option<u32>) -> Outcome {
+    run_with(specs, objects, granule, timer_intid, None)
+}
+
+/// [`run`], with `agent` working on the boot core instead of tasks.
+pub fn run_with(
+    specs: &[Spec],
+    objects: &Objects<'_>,
+    granule: Granule,
+    timer_intid: Option<u32>,
+    mut agent: Option<&mut dyn BootCoreAgent>,
+) -> Outcome {
+    let nothing = || Outcome {
+        statuses: Vec::new(),
+        ended: Vec::new(),
+        ran_on: Vec::new(),
+        asid_rollovers: 0,
+        retried_faults: 0,
+        reschedule_ipis: 0,
+    };
+    let mut ipc = Ipc::new();
+    let mut tasks = Vec::new();
+    let hardware_asids = 1 << folio_core::mm::paging::registers::asid_bits(crate::arch::aarch64::cpu::mmfr0());
+    let mut asids = AsidAllocator::new(objects.asid_limit.unwrap_or(hardware_asids).min(hardware_asids), MAX_CORES);
+    for spec in specs {
+        let fresh = asids.allocate(&[]);
+        if fresh.rolled_over {
+            mmu::flush_all_asids();
+        }
+        match load(spec, fresh.asid, granule) {
+            Ok(task) => {
+                ipc.add_task(spec.priority);
+                tasks.push(task);
+            }
+            Err(e) => {
+                println!("task {}: cannot load: {e}", spec.name);
+                tasks.into_iter().for_each(retire);
+                return nothing();
+            }
+        }
+    }
+    // A fresh Ipc numbers objects from 0, so the specs' indices are the ids.
+    for &owner in objects.endpoint_owners {
+        ipc.add_endpoint(owner);
+    }
+    for _ in 0..objects.notifications {
+        ipc.add_notification();
+    }
+    for &(endpoint, notification) in objects.death_notifications {
+        ipc.notify_client_deaths(endpoint, notification);
+    }
+    for &(endpoint, notification) in objects.bound_notifications {
+        ipc.bind_notification(endpoint, notification);
+    }
+    for &(t, words) in objects.start_arguments {
+        if let Some(task) = tasks.get_mut(t) {
+            task.frame.x[..2].copy_from_slice(&words);
+        }
+    }
+    if let Some(holder) = &objects.memory_holder {
+        let task = &mut tasks[holder.task];
+        task.caps = holder.caps.to_vec();
+        if let Err(e) = memory::map_windows(task) {
+            println!("task {}: cannot map its memory windows: {e:?}", task.name);
+            tasks.into_iter().for_each(retire);
+            return nothing();
+        }
+    }
+    for (t, spec) in specs.iter().enumerate() {
+        for &(object, badge) in spec.handles {
+            ipc.grant(t, object, badge);
+        }
+        if let Some(core) = spec.core {
+            ipc.pin(t, core);
+        }
+    }
+    // Preemption: each core's virtual timer through the GIC, if there is one.
+    let timer = timer_intid.filter(|_| GIC.lock().is_some()).map(|intid| (intid, quantum()));
+    let ran_on = alloc::vec![0; tasks.len()];
+    let system = System {
+        ipc,
+        tasks,
+        current: [None; MAX_CORES],
+        granule,
+        kernel: core::array::from_fn(|_| KernelContext::default()),
+        in_user: 0,
+        active: true,
+        ran_on,
+        timer,
+        ended: Vec::new(),
+        asids,
+        retried_faults: 0,
+        table_changes: 0,
+        reschedule_ipis: 0,
+    };
+    *USER_TRAP_HANDLER.lock() = Some(user_trap);
+    let mut system = system;
+    if let Some(agent) = agent.as_deref_mut() {
+        let mut tables: Vec<&mut PageTable<KernelHw>> = system.tasks.iter_mut().map(|t| &mut t.tables).collect();
+        if let Err(e) = agent.prepare(&mut tables) {
+            println!("tasks: the boot core's agent cannot start: {e}");
+            *USER_TRAP_HANDLER.lock() = None;
+            system.tasks.into_iter().for_each(retire);
+            return nothing();
+        }
+    }
+    {
+        let mut guard = SYSTEM.lock();
+        *guard = Some(system);
+        ACTIVE.store(true, Ordering::Release);
+        wake_cores();
+    }
+    match agent {
+        Some(agent) => run_agent(agent),
+        None => run_core(core_id()),
+    }
+    // Done here: stop the other cores looking, wait until they are out.
+    {
+        let mut guard = SYSTEM.lock();
+        if let Some(system) = guard.as_mut() {
+            system.active = false;
+        }
+        ACTIVE.store(false, Ordering::Release);
+        wake_cores();
+    }
+    let deadline = timer::counter() + timer::frequency();
+    while SYSTEM.lock().as_ref().is_some_and(|s| s.in_user != 0) && timer::counter() < deadline {
+        core::hint::spin_loop();
+    }
+    timer::stop_virtual();
+    *USER_TRAP_HANDLER.lock() = None;
+    let Some(system) = SYSTEM.lock().take() else { return nothing() };
+    let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
+    let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
+    let ran_on = system.ran_on.clone();
+    let asid_rollovers = system.asids.rollovers();
+    let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
+    system.tasks.into_iter().for_each(retire);
+    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults, reschedule_ipis }
+}
+
+/// The boot core runs `agent` step by step, each step with the task set
+/// locked, until every task has ended (tasks run on the other cores).
+fn run_agent(agent: &mut dyn BootCoreAgent) {
+    let mut working = true;
+    loop {
+        {
+            let mut guard = SYSTEM.lock();
+            let Some(system) = guard.as_mut() else { return };
+            if !system.active || system.ipc.all_dead() {
+                return;
+            }
+            if working {
+                let mut tables: Vec<&mut PageTable<KernelHw>> =
+                    system.tasks.iter_mut().map(|t| &mut t.tables).collect();
+                working = agent.step(&mut tables);
+                system.table_changes += 1;
+            }
+        }
+        // Let the tasks run between steps.
+        for _ in 0..2000 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Whether a task set is running: idle secondaries read this without the
+/// system lock.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Bumped (under the system lock) whenever work may have appeared: idle
+/// cores wait for it to change instead of polling the lock.
+static WORK: AtomicU64 = AtomicU64::new(0);
+
+/// Announces new work and wakes cores waiting in WFE. Call with the system
+/// lock held, after changing what is ready, so no wake-up is lost.
+fn wake_cores() {
+    WORK.fetch_add(1, Ordering::Release);
+    // SAFETY: SEV only sets the event register of every core.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+}
+
+/// Sets up this core's GIC interface for its virtual timer's PPI, so the
+/// timer preempts the tasks it runs; every core calls it once at start.
+pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) {
+    CORE_MPIDR[core.min(MAX_CORES - 1)].store(crate::arch::aarch64::cpu::mpidr(), Ordering::Release);
+    let Some(intid) = timer_intid else { return };
+    // The GIC lock is a leaf: the console is used only after it is dropped.
+    let result = GIC.lock().as_ref().map(|gic| gic.init_and_enable_ppi(crate::arch::aarch64::cpu::mpidr(), intid));
+    if let Some(Err(e)) = result {
+        println!("core {core}: no timer interrupts: {e}");
+    }
+}
+
+/// Waits until `WORK` moves on from `seen` (or the run ends).
+fn wait_for_work(seen: u64) {
+    while WORK.load(Ordering::Acquire) == seen && ACTIVE.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Whether a task set is running (for idle secondary cores).
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// Runs tasks on this core until none is left or the run ends. The boot
+/// core also idles here (WFI) while timed receives are pending.
+pub fn run_core(core: usize) {
+    if core >= MAX_CORES {
+        return;
+    }
+    timer::allow_el0_counter_reads();
+    crate::arch::aarch64::pmu::allow_el0_cycle_counter(true);
+    loop {
+        let mut guard = SYSTEM.lock();
+        let Some(system) = guard.as_mut() else { break };
+        if !system.active || system.ipc.all_dead() {
+            break;
+        }
+        if let Some(task) = system.ipc.next_to_run_on(core) {
+            if let Some((_, ticks)) = system.timer {
+                timer::arm_virtual(ticks);
+            }
+            if let Some(result) = system.ipc.take_result(task) {
+                system.tasks[task].frame.x[..6].copy_from_slice(&result);
+            }
+            system.current[core] = Some(task);
+            system.ran_on[task] |= 1 << core;
+            system.in_user |= 1 << core;
+            let frame = system.tasks[task].frame;
+            switch_to(system, core, task);
+            let kernel: *mut KernelContext = &mut system.kernel[core];
+            drop(guard);
+            // SAFETY: `kernel` points into SYSTEM's static storage, which
+            // stays in place until this run ends; only enter_user and
+            // user_trap's exit path on this core use it, never while the
+            // lock is held.
+            run_user(&frame, unsafe { &mut *kernel });
+            timer::stop_virtual();
+            if let Some(system) = SYSTEM.lock().as_mut() {
+                system.in_user &= !(1 << core);
+            }
+            continue;
+        }
+        // Nothing this core may run now. Timed receives are expired by the
+        // boot core's timer; a set with no deadline pending, nothing ready
+        // and nothing running can never move again.
+        let readied_before = system.ipc.readied();
+        let deadline_pending = system.timer.is_some() && system.ipc.expire(timer::counter()).is_some();
+        if system.ipc.any_ready() {
+            // Ready, but for other cores. Whoever made it ready woke them;
+            // only a deadline that just passed here is news to them. (Waking
+            // them every time would keep idle cores waking each other.)
+            if system.ipc.readied() != readied_before {
+                wake_cores();
+            }
+            let seen = WORK.load(Ordering::Acquire);
+            drop(guard);
+            wait_for_work(seen);
+            continue;
+        }
+        let nobody_running = system.in_user == 0;
+        match (system.timer, deadline_pending) {
+            (Some(timer_config), true) if core == 0 => {
+                drop(guard);
+                idle_for_the_timer(timer_config);
+            }
+            (_, false) if nobody_running => {
+                println!("tasks: every remaining task is blocked; stopping them");
+                system.active = false;
+                drop(guard);
+                wake_cores();
+                break;
+            }
+            _ => {
+                let seen = WORK.load(Ordering::Acquire);
+                drop(guard);
+                wait_for_work(seen);
+            }
+        }
+    }
+    crate::arch::aarch64::pmu::allow_el0_cycle_counter(false);
+    mmu::no_user_space();
+}
+
+/// Waits (WFI wakes on a pending interrupt even with IRQs masked) for the
+/// boot core's timer and expires deadlines.
+fn idle_for_the_timer((_, ticks): (u32, u64)) {
+    timer::arm_virtual(ticks);
+    aarch64_cpu::asm::wfi();
+    timer::stop_virtual();
+    if let Some(gic) = GIC.lock().as_ref() {
+        let taken = gic.acknowledge();
+        if taken.intid != SPURIOUS {
+            gic.end_of_interrupt(taken);
+        }
+    }
+    if let Some(system) = SYSTEM.lock().as_mut() {
+        let readied_before = system.ipc.readied();
+        system.ipc.expire(timer::counter());
+        if system.ipc.readied() != readied_before {
+            wake_cores();
+            poke_cores(system, core_id());
+        }
+    }
+}
+
+/// Every exception from EL0: system calls, faults.
+fn user_trap(frame: &mut TrapFrame) {
+    let core = core_id();
+    let mut guard = SYSTEM.lock();
+    let Some(system) = guard.as_mut() else { return };
+    let Some(current) = system.current.get(core).copied().flatten() else { return };
+    // The running task's registers stay in `frame` (832 bytes with the
+    // FP/SIMD state): they are copied into the task only when it stops
+    // running on this core.
+    let readied_before = system.ipc.readied();
+    let esr = frame.esr;
+
+    let mut yielded = false;
+    if frame.vector_index == 9 {
+        // An interrupt while a task ran: the time slice ended (or noise).
+        if let Some(gic) = GIC.lock().as_ref() {
+            let taken = gic.acknowledge();
+            let intid = taken.intid;
+            if intid != SPURIOUS {
+                gic.end_of_interrupt(taken);
+            }
+            if let Some((timer_intid, ticks)) = system.timer
+                && intid == timer_intid
+            {
+                timer::arm_virtual(ticks);
+                system.ipc.expire(timer::counter());
+                yielded = true;
+            }
+            if intid == RESCHEDULE_SGI {
+                system.reschedule_ipis += 1;
+                yielded = true;
+            }
+        }
+    } else if (esr >> 26) & 0x3f == 0x15 && frame.vector_index == 8 {
+        let x = frame.x;
+        let msg = [x[1], x[2], x[3], x[4]];
+        match x[8] {
+            syscall::EXIT => {
+                end_task(system, current, x[0]);
+            }
+            syscall::WRITE => frame.x[0] = write(system, current, x[0], x[1]),
+            syscall::YIELD => {
+                frame.x[0] = 0;
+                yielded = true;
+            }
+            syscall::CALL => system.ipc.call(current, x[0], msg),
+            syscall::RECV => system.ipc.recv(current, x[0]),
+            syscall::REPLY => system.ipc.reply(current, [x[0], x[1], x[2], x[3]]),
+            syscall::REPLY_RECV => system.ipc.reply_recv(current, x[0], msg),
+            syscall::SIGNAL => system.ipc.signal(current, x[0]),
+            syscall::WAIT => system.ipc.wait(current, x[0]),
+            syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(current, x[0]),
+            syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
+            syscall::MEM_CAP..=syscall::TABLE_FRAMES => {
+                let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
+                frame.x[..6].copy_from_slice(&r);
+            }
+            _ => frame.x[0] = SysError::Unknown as u64,
+        }
+    } else if system.tasks[current].last_retry != Some((frame.elr, frame.far, system.table_changes))
+        && retry_after_change(&mut system.tasks[current], frame)
+    {
+        // The access met a mapping another core was changing (break-before-
+        // make); the change is complete now (it held the lock this trap
+        // waited for), so the instruction runs again. The same fault again
+        // with no change to any table in between would be a kernel bug (a
+        // translation the TLB kept): it is reported below, not retried.
+        system.retried_faults += 1;
+        system.tasks[current].last_retry = Some((frame.elr, frame.far, system.table_changes));
+    } else {
+        let name = system.tasks[current].name;
+        match Vector::from_index(frame.vector_index) {
+            Some(vector) => {
+                let report = ExceptionReport { vector, esr, far: frame.far, elr: frame.elr, spsr: frame.spsr };
+                print!("task {name} faulted and was stopped: {report}");
+            }
+            None => println!("task {name} stopped: vector {}", frame.vector_index),
+        }
+        end_task(system, current, FAULT_STATUS);
+    }
+    let next = if system.ipc.state(current) == State::Ready && !yielded {
+        Some(current)
+    } else {
+        system.ipc.requeue(current);
+        system.ipc.next_to_run_on(core)
+    };
+    // Results go to tasks that are not running anywhere (woken or failed),
+    // and to this one (in `frame`).
+    for t in 0..system.tasks.len() {
+        if let Some(result) = system.ipc.take_result(t) {
+            let x = if t == current { &mut frame.x } else { &mut system.tasks[t].frame.x };
+            x[..6].copy_from_slice(&result);
+        }
+    }
+    // Wake the other cores only for news: a task became ready in this trap,
+    // or the end. (Waking on every trap would keep idle cores waking each
+    // other and contending for the system lock.)
+    if system.ipc.readied() != readied_before || system.ipc.all_dead() {
+        wake_cores();
+        poke_cores(system, core);
+    }
+    match next {
+        Some(next) => {
+            if next != current {
+                system.tasks[current].frame.copy_from(frame);
+                switch_to(system, core, next);
+                system.current[core] = Some(next);
+                system.ran_on[next] |= 1 << core;
+                frame.copy_from(&system.tasks[next].frame);
+            }
+        }
+        None => {
+            system.tasks[current].frame.copy_from(frame);
+            system.current[core] = None;
+            let kernel: *const KernelContext = &system.kernel[core];
+            drop(guard);
+            // SAFETY: `kernel` is this core's context in SYSTEM, filled by
+            // the run_user call in `run_core`, which is still on this stack;
+            // the system lock was just released and nothing else is held.
+            unsafe { leave_user_mode(kernel) }
+        }
+    }
+}
+
+/// `write`: the buffer must lie in the task's own readable mappings.
+fn write(system: &mut System, task: TaskId, va: u64, len: u64) -> u64 {
+    let granule = system.granule;
+    let tables = &mut system.tasks[task].tables;
+    let pieces = syscall::user_buffer(va, len, granule.size(), &mut |page| {
+        tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
+    });
+    match pieces {
+        Ok(pieces) => {
+            for (pa, n) in pieces {
+                let Some(src) = layout::linear(pa) else { return SysError::BadAddress as u64 };
+                // SAFETY: the range was translated through the task's own
+                // user mappings and lies in RAM the linear map covers.
+                let bytes = unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) };
+                print!("{}", String::from_utf8_lossy(bytes));
+            }
+            0
+        }
+        Err(e) => e as u64,
+    }
+}

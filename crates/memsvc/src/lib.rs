@@ -1,0 +1,412 @@
+//! The memory service's request handling, with no hardware: the pool of
+//! huge pages, the clients and their quotas and folios, and the HVO engine
+//! over the service's own vmemmap.
+//!
+//! Owns: which pool blocks are free or held and by whom, each client's
+//! handles and quota, and (through [`Hvo`]) the vmemmap and its frames.
+//! Must never: trust a request word (every field is checked, see
+//! [`protocol`]), let one client name another's folio, hand out memory
+//! that was not zeroed since its last owner, or change its state when an
+//! operation fails part-way (a failed request leaves everything as it was).
+//!
+//! The EL0 program `user/memsvc` runs this over system calls: its
+//! [`VmemmapHw`] maps the vmemmap in the service's own address space, and
+//! its [`ClientMemory`] asks the kernel to map pool frames into the caller.
+//! The host tests run it over the simulated machine (`hvo::sim`) and feed
+//! it long random streams of requests. The design note is
+//! `docs/memory-service.md`.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub use folio_abi::memsvc as protocol;
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use folio_core::mm::frame::FramePool;
+use folio_core::mm::{Granule, PhysRange};
+use folio_hvo::{DESCRIPTOR_SHIFT, Folio, Hvo, HvoError, VmemmapHw, Zone, min_optimizable_order};
+use protocol::{OK, QUERY, error, flags, layout, op};
+
+pub type Message = [u64; 4];
+
+/// The kernel refused a mapping call; its status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelRefused(pub u64);
+
+/// The kernel's side of serving one request: mappings in the address space
+/// of the client being answered, and the service's view of pool memory.
+pub trait ClientMemory {
+    /// Maps `size` bytes of pool memory at `pa` read/write at `va` in the
+    /// caller, with the largest units that fit.
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused>;
+    /// Removes `size` bytes at `va` that [`map_to_caller`](Self::map_to_caller) mapped.
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused>;
+    /// Zeroes pool memory.
+    fn zero(&mut self, pa: u64, size: u64);
+}
+
+/// A folio a client holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    folio: Folio,
+    va: u64,
+    /// What it costs the client's quota now: the folio's bytes and the
+    /// vmemmap behind it (see [`MemoryService::charge`]).
+    charge: u64,
+}
+
+struct Client {
+    quota: u64,
+    used: u64,
+    next_handle: u64,
+    folios: BTreeMap<u64, Held>,
+}
+
+/// Why the service could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// A pool range is misaligned, beyond [`layout::PHYS_LIMIT`], or empty.
+    BadPool,
+    /// The vmemmap could not be built (frames or mappings).
+    Vmemmap(HvoError),
+}
+
+/// One pool range the kernel granted, in RAM bank `zone`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolRange {
+    pub range: PhysRange,
+    pub zone: u8,
+}
+
+pub struct MemoryService<B: VmemmapHw> {
+    hvo: Hvo<B>,
+    pool: FramePool,
+    granule: Granule,
+    default_quota: u64,
+    clients: BTreeMap<u64, Client>,
+    /// The engine's error behind the last `MAPPING_FAILED`, for the log.
+    pub last_engine_error: Option<HvoError>,
+}
+
+/// The huge-page sizes of a granule as size shifts: every mapping unit
+/// above a page (contiguous runs and blocks).
+pub use folio_core::mm::paging::huge_page_size_shifts as supported_size_shifts;
+
+fn reply(r1: u64, r2: u64, r3: u64) -> Message {
+    [OK, r1, r2, r3]
+}
+
+fn fail(code: u64) -> Message {
+    [code, 0, 0, 0]
+}
+
+fn hvo_error(e: HvoError) -> u64 {
+    match e {
+        HvoError::OutOfMemory => error::OUT_OF_MEMORY,
+        HvoError::NotEligible { .. } => error::NOT_ELIGIBLE,
+        HvoError::AlreadyOptimized | HvoError::NotOptimized => error::ALREADY_DONE,
+        _ => error::MAPPING_FAILED,
+    }
+}
+
+impl<B: VmemmapHw> MemoryService<B> {
+    /// Builds the vmemmap (at [`layout::SERVICE_VMEMMAP`]) for the pool
+    /// ranges, every descriptor free, and puts the ranges in the pool.
+    /// `default_quota`: bytes each client may hold.
+    pub fn new(hw: B, granule: Granule, pool: &[PoolRange], default_quota: u64) -> Result<Self, StartError> {
+        let page = granule.size();
+        let mut frames = FramePool::new(granule);
+        let mut zones = Vec::new();
+        for p in pool {
+            let r = p.range;
+            if r.is_empty() || r.start() % page != 0 || r.end() % page != 0 || r.end() > layout::PHYS_LIMIT {
+                return Err(StartError::BadPool);
+            }
+            frames.add_range(r).map_err(|_| StartError::BadPool)?;
+            zones.push(Zone { id: p.zone, range: r });
+        }
+        let hvo = Hvo::new(hw, granule, layout::SERVICE_VMEMMAP, &zones).map_err(StartError::Vmemmap)?;
+        Ok(MemoryService {
+            hvo,
+            pool: frames,
+            granule,
+            default_quota,
+            clients: BTreeMap::new(),
+            last_engine_error: None,
+        })
+    }
+
+    /// The status for an engine error, remembering the error when it is
+    /// not one a client can cause.
+    fn engine_error(&mut self, e: HvoError) -> u64 {
+        let status = hvo_error(e);
+        if status == error::MAPPING_FAILED {
+            self.last_engine_error = Some(e);
+        }
+        status
+    }
+
+    pub fn hvo(&mut self) -> &mut Hvo<B> {
+        &mut self.hvo
+    }
+
+    pub fn pool_free_bytes(&self) -> u64 {
+        self.pool.free_bytes()
+    }
+
+    pub fn pool_total_bytes(&self) -> u64 {
+        self.pool.total_frames() << self.granule.shift()
+    }
+
+    /// Bytes client `badge` holds.
+    pub fn used_by(&self, badge: u64) -> u64 {
+        self.clients.get(&badge).map_or(0, |c| c.used)
+    }
+
+    /// Folios client `badge` holds: (handle, head frame, order, address).
+    pub fn folios_of(&self, badge: u64) -> Vec<(u64, u64, u32, u64)> {
+        self.clients
+            .get(&badge)
+            .map(|c| c.folios.iter().map(|(&h, f)| (h, f.folio.pfn, f.folio.order, f.va)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The badges of clients that hold something or have asked something.
+    pub fn clients(&self) -> Vec<u64> {
+        self.clients.keys().copied().collect()
+    }
+
+    fn client(&mut self, badge: u64) -> &mut Client {
+        let quota = self.default_quota;
+        self.clients.entry(badge).or_insert(Client { quota, used: 0, next_handle: 1, folios: BTreeMap::new() })
+    }
+
+    fn held(&self, badge: u64, handle: u64) -> Result<Held, u64> {
+        self.clients.get(&badge).and_then(|c| c.folios.get(&handle)).copied().ok_or(error::INVALID_HANDLE)
+    }
+
+    /// What a folio of `order` costs its client: its own bytes plus its
+    /// metadata, the descriptors a plain vmemmap holds for it, or, when
+    /// optimized, its one private vmemmap page (the shared tail is the
+    /// service's).
+    fn charge(&self, order: u32, optimized: bool) -> u64 {
+        let metadata = if optimized { self.granule.size() } else { (1u64 << order) << DESCRIPTOR_SHIFT };
+        (self.granule.size() << order) + metadata
+    }
+
+    fn eligible(&self, order: u32) -> bool {
+        order >= min_optimizable_order(self.granule)
+    }
+
+    /// Whether client `badge` may go from `old` to `new` bytes charged.
+    fn room_for(&mut self, badge: u64, old: u64, new: u64) -> bool {
+        let client = self.client(badge);
+        new <= old || (client.used - old).checked_add(new).is_some_and(|u| u <= client.quota)
+    }
+
+    /// Charges client `badge` `new` bytes for `handle` instead of its old charge.
+    fn recharge(&mut self, badge: u64, handle: u64, new: u64) {
+        if let Some(client) = self.clients.get_mut(&badge)
+            && let Some(h) = client.folios.get_mut(&handle)
+        {
+            client.used = client.used - h.charge + new;
+            h.charge = new;
+        }
+    }
+
+    fn folio_flags(&mut self, folio: Folio) -> u64 {
+        if self.hvo.is_optimized(folio) { flags::OPTIMIZED } else { 0 }
+    }
+
+    /// Answers one request from client `badge`.
+    pub fn handle(&mut self, badge: u64, msg: Message, mem: &mut dyn ClientMemory) -> Message {
+        let [operation, a, b, c] = msg;
+        let unused = |words: &[u64]| words.iter().any(|&w| w != 0);
+        let result = match operation {
+            op::SIZES if !unused(&[a, b, c]) => {
+                Ok(reply(supported_size_shifts(self.granule), self.granule.shift() as u64, self.pool_total_bytes()))
+            }
+            op::ALLOC if !unused(&[c]) => self.alloc(badge, a, b, mem),
+            op::FREE if !unused(&[b, c]) => self.free(badge, a, mem).map(|_| reply(0, 0, 0)),
+            op::DEMOTE if !unused(&[c]) => self.demote(badge, a, b),
+            op::OPTIMIZE | op::RESTORE if !unused(&[b, c]) => self.change(badge, a, operation == op::OPTIMIZE),
+            op::STATS if !unused(&[b, c]) => self.stats(a),
+            op::POOL if !unused(&[a, b, c]) => Ok(self.pool_info()),
+            op::QUOTA if !unused(&[b, c]) => self.quota(badge, a),
+            op::INFO if !unused(&[b, c]) => self.held(badge, a).map(|h| {
+                let f = self.folio_flags(h.folio);
+                reply(h.va, (h.folio.order + self.granule.shift()) as u64, f)
+            }),
+            op::SIZES..=op::INFO => Err(error::INVALID_ARGUMENT),
+            _ => Err(error::UNKNOWN_OPERATION),
+        };
+        result.unwrap_or_else(fail)
+    }
+
+    /// The order of a huge-page size shift, if the granule supports it.
+    fn order_of(&self, size_shift: u64) -> Result<u32, u64> {
+        if size_shift >= 64 || supported_size_shifts(self.granule) & (1 << size_shift) == 0 {
+            return Err(error::UNSUPPORTED_SIZE);
+        }
+        Ok(size_shift as u32 - self.granule.shift())
+    }
+
+    fn alloc(&mut self, badge: u64, size_shift: u64, request: u64, mem: &mut dyn ClientMemory) -> Result<Message, u64> {
+        if request & !flags::NO_OPTIMIZE != 0 {
+            return Err(error::INVALID_ARGUMENT);
+        }
+        let order = self.order_of(size_shift)?;
+        let size = 1u64 << size_shift;
+        let pa = self.pool.alloc(order).map_err(|_| error::OUT_OF_MEMORY)?;
+        let optimize = request & flags::NO_OPTIMIZE == 0;
+        let charge = self.charge(order, optimize && self.eligible(order));
+        if !self.room_for(badge, 0, charge) {
+            let _ = self.pool.free(pa, order);
+            return Err(error::QUOTA_EXCEEDED);
+        }
+        let pfn = pa >> self.granule.shift();
+        let folio = match self.hvo.create_folio(pfn, order, badge, optimize) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.pool.free(pa, order);
+                return Err(self.engine_error(e));
+            }
+        };
+        // Nothing of a previous owner survives: zero before mapping.
+        mem.zero(pa, size);
+        let va = layout::CLIENT_WINDOW + pa;
+        if mem.map_to_caller(va, pa, size).is_err() {
+            let _ = self.hvo.release_folio(folio);
+            let _ = self.pool.free(pa, order);
+            return Err(error::MAPPING_FAILED);
+        }
+        let client = self.client(badge);
+        let handle = client.next_handle;
+        client.next_handle += 1;
+        client.used += charge;
+        client.folios.insert(handle, Held { folio, va, charge });
+        let f = self.folio_flags(folio);
+        Ok(reply(handle, va, f))
+    }
+
+    fn free(&mut self, badge: u64, handle: u64, mem: &mut dyn ClientMemory) -> Result<(), u64> {
+        let held = self.held(badge, handle)?;
+        let size = self.granule.size() << held.folio.order;
+        // Descriptors first: if the restore cannot get frames, the client
+        // still holds (and still maps) the folio.
+        self.hvo.release_folio(held.folio).map_err(|e| self.engine_error(e))?;
+        if mem.unmap_from_caller(held.va, size).is_err() {
+            // Cannot happen for a mapping this service made; keep the
+            // frames out of the pool rather than hand out mapped memory.
+            return Err(error::MAPPING_FAILED);
+        }
+        self.forget(badge, handle);
+        let _ = self.pool.free(held.folio.pfn << self.granule.shift(), held.folio.order);
+        Ok(())
+    }
+
+    fn forget(&mut self, badge: u64, handle: u64) {
+        if let Some(client) = self.clients.get_mut(&badge)
+            && let Some(h) = client.folios.remove(&handle)
+        {
+            client.used -= h.charge;
+        }
+    }
+
+    fn demote(&mut self, badge: u64, handle: u64, size_shift: u64) -> Result<Message, u64> {
+        let held = self.held(badge, handle)?;
+        let to = self.order_of(size_shift).map_err(|_| error::INVALID_ARGUMENT)?;
+        if to >= held.folio.order {
+            return Err(error::INVALID_ARGUMENT);
+        }
+        // Optimized pieces each keep a private vmemmap page: the client pays.
+        let optimized = self.hvo.is_optimized(held.folio) && self.eligible(to);
+        let piece_charge = self.charge(to, optimized);
+        let count = 1u64 << (held.folio.order - to);
+        if !self.room_for(badge, held.charge, piece_charge * count) {
+            return Err(error::QUOTA_EXCEEDED);
+        }
+        let pieces = self.hvo.demote(held.folio, to).map_err(|e| self.engine_error(e))?;
+        let piece_size = self.granule.size() << to;
+        // The pieces get fresh, consecutive handles; the old one is gone.
+        self.forget(badge, handle);
+        let client = self.client(badge);
+        let first = client.next_handle;
+        client.next_handle += pieces.len() as u64;
+        for (i, p) in pieces.iter().enumerate() {
+            let piece = Held { folio: *p, va: held.va + i as u64 * piece_size, charge: piece_charge };
+            client.folios.insert(first + i as u64, piece);
+            client.used += piece_charge;
+        }
+        Ok(reply(first, pieces.len() as u64, 0))
+    }
+
+    fn change(&mut self, badge: u64, handle: u64, optimize: bool) -> Result<Message, u64> {
+        let held = self.held(badge, handle)?;
+        let charge = self.charge(held.folio.order, optimize);
+        if !self.room_for(badge, held.charge, charge) {
+            return Err(error::QUOTA_EXCEEDED);
+        }
+        let r = if optimize { self.hvo.optimize(&[held.folio]) } else { self.hvo.restore(&[held.folio]) };
+        match r {
+            Ok(report) if report.not_eligible > 0 => Err(error::NOT_ELIGIBLE),
+            Ok(_) => {
+                self.recharge(badge, handle, charge);
+                Ok(reply(0, 0, 0))
+            }
+            Err(e) => Err(self.engine_error(e)),
+        }
+    }
+
+    fn stats(&mut self, index: u64) -> Result<Message, u64> {
+        let page = self.granule.size();
+        let shift = self.granule.shift() as u64;
+        let s = usize::try_from(index).ok().and_then(|i| self.hvo.order_stats().get(i)).ok_or(error::NO_SUCH_ENTRY)?;
+        let word = s.zone as u64 | (s.order as u64 + shift) << 8 | s.folios.min(0xff_ffff) << 16 | s.optimized << 40;
+        Ok(reply(word, s.vmemmap_pages_before * page, s.vmemmap_pages_after * page))
+    }
+
+    fn pool_info(&mut self) -> Message {
+        let largest = self.pool.largest_free_order().map_or(0, |o| o as u64 + self.granule.shift() as u64);
+        reply(self.pool.free_bytes(), self.hvo.accounting().freed_by_hvo * self.granule.size(), largest)
+    }
+
+    fn quota(&mut self, badge: u64, new: u64) -> Result<Message, u64> {
+        let client = self.client(badge);
+        if new != QUERY {
+            if new > client.quota {
+                return Err(error::INVALID_ARGUMENT);
+            }
+            client.quota = new;
+        }
+        let page = self.granule.size();
+        let client = self.client(badge);
+        let metadata: u64 = client.folios.values().map(|h| h.charge - (page << h.folio.order)).sum();
+        Ok(reply(client.quota, client.used, metadata))
+    }
+
+    /// Client `badge` died: the kernel has already removed its mappings;
+    /// its folios go back to the pool. Returns how many. A folio whose
+    /// restore cannot get frames stays with the dead client and is retried
+    /// at the next death.
+    pub fn client_died(&mut self, badge: u64) -> usize {
+        let Some(client) = self.clients.get(&badge) else { return 0 };
+        let held: Vec<(u64, Held)> = client.folios.iter().map(|(&h, &f)| (h, f)).collect();
+        let mut released = 0;
+        for (handle, h) in held {
+            if self.hvo.release_folio(h.folio).is_ok() {
+                self.forget(badge, handle);
+                let _ = self.pool.free(h.folio.pfn << self.granule.shift(), h.folio.order);
+                released += 1;
+            }
+        }
+        if self.clients.get(&badge).is_some_and(|c| c.folios.is_empty()) {
+            self.clients.remove(&badge);
+        }
+        released
+    }
+}

@@ -1,0 +1,360 @@
+//! Host tests of the memory service's request handling over the simulated
+//! machine: every operation, isolation between clients, hostile requests,
+//! client death, and long random streams of requests (garbage included)
+//! with the pool's, the quotas' and the vmemmap's accounting checked after
+//! every one, and the checker and TLB model over the vmemmap's tables.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::protocol::{QUERY, error, flags, layout, op};
+use super::*;
+use folio_hvo::sim::SimVmemmap;
+
+/// The kernel's side in a test: the mappings of every client, checked the
+/// way the kernel checks them, and which pool ranges were zeroed since
+/// they were last mapped.
+#[derive(Default)]
+struct FakeKernel {
+    caller: u64,
+    /// (client, va) -> (pa, size)
+    mappings: BTreeMap<(u64, u64), (u64, u64)>,
+    zeroed: Vec<(u64, u64)>,
+    fail_next_map: bool,
+}
+
+impl FakeKernel {
+    fn held_bytes(&self, client: u64) -> u64 {
+        self.mappings.iter().filter(|((c, _), _)| *c == client).map(|(_, (_, s))| s).sum()
+    }
+
+    fn client_died(&mut self, client: u64) {
+        self.mappings.retain(|(c, _), _| *c != client);
+    }
+}
+
+impl ClientMemory for FakeKernel {
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused> {
+        if core::mem::take(&mut self.fail_next_map) {
+            return Err(KernelRefused(13));
+        }
+        assert!((layout::CLIENT_WINDOW..layout::CLIENT_WINDOW_END).contains(&va));
+        assert_eq!(va % size, 0, "huge page at {va:#x} is not aligned to its size");
+        let z = self.zeroed.iter().position(|&z| z == (pa, size)).expect("mapped without zeroing first");
+        self.zeroed.swap_remove(z);
+        for &(p, s) in self.mappings.values() {
+            assert!(pa + size <= p || p + s <= pa, "pool memory {pa:#x} mapped twice");
+        }
+        self.mappings.insert((self.caller, va), (pa, size));
+        Ok(())
+    }
+
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
+        let key = self
+            .mappings
+            .range(..=(self.caller, va))
+            .next_back()
+            .filter(|((c, start), (_, s))| *c == self.caller && va + size <= start + s)
+            .map(|(k, _)| *k)
+            .ok_or(KernelRefused(13))?;
+        let (pa, s) = self.mappings.remove(&key).unwrap_or_default();
+        let start = key.1;
+        if va > start {
+            self.mappings.insert((self.caller, start), (pa, va - start));
+        }
+        if va + size < start + s {
+            self.mappings.insert((self.caller, va + size), (pa + (va + size - start), start + s - va - size));
+        }
+        Ok(())
+    }
+
+    fn zero(&mut self, pa: u64, size: u64) {
+        self.zeroed.push((pa, size));
+    }
+}
+
+struct Setup {
+    service: MemoryService<SimVmemmap>,
+    kernel: FakeKernel,
+    meta_frames: u64,
+}
+
+/// Two zones of `zone_size` in different banks, and the frames the
+/// vmemmap needs plus headroom for shared tails and private copies.
+fn setup(granule: Granule, zone_size: u64, quota: u64) -> Setup {
+    let pool = [
+        PoolRange { range: PhysRange::from_start_size(0x4000_0000, zone_size).unwrap(), zone: 0 },
+        PoolRange { range: PhysRange::from_start_size(0x10_0000_0000, zone_size).unwrap(), zone: 1 },
+    ];
+    let populated = 2 * (zone_size >> granule.shift()) * 64 / granule.size();
+    let meta_frames = populated + 64;
+    let service = MemoryService::new(SimVmemmap::new_lower(granule, meta_frames), granule, &pool, quota).unwrap();
+    Setup { service, kernel: FakeKernel::default(), meta_frames }
+}
+
+impl Setup {
+    fn ask(&mut self, client: u64, msg: Message) -> Message {
+        self.kernel.caller = client;
+        let r = self.service.handle(client, msg, &mut self.kernel);
+        self.check();
+        r
+    }
+
+    /// Every invariant the service promises, after every request.
+    fn check(&mut self) {
+        let s = &mut self.service;
+        let mut held_total = 0;
+        let page = s.granule.size();
+        for client in s.clients() {
+            let folios = s.folios_of(client);
+            let bytes: u64 = folios.iter().map(|f| page << f.2).sum();
+            // Metadata: one private page for an optimized folio, every
+            // descriptor for a plain one.
+            let mut metadata = 0;
+            for &(_, pfn, order, _) in &folios {
+                let optimized = s.hvo.is_optimized(Folio { pfn, order });
+                metadata += if optimized { page } else { (1u64 << order) * 64 };
+            }
+            assert_eq!(s.used_by(client), bytes + metadata, "client {client}: quota accounting");
+            assert_eq!(self.kernel.held_bytes(client), bytes, "client {client}: mapped bytes");
+            for (_, pfn, order, va) in folios {
+                assert_eq!(va, layout::CLIENT_WINDOW + (pfn << s.granule.shift()));
+                assert_eq!(s.hvo.compound_head(pfn + (1 << order) - 1), pfn);
+            }
+            held_total += bytes;
+        }
+        assert_eq!(s.pool_free_bytes() + held_total, s.pool_total_bytes(), "pool accounting");
+        let acc = s.hvo.accounting();
+        let vmemmap = acc.vmemmap_frames + acc.shared_tails;
+        let meta_free = s.hvo.hw().frames.free_frames();
+        assert_eq!(vmemmap + meta_free, self.meta_frames, "vmemmap frames against the frame allocator");
+    }
+}
+
+fn ok(r: Message) -> Message {
+    assert_eq!(r[0], 0, "request failed: {r:?}");
+    r
+}
+
+#[test]
+fn every_operation_on_every_granule() {
+    for (granule, zone, small, large) in
+        [(Granule::K4, 64 << 20, 21, 25), (Granule::K16, 128 << 20, 25, 25), (Granule::K64, 1 << 30, 29, 29)]
+    {
+        let mut t = setup(granule, zone, u64::MAX);
+        let sizes = ok(t.ask(1, [op::SIZES, 0, 0, 0]));
+        assert_eq!(sizes[1], supported_size_shifts(granule));
+        assert_ne!(sizes[1] & 1 << small, 0);
+        assert_eq!(sizes[2], granule.shift() as u64);
+        assert_eq!(sizes[3], 2 * zone);
+        // Allocate (optimized by default): the pool and the vmemmap move.
+        let freed_before = ok(t.ask(1, [op::POOL, 0, 0, 0]))[2];
+        let a = ok(t.ask(1, [op::ALLOC, large, 0, 0]));
+        assert_eq!(a[3], flags::OPTIMIZED);
+        let pool = ok(t.ask(1, [op::POOL, 0, 0, 0]));
+        assert_eq!(pool[1], 2 * zone - (1 << large));
+        let n = (1u64 << (large - granule.shift() as u64)) * 64 / granule.size();
+        assert_eq!(pool[2] - freed_before, (n - 1) * granule.size(), "HVO gave back n - 1 vmemmap pages");
+        let info = ok(t.ask(1, [op::INFO, a[1], 0, 0]));
+        assert_eq!((info[1], info[2], info[3]), (a[2], large, flags::OPTIMIZED));
+        // Stats: one entry for (zone, size) with before / after bytes.
+        let st = ok(t.ask(1, [op::STATS, 0, 0, 0]));
+        assert_eq!((st[1] >> 8) & 0xff, large);
+        assert_eq!((st[1] >> 16) & 0xff_ffff, 1);
+        assert_eq!(st[2], n * granule.size());
+        assert_eq!(st[3], granule.size());
+        assert_eq!(t.ask(1, [op::STATS, 99, 0, 0])[0], error::NO_SUCH_ENTRY);
+        // Restore and optimize again; each twice gives ALREADY_DONE.
+        ok(t.ask(1, [op::RESTORE, a[1], 0, 0]));
+        assert_eq!(t.ask(1, [op::RESTORE, a[1], 0, 0])[0], error::ALREADY_DONE);
+        assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[3], 0);
+        ok(t.ask(1, [op::OPTIMIZE, a[1], 0, 0]));
+        assert_eq!(t.ask(1, [op::OPTIMIZE, a[1], 0, 0])[0], error::ALREADY_DONE);
+        // Demote where a smaller size exists, then free every piece.
+        let handles: Vec<u64> = if small < large {
+            let d = ok(t.ask(1, [op::DEMOTE, a[1], small, 0]));
+            assert_eq!(d[2], 1 << (large - small));
+            assert_eq!(t.ask(1, [op::INFO, a[1], 0, 0])[0], error::INVALID_HANDLE, "the old handle is gone");
+            let first = ok(t.ask(1, [op::INFO, d[1], 0, 0]));
+            assert_eq!(first[1], a[2]);
+            (d[1]..d[1] + d[2]).collect()
+        } else {
+            vec![a[1]]
+        };
+        for h in handles {
+            ok(t.ask(1, [op::FREE, h, 0, 0]));
+        }
+        assert_eq!(ok(t.ask(1, [op::POOL, 0, 0, 0]))[1], 2 * zone);
+        assert_eq!(ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]))[2], 0);
+        // A plain allocation, left as it is.
+        let p = ok(t.ask(1, [op::ALLOC, large, flags::NO_OPTIMIZE, 0]));
+        assert_eq!(p[3], 0);
+        ok(t.ask(1, [op::FREE, p[1], 0, 0]));
+        t.service.hvo().hw().judge("every operation");
+    }
+}
+
+#[test]
+fn a_client_cannot_touch_or_see_another_clients_folio() {
+    let mut t = setup(Granule::K4, 64 << 20, u64::MAX);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    for request in [
+        [op::FREE, a[1], 0, 0],
+        [op::DEMOTE, a[1], 16, 0],
+        [op::OPTIMIZE, a[1], 0, 0],
+        [op::RESTORE, a[1], 0, 0],
+        [op::INFO, a[1], 0, 0],
+    ] {
+        assert_eq!(t.ask(2, request)[0], error::INVALID_HANDLE, "{request:?}");
+    }
+    // Handles are per client: client 2's first handle has the same number
+    // and names its own folio.
+    let b = ok(t.ask(2, [op::ALLOC, 21, 0, 0]));
+    assert_eq!(a[1], b[1]);
+    assert_ne!(a[2], b[2]);
+    ok(t.ask(2, [op::FREE, b[1], 0, 0]));
+    assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[1], a[2]);
+    assert_eq!(t.service.used_by(1), (2 << 20) + 4096, "a 2 MiB page and its private vmemmap page");
+}
+
+#[test]
+fn hostile_requests_get_typed_errors_and_change_nothing() {
+    // Room for four optimized 2 MiB pages with their private vmemmap page.
+    let four = 4 * ((2 << 20) + 4096);
+    let mut t = setup(Granule::K4, 64 << 20, four);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    let cases: [(Message, u64); 14] = [
+        ([0, 0, 0, 0], error::UNKNOWN_OPERATION),
+        ([u64::MAX, 1, 2, 3], error::UNKNOWN_OPERATION),
+        ([op::ALLOC, 12, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, 22, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, 64, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, u64::MAX, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, 21, 0x80, 0], error::INVALID_ARGUMENT),
+        ([op::ALLOC, 21, 0, 1], error::INVALID_ARGUMENT),
+        ([op::SIZES, 1, 0, 0], error::INVALID_ARGUMENT),
+        ([op::FREE, a[1] + 1000, 0, 0], error::INVALID_HANDLE),
+        ([op::FREE, a[1], 1, 0], error::INVALID_ARGUMENT),
+        ([op::DEMOTE, a[1], 21, 0], error::INVALID_ARGUMENT),
+        ([op::DEMOTE, a[1], 30, 0], error::INVALID_ARGUMENT),
+        ([op::QUOTA, 1 << 40, 0, 0], error::INVALID_ARGUMENT),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(t.ask(1, request)[0], expected, "{request:?}");
+    }
+    // Quota: four 2M held with metadata; 32M does not fit, three more 2M
+    // do, a fourth not; a plain one would need 32 KiB of descriptors.
+    assert_eq!(t.ask(1, [op::ALLOC, 25, 0, 0])[0], error::QUOTA_EXCEEDED);
+    for _ in 0..3 {
+        ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    }
+    assert_eq!(t.ask(1, [op::ALLOC, 21, 0, 0])[0], error::QUOTA_EXCEEDED);
+    let q = ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]));
+    assert_eq!((q[1], q[2], q[3]), (four, four, 4 * 4096));
+    // Restoring needs room for every descriptor: refused, nothing changes.
+    assert_eq!(t.ask(1, [op::RESTORE, a[1], 0, 0])[0], error::QUOTA_EXCEEDED);
+    assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[3], flags::OPTIMIZED);
+    // Lowering the quota below use is allowed; it only stops new ones.
+    assert_eq!(ok(t.ask(1, [op::QUOTA, 2 << 20, 0, 0]))[2], four);
+    // Double free.
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    assert_eq!(t.ask(1, [op::FREE, a[1], 0, 0])[0], error::INVALID_HANDLE);
+    // Memory (no quota in the way): a refused mapping gives everything
+    // back; a client takes the whole pool in 32M pieces, then one more is
+    // out of memory.
+    let mut t = setup(Granule::K4, 64 << 20, u64::MAX);
+    let free_before = t.service.pool_free_bytes();
+    t.kernel.fail_next_map = true;
+    assert_eq!(t.ask(3, [op::ALLOC, 25, 0, 0])[0], error::MAPPING_FAILED);
+    assert_eq!(t.service.pool_free_bytes(), free_before);
+    t.kernel.zeroed.clear();
+    let mut got = 0;
+    while t.ask(3, [op::ALLOC, 25, 0, 0])[0] == 0 {
+        got += 1;
+    }
+    assert_eq!(got, 4, "two 64 MiB zones");
+    assert_eq!(t.ask(3, [op::ALLOC, 25, 0, 0])[0], error::OUT_OF_MEMORY);
+    assert_eq!(t.ask(3, [op::ALLOC, 30, 0, 0])[0], error::OUT_OF_MEMORY);
+}
+
+#[test]
+fn a_dead_clients_folios_return_to_the_pool() {
+    let mut t = setup(Granule::K16, 128 << 20, u64::MAX);
+    let total = t.service.pool_total_bytes();
+    ok(t.ask(5, [op::ALLOC, 25, 0, 0]));
+    ok(t.ask(5, [op::ALLOC, 25, flags::NO_OPTIMIZE, 0]));
+    let d = ok(t.ask(5, [op::ALLOC, 25, 0, 0]));
+    ok(t.ask(5, [op::DEMOTE, d[1], 25 - 4, 0])); // 2M on 16K: not eligible, restored first
+    let other = ok(t.ask(6, [op::ALLOC, 25, 0, 0]));
+    t.kernel.client_died(5);
+    assert_eq!(t.service.client_died(5), 2 + 16);
+    t.check();
+    assert_eq!(t.service.pool_free_bytes(), total - (32 << 20));
+    assert_eq!(ok(t.ask(6, [op::INFO, other[1], 0, 0]))[1], other[2]);
+    t.service.hvo().hw().judge("after a death");
+}
+
+use folio_core::testing::Rng;
+
+/// Random requests from four clients, about one in five garbage, with
+/// deaths; the accounting is checked after every request.
+#[test]
+fn long_random_streams_never_break_the_accounting() {
+    for (granule, zone, seed) in
+        [(Granule::K4, 64 << 20, 7), (Granule::K16, 128 << 20, 11), (Granule::K64, 1 << 30, 13)]
+    {
+        let mut t = setup(granule, zone, zone);
+        let mut rng = Rng(seed);
+        let sizes: Vec<u64> = (0..64).filter(|s| supported_size_shifts(granule) & (1 << s) != 0).collect();
+        let mut errors = BTreeMap::new();
+        for step in 0..3000 {
+            let client = 1 + rng.below(4);
+            let handles: Vec<u64> = t.service.folios_of(client).iter().map(|f| f.0).collect();
+            let any_handle = |rng: &mut Rng| {
+                if !handles.is_empty() && rng.below(4) != 0 {
+                    handles[rng.below(handles.len() as u64) as usize]
+                } else {
+                    rng.below(40)
+                }
+            };
+            let size = |rng: &mut Rng| {
+                if rng.below(8) == 0 { rng.below(70) } else { sizes[rng.below(sizes.len() as u64) as usize] }
+            };
+            let msg = match rng.below(20) {
+                0..=5 => [op::ALLOC, size(&mut rng), if rng.below(4) == 0 { flags::NO_OPTIMIZE } else { 0 }, 0],
+                6..=9 => [op::FREE, any_handle(&mut rng), 0, 0],
+                10 => [op::DEMOTE, any_handle(&mut rng), size(&mut rng), 0],
+                11 => [op::OPTIMIZE, any_handle(&mut rng), 0, 0],
+                12 => [op::RESTORE, any_handle(&mut rng), 0, 0],
+                13 => [op::STATS, rng.below(8), 0, 0],
+                14 => [op::POOL, 0, 0, 0],
+                15 => [op::QUOTA, if rng.below(2) == 0 { QUERY } else { rng.next_u64() }, 0, 0],
+                16 => {
+                    t.kernel.client_died(client);
+                    t.service.client_died(client);
+                    t.check();
+                    continue;
+                }
+                _ => [rng.next_u64() % 16, rng.next_u64(), rng.next_u64() % 4, rng.below(2)],
+            };
+            let r = t.ask(client, msg);
+            *errors.entry(r[0]).or_insert(0u32) += 1;
+            if step % 500 == 0 {
+                t.service.hvo().hw().judge("random stream");
+            }
+        }
+        // The stream reached success and the interesting refusals.
+        for code in
+            [0, error::INVALID_HANDLE, error::UNSUPPORTED_SIZE, error::INVALID_ARGUMENT, error::UNKNOWN_OPERATION]
+        {
+            assert!(errors.contains_key(&code), "{granule}: status {code} never seen: {errors:?}");
+        }
+        for client in 1..=4 {
+            t.kernel.client_died(client);
+            t.service.client_died(client);
+        }
+        t.check();
+        assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes());
+        t.service.hvo().hw().judge("end of the stream");
+    }
+}

@@ -1,0 +1,12 @@
+//! The smallest EL0 program: prints and exits with status 7.
+#![no_std]
+#![no_main]
+
+use folio_rt::println;
+
+fn main() -> u64 {
+    println!("hello from EL0");
+    7
+}
+
+folio_rt::entry!(main);

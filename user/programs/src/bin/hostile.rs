@@ -1,0 +1,25 @@
+//! Bad requests: a handle it does not hold, kernel and unmapped pointers,
+//! an unknown system call; each must come back as an error. Then it
+//! faults on purpose, which the kernel must report without stopping others.
+#![no_std]
+#![no_main]
+
+use folio_rt::{call, nr, println, syscall};
+
+fn main() -> u64 {
+    let (no_handle, _) = call(5, [0; 4]);
+    let kernel = syscall(nr::WRITE, [0xFFFF_8000_0000_0000, 16, 0, 0, 0, 0])[0];
+    let unmapped = syscall(nr::WRITE, [0x7000_0000, 16, 0, 0, 0, 0])[0];
+    let too_long = syscall(nr::WRITE, [0x40_0000, 1 << 20, 0, 0, 0, 0])[0];
+    let unknown = syscall(99, [0; 6])[0];
+    println!(
+        "hostile: no handle {no_handle}, kernel pointer {kernel}, unmapped {unmapped}, too long {too_long}, unknown call {unknown}"
+    );
+    // SAFETY: deliberately invalid: nothing is mapped at 0x10, so this
+    // faults and the kernel stops this task.
+    unsafe { core::ptr::write_volatile(0x10 as *mut u64, 1) };
+    println!("hostile: still running after a fault (wrong)");
+    1
+}
+
+folio_rt::entry!(main);

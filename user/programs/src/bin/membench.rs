@@ -1,0 +1,85 @@
+//! Benchmark client of the memory service, for QEMU with `-icount
+//! shift=0` (the PMU cycle counter then counts instructions): for each
+//! huge-page size up to 1 GiB that the quota and the pool allow, the
+//! instructions of ALLOC (optimized and plain), FREE and DEMOTE as the
+//! caller sees them, IPC and kernel included. The service prints the
+//! zeroing part of ALLOC itself (`memsvc: zeroing ...`).
+#![no_std]
+#![no_main]
+
+use folio_rt::memsvc::{QUERY, flags, op};
+use folio_rt::{Message, call, cycles, println};
+
+const ROUNDS: u64 = 4;
+
+fn ask(msg: Message) -> Message {
+    let (status, reply) = call(0, msg);
+    if status != 0 { [1000 + status, 0, 0, 0] } else { reply }
+}
+
+/// Instructions of one request, and its reply.
+fn timed(msg: Message) -> (u64, Message) {
+    let start = cycles();
+    let r = ask(msg);
+    (cycles().wrapping_sub(start), r)
+}
+
+fn main() -> u64 {
+    let s = ask([op::SIZES, 0, 0, 0]);
+    let quota = ask([op::QUOTA, QUERY, 0, 0])[1];
+    let sizes = (0..=30).filter(|b| s[1] & (1 << b) != 0);
+    let mut failures = 0;
+    let mut smaller = None;
+    for shift in sizes {
+        let size = 1u64 << shift;
+        if size > quota || shift > ask([op::POOL, 0, 0, 0])[3] {
+            println!("membench: {} KiB: skipped (quota or pool too small)", size >> 10);
+            smaller = Some(shift);
+            continue;
+        }
+        // One round first so that every path has run once.
+        let warm = ask([op::ALLOC, shift, 0, 0]);
+        ask([op::FREE, warm[1], 0, 0]);
+        let (mut alloc, mut plain, mut free, mut demote) = (0, 0, 0, 0);
+        for _ in 0..ROUNDS {
+            let (t, a) = timed([op::ALLOC, shift, 0, 0]);
+            alloc += t;
+            let (t, f) = timed([op::FREE, a[1], 0, 0]);
+            free += t;
+            let (t, p) = timed([op::ALLOC, shift, flags::NO_OPTIMIZE, 0]);
+            plain += t;
+            failures += (a[0] != 0 || f[0] != 0 || p[0] != 0) as u64;
+            match smaller {
+                Some(to) => {
+                    let (t, d) = timed([op::DEMOTE, p[1], to, 0]);
+                    demote += t;
+                    failures += (d[0] != 0) as u64;
+                    for h in d[1]..d[1] + d[2] {
+                        ask([op::FREE, h, 0, 0]);
+                    }
+                }
+                None => {
+                    ask([op::FREE, p[1], 0, 0]);
+                }
+            }
+        }
+        let (alloc, plain, free) = (alloc / ROUNDS, plain / ROUNDS, free / ROUNDS);
+        match smaller {
+            Some(to) => println!(
+                "membench: {} KiB: alloc {alloc} (optimized), alloc {plain} (plain), free {free}, demote a plain one into {} KiB pieces {}",
+                size >> 10,
+                1u64 << (to - 10),
+                demote / ROUNDS
+            ),
+            None => println!(
+                "membench: {} KiB: alloc {alloc} (optimized), alloc {plain} (plain), free {free}, demote: no smaller size",
+                size >> 10
+            ),
+        }
+        smaller = Some(shift);
+    }
+    println!("membench: {failures} failed requests");
+    failures
+}
+
+folio_rt::entry!(main);

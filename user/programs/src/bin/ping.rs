@@ -1,0 +1,26 @@
+//! An IPC client: ten calls to handle 0, checking each reply; exits with
+//! the number of wrong replies. With x0 = 1 at start it first waits on its
+//! notification (handle 1).
+#![no_std]
+#![no_main]
+
+use folio_rt::{call, println, start_arguments, wait};
+
+fn main() -> u64 {
+    if start_arguments()[0] == 1 {
+        wait(1);
+    }
+    let mut wrong = 0;
+    let mut badge = 0;
+    for i in 0..10 {
+        let (status, reply) = call(0, [i, 0, 0, 0]);
+        if status != 0 || reply[0] != i + 1 {
+            wrong += 1;
+        }
+        badge = reply[1];
+    }
+    println!("ping: 10 calls, {wrong} wrong replies, the server saw badge {badge}");
+    wrong
+}
+
+folio_rt::entry!(main);

@@ -1,0 +1,204 @@
+//! The user side of folio: what an EL0 program links against.
+//!
+//! Owns: the program entry point (`entry!`), the system-call instructions
+//! (numbers and registers as `docs/syscalls.md` in the kernel repo says),
+//! and a console that writes through the kernel. Must never: assume
+//! anything about memory beyond its own segments and stack.
+#![no_std]
+
+use core::arch::asm;
+use core::fmt::{self, Write};
+
+/// The system-call numbers and status codes: the kernel's own crate.
+pub use folio_abi as abi;
+pub use folio_abi::{nr, status};
+
+/// The memory service's protocol, from the same crate.
+pub use folio_abi::memsvc;
+
+/// x0 and x1 at start: what the kernel set up for this task (the memory
+/// service's quota and client count; 0 for other programs).
+static START_ARGUMENTS: [core::sync::atomic::AtomicU64; 2] =
+    [core::sync::atomic::AtomicU64::new(0), core::sync::atomic::AtomicU64::new(0)];
+
+#[doc(hidden)]
+pub fn set_start_arguments(a0: u64, a1: u64) {
+    START_ARGUMENTS[0].store(a0, core::sync::atomic::Ordering::Relaxed);
+    START_ARGUMENTS[1].store(a1, core::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn start_arguments() -> [u64; 2] {
+    START_ARGUMENTS.each_ref().map(|a| a.load(core::sync::atomic::Ordering::Relaxed))
+}
+
+/// The virtual counter and its frequency (EL0 may read them).
+pub fn counter() -> (u64, u64) {
+    let (count, frequency): (u64, u64);
+    // SAFETY: the kernel lets EL0 read the virtual counter (CNTKCTL_EL1.EL0VCTEN).
+    unsafe {
+        asm!("isb", "mrs {}, cntvct_el0", "mrs {}, cntfrq_el0", out(reg) count, out(reg) frequency, options(nostack))
+    };
+    (count, frequency)
+}
+
+/// The cycle counter (instructions under QEMU -icount), readable while the
+/// kernel allows it (PMUSERENR_EL0, during task runs).
+pub fn cycles() -> u64 {
+    let c: u64;
+    // SAFETY: reading PMCCNTR_EL0 has no side effects.
+    unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
+    c
+}
+
+/// ORs this handle's badge into its notification.
+pub fn signal(handle: u64) -> u64 {
+    syscall(nr::SIGNAL, [handle, 0, 0, 0, 0, 0])[0]
+}
+
+/// Waits until the notification's word is non-zero; returns (status, word).
+pub fn wait(handle: u64) -> (u64, u64) {
+    let r = syscall(nr::WAIT, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[1])
+}
+
+/// `recv` that returns at once (status 6, WouldBlock) when nobody called.
+pub fn recv_nonblocking(handle: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV_NONBLOCKING, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// `recv` that gives up (status 5, TimedOut) after `ticks` of the virtual counter.
+pub fn recv_timed(handle: u64, ticks: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV_TIMED, [handle, ticks, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// Raw system call: number in x8, arguments in x0..x5, results in x0..x5.
+#[inline(always)]
+pub fn syscall(number: u64, args: [u64; 6]) -> [u64; 6] {
+    let mut r = args;
+    // SAFETY: SVC enters the kernel, which validates every argument and
+    // writes only x0..x5 of this task.
+    unsafe {
+        asm!(
+            "svc #0",
+            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2],
+            inout("x3") r[3], inout("x4") r[4], inout("x5") r[5],
+            in("x8") number,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// Ends this task with `status`.
+pub fn exit(status: u64) -> ! {
+    syscall(nr::EXIT, [status, 0, 0, 0, 0, 0]);
+    // The kernel never returns from exit; spin if it somehow did.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Writes bytes to the console; returns the kernel's result (0 or an error).
+pub fn write(bytes: &[u8]) -> u64 {
+    syscall(nr::WRITE, [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0])[0]
+}
+
+pub fn yield_now() {
+    syscall(nr::YIELD, [0; 6]);
+}
+
+/// A short message: four words in registers.
+pub type Message = [u64; 4];
+
+/// Sends `msg` on endpoint handle `handle` and waits for the reply.
+/// Returns (status, reply words); status 0 is success.
+pub fn call(handle: u64, msg: Message) -> (u64, Message) {
+    let r = syscall(nr::CALL, [handle, msg[0], msg[1], msg[2], msg[3], 0]);
+    (r[0], [r[1], r[2], r[3], r[4]])
+}
+
+/// Waits for a call on `handle`. Returns (status, badge of the caller, message).
+pub fn recv(handle: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::RECV, [handle, 0, 0, 0, 0, 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// Replies to the last caller, then waits for the next call on `handle`.
+pub fn reply_recv(handle: u64, reply: Message) -> (u64, u64, Message) {
+    let r = syscall(nr::REPLY_RECV, [handle, reply[0], reply[1], reply[2], reply[3], 0]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
+/// Replies to the last caller.
+pub fn reply(msg: Message) -> u64 {
+    syscall(nr::REPLY, [msg[0], msg[1], msg[2], msg[3], 0, 0])[0]
+}
+
+/// Collects a line and writes it with one system call, so lines of tasks
+/// preempted mid-print do not interleave.
+pub struct Line {
+    buffer: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { buffer: [0; 256], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        write(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buffer.len() {
+                self.flush();
+            }
+            self.buffer[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write;
+        let mut line = $crate::Line::new();
+        let _ = writeln!(line, $($arg)*);
+        line.flush();
+    }};
+}
+
+/// Declares the program's main: `entry!(main)` with `fn main() -> u64`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = ".text.entry")]
+        pub extern "C" fn _start(a0: u64, a1: u64) -> ! {
+            $crate::set_start_arguments(a0, a1);
+            let status: u64 = $main();
+            $crate::exit(status)
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::println!("panic: {}", info.message());
+            $crate::exit(101)
+        }
+    };
+}
