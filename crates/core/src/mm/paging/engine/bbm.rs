@@ -1,0 +1,250 @@
+//! Break-before-make: the one place a live entry changes.
+//!
+//! A [`Change`] (slot writes that need a break, permission changes already
+//! written in place, and what they invalidate) is applied in the order the
+//! architecture demands: invalid descriptors, `dsb ishst`, TLB invalidation,
+//! `dsb ish`, the new descriptors, `dsb ishst` (and `isb` for kernel tables),
+//! and only then are unreachable table frames freed.
+//! Must never: write a new output address, block size or contiguous bit over
+//! a live entry, or free a table before its walk-cache entries are gone.
+
+use super::*;
+
+/// One slot to rewrite: descriptor `index` of `table` (at `level`), which
+/// maps from virtual address `va`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SlotWrite {
+    pub(super) table: u64,
+    pub(super) index: usize,
+    pub(super) level: u8,
+    pub(super) va: u64,
+    pub(super) new: u64,
+}
+
+/// The invalidations one change needs. Past [`TLBI_THRESHOLD`] the list is
+/// dropped for one broad invalidation, so large changes cost nothing here.
+#[derive(Default)]
+pub(super) struct Invalidations {
+    /// (va, leaf_only, global)
+    pub(super) list: Vec<(u64, bool, bool)>,
+    pub(super) broad: bool,
+    pub(super) any_global: bool,
+}
+
+impl Invalidations {
+    pub(super) fn push(&mut self, va: u64, leaf_only: bool, global: bool) {
+        self.any_global |= global;
+        if self.broad {
+            return;
+        }
+        if self.list.len() == TLBI_THRESHOLD * 2 {
+            self.finish();
+            if self.list.len() >= TLBI_THRESHOLD {
+                self.broad = true;
+                self.list = Vec::new();
+                return;
+            }
+        }
+        self.list.push((va, leaf_only, global));
+    }
+
+    /// Removes what another entry already covers: a by-VA invalidation of
+    /// all levels at an address also removes the leaf and walk-cache entries
+    /// a leaf-only one at it would.
+    pub(super) fn finish(&mut self) {
+        self.list.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
+        self.list.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
+        if self.list.len() > TLBI_THRESHOLD {
+            self.broad = true;
+            self.list = Vec::new();
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        !self.broad && self.list.is_empty()
+    }
+}
+
+/// One change to a tree: slot writes that need break-before-make, plus
+/// permission changes already written in place and what they invalidate.
+#[derive(Default)]
+pub(super) struct Change {
+    pub(super) writes: Vec<SlotWrite>,
+    pub(super) invalidations: Invalidations,
+    pub(super) wrote: bool,
+}
+
+impl<H: PageTableHw> PageTable<H> {
+    // ---- the one place live entries change ---------------------------------
+
+    /// Applies slot writes with break-before-make and one synchronisation.
+    pub(super) fn apply(&mut self, writes: Vec<SlotWrite>) {
+        self.apply_change(Change { writes, ..Change::default() });
+    }
+
+    /// Applies a change: its slot writes with break-before-make, together
+    /// with the in-place writes already made and their invalidations.
+    pub(super) fn apply_change(&mut self, change: Change) {
+        let Change { writes, mut invalidations, mut wrote } = change;
+        let mut doomed: Vec<(u64, u8)> = Vec::new();
+        let mut pending: Vec<&SlotWrite> = Vec::new();
+        let mut any_table = false;
+        for w in &writes {
+            let old = self.hw.read_entry(w.table, w.index);
+            if old == w.new {
+                continue;
+            }
+            any_table |= matches!(descriptor::decode(self.granule, w.level, w.new), Entry::Table { .. });
+            match descriptor::decode(self.granule, w.level, old) {
+                Entry::Invalid => pending.push(w),
+                Entry::Leaf { attributes, .. } => {
+                    if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
+                        self.hw.write_entry(w.table, w.index, w.new);
+                    } else {
+                        self.hw.write_entry(w.table, w.index, 0);
+                        pending.push(w);
+                    }
+                    wrote = true;
+                    invalidations.push(w.va, true, attributes.global);
+                }
+                Entry::Table { next } => {
+                    self.hw.write_entry(w.table, w.index, 0);
+                    wrote = true;
+                    pending.push(w);
+                    if !self.collect_subtree(next, w.level + 1, w.va, &mut invalidations, &mut doomed) {
+                        invalidations.push(w.va, false, self.half == Half::Upper);
+                    }
+                }
+            }
+        }
+        if wrote || any_table {
+            self.barrier(Barrier::DsbIshSt);
+        }
+        if !invalidations.is_empty() {
+            invalidations.finish();
+            if invalidations.broad {
+                // One ASID-wide invalidation covers the tree's own entries
+                // (leaves and walk cache) unless some are global.
+                let op = match self.asid {
+                    Some(asid) if !invalidations.any_global => Tlbi::Asid(asid),
+                    _ => Tlbi::All,
+                };
+                self.tlbi(op);
+            } else {
+                for &(va, leaf_only, global) in &invalidations.list {
+                    let asid = if global { None } else { self.asid };
+                    self.tlbi(Tlbi::Va { va, asid, leaf_only });
+                }
+            }
+            self.barrier(Barrier::DsbIsh);
+        }
+        let mut made = false;
+        for w in pending.iter().filter(|w| w.new != 0) {
+            self.hw.write_entry(w.table, w.index, w.new);
+            made = true;
+        }
+        if made {
+            self.barrier(Barrier::DsbIshSt);
+        }
+        for (table, _) in doomed {
+            self.hw.free_table(table);
+            self.stats.tables_in_use -= 1;
+        }
+        if (wrote || made) && self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+    }
+
+    /// Records the invalidations a subtree's removal needs and its frames:
+    /// one all-levels invalidation per leaf descriptor, which also drops the
+    /// walk-cache entries on that address's path, so a table pointer needs
+    /// its own only when nothing below it was invalidated. Returns whether
+    /// anything inside the subtree's region was invalidated.
+    pub(super) fn collect_subtree(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        inv: &mut Invalidations,
+        doomed: &mut Vec<(u64, u8)>,
+    ) -> bool {
+        let size = self.granule.level_size(level);
+        let mut covered = false;
+        if self.shared.contains(&table) {
+            // Linked elsewhere too: its leaves leave this slot's TLB entries,
+            // the frame stays.
+            if !inv.broad {
+                for index in 0..self.granule.entries(level) {
+                    if let Entry::Leaf { attributes, .. } =
+                        descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
+                    {
+                        inv.push(table_va + index as u64 * size, false, attributes.global);
+                    }
+                }
+            }
+            inv.any_global |= self.half == Half::Upper;
+            return true;
+        }
+        if level == 3 && inv.broad {
+            // Past the threshold only tables matter, and a last-level table
+            // has none; only whether a global entry is among its leaves
+            // (which an ASID-wide invalidation would miss) is still needed.
+            if !inv.any_global && self.half == Half::Lower && self.global_in_lower_half {
+                let global = (0..self.granule.entries(3)).any(|i| {
+                    let d = self.hw.read_entry(table, i);
+                    matches!(descriptor::decode(self.granule, 3, d), Entry::Leaf { attributes, .. } if attributes.global)
+                });
+                inv.any_global |= global;
+            }
+            doomed.push((table, level));
+            return true;
+        }
+        for index in 0..self.granule.entries(level) {
+            let va = table_va + index as u64 * size;
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Leaf { attributes, .. } => {
+                    inv.push(va, false, attributes.global);
+                    covered = true;
+                }
+                Entry::Table { next } => {
+                    if !self.collect_subtree(next, level + 1, va, inv, doomed) {
+                        inv.push(va, false, self.half == Half::Upper);
+                    }
+                    covered = true;
+                }
+            }
+        }
+        doomed.push((table, level));
+        covered
+    }
+
+    pub(super) fn free_subtree(&mut self, table: u64, level: u8) {
+        if self.shared.contains(&table) {
+            return;
+        }
+        if level < 3 {
+            for index in 0..self.granule.entries(level) {
+                if let Entry::Table { next } = descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
+                {
+                    self.free_subtree(next, level + 1);
+                }
+            }
+        }
+        self.hw.free_table(table);
+        self.stats.tables_in_use -= 1;
+    }
+
+    pub(super) fn barrier(&mut self, b: Barrier) {
+        match b {
+            Barrier::Isb => self.stats.isb += 1,
+            _ => self.stats.dsb += 1,
+        }
+        self.hw.barrier(b);
+    }
+
+    pub(super) fn tlbi(&mut self, op: Tlbi) {
+        self.stats.tlbi += 1;
+        self.hw.tlbi(op);
+    }
+}

@@ -1,0 +1,293 @@
+//! Changing mappings: unmap, protect, remap, split and coalesce. Each is
+//! planned here as slot writes and handed whole to [`super::bbm`].
+
+use super::*;
+
+impl<H: PageTableHw> PageTable<H> {
+    // ---- unmap ------------------------------------------------------------
+
+    /// Unmaps [va, va + size). Units straddling either end are split first so
+    /// what lies outside stays mapped; tables left empty are freed.
+    pub fn unmap(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, size])?;
+        self.check_range(va, size)?;
+        // Only a shared table cut by either end needs a private copy; one
+        // wholly inside goes with its slot.
+        let page = self.granule.size();
+        self.unshare(va, page)?;
+        self.unshare(va + (size - page), page)?;
+        self.split_to_boundary(va)?;
+        self.split_to_boundary(va.wrapping_add(size))?;
+        let root = self.root;
+        let mut writes = Vec::new();
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
+        self.apply(writes);
+        Ok(())
+    }
+
+    /// Splits until no unit crosses `boundary` (0 stands for the top of the
+    /// address space, which nothing crosses).
+    pub(super) fn split_to_boundary(&mut self, boundary: u64) -> Result<(), PagingError> {
+        if boundary == 0 || (self.half == Half::Lower && boundary > VA_MASK) {
+            return Ok(());
+        }
+        while let Some((m, _, _)) = self.leaf_at(boundary) {
+            if m.va == boundary {
+                break;
+            }
+            self.split(boundary)?;
+        }
+        Ok(())
+    }
+
+    /// Plans clearing every slot wholly inside [start, last] below `table`.
+    /// Returns whether `table` is left with no valid entry.
+    pub(super) fn plan_clear(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        out: &mut Vec<SlotWrite>,
+    ) -> bool {
+        let size = self.granule.level_size(level);
+        let entries = self.granule.entries(level);
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
+        let mut remaining = 0usize;
+        for index in first..end {
+            let slot_va = table_va + index as u64 * size;
+            let d = self.hw.read_entry(table, index);
+            let entry = descriptor::decode(self.granule, level, d);
+            if entry == Entry::Invalid {
+                continue;
+            }
+            let slot_last = slot_va + (size - 1);
+            let overlaps = slot_va <= last && start <= slot_last;
+            let inside = start <= slot_va && slot_last <= last;
+            if inside {
+                out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+            } else if overlaps && let Entry::Table { next } = entry {
+                let mark = out.len();
+                if self.plan_clear(next, level + 1, slot_va, start, last, out) {
+                    // The child empties: clear its slot here instead.
+                    out.truncate(mark);
+                    out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                } else {
+                    remaining += 1;
+                }
+            } else {
+                remaining += 1;
+            }
+        }
+        // Emptied only if nothing outside the range is left either (the
+        // root is never freed, so it need not be looked at).
+        remaining == 0
+            && table != self.root
+            && !(0..first).chain(end..entries).any(|i| self.hw.read_entry(table, i) & 1 != 0)
+    }
+
+    // ---- protect ----------------------------------------------------------
+
+    /// Changes the attributes of [va, va + size), which must be fully mapped.
+    pub fn protect(&mut self, va: u64, size: u64, attributes: Attributes) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, size])?;
+        self.check_range(va, size)?;
+        if !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        self.global_in_lower_half |= attributes.global && self.half == Half::Lower;
+        let last = va + (size - 1);
+        let (covered, crosses) = self.coverage(va, last);
+        if covered < size as u128 {
+            // The first address not mapped, found without collecting.
+            let granule = self.granule;
+            let mut hole = va;
+            self.visit(va, size, &mut |m| {
+                if m.va > hole {
+                    return false;
+                }
+                hole = m.va + m.unit.size(granule);
+                true
+            });
+            return Err(PagingError::NotMapped { va: hole });
+        }
+        self.unshare(va, size)?;
+        if crosses {
+            // Units crossing either end are split first, so only the range changes.
+            self.split_to_boundary(va)?;
+            self.split_to_boundary(va.wrapping_add(size))?;
+        }
+        // Permission-only changes are written in place as the walk goes;
+        // everything else (contiguous runs, memory type) is collected for
+        // break-before-make. Both share one synchronisation.
+        let mut change = Change::default();
+        let root = self.root;
+        self.protect_walk(root, self.granule.start_level(), self.canonical(0), va, last, &attributes, &mut change);
+        self.apply_change(change);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn protect_walk(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        attributes: &Attributes,
+        change: &mut Change,
+    ) {
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
+            let old = self.hw.read_entry(table, index);
+            match descriptor::decode(self.granule, level, old) {
+                Entry::Invalid => {}
+                Entry::Table { next } => self.protect_walk(next, level + 1, slot_va, start, last, attributes, change),
+                Entry::Leaf { attributes: was, .. } => {
+                    let new = descriptor::with_attributes(old, attributes);
+                    if new == old {
+                        continue;
+                    }
+                    if descriptor::in_place_change_allowed(old, new) {
+                        self.hw.write_entry(table, index, new);
+                        change.wrote = true;
+                        change.invalidations.push(slot_va, true, was.global);
+                    } else {
+                        change.writes.push(SlotWrite { table, index, level, va: slot_va, new });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans rewriting the descriptors of mapping `m` (found at `table`,
+    /// `first`) to map `pa` with `attributes`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn plan_unit(
+        &self,
+        out: &mut Vec<SlotWrite>,
+        table: u64,
+        first: usize,
+        m: Mapping,
+        pa: u64,
+        attributes: &Attributes,
+        contiguous: bool,
+    ) {
+        let level_size = self.granule.level_size(m.unit.level);
+        for i in 0..m.unit.entries(self.granule) {
+            let new = descriptor::leaf(m.unit.level, pa + i as u64 * level_size, attributes, contiguous);
+            out.push(SlotWrite { table, index: first + i, level: m.unit.level, va: m.va + i as u64 * level_size, new });
+        }
+    }
+
+    // ---- remap (batched) --------------------------------------------------
+
+    /// Points each listed unit (which must be mapped, starting at `va`) at a
+    /// new output address with new attributes: the whole list with one
+    /// break-before-make synchronisation. Returns the old output addresses.
+    pub fn remap(&mut self, changes: &[Remap]) -> Result<Vec<u64>, PagingError> {
+        let mut writes = Vec::with_capacity(changes.len());
+        let mut old = Vec::with_capacity(changes.len());
+        for c in changes {
+            if !c.attributes.is_permitted() {
+                return Err(PagingError::ForbiddenAttributes);
+            }
+            self.global_in_lower_half |= c.attributes.global && self.half == Half::Lower;
+            self.unshare(c.va, self.granule.size())?;
+            let (m, table, first) = self.leaf_at(c.va).ok_or(PagingError::NotMapped { va: c.va })?;
+            let s = m.unit.size(self.granule);
+            if m.va != c.va || c.pa % s != 0 {
+                return Err(PagingError::Misaligned { value: if m.va != c.va { c.va } else { c.pa } });
+            }
+            self.plan_unit(&mut writes, table, first, m, c.pa, &c.attributes, m.unit.contiguous);
+            old.push(m.pa);
+        }
+        self.apply_change(Change { writes, ..Change::default() });
+        Ok(old)
+    }
+
+    // ---- split and coalesce -------------------------------------------------
+
+    /// Splits the unit covering `va` into the next smaller units without
+    /// changing what is mapped: a contiguous run into its descriptors, a block
+    /// into a table of the next level (with contiguous runs where they fit).
+    /// Returns the new unit.
+    pub fn split(&mut self, va: u64) -> Result<Unit, PagingError> {
+        self.unshare(va, self.granule.size())?;
+        let (m, table, first) = self.leaf_at(va).ok_or(PagingError::NotMapped { va })?;
+        let mut writes = Vec::new();
+        if m.unit.contiguous {
+            self.plan_unit(&mut writes, table, first, m, m.pa, &m.attributes, false);
+            self.apply(writes);
+            return Ok(Unit { level: m.unit.level, contiguous: false });
+        }
+        if m.unit.level == 3 {
+            return Err(PagingError::CannotSplit { va });
+        }
+        let level = m.unit.level + 1;
+        let child = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        self.stats.tables_in_use += 1;
+        let unit = Unit { level, contiguous: self.granule.contiguous_entries(level).is_some() };
+        let level_size = self.granule.level_size(level);
+        for index in 0..self.granule.entries(level) {
+            let d = descriptor::leaf(level, m.pa + index as u64 * level_size, &m.attributes, unit.contiguous);
+            self.hw.write_entry(child, index, d);
+        }
+        let slot = self.index(m.va, m.unit.level);
+        writes.push(SlotWrite { table, index: slot, level: m.unit.level, va: m.va, new: descriptor::table(child) });
+        self.apply(writes);
+        Ok(unit)
+    }
+
+    /// Replaces the mappings of [va, va + unit size) by one `unit` (a block
+    /// or a contiguous run). They must map one physically contiguous,
+    /// suitably aligned range with identical attributes.
+    pub fn coalesce(&mut self, va: u64, unit: Unit) -> Result<(), PagingError> {
+        if !unit.is_supported(self.granule) || unit.level == 3 && !unit.contiguous {
+            return Err(PagingError::UnsupportedUnit(unit));
+        }
+        let size = unit.size(self.granule);
+        if !va.is_multiple_of(size) {
+            return Err(PagingError::Misaligned { value: va });
+        }
+        self.check_range(va, size)?;
+        self.unshare(va, size)?;
+        // One streaming pass: the range may hold a million pages.
+        let first = self.first_mapping(va, size).ok_or(PagingError::NotMapped { va })?;
+        let granule = self.granule;
+        let mut expect = va as u128;
+        let mut broken = None;
+        self.visit(va, size, &mut |m| {
+            let uniform =
+                m.va as u128 == expect && m.pa.wrapping_sub(first.pa) == m.va - va && m.attributes == first.attributes;
+            // Already this unit or coarser: nothing to coalesce.
+            if !uniform || m.unit.size(granule) >= size {
+                broken = Some(m.va);
+                return false;
+            }
+            expect = m.va as u128 + m.unit.size(granule) as u128;
+            true
+        });
+        if let Some(at) = broken {
+            return Err(PagingError::NotUniform { va: at });
+        }
+        if expect != va as u128 + size as u128 || first.pa % size != 0 {
+            return Err(PagingError::NotUniform { va });
+        }
+        let table = self.table_at(va, unit.level, false)?.ok_or(PagingError::NotUniform { va })?;
+        let mut writes = Vec::new();
+        let index = self.index(va, unit.level);
+        let m = Mapping { va, pa: first.pa, unit, attributes: first.attributes };
+        self.plan_unit(&mut writes, table, index, m, first.pa, &first.attributes, unit.contiguous);
+        self.apply(writes);
+        Ok(())
+    }
+}

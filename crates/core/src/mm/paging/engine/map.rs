@@ -1,0 +1,273 @@
+//! Making mappings: the largest legal unit at each step (or a forced one),
+//! repeated mappings of one frame, and shared last-level tables.
+
+use super::*;
+
+impl<H: PageTableHw> PageTable<H> {
+    // ---- map --------------------------------------------------------------
+
+    /// Maps [va, va + size) to [pa, pa + size). The range must be unmapped.
+    /// On failure nothing is left mapped and no table frame is leaked.
+    pub fn map(
+        &mut self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attributes: Attributes,
+        policy: Policy,
+    ) -> Result<(), PagingError> {
+        self.map_inner(va, pa, size, attributes, policy, false)
+    }
+
+    /// Maps `pages` pages from `va` all to the one frame at `pa` (a shared
+    /// read-only page, such as HVO's shared tail). Same guarantees as `map`.
+    pub fn map_repeated(&mut self, va: u64, pa: u64, pages: u64, attributes: Attributes) -> Result<(), PagingError> {
+        let size = pages.checked_mul(self.granule.size()).ok_or(PagingError::OutOfRange { address: va })?;
+        self.map_inner(va, pa, size, attributes, Policy::Force(Unit::PAGE), true)
+    }
+
+    pub(super) fn map_inner(
+        &mut self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attributes: Attributes,
+        policy: Policy,
+        repeat: bool,
+    ) -> Result<(), PagingError> {
+        if size == 0 {
+            return Ok(());
+        }
+        self.check_aligned(&[va, pa, size])?;
+        self.check_range(va, size)?;
+        let pa_span = if repeat { self.granule.size() } else { size };
+        if pa.checked_add(pa_span).is_none_or(|end| end > 1 << 48) {
+            return Err(PagingError::OutOfRange { address: pa });
+        }
+        if !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        self.global_in_lower_half |= attributes.global && self.half == Half::Lower;
+        if let Policy::Force(unit) = policy {
+            if !unit.is_supported(self.granule) {
+                return Err(PagingError::UnsupportedUnit(unit));
+            }
+            let s = unit.size(self.granule);
+            if !va.is_multiple_of(s) || !pa.is_multiple_of(s.min(pa_span)) || !size.is_multiple_of(s) {
+                return Err(PagingError::Misaligned {
+                    value: if !va.is_multiple_of(s) {
+                        va
+                    } else if !pa.is_multiple_of(s) {
+                        pa
+                    } else {
+                        size
+                    },
+                });
+            }
+        }
+        if let Some(m) = self.first_mapping(va, size) {
+            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        }
+        let tables_before = self.stats.tables_in_use;
+        let mut last_table = None;
+        let mut done = 0;
+        while done < size {
+            let (v, p, left) = (va + done, if repeat { pa } else { pa + done }, size - done);
+            let unit = match policy {
+                Policy::Force(unit) => unit,
+                Policy::Largest => self.largest_unit(v, p, left),
+            };
+            // As many units as the choice stays the same for, within one table.
+            let unit_size = unit.size(self.granule);
+            let slots_left = self.granule.entries(unit.level) - self.index(v, unit.level);
+            let mut count = 1;
+            while count < slots_left / unit.entries(self.granule) && (count as u64 + 1) * unit_size <= left {
+                let next_va = v + count as u64 * unit_size;
+                let same = match policy {
+                    Policy::Force(_) => true,
+                    Policy::Largest => {
+                        self.largest_unit(next_va, p + count as u64 * unit_size, left - count as u64 * unit_size)
+                            == unit
+                    }
+                };
+                if !same {
+                    break;
+                }
+                count += 1;
+            }
+            let stride = if repeat { 0 } else { self.granule.level_size(unit.level) };
+            if let Err(e) = self.write_units(v, p, unit, count, stride, &attributes, &mut last_table) {
+                if done > 0 {
+                    self.barrier(Barrier::DsbIshSt);
+                    // Undo: nothing of the new range may stay mapped.
+                    let _ = self.unmap(va, done);
+                }
+                self.prune_empty(va, size);
+                debug_assert_eq!(self.stats.tables_in_use, tables_before);
+                return Err(e);
+            }
+            done += unit.size(self.granule) * count as u64;
+        }
+        self.barrier(Barrier::DsbIshSt);
+        if self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+        Ok(())
+    }
+
+    /// Writes the descriptors of one unit into invalid slots (invalid ->
+    /// valid needs no invalidation; the caller issues the closing barrier).
+    /// `last` remembers the table of the previous unit (level, region, table)
+    /// so consecutive units in one table need no walk from the root.
+    /// The largest unit that maps `va` to `pa` within `left` bytes.
+    pub(super) fn largest_unit(&self, va: u64, pa: u64, left: u64) -> Unit {
+        let misalignment = va | pa;
+        Unit::all_largest_first(self.granule)
+            .find(|u| {
+                let s = u.size(self.granule);
+                misalignment & (s - 1) == 0 && left >= s
+            })
+            .unwrap_or(Unit::PAGE)
+    }
+
+    /// Writes `count` consecutive units, which must lie in one table.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_units(
+        &mut self,
+        va: u64,
+        pa: u64,
+        unit: Unit,
+        count: usize,
+        stride: u64,
+        attributes: &Attributes,
+        last: &mut Option<(u8, u64, u64)>,
+    ) -> Result<(), PagingError> {
+        let region_mask = match unit.level.checked_sub(1) {
+            Some(parent) if unit.level > self.granule.start_level() => !(self.granule.level_size(parent) - 1),
+            _ => 0,
+        };
+        let table = match *last {
+            Some((level, region, table)) if level == unit.level && region == va & region_mask => table,
+            _ => {
+                let table = self.table_at(va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+                *last = Some((unit.level, va & region_mask, table));
+                table
+            }
+        };
+        let first = self.index(va, unit.level);
+        // Consecutive descriptors differ only in their output address.
+        let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
+        for i in 0..count * unit.entries(self.granule) {
+            self.hw.write_entry(table, first + i, d);
+            d += stride;
+        }
+        Ok(())
+    }
+
+    /// Frees tables left empty in [va, va + size) after a failed map (they
+    /// were never reachable by a valid leaf, but the walker may have cached
+    /// the table pointers).
+    pub(super) fn prune_empty(&mut self, va: u64, size: u64) {
+        let root = self.root;
+        let mut writes = Vec::new();
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
+        self.apply(writes);
+    }
+
+    // ---- shared last-level tables --------------------------------------------
+
+    /// A new last-level table whose every descriptor maps one page `pa` with
+    /// `attributes` (read-only, so sharing it is safe): for ranges that map
+    /// nothing but one shared page, such as HVO's all-tail vmemmap ranges.
+    pub fn create_shared_table(&mut self, pa: u64, attributes: Attributes) -> Result<u64, PagingError> {
+        if attributes.writable || !attributes.is_permitted() {
+            return Err(PagingError::ForbiddenAttributes);
+        }
+        self.check_aligned(&[pa])?;
+        let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        self.stats.tables_in_use += 1;
+        let d = descriptor::leaf(3, pa, &attributes, false);
+        for index in 0..self.granule.entries(3) {
+            self.hw.write_entry(table, index, d);
+        }
+        self.shared.push(table);
+        Ok(table)
+    }
+
+    /// Points the level-2 slot covering `va` (aligned to the span of a
+    /// last-level table, and unmapped) at a shared table. Invalid -> valid:
+    /// only the barrier that publishes it.
+    pub fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), PagingError> {
+        let span = self.granule.level_size(2);
+        if !self.shared.contains(&table) {
+            return Err(PagingError::NotMapped { va: table });
+        }
+        if !va.is_multiple_of(span) {
+            return Err(PagingError::Misaligned { value: va });
+        }
+        self.check_range(va, span)?;
+        if let Some(m) = self.first_mapping(va, span) {
+            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        }
+        let parent = self.table_at(va, 2, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+        let index = self.index(va, 2);
+        if self.hw.read_entry(parent, index) != 0 {
+            // An empty private table is there: replace it (it maps nothing).
+            let writes = alloc::vec![SlotWrite { table: parent, index, level: 2, va, new: descriptor::table(table) }];
+            self.apply(writes);
+            return Ok(());
+        }
+        self.barrier(Barrier::DsbIshSt);
+        self.hw.write_entry(parent, index, descriptor::table(table));
+        self.barrier(Barrier::DsbIshSt);
+        if self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+        Ok(())
+    }
+
+    /// Frees a shared table no slot points at any more (the caller keeps
+    /// count of the links it made).
+    pub fn release_shared_table(&mut self, table: u64) {
+        if let Some(i) = self.shared.iter().position(|&t| t == table) {
+            self.shared.swap_remove(i);
+            self.hw.free_table(table);
+            self.stats.tables_in_use -= 1;
+        }
+    }
+
+    /// Gives every slot in [va, va + size) that points at a shared table a
+    /// private copy, so the range can be changed. The copy has the same
+    /// contents; the switch is break-before-make like any table change.
+    pub(super) fn unshare(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
+        if self.shared.is_empty() {
+            return Ok(());
+        }
+        let span = self.granule.level_size(2);
+        let mut at = va & !(span - 1);
+        let last = va + (size - 1);
+        while at <= last {
+            if let Some(parent) = self.table_at(at, 2, false)? {
+                let index = self.index(at, 2);
+                if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
+                    && self.shared.contains(&next)
+                {
+                    let copy = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+                    self.stats.tables_in_use += 1;
+                    for i in 0..self.granule.entries(3) {
+                        let d = self.hw.read_entry(next, i);
+                        self.hw.write_entry(copy, i, d);
+                    }
+                    let writes =
+                        alloc::vec![SlotWrite { table: parent, index, level: 2, va: at, new: descriptor::table(copy) }];
+                    self.apply(writes);
+                }
+            }
+            match at.checked_add(span) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The stage-1 page-table engine: one implementation for the 4K, 16K and 64K
+//! granules, 48-bit virtual addresses, either half of the address space.
+//!
+//! Owns: the contents of one translation table tree and every change to it.
+//! Every change to a live entry goes through `PageTable::apply` ([`bbm`]), which
+//! performs break-before-make the way the architecture demands:
+//!
+//! 1. write invalid descriptors (or, for a change of permissions only, the
+//!    new descriptor in place),
+//! 2. `dsb ishst`, one TLB invalidation per old mapping unit (or one
+//!    ASID-wide / global invalidation above [`TLBI_THRESHOLD`]), `dsb ish`,
+//! 3. write the new descriptors, `dsb ishst` (and `isb` for kernel tables),
+//! 4. only then free table frames that are no longer reachable.
+//!
+//! Contiguous runs are set only when the run is aligned and uniform, and a
+//! live run is always rewritten whole. Table frames come from, and go back
+//! to, the [`PageTableHw`] implementation (the frame allocator in the
+//! kernel, simulated memory in host tests).
+//! Must never: change a live output address, block size or contiguous bit in
+//! place; free a table frame before the walk cache has been invalidated; map
+//! anything writable and executable.
+//!
+//! # Rooms
+//!
+//! - [`types`]: what the engine speaks in (units, policies, errors, the
+//!   hardware trait, barriers and invalidations).
+//! - this file: the tree itself and its address arithmetic.
+//! - [`walk`]: reading a tree (tables, leaves, translations, coverage).
+//! - [`map`]: making mappings (largest legal units, shared last-level tables).
+//! - [`change`]: unmap, protect, remap, split and coalesce, planned as
+//!   slot writes.
+//! - [`bbm`]: the one place a live entry changes: break-before-make, TLB
+//!   invalidation, and freeing tables only after the walk cache is clean.
+
+mod bbm;
+mod change;
+mod map;
+mod types;
+mod walk;
+
+use alloc::vec::Vec;
+
+use super::descriptor::{self, Attributes, Entry};
+use crate::mm::Granule;
+use bbm::{Change, SlotWrite};
+pub use types::*;
+
+/// The slots of a table at `level` whose region starts at `table_va` that
+/// overlap [start, last]: (index, the slot's first address).
+fn slots_overlapping(
+    granule: Granule,
+    level: u8,
+    table_va: u64,
+    start: u64,
+    last: u64,
+) -> impl Iterator<Item = (usize, u64)> {
+    let size = granule.level_size(level);
+    let first = ((start.max(table_va) - table_va) / size) as usize;
+    (first..granule.entries(level)).map(move |i| (i, table_va + i as u64 * size)).take_while(move |&(_, va)| va <= last)
+}
+
+/// A translation table tree and the machine it lives on.
+pub struct PageTable<H: PageTableHw> {
+    hw: H,
+    granule: Granule,
+    half: Half,
+    asid: Option<u16>,
+    root: u64,
+    stats: Stats,
+    /// Whether a global mapping was ever made in a lower-half tree: only
+    /// then can an ASID-wide invalidation miss something.
+    global_in_lower_half: bool,
+    /// Last-level tables linked from several slots (see
+    /// [`PageTable::link_shared_table`]): never written, never freed with a
+    /// subtree; a change inside one first gives the slot a private copy.
+    shared: Vec<u64>,
+}
+
+impl<H: PageTableHw> PageTable<H> {
+    /// Changes the ASID this tree's invalidations use (the task got a new
+    /// one at an ASID rollover, after every entry of the old was flushed).
+    pub fn set_asid(&mut self, asid: u16) {
+        if self.asid.is_some() {
+            self.asid = Some(asid);
+        }
+    }
+
+    /// An empty tree. `asid` tags non-global (user) mappings' invalidations.
+    pub fn new(mut hw: H, granule: Granule, half: Half, asid: Option<u16>) -> Result<Self, PagingError> {
+        let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        Ok(PageTable {
+            hw,
+            granule,
+            half,
+            asid,
+            root,
+            stats: Stats { tables_in_use: 1, ..Stats::default() },
+            global_in_lower_half: false,
+            shared: Vec::new(),
+        })
+    }
+
+    /// The root table's physical address (for TTBR0/TTBR1).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    pub fn granule(&self) -> Granule {
+        self.granule
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn hw(&mut self) -> &mut H {
+        &mut self.hw
+    }
+
+    /// Frees every table frame; the tree must no longer be in use by any
+    /// walker (its TTBR switched away and the ASID or TLB invalidated).
+    pub fn destroy(mut self) -> H {
+        self.free_subtree(self.root, self.granule.start_level());
+        self.hw
+    }
+
+    // ---- addresses ------------------------------------------------------
+
+    fn check_range(&self, va: u64, size: u64) -> Result<(), PagingError> {
+        let last = va.checked_add(size - 1).ok_or(PagingError::OutOfRange { address: va })?;
+        let inside = |a: u64| match self.half {
+            Half::Lower => a <= VA_MASK,
+            Half::Upper => a >= UPPER_BASE,
+        };
+        if inside(va) && inside(last) { Ok(()) } else { Err(PagingError::OutOfRange { address: va }) }
+    }
+
+    fn check_aligned(&self, values: &[u64]) -> Result<(), PagingError> {
+        match values.iter().find(|&&v| v & (self.granule.size() - 1) != 0) {
+            Some(&value) => Err(PagingError::Misaligned { value }),
+            None => Ok(()),
+        }
+    }
+
+    fn index(&self, va: u64, level: u8) -> usize {
+        ((va & VA_MASK) >> self.granule.level_shift(level)) as usize & (self.granule.entries(level) - 1)
+    }
+
+    /// The canonical virtual address of a region base within this half.
+    fn canonical(&self, stripped: u64) -> u64 {
+        match self.half {
+            Half::Lower => stripped,
+            Half::Upper => stripped | UPPER_BASE,
+        }
+    }
+}

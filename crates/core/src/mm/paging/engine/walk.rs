@@ -1,0 +1,191 @@
+//! Reading a tree: the table or leaf at an address, translations, the
+//! mappings of a range, and how much of a range is mapped.
+
+use super::*;
+
+impl<H: PageTableHw> PageTable<H> {
+    // ---- walking --------------------------------------------------------
+
+    /// The table at `level` whose slot covers `va`, creating missing tables
+    /// on the way when `create`. `Ok(None)`: missing, or covered by a leaf
+    /// at a higher level (returned as `Err` only when creating).
+    pub(super) fn table_at(&mut self, va: u64, level: u8, create: bool) -> Result<Option<u64>, PagingError> {
+        let mut table = self.root;
+        for l in self.granule.start_level()..level {
+            let index = self.index(va, l);
+            match descriptor::decode(self.granule, l, self.hw.read_entry(table, index)) {
+                Entry::Table { next } => table = next,
+                Entry::Leaf { .. } if create => return Err(PagingError::AlreadyMapped { va }),
+                Entry::Leaf { .. } => return Ok(None),
+                Entry::Invalid if !create => return Ok(None),
+                Entry::Invalid => {
+                    let next = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+                    self.stats.tables_in_use += 1;
+                    // The zeroed table must be visible before the walker can reach it.
+                    self.barrier(Barrier::DsbIshSt);
+                    self.hw.write_entry(table, index, descriptor::table(next));
+                    table = next;
+                }
+            }
+        }
+        Ok(Some(table))
+    }
+
+    /// The leaf mapping covering `va`, with the table and index of its
+    /// descriptor (the first of its run when contiguous).
+    pub(super) fn leaf_at(&mut self, va: u64) -> Option<(Mapping, u64, usize)> {
+        let mut table = self.root;
+        for level in self.granule.start_level()..=3 {
+            let index = self.index(va, level);
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => return None,
+                Entry::Table { next } => table = next,
+                Entry::Leaf { output, attributes, contiguous } => {
+                    let unit = Unit { level, contiguous };
+                    let n = unit.entries(self.granule);
+                    let first = index - index % n;
+                    let unit_size = unit.size(self.granule);
+                    let unit_va = va & !(unit_size - 1);
+                    let level_size = self.granule.level_size(level);
+                    let pa = output - (index - first) as u64 * level_size;
+                    return Some((Mapping { va: unit_va, pa, unit, attributes }, table, first));
+                }
+            }
+        }
+        None
+    }
+
+    /// The mapping covering `va`, if any.
+    pub fn translate(&mut self, va: u64) -> Option<Mapping> {
+        self.leaf_at(va).map(|(m, _, _)| m)
+    }
+
+    /// Every mapping unit overlapping [va, va + size), in address order.
+    pub fn mappings(&mut self, va: u64, size: u64) -> Vec<Mapping> {
+        let mut out = Vec::new();
+        self.visit(va, size, &mut |m| {
+            out.push(m);
+            true
+        });
+        out
+    }
+
+    /// The first mapping overlapping [va, va + size), without collecting
+    /// the rest (a large range may hold millions).
+    pub fn first_mapping(&mut self, va: u64, size: u64) -> Option<Mapping> {
+        let mut found = None;
+        self.visit(va, size, &mut |m| {
+            found = Some(m);
+            false
+        });
+        found
+    }
+
+    /// Calls `f` with each mapping unit overlapping [va, va + size) in
+    /// address order, until it returns false.
+    pub fn visit(&mut self, va: u64, size: u64, f: &mut dyn FnMut(Mapping) -> bool) {
+        if size == 0 {
+            return;
+        }
+        let last = va.saturating_add(size - 1);
+        let root = self.root;
+        let mut previous = None;
+        self.visit_table(root, self.granule.start_level(), self.canonical(0), va, last, &mut previous, f);
+    }
+
+    /// Visits the mappings overlapping [start, last] (inclusive, so a range
+    /// ending at the top of the address space does not overflow). Returns
+    /// false once `f` asked to stop.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn visit_table(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        previous: &mut Option<u64>,
+        f: &mut dyn FnMut(Mapping) -> bool,
+    ) -> bool {
+        let size = self.granule.level_size(level);
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Table { next } => {
+                    if !self.visit_table(next, level + 1, slot_va, start, last, previous, f) {
+                        return false;
+                    }
+                }
+                Entry::Leaf { output, attributes, contiguous } => {
+                    let unit = Unit { level, contiguous };
+                    let n = unit.entries(self.granule);
+                    if index % n == 0 || slot_va <= start {
+                        let first = index - index % n;
+                        let unit_va = table_va + first as u64 * size;
+                        let pa = output - (index - first) as u64 * size;
+                        if *previous != Some(unit_va) {
+                            *previous = Some(unit_va);
+                            if !f(Mapping { va: unit_va, pa, unit, attributes }) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Bytes of [start, last] that are mapped, and whether a unit crosses
+    /// either end.
+    pub(super) fn coverage(&mut self, start: u64, last: u64) -> (u128, bool) {
+        let mut covered = 0u128;
+        let mut crosses = false;
+        let root = self.root;
+        self.coverage_walk(
+            root,
+            self.granule.start_level(),
+            self.canonical(0),
+            start,
+            last,
+            &mut covered,
+            &mut crosses,
+        );
+        (covered, crosses)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn coverage_walk(
+        &mut self,
+        table: u64,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+        covered: &mut u128,
+        crosses: &mut bool,
+    ) {
+        let size = self.granule.level_size(level);
+        let entries = self.granule.entries(level);
+        if level == 3 && start <= table_va && table_va + (size * entries as u64 - 1) <= last {
+            // A whole last-level table inside the range: no unit can cross
+            // an end, only valid pages count.
+            let valid = (0..entries).filter(|&i| self.hw.read_entry(table, i) & 1 != 0).count();
+            *covered += valid as u128 * size as u128;
+            return;
+        }
+        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
+            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+                Entry::Invalid => {}
+                Entry::Table { next } => self.coverage_walk(next, level + 1, slot_va, start, last, covered, crosses),
+                Entry::Leaf { contiguous, .. } => {
+                    let n = if contiguous { self.granule.contiguous_entries(level).unwrap_or(1) as u64 } else { 1 };
+                    let unit_va = slot_va & !(size * n - 1);
+                    *crosses |= unit_va < start || unit_va + (size * n - 1) > last;
+                    let (s, e) = (slot_va.max(start) as u128, (slot_va as u128 + size as u128).min(last as u128 + 1));
+                    *covered += e - s;
+                }
+            }
+        }
+    }
+}
