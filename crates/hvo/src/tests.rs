@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::sim::{SimVmemmap, VMEMMAP_BASE};
 use super::*;
-use folio_core::mm::FramePool;
+use folio_core::mm::{FramePool, Granule, PhysRange};
 
 const ZONE_BASE: u64 = 0x4000_0000;
 

@@ -1,0 +1,284 @@
+//! Folios: creating one (plain, or born optimized), checking one, releasing
+//! it, and demoting it into smaller folios.
+
+use alloc::vec::Vec;
+
+use crate::descriptor::*;
+use folio_core::mm::PhysRange;
+
+use crate::{Hvo, HvoError, VmemmapHw, Zone};
+
+/// A folio: its head frame number and order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Folio {
+    pub pfn: u64,
+    pub order: u32,
+}
+
+impl<B: VmemmapHw> Hvo<B> {
+    /// Describes [pfn, pfn + 2^order), whose vmemmap is not populated, as a
+    /// folio born optimized: one fresh private page 0 and pages 1..n-1
+    /// mapped read-only to the shared tail. The other n-1 pages are never
+    /// allocated. Folios below the minimum order get their pages populated
+    /// the ordinary way. On failure nothing stays allocated or mapped.
+    pub fn adopt_optimized(&mut self, pfn: u64, order: u32, owner: u64) -> Result<Folio, HvoError> {
+        let zone = self.check_folio(pfn, order)?;
+        let folio = Folio { pfn, order };
+        let n = self.pages_of(order);
+        if !self.is_eligible(order) {
+            let range = PhysRange::saturating(pfn << self.granule.shift(), self.page_size() << order);
+            self.populate(&Zone { id: zone, range })?;
+            return self.create_folio(pfn, order, owner, false);
+        }
+        let va0 = self.descriptor_va(pfn);
+        let page = self.page_size();
+        if self.hw.frame_of(va0).is_some() {
+            return Err(HvoError::BadFolio { pfn, order });
+        }
+        let tail_pa = self.shared_tail(zone, order).ok_or(HvoError::OutOfMemory)?;
+        let Some(page0) = self.hw.alloc_frame() else {
+            self.drop_tail_user(zone, order);
+            return Err(HvoError::OutOfMemory);
+        };
+        let head = PageDescriptor {
+            flags: FLAG_HEAD | FLAG_OPTIMIZED,
+            owner,
+            refcount: 1,
+            order: order as u8,
+            zone,
+            ..Default::default()
+        };
+        let tail = PageDescriptor::tail(order, zone);
+        self.hw.fill_frame(page0, &mut |i| if i == 0 { head } else { tail });
+        let mapped = self.hw.map_pages(&[(va0, page0, true)]).and_then(|_| {
+            self.map_tail_range(zone, order, tail_pa, va0 + page, va0 + n * page).inspect_err(|_| {
+                let _ = self.hw.unmap_pages(va0, n * page);
+            })
+        });
+        if let Err(e) = mapped {
+            self.hw.free_frame(page0);
+            self.drop_tail_user(zone, order);
+            return Err(e);
+        }
+        self.own(va0, n * page);
+        self.accounting.vmemmap_frames += 1;
+        self.accounting.never_populated += n - 1;
+        // As if populated and then optimized, so restore and demote account alike.
+        self.accounting.freed_by_hvo += n - 1;
+        let s = self.stats_for(zone, order);
+        s.folios += 1;
+        s.optimized += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += 1;
+        Ok(folio)
+    }
+
+    // ---- folios -----------------------------------------------------------
+
+    /// Describes the frames [pfn, pfn + 2^order) as one folio owned by
+    /// `owner`. With `optimize` and an eligible order the folio is born
+    /// optimized: its tails are never written, only vmemmap page 0 (a fresh
+    /// private page) and the remap of pages 1..n-1 to the shared tail.
+    pub fn create_folio(&mut self, pfn: u64, order: u32, owner: u64, optimize: bool) -> Result<Folio, HvoError> {
+        let zone = self.check_folio(pfn, order)?;
+        if self.descriptor(pfn).flags & FLAG_HEAD != 0 {
+            return Err(HvoError::BadFolio { pfn, order });
+        }
+        let folio = Folio { pfn, order };
+        let head =
+            PageDescriptor { flags: FLAG_HEAD, owner, refcount: 1, order: order as u8, zone, ..Default::default() };
+        let n = self.pages_of(order);
+        if optimize && self.is_eligible(order) {
+            self.optimize_batch_with_heads(&[folio], &[head], true)?;
+        } else {
+            // Head and every tail, through the vmemmap.
+            self.write_descriptors(folio, &head, zone)?;
+            self.count_new_folio(zone, order, n);
+        }
+        Ok(folio)
+    }
+
+    pub(crate) fn count_new_folio(&mut self, zone: u8, order: u32, n: u64) {
+        let s = self.stats_for(zone, order);
+        s.folios += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += n;
+    }
+
+    pub(crate) fn check_folio(&self, pfn: u64, order: u32) -> Result<u8, HvoError> {
+        let bad = HvoError::BadFolio { pfn, order };
+        if order > 32 || pfn & ((1u64 << order) - 1) != 0 {
+            return Err(bad);
+        }
+        let zone = self.zone_of(pfn).ok_or(bad)?;
+        if self.zone_of(pfn + (1 << order) - 1) != Some(zone) {
+            return Err(bad);
+        }
+        Ok(zone)
+    }
+
+    pub(crate) fn write_descriptors(&mut self, folio: Folio, head: &PageDescriptor, zone: u8) -> Result<(), HvoError> {
+        let va = self.descriptor_va(folio.pfn);
+        self.hw.write(va, head)?;
+        let tail = PageDescriptor::tail(folio.order, zone);
+        for i in 1..(1u64 << folio.order) {
+            self.hw.write(va + (i << DESCRIPTOR_SHIFT), &tail)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn head_of(&mut self, folio: Folio) -> Result<PageDescriptor, HvoError> {
+        let head = self.descriptor(folio.pfn);
+        if head.flags & FLAG_HEAD == 0 || head.order as u32 != folio.order {
+            return Err(HvoError::NotAFolio { pfn: folio.pfn });
+        }
+        Ok(head)
+    }
+
+    pub fn is_optimized(&mut self, folio: Folio) -> bool {
+        self.head_of(folio).is_ok_and(|h| h.flags & FLAG_OPTIMIZED != 0)
+    }
+
+    /// Restores the folio if it is optimized, then marks its descriptors
+    /// free. If the restore cannot get memory the folio stays allocated and
+    /// optimized, and the error says so.
+    pub fn release_folio(&mut self, folio: Folio) -> Result<(), HvoError> {
+        let head = self.head_of(folio)?;
+        let optimized = head.flags & FLAG_OPTIMIZED != 0;
+        if optimized {
+            self.restore(&[folio])?;
+        }
+        let zone = head.zone;
+        let free = PageDescriptor::free(zone);
+        let va = self.descriptor_va(folio.pfn);
+        for i in 0..(1u64 << folio.order) {
+            self.hw.write(va + (i << DESCRIPTOR_SHIFT), &free)?;
+        }
+        let n = self.pages_of(folio.order);
+        let s = self.stats_for(zone, folio.order);
+        s.folios -= 1;
+        s.vmemmap_pages_before -= n;
+        s.vmemmap_pages_after -= n;
+        Ok(())
+    }
+
+    // ---- demote -------------------------------------------------------------
+
+    /// Splits `folio` into folios of order `to`, owned by the same owner.
+    /// An optimized folio's pieces stay optimized where they are eligible:
+    /// each piece gets a private page 0 (the first reuses the folio's) and
+    /// its other pages point at the shared tail of the smaller order, all in
+    /// one break-before-make batch. Pieces below the minimum order need the
+    /// folio restored first. If memory runs out the folio stays as it was.
+    pub fn demote(&mut self, folio: Folio, to: u32) -> Result<Vec<Folio>, HvoError> {
+        let head = self.head_of(folio)?;
+        if to >= folio.order {
+            return Err(HvoError::BadFolio { pfn: folio.pfn, order: to });
+        }
+        let optimized = head.flags & FLAG_OPTIMIZED != 0;
+        if optimized && !self.is_eligible(to) {
+            self.restore(&[folio])?;
+        }
+        let pieces: Vec<Folio> =
+            (0..1u64 << (folio.order - to)).map(|k| Folio { pfn: folio.pfn + (k << to), order: to }).collect();
+        let piece_head = PageDescriptor { order: to as u8, flags: head.flags & !FLAG_OPTIMIZED, ..head };
+        let zone = head.zone;
+        let (n, m) = (self.pages_of(folio.order), self.pages_of(to));
+        if optimized && self.is_eligible(to) {
+            self.demote_optimized(folio, &pieces, &piece_head)?;
+        } else {
+            for &p in &pieces {
+                self.write_descriptors(p, &piece_head, zone)?;
+            }
+        }
+        let was_optimized = optimized && self.is_eligible(to);
+        let count = pieces.len() as u64;
+        let s = self.stats_for(zone, folio.order);
+        s.folios -= 1;
+        s.vmemmap_pages_before -= n;
+        s.vmemmap_pages_after -= if was_optimized { 1 } else { n };
+        s.optimized -= was_optimized as u64;
+        let s = self.stats_for(zone, to);
+        s.folios += count;
+        s.vmemmap_pages_before += count * m;
+        s.vmemmap_pages_after += if was_optimized { count } else { count * m };
+        s.optimized += if was_optimized { count } else { 0 };
+        Ok(pieces)
+    }
+
+    pub(crate) fn demote_optimized(
+        &mut self,
+        folio: Folio,
+        pieces: &[Folio],
+        piece_head: &PageDescriptor,
+    ) -> Result<(), HvoError> {
+        let zone = piece_head.zone;
+        let to = pieces[0].order;
+        let page = self.page_size();
+        let m = self.pages_of(to);
+        // Everything that can fail first: the shared tail and the new page 0s.
+        let mut tail_pa = None;
+        for _ in pieces {
+            match self.shared_tail(zone, to) {
+                Some(pa) => tail_pa = Some(pa),
+                None => {
+                    for _ in 0..pieces.len() {
+                        self.drop_tail_user(zone, to);
+                    }
+                    return Err(HvoError::OutOfMemory);
+                }
+            }
+        }
+        let tail_pa = tail_pa.ok_or(HvoError::OutOfMemory)?;
+        let head = PageDescriptor { flags: piece_head.flags | FLAG_OPTIMIZED, ..*piece_head };
+        let tail = PageDescriptor::tail(to, zone);
+        let mut fresh = Vec::with_capacity(pieces.len() - 1);
+        for _ in 1..pieces.len() {
+            match self.hw.alloc_frame() {
+                Some(pa) => {
+                    self.hw.fill_frame(pa, &mut |i| if i == 0 { head } else { tail });
+                    fresh.push(pa);
+                }
+                None => {
+                    for pa in fresh {
+                        self.hw.free_frame(pa);
+                    }
+                    // Users were counted once per piece, including the failed ones.
+                    for _ in pieces {
+                        self.drop_tail_user(zone, to);
+                    }
+                    return Err(HvoError::OutOfMemory);
+                }
+            }
+        }
+        let mut remaps = Vec::new();
+        for (k, p) in pieces.iter().enumerate() {
+            let va0 = self.descriptor_va(p.pfn);
+            if k > 0 {
+                remaps.push((va0, fresh[k - 1], true));
+            }
+            for j in 1..m {
+                remaps.push((va0 + j * page, tail_pa, false));
+            }
+        }
+        if let Err(e) = self.hw.remap_pages(&remaps) {
+            for pa in fresh {
+                self.hw.free_frame(pa);
+            }
+            for _ in pieces {
+                self.drop_tail_user(zone, to);
+            }
+            return Err(e);
+        }
+        // Piece 0 keeps the folio's private page 0: rewrite it in place.
+        let va0 = self.descriptor_va(folio.pfn);
+        for i in 0..(page >> DESCRIPTOR_SHIFT) {
+            self.hw.write(va0 + (i << DESCRIPTOR_SHIFT), if i == 0 { &head } else { &tail })?;
+        }
+        self.drop_tail_user(zone, folio.order);
+        let added = pieces.len() as u64 - 1;
+        self.accounting.vmemmap_frames += added;
+        self.accounting.freed_by_hvo -= added;
+        Ok(())
+    }
+}
