@@ -12,6 +12,7 @@ use core::panic::PanicInfo;
 
 use crate::arch::aarch64::early_map::{self, Memory};
 use crate::arch::aarch64::{cpu, exit, mmu, timer};
+use crate::boot_info::{BootInfo, UNMAPPED_ADDRESS};
 use crate::drivers::pl011::Pl011;
 use crate::{console, println};
 use buddy_system_allocator::LockedHeap;
@@ -42,14 +43,6 @@ static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
 unsafe extern "C" {
     static __image_start: u8;
     static __image_end: u8;
-}
-
-/// What boot learned, handed to the in-kernel tests.
-pub struct Kernel {
-    pub machine: Machine,
-    pub memory_map: MemoryMap,
-    pub image: PhysRange,
-    pub granule: Granule,
 }
 
 #[unsafe(no_mangle)]
@@ -126,7 +119,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         info!("PAN: this CPU does not have it");
     }
     crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
-    let mut kernel = Kernel { machine, memory_map, image, granule };
+    let mut kernel = BootInfo { machine, memory_map, image, granule };
 
     crate::huge::savings_report(granule, &kernel.memory_map.banks);
     let status = match args.ktest {
@@ -351,9 +344,6 @@ fn crash_if_asked(args: &BootArgs<'_>) {
         None => {}
     }
 }
-
-/// A kernel address no mapping ever covers: the upper half below the image.
-pub const UNMAPPED_ADDRESS: u64 = 0xFFFF_7FFF_DEAD_0000;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {

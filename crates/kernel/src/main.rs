@@ -35,6 +35,8 @@ extern crate alloc;
 mod arch;
 #[cfg(target_os = "none")]
 mod bench;
+#[cfg(target_os = "none")]
+mod boot_info;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod console;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]

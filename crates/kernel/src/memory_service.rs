@@ -27,7 +27,7 @@ use folio_core::mm::paging::huge_page_size_shifts as supported_size_shifts;
 use folio_core::mm::{Granule, PhysRange};
 use folio_core::syscall::{CapKind, FrameCap};
 
-use crate::kernel::Kernel;
+use crate::boot_info::BootInfo;
 use crate::programs;
 use crate::task::{self, MemoryHolder, Objects, Spec};
 
@@ -117,13 +117,13 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserv
 
 /// The service as task 0: endpoint 0 is its, the death notification 0 is
 /// bound to it.
-const SERVICE: Spec =
+pub(crate) const SERVICE: Spec =
     Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None };
 
 /// The objects of a set with the service as task 0: `notifications` of
 /// them (0 is the service's death notification), the capabilities (if
 /// any) and the words tasks find at start.
-fn service_objects<'a>(
+pub(crate) fn service_objects<'a>(
     notifications: usize,
     caps: Option<&'a [FrameCap]>,
     start_arguments: &'a [(usize, [u64; 2])],
@@ -139,26 +139,9 @@ fn service_objects<'a>(
     }
 }
 
-/// The service started without capabilities (so it cannot start) and one
-/// client: the client's calls must fail with DeadPeer, not hang, and the
-/// kernel reports both ends. Returns the tasks' statuses.
-pub fn run_with_a_dead_service(k: &Kernel) -> Vec<(&'static str, Option<u64>)> {
-    let client = Spec {
-        name: "memclient",
-        image: programs::MEMCLIENT,
-        priority: 1,
-        handles: &[(Object::Endpoint(0), 1)],
-        core: None,
-    };
-    let specs = [SERVICE, client];
-    let objects = service_objects(1, None, &[(0, [0, 1]), (1, [1, 1])]);
-    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    outcome.statuses
-}
-
 /// Runs the memory service and two test clients; the status is 0 when the
 /// service and both clients end with 0.
-pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
+pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     if args.memsvc == Memsvc::Off {
         return 0;
     }
@@ -207,7 +190,7 @@ pub fn run(k: &Kernel, args: &BootArgs<'_>) -> u32 {
 }
 
 /// `bench`: the service and the benchmark client alone (QEMU -icount).
-fn bench(k: &Kernel, reserved: &Reserved, quota: u64) -> u32 {
+fn bench(k: &BootInfo, reserved: &Reserved, quota: u64) -> u32 {
     let bench = Spec {
         name: "membench",
         image: programs::MEMBENCH,

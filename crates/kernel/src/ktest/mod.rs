@@ -1,0 +1,73 @@
+//! The in-kernel test runner: tests that need the real CPU, MMU and memory.
+//!
+//! One line per test (`ktest NAME ... ok` or `... FAILED: why`) and a closing
+//! `N passed, N failed` line; the exit status is 1 when any failed.
+//! `ktest=NAME` runs the tests whose name contains NAME.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::arch::aarch64::exception::{catch_fault, last_caught_hvo_violation};
+use crate::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
+use crate::arch::aarch64::timer;
+use crate::frames::KERNEL_FRAMES;
+use crate::println;
+use folio_core::exception::ExceptionReport;
+use folio_core::mm::FramePool;
+use folio_core::mm::layout::{self, TEST_BASE};
+use folio_core::mm::memmap::Size;
+use folio_core::mm::paging::{Attributes, PageTable, PageTableHw, PagingError, Policy, Unit, checker};
+
+mod hvo_engine;
+mod memory;
+mod smp;
+mod tasks;
+mod torture;
+
+use crate::boot_info::{BootInfo, UNMAPPED_ADDRESS};
+use crate::huge::{self, FolioRegion};
+use folio_core::ipc::Object;
+use folio_hvo::{self as hvo, Folio};
+
+type TestResult = Result<(), String>;
+type KernelTest = fn(&mut BootInfo) -> TestResult;
+
+pub fn run(kernel: &mut BootInfo, filter: &str) -> u32 {
+    let (mut passed, mut failed) = (0u32, 0u32);
+    let tests = [memory::TESTS, hvo_engine::TESTS, tasks::TESTS, smp::TESTS];
+    for (name, test) in tests.iter().flat_map(|t| t.iter()).filter(|(name, _)| name.contains(filter)) {
+        match test(kernel) {
+            Ok(()) => {
+                passed += 1;
+                println!("ktest {name} ... ok");
+            }
+            Err(why) => {
+                failed += 1;
+                println!("ktest {name} ... FAILED: {why}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    failed.min(1)
+}
+
+fn check(condition: bool, why: impl FnOnce() -> String) -> TestResult {
+    if condition { Ok(()) } else { Err(why()) }
+}
+
+/// Runs `f` on the kernel's frame pool.
+fn frames<R>(f: impl FnOnce(&mut FramePool) -> R) -> Result<R, String> {
+    KERNEL_FRAMES.lock().as_mut().map(f).ok_or_else(|| "no frame pool".into())
+}
+
+/// Runs `f` on the kernel's page tables (which take the frame pool's lock
+/// themselves: never call this from inside `frames`).
+fn tables<R>(f: impl FnOnce(&mut PageTable<KernelHw>) -> R) -> Result<R, String> {
+    KERNEL_TABLES.lock().as_mut().map(f).ok_or_else(|| "no kernel page tables".into())
+}
+
+fn paging(e: PagingError) -> String {
+    format!("{e}")
+}

@@ -1,0 +1,240 @@
+//! In-kernel tests of EL0 tasks on one core: IPC, hostile requests, faults
+//! that stop only their task, preemption by the timer, dead peers,
+//! timeouts and death notifications, PAN, and a memory service that cannot
+//! start.
+
+use super::*;
+
+pub(super) const TESTS: &[(&str, KernelTest)] = &[
+    ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
+    ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
+    ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
+    ("tasks_time_out_poll_and_hear_of_deaths", tasks_time_out_poll_and_hear_of_deaths),
+    ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
+    ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
+];
+
+/// The memory service started without its capabilities reports why and
+/// exits; its client's call returns DeadPeer (the client reports the
+/// failed check and exits 1) instead of hanging.
+fn memsvc_that_cannot_start_fails_its_callers(k: &mut BootInfo) -> TestResult {
+    let statuses = run_with_a_dead_service(k);
+    println!("ktest   tasks ended {statuses:?}");
+    check(statuses == [("memsvc", Some(1)), ("memclient", Some(1))], || format!("{statuses:?}"))
+}
+
+/// EL0 tasks in their own address spaces: a server and four clients talk
+/// over one endpoint (the server sees each client's badge), a hostile task's
+/// bad requests all come back as errors and its fault stops only it, and
+/// every task's frames and tables go back to the pool.
+fn tasks_run_talk_and_fail_alone(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    let start = huge::free_frames();
+    let specs = [
+        Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: None },
+        Spec { name: "ping-b", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 2)], core: None },
+        Spec { name: "ping-c", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 3)], core: None },
+        Spec { name: "ping-d", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 4)], core: None },
+        Spec { name: "hostile", image: programs::HOSTILE, priority: 1, handles: &[], core: None },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[], core: None },
+    ];
+    let statuses = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    )
+    .statuses;
+    println!("ktest   task exit statuses: {statuses:?}");
+    let expect = [
+        ("pong", 0),
+        ("ping-a", 0),
+        ("ping-b", 0),
+        ("ping-c", 0),
+        ("ping-d", 0),
+        ("hostile", task::FAULT_STATUS),
+        ("hello", 7),
+    ];
+    for ((name, status), (want_name, want)) in statuses.iter().zip(expect) {
+        check(*name == want_name && *status == Some(want), || {
+            format!("{name} ended with {status:?}, expected {want}")
+        })?;
+    }
+    check(statuses.len() == expect.len(), || "not every task ran".into())?;
+    check(huge::free_frames() == start, || format!("free frames {} != {start}: a task leaked", huge::free_frames()))
+}
+
+/// A task that spins 200 ms without a system call, started before an equal
+/// priority one: only the virtual timer's interrupt (through the GIC) can
+/// let the second run and end first.
+fn tasks_are_preempted_by_the_timer(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        println!("ktest   no GIC or timer interrupt described: nothing to preempt with");
+        return Ok(());
+    }
+    let specs = [
+        Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[], core: None },
+        Spec { name: "hello", image: programs::HELLO, priority: 1, handles: &[], core: None },
+    ];
+    let outcome = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[], ..Default::default() },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    );
+    println!("ktest   tasks ended in this order: {:?}", outcome.ended);
+    check(outcome.ended == ["hello", "spinner"], || {
+        format!("ended {:?}: the spinner was not preempted", outcome.ended)
+    })?;
+    check(outcome.statuses == [("spinner", Some(0)), ("hello", Some(7))], || format!("{:?}", outcome.statuses))
+}
+
+/// A server that faults while its caller waits, and one that exits with
+/// callers still queued: every caller gets DeadPeer (4) instead of hanging.
+fn tasks_calling_a_dead_server_get_an_error(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Spec};
+    let dead_peer = folio_core::ipc::IpcError::DeadPeer as u64;
+    let specs = [
+        Spec {
+            name: "crasher",
+            image: programs::CRASHER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-1",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 11)],
+            core: None,
+        },
+        Spec {
+            name: "quitter",
+            image: programs::QUITTER,
+            priority: 2,
+            handles: &[(Object::Endpoint(1), 0)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-2",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(1), 21)],
+            core: None,
+        },
+        Spec {
+            name: "orphan-3",
+            image: programs::ORPHAN,
+            priority: 1,
+            handles: &[(Object::Endpoint(1), 22)],
+            core: None,
+        },
+    ];
+    let outcome = task::run(
+        &specs,
+        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notifications: &[], ..Default::default() },
+        k.granule,
+        k.machine.virtual_timer_intid,
+    );
+    println!("ktest   dead servers: {:?}", outcome.statuses);
+    let status = |name: &str| outcome.statuses.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s);
+    check(status("crasher") == Some(task::FAULT_STATUS), || format!("{:?}", outcome.statuses))?;
+    check(status("orphan-1") == Some(dead_peer), || format!("{:?}", outcome.statuses))?;
+    check(status("quitter") == Some(0), || format!("{:?}", outcome.statuses))?;
+    // The quitter answers whichever of the two called first (preemption
+    // decides), and the other finds it dead.
+    let mut late = [status("orphan-2"), status("orphan-3")];
+    late.sort();
+    check(late == [Some(0), Some(dead_peer)], || format!("{:?}", outcome.statuses))
+}
+
+/// A server that polls (WouldBlock), waits 50 ms for a call that never
+/// comes (TimedOut, idling in WFI meanwhile), then learns from the kernel's
+/// death notification that its client (badge 0b1000) died.
+fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        println!("ktest   no GIC or timer interrupt: timed receives cannot expire here");
+        return Ok(());
+    }
+    let specs = [
+        Spec {
+            name: "watcher",
+            image: programs::WATCHER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0), (Object::Notification(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "client",
+            image: programs::HELLO,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 0b1000)],
+            core: None,
+        },
+    ];
+    let objects =
+        Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)], ..Default::default() };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    check(outcome.statuses == [("watcher", Some(0b1000)), ("client", Some(7))], || format!("{:?}", outcome.statuses))
+}
+
+/// With PAN (where the CPU has it), a kernel read of a task's page through
+/// the task's own address faults; without PAN it is allowed, and the test
+/// says which it saw.
+fn the_kernel_cannot_touch_task_memory_with_pan(k: &mut BootInfo) -> TestResult {
+    use crate::arch::aarch64::mmu;
+    let granule = k.granule;
+    let mut tables = mmu::user_tables(granule, 250).map_err(paging)?;
+    let pa = frames(|f| f.alloc(0))?.map_err(|e| format!("{e}"))?;
+    let va = 0x1000_0000;
+    let result = (|| {
+        tables.map(va, pa, granule.size(), Attributes::USER_RW, Policy::Force(Unit::PAGE)).map_err(paging)?;
+        mmu::switch_user_space(tables.root(), 250);
+        let report = catch_fault(|| {
+            // SAFETY: the page is mapped for EL0 at `va` in the live TTBR0;
+            // with PAN the read faults and is resumed after.
+            let _ = unsafe { core::ptr::read_volatile(va as *const u64) };
+        });
+        mmu::no_user_space();
+        let pan = report.is_some();
+        if let Some(report) = report {
+            check((0xc..=0xf).contains(&(report.esr & 0x3f)), || {
+                format!("ESR {:#x}: not a permission fault", report.esr)
+            })?;
+        }
+        println!(
+            "ktest   kernel read of a task page: {}",
+            if pan { "faulted (PAN on)" } else { "allowed (no PAN on this CPU)" }
+        );
+        Ok(())
+    })();
+    mmu::flush_asid(250);
+    let _ = tables.destroy();
+    frames(|f| f.free(pa, 0))?.map_err(|e| format!("{e}"))?;
+    result
+}
+
+/// The service started without capabilities (so it cannot start) and one
+/// client: the client's calls must fail with DeadPeer, not hang, and the
+/// kernel reports both ends. Returns the tasks' statuses.
+fn run_with_a_dead_service(k: &BootInfo) -> Vec<(&'static str, Option<u64>)> {
+    let client = crate::task::Spec {
+        name: "memclient",
+        image: crate::programs::MEMCLIENT,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 1)],
+        core: None,
+    };
+    let specs = [crate::memory_service::SERVICE, client];
+    let objects = crate::memory_service::service_objects(1, None, &[(0, [0, 1]), (1, [1, 1])]);
+    let outcome = crate::task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    outcome.statuses
+}
