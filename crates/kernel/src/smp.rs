@@ -10,10 +10,10 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::aarch64::mmu::SECONDARY_BOOT;
-use crate::arch::aarch64::{cpu, timer};
+use crate::arch::aarch64::{barrier, cache, cpu, psci, timer};
 use crate::frames::KERNEL_FRAMES;
 use crate::println;
-use folio_core::dtb::{EnableMethod, Machine, PsciConduit};
+use folio_core::dtb::{EnableMethod, Machine};
 use folio_core::mm::Granule;
 use folio_core::mm::layout::{self, KERNEL_BASE};
 
@@ -64,38 +64,6 @@ unsafe extern "C" {
     static secondary_entry: u8;
 }
 
-const PSCI_CPU_ON: u64 = 0xC400_0003;
-
-fn psci_cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64) -> i64 {
-    let mut x0 = PSCI_CPU_ON;
-    // SAFETY: PSCI CPU_ON starts another core at `entry`; it does not touch
-    // this core's memory.
-    unsafe {
-        match conduit {
-            PsciConduit::Hvc => {
-                core::arch::asm!("hvc #0", inout("x0") x0, in("x1") mpidr, in("x2") entry, in("x3") 0u64, options(nostack))
-            }
-            PsciConduit::Smc => {
-                core::arch::asm!("smc #0", inout("x0") x0, in("x1") mpidr, in("x2") entry, in("x3") 0u64, options(nostack))
-            }
-        }
-    }
-    x0 as i64
-}
-
-/// Cleans `len` bytes at `va` to the point of coherency: a core with its
-/// MMU off reads memory, not caches.
-fn clean_to_poc(va: u64, len: u64) {
-    let mut line = va & !63;
-    while line < va + len {
-        // SAFETY: cache maintenance on mapped memory changes no data.
-        unsafe { core::arch::asm!("dc civac, {}", in(reg) line, options(nostack)) };
-        line += 64;
-    }
-    // SAFETY: a barrier.
-    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
-}
-
 /// Starts every core the DTB lists besides this one; reports each.
 /// Returns how many came up.
 pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
@@ -132,9 +100,9 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
             online: AtomicU64::new(0),
             valid: 1,
         };
-        clean_to_poc(record as *const SecondaryRecord as u64, 128);
+        cache::clean_invalidate_to_poc(record as *const SecondaryRecord as u64, 128);
         let started = match (&c.enable_method, machine.psci) {
-            (Some(EnableMethod::Psci), Some(conduit)) => match psci_cpu_on(conduit, c.mpidr, entry) {
+            (Some(EnableMethod::Psci), Some(conduit)) => match psci::cpu_on(conduit, c.mpidr, entry, 0) {
                 0 => Ok(()),
                 e => Err(alloc::format!("PSCI CPU_ON returned {e}")),
             },
@@ -144,9 +112,8 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
                     // aside for this (reserved, linear-mapped); the parked
                     // core reads it with its MMU off, hence the clean.
                     unsafe { core::ptr::write_volatile(release as *mut u64, entry) };
-                    clean_to_poc(release, 8);
-                    // SAFETY: wakes cores waiting in WFE.
-                    unsafe { core::arch::asm!("sev", options(nostack)) };
+                    cache::clean_invalidate_to_poc(release, 8);
+                    barrier::wake_all();
                     Ok(())
                 }
                 None => Err("release address outside the linear map".into()),

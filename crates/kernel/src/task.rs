@@ -231,20 +231,6 @@ fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
     Ok(pa)
 }
 
-/// Makes instructions written through the linear map visible to
-/// instruction fetch (clean to the point of unification, invalidate the
-/// instruction caches).
-fn sync_icache(va: u64, len: u64) {
-    let mut line = va & !63;
-    while line < va + len {
-        // SAFETY: cache maintenance on mapped memory changes no data.
-        unsafe { core::arch::asm!("dc cvau, {}", in(reg) line, options(nostack)) };
-        line += 64;
-    }
-    // SAFETY: barriers and instruction-cache invalidation only.
-    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
-}
-
 /// Loads `spec` into a fresh address space with `asid`.
 fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
     let program = elf::parse(spec.image).map_err(|e| format!("{e}"))?;
@@ -279,7 +265,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
                 // SAFETY: `dst..dst + len` lies in the frame just allocated.
                 unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
                 if s.executable {
-                    sync_icache(dst, src.len() as u64);
+                    crate::arch::aarch64::cache::sync_icache(dst, src.len() as u64);
                 }
             }
             if let Err(e) = tables.map(va, pa, page, attributes, Policy::Force(Unit::PAGE)) {
@@ -535,8 +521,7 @@ static WORK: AtomicU64 = AtomicU64::new(0);
 /// lock held, after changing what is ready, so no wake-up is lost.
 fn wake_cores() {
     WORK.fetch_add(1, Ordering::Release);
-    // SAFETY: SEV only sets the event register of every core.
-    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+    crate::arch::aarch64::barrier::publish_and_wake();
 }
 
 /// Sets up this core's GIC interface for its virtual timer's PPI, so the

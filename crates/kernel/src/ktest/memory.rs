@@ -114,12 +114,7 @@ fn unmapped_read_is_a_translation_fault(_: &mut BootInfo) -> TestResult {
 }
 
 fn brk_is_reported_with_its_class(_: &mut BootInfo) -> TestResult {
-    let report = catch_fault(|| {
-        // SAFETY: BRK raises a synchronous exception that catch_fault's
-        // handler records, resuming at the next instruction.
-        unsafe { core::arch::asm!("brk #0x42") };
-    })
-    .ok_or("brk did not trap")?;
+    let report = catch_fault(crate::arch::aarch64::cpu::breakpoint_0x42).ok_or("brk did not trap")?;
     check(report.exception_class() == 0x3c && report.esr & 0xffff == 0x42, || format!("ESR {:#x}", report.esr))
 }
 

@@ -1,5 +1,7 @@
 //! Values of the translation control registers for a granule, computed from
-//! the CPU's ID registers (raw fields).
+//! the CPU's ID registers.
+
+use aarch64_cpu::registers::TCR_EL1;
 
 use crate::mm::Granule;
 
@@ -9,26 +11,29 @@ pub const TCR_EPD0: u64 = 1 << 7;
 /// TCR_EL1 for 48-bit VAs in both halves: TTBR1 with `kernel` granule,
 /// TTBR0 with `user` granule, write-back inner-shareable walks, IPS from
 /// ID_AA64MMFR0_EL1.PARange (capped at 48 bits), 16-bit ASIDs where the CPU
-/// has them, hardware access/dirty updates off.
+/// has them, hardware access/dirty updates off. Built from `aarch64-cpu`'s
+/// field definitions; the test below checks the raw bits independently.
 pub fn tcr_el1(kernel: Granule, user: Granule, mmfr0: u64, ttbr0_walks: bool) -> u64 {
     let tg0 = match user {
-        Granule::K4 => 0b00,
-        Granule::K64 => 0b01,
-        Granule::K16 => 0b10,
+        Granule::K4 => TCR_EL1::TG0::KiB_4,
+        Granule::K16 => TCR_EL1::TG0::KiB_16,
+        Granule::K64 => TCR_EL1::TG0::KiB_64,
     };
     let tg1 = match kernel {
-        Granule::K16 => 0b01,
-        Granule::K4 => 0b10,
-        Granule::K64 => 0b11,
+        Granule::K4 => TCR_EL1::TG1::KiB_4,
+        Granule::K16 => TCR_EL1::TG1::KiB_16,
+        Granule::K64 => TCR_EL1::TG1::KiB_64,
     };
-    let t0sz = 16;
-    let t1sz = 16 << 16;
-    let walks0 = (1 << 8) | (1 << 10) | (3 << 12); // IRGN0, ORGN0 = WBWA; SH0 = inner
-    let walks1 = (1 << 24) | (1 << 26) | (3 << 28);
-    let ips = (mmfr0 & 0xf).min(5) << 32;
-    let asid16 = if (mmfr0 >> 4) & 0xf == 2 { 1 << 36 } else { 0 };
-    let epd0 = if ttbr0_walks { 0 } else { TCR_EPD0 };
-    t0sz | t1sz | walks0 | walks1 | (tg0 << 14) | (tg1 << 30) | ips | asid16 | epd0
+    let walks = TCR_EL1::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL1::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL1::SH0::Inner
+        + TCR_EL1::IRGN1::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL1::ORGN1::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL1::SH1::Inner;
+    let ips = TCR_EL1::IPS.val((mmfr0 & 0xf).min(5));
+    let asid = if asid_bits(mmfr0) == 16 { TCR_EL1::AS::ASID16Bits } else { TCR_EL1::AS::ASID8Bits };
+    let epd0 = if ttbr0_walks { TCR_EL1::EPD0::EnableTTBR0Walks } else { TCR_EL1::EPD0::DisableTTBR0Walks };
+    (TCR_EL1::T0SZ.val(16) + TCR_EL1::T1SZ.val(16) + walks + tg0 + tg1 + ips + asid + epd0).value
 }
 
 /// ASID width in bits (8 or 16) from ID_AA64MMFR0_EL1.ASIDBits.

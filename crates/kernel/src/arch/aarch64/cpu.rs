@@ -40,6 +40,15 @@ pub fn halt() -> ! {
     }
 }
 
+/// `brk #0x42`: a breakpoint exception with comment 0x42, for the test of
+/// exception reports. Only call it under `exception::catch_fault`, whose
+/// handler records it and resumes at the next instruction.
+pub fn breakpoint_0x42() {
+    // SAFETY: BRK only raises a synchronous exception; the caller's
+    // catch_fault handler resumes after it.
+    unsafe { core::arch::asm!("brk #0x42", options(nomem, nostack)) };
+}
+
 /// GICv3 CPU interface through system registers: enable it, unmask every
 /// priority, enable group 1.
 pub fn gicv3_cpu_interface_on() {

@@ -15,6 +15,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use aarch64_cpu::asm::barrier;
 
+use folio_core::mm::paging::{Attributes, descriptor};
+
 use crate::sync::SpinLock;
 
 const PAGE_SIZE: u64 = 4096;
@@ -23,15 +25,7 @@ const KERNEL_VIRT_BASE: u64 = 0xFFFF_8000_0000_0000;
 pub const WINDOW_BASE: u64 = KERNEL_VIRT_BASE + 510 * 0x20_0000;
 pub const WINDOW_PAGES: usize = 1024;
 
-// Descriptor bits, 4 KiB granule, stage 1 (matching MAIR in boot.s).
-const PAGE: u64 = 0b11;
-const AF: u64 = 1 << 10;
-const SH_INNER: u64 = 3 << 8;
-const AP_READ_ONLY: u64 = 1 << 7;
-const ATTR_NORMAL: u64 = 0 << 2;
-const ATTR_DEVICE: u64 = 1 << 2;
-const PXN: u64 = 1 << 53;
-const UXN: u64 = 1 << 54;
+/// Output addresses are 48 bits.
 const OUTPUT_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,13 +79,14 @@ pub fn map(physical: u64, size: u64, memory: Memory) -> Result<usize, EarlyMapEr
     if slot + pages > WINDOW_PAGES {
         return Err(EarlyMapError::WindowFull { pages });
     }
+    // The engine's own encoding (MAIR indices as boot.s sets them up).
     let attributes = match memory {
-        Memory::Device => PAGE | AF | ATTR_DEVICE | PXN | UXN,
-        Memory::NormalReadOnly => PAGE | AF | SH_INNER | ATTR_NORMAL | AP_READ_ONLY | PXN | UXN,
-        Memory::NormalReadWrite => PAGE | AF | SH_INNER | ATTR_NORMAL | PXN | UXN,
+        Memory::Device => Attributes::DEVICE,
+        Memory::NormalReadOnly => Attributes::KERNEL_RO,
+        Memory::NormalReadWrite => Attributes::KERNEL_RW,
     };
     for i in 0..pages {
-        let descriptor = ((first + i as u64 * PAGE_SIZE) & OUTPUT_MASK) | attributes;
+        let descriptor = descriptor::leaf(3, (first + i as u64 * PAGE_SIZE) & OUTPUT_MASK, &attributes, false);
         // SAFETY: `slot + i` is below WINDOW_PAGES (checked above), the slot
         // is unused (slots are handed out once, under WRITE_LOCK), and the
         // table is the boot L3 table of the window, which stays live for the

@@ -10,7 +10,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use folio_core::bootargs::ExitMethod;
 use folio_core::dtb::PsciConduit;
 
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 const SEMIHOSTING_SYS_EXIT: u64 = 0x18;
 const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
 
@@ -44,11 +43,10 @@ pub fn exit(status: u32) -> ! {
                 asm!("hlt #0xf000", in("x0") SEMIHOSTING_SYS_EXIT, in("x1") block.as_ptr(), options(nostack));
             }
         }
-        // SAFETY: PSCI SYSTEM_OFF through the DTB's conduit does not return
-        // when it succeeds; if it fails we fall through to the halt below.
-        HVC => unsafe { asm!("hvc #0", inout("x0") PSCI_SYSTEM_OFF => _, options(nostack)) },
-        // SAFETY: as above, through SMC.
-        SMC => unsafe { asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, options(nostack)) },
+        // SYSTEM_OFF does not return when it succeeds; if it fails we fall
+        // through to the halt below.
+        HVC => super::psci::system_off(PsciConduit::Hvc),
+        SMC => super::psci::system_off(PsciConduit::Smc),
         _ => {}
     }
     crate::println!("folio: halted; it is safe to power off");

@@ -273,15 +273,8 @@ pub fn build_and_switch(
     // The walker reads the tables with cacheable walks, so it is coherent
     // with the writes above; cleaning to the point of coherency as well keeps
     // them right even for a walker that is not.
-    let mut line = window as u64;
-    while line < window as u64 + block_size {
-        // SAFETY: the boot window maps the whole block; cleaning a cache line
-        // changes no data.
-        unsafe { asm!("dc cvac, {}", in(reg) line, options(nostack)) };
-        line += 64;
-    }
-    // SAFETY: a barrier.
-    unsafe { asm!("dsb ish", options(nostack)) };
+    // The boot window maps the whole block.
+    super::cache::clean_to_poc(window as u64, block_size);
 
     let root = tables.root();
     let tcr_switch = tcr_el1(granule, Granule::K4, mmfr0, true);

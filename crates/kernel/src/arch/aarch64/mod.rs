@@ -4,12 +4,15 @@
 //! Owns: every instruction that touches a system register or needs a
 //! barrier. Must never: hold policy; it does what `main.rs` asks.
 
+pub mod barrier;
+pub mod cache;
 pub mod cpu;
 pub mod early_map;
 pub mod exception;
 pub mod exit;
 pub mod mmu;
 pub mod pmu;
+pub mod psci;
 pub mod timer;
 pub mod vmemmap;
 
