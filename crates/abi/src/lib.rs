@@ -1,6 +1,7 @@
 //! The system-call interface as numbers: shared word for word by the kernel
 //! (`crate::syscall`, `crate::ipc`) and the EL0 library (`user/src/lib.rs`
 //! includes this file), so the two sides cannot drift apart.
+#![forbid(unsafe_code)]
 #![no_std]
 
 pub mod memsvc;
@@ -43,6 +44,18 @@ pub mod map {
     /// Frame capability kinds (MEM_CAP's x1).
     pub const CAP_POOL: u64 = 1;
     pub const CAP_META: u64 = 2;
+}
+
+/// Where a task's own memory lies in its address space: its image (linked
+/// at [`IMAGE_BASE`](task::IMAGE_BASE)) and its stack. Everything else a task
+/// reaches was mapped for it by the kernel or the memory service.
+pub mod task {
+    /// Where EL0 programs are linked (`user/linker.ld`).
+    pub const IMAGE_BASE: u64 = 0x40_0000;
+    /// Top of every task's stack.
+    pub const STACK_TOP: u64 = 0x7F_0000_0000;
+    /// The stack's size: 64 KiB, at least one page of any granule.
+    pub const STACK_SIZE: u64 = 64 << 10;
 }
 
 /// Status codes returned in x0 (0 is success).

@@ -14,6 +14,7 @@
 //! `PageTableHw`), so the same code runs over the simulated machine here
 //! (the `sim` feature exports it, with its TLB model, to the crates that test
 //! over it) and over the real MMU in the kernel (`crates/kernel`).
+#![forbid(unsafe_code)]
 #![cfg_attr(not(any(test, feature = "sim")), no_std)]
 
 extern crate alloc;

@@ -33,6 +33,30 @@ const _: () = assert!(core::mem::size_of::<PageDescriptor>().is_power_of_two());
 pub const DESCRIPTOR_SHIFT: u32 = 6;
 
 impl PageDescriptor {
+    /// The descriptor as the eight little-endian words of its `repr(C)`
+    /// layout, for code that moves it with word accesses (the memory
+    /// service's volatile accesses to its vmemmap).
+    pub fn to_words(&self) -> [u64; 8] {
+        let word3 =
+            self.refcount as u64 | (self.order as u64) << 32 | (self.zone as u64) << 40 | (self.reserved0 as u64) << 48;
+        let [r0, r1, r2, r3] = self.reserved;
+        [self.flags, self.compound_info, self.owner, word3, r0, r1, r2, r3]
+    }
+
+    /// The inverse of [`to_words`](Self::to_words).
+    pub fn from_words(w: [u64; 8]) -> PageDescriptor {
+        PageDescriptor {
+            flags: w[0],
+            compound_info: w[1],
+            owner: w[2],
+            refcount: w[3] as u32,
+            order: (w[3] >> 32) as u8,
+            zone: (w[3] >> 40) as u8,
+            reserved0: (w[3] >> 48) as u16,
+            reserved: [w[4], w[5], w[6], w[7]],
+        }
+    }
+
     /// The tail descriptor of every folio of `order` in `zone`.
     pub fn tail(order: u32, zone: u8) -> PageDescriptor {
         PageDescriptor { compound_info: compound_info(order), zone, ..PageDescriptor::default() }

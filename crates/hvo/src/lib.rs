@@ -44,6 +44,7 @@
 //! - `batch`: optimize and restore, in break-before-make batches.
 //! - `violation`: naming a write that hit a shared tail.
 //! - [`sim`] (feature `sim`): the simulated hardware the host tests use.
+#![forbid(unsafe_code)]
 #![cfg_attr(not(any(test, feature = "sim")), no_std)]
 
 extern crate alloc;

@@ -453,3 +453,22 @@ fn adoption_failing_at_every_allocation_leaves_nothing_behind() {
         }
     }
 }
+
+/// The word form is the `repr(C)` layout, field for field, and round-trips.
+#[test]
+fn descriptors_round_trip_through_words() {
+    let d = PageDescriptor {
+        flags: FLAG_HEAD | FLAG_OPTIMIZED,
+        compound_info: compound_info(9),
+        owner: 0x1234_5678_9abc_def0,
+        refcount: 0xdead_beef,
+        order: 18,
+        zone: 3,
+        reserved0: 0xa55a,
+        reserved: [1, 2, 3, u64::MAX],
+    };
+    let w = d.to_words();
+    assert_eq!(PageDescriptor::from_words(w), d);
+    assert_eq!(w[3], 0xa55a_0312_dead_beef);
+    assert_eq!(PageDescriptor::from_words([0; 8]), PageDescriptor::default());
+}

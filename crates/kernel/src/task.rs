@@ -40,9 +40,8 @@ use folio_core::syscall::{self, FrameCap, SysError};
 
 mod memory;
 
-/// Top of every task's stack (64 KiB, at least one page of any granule).
-pub const STACK_TOP: u64 = 0x7F_0000_0000;
-const STACK_SIZE: u64 = 64 << 10;
+/// Every task's stack: the ABI's task layout.
+pub use folio_abi::task::{STACK_SIZE, STACK_TOP};
 /// Exit status of a task stopped by a fault.
 pub const FAULT_STATUS: u64 = 139;
 

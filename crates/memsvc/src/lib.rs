@@ -15,6 +15,7 @@
 //! The host tests run it over the simulated machine (`hvo::sim`) and feed
 //! it long random streams of requests. The design note is
 //! `docs/memory-service.md`.
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

@@ -12,6 +12,7 @@
 //! death notification bound to it (so `recv` also reports a client's
 //! death, as the word of client badges). It exits when every client has
 //! died, after printing its statistics.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
@@ -19,7 +20,6 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use buddy_system_allocator::LockedHeap;
 use folio_abi::map as nr_map;
 use folio_abi::memsvc::{layout, op};
 use folio_core::ipc::NOTIFICATION_BADGE;
@@ -27,17 +27,8 @@ use folio_core::mm::frame::FramePool;
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
 use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
+use folio_rt::memory::{self, Mapped};
 use folio_rt::{cycles, nr, println, recv, reply_recv, syscall};
-
-/// The heap: the engine's bookkeeping (batches, statistics) and the
-/// service's tables of clients.
-const HEAP_SIZE: usize = 4 << 20;
-#[repr(align(4096))]
-#[allow(dead_code)] // only its address is used
-struct HeapMemory([u8; HEAP_SIZE]);
-static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_SIZE]);
-#[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
 
 /// The vmemmap's hardware, over the kernel's memory calls: frames from the
 /// small-frame capability, reached through the service's window on them;
@@ -45,6 +36,10 @@ static HEAP: LockedHeap<32> = LockedHeap::empty();
 struct ServiceVmemmap {
     granule: Granule,
     frames: FramePool,
+    /// The vmemmap window: descriptors at their frame numbers.
+    vmemmap: Mapped,
+    /// The small frames' window: frame `pa` at offset `pa`.
+    meta: Mapped,
 }
 
 fn check(r: [u64; 6]) -> Result<[u64; 6], u64> {
@@ -94,12 +89,11 @@ impl VmemmapHw for ServiceVmemmap {
     }
 
     fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor) {
-        let va = layout::SERVICE_META_WINDOW + pa;
+        // `pa` is one of this service's small frames, mapped read/write in
+        // its meta window by the kernel at start.
         let slots = (self.granule.size() >> hvo::DESCRIPTOR_SHIFT) as usize;
         for i in 0..slots {
-            // SAFETY: `pa` is one of this service's small frames, mapped
-            // read/write in its meta window by the kernel at start.
-            unsafe { core::ptr::write_volatile((va as *mut PageDescriptor).add(i), f(i)) };
+            self.meta.write_words(pa + ((i as u64) << hvo::DESCRIPTOR_SHIFT), f(i).to_words());
         }
     }
 
@@ -167,16 +161,16 @@ impl VmemmapHw for ServiceVmemmap {
         check(syscall(nr::TRANSLATE_SELF, [va, 0, 0, 0, 0, 0])).ok().map(|r| r[1])
     }
 
+    /// The engine reads only descriptors in vmemmap pages it mapped in
+    /// this address space.
     fn read(&mut self, va: u64) -> PageDescriptor {
-        // SAFETY: the engine reads only descriptors in vmemmap pages it
-        // mapped in this address space; 64-byte aligned.
-        unsafe { core::ptr::read_volatile(va as *const PageDescriptor) }
+        PageDescriptor::from_words(self.vmemmap.read_words(va - layout::SERVICE_VMEMMAP))
     }
 
+    /// The engine writes only private, writable pages (a write to a shared
+    /// tail would fault and the kernel would report it).
     fn write(&mut self, va: u64, d: &PageDescriptor) -> Result<(), HvoError> {
-        // SAFETY: as for `read`; the engine writes only private, writable
-        // pages (a shared tail would fault and the kernel would report it).
-        unsafe { core::ptr::write_volatile(va as *mut PageDescriptor, *d) };
+        self.vmemmap.write_words(va - layout::SERVICE_VMEMMAP, d.to_words());
         Ok(())
     }
 
@@ -203,36 +197,12 @@ impl ClientMemory for Kernel {
 
     fn zero(&mut self, pa: u64, size: u64) {
         let start = cycles();
-        zero_block(layout::SERVICE_POOL_WINDOW + pa, size);
+        // A huge page of the pool window, aligned to its size.
+        memory::zero(layout::SERVICE_POOL_WINDOW + pa, size);
         let spent = cycles().wrapping_sub(start);
         let per_size = &mut self.zeroing[size.trailing_zeros() as usize];
         per_size.0 += 1;
         per_size.1 += spent;
-    }
-}
-
-/// Zeroes [va, va + size), a huge page of the pool window (aligned to its
-/// size): DC ZVA a block at a time when EL0 may use it, else 64-byte
-/// stores.
-fn zero_block(va: u64, size: u64) {
-    let dczid: u64;
-    // SAFETY: DCZID_EL0 is readable at EL0 and has no side effects.
-    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
-    let block = 4u64 << (dczid & 0xf);
-    let mut at = va;
-    if dczid & (1 << 4) == 0 && size.is_multiple_of(block) {
-        while at < va + size {
-            // SAFETY: `at` lies in the huge page being zeroed, mapped
-            // read/write in this task; DC ZVA writes exactly one block.
-            unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack)) };
-            at += block;
-        }
-    } else {
-        while at < va + size {
-            // SAFETY: as above; 64 bytes inside the page.
-            unsafe { core::ptr::write_volatile(at as *mut [u64; 8], [0; 8]) };
-            at += 64;
-        }
     }
 }
 
@@ -261,7 +231,12 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     let total: u64 = pool.iter().map(|p| p.range.size()).sum();
     let [quota, _] = folio_rt::start_arguments();
     let quota = if quota == 0 { total / 2 } else { quota };
-    let hw = ServiceVmemmap { granule, frames };
+    let hw = ServiceVmemmap {
+        granule,
+        frames,
+        vmemmap: Mapped::new(layout::SERVICE_VMEMMAP, layout::SERVICE_VMEMMAP_END - layout::SERVICE_VMEMMAP),
+        meta: Mapped::new(layout::SERVICE_META_WINDOW, layout::PHYS_LIMIT),
+    };
     let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
     let vmemmap_frames = service.hvo().accounting().vmemmap_frames;
     println!(
@@ -277,9 +252,6 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
 }
 
 fn main() -> u64 {
-    // SAFETY: HEAP_MEMORY is used by nothing but the heap, set up once here
-    // before anything allocates.
-    unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) };
     let (mut service, _) = match start() {
         Ok(s) => s,
         Err(e) => {

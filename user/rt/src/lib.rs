@@ -1,9 +1,16 @@
-//! The user side of folio: what an EL0 program links against.
+//! folio's EL0 runtime: what an EL0 program links against.
 //!
-//! Owns: the program entry point (`entry!`), the system-call instructions
-//! (numbers and registers as `docs/syscalls.md` in the kernel repo says),
-//! and a console that writes through the kernel. Must never: assume
-//! anything about memory beyond its own segments and stack.
+//! Owns: the program entry point (`entry!`), the system-call instruction
+//! (numbers, registers and status codes as `folio-abi` defines them; the
+//! kernel's side is `crates/core/src/syscall.rs` and
+//! `crates/kernel/src/task.rs`), a console that writes through the kernel,
+//! the heap (feature `heap`), and safe access to what EL0 may use of the
+//! hardware: memory mapped for the task ([`memory`]), DC ZVA, the counters,
+//! and register-level checks for test programs ([`selftest`]). Besides the
+//! kernel, the only crate with `unsafe`: programs and the memory service
+//! forbid it. Must never: assume anything about memory beyond its own
+//! segments and stack, or let a safe function reach a Rust object through
+//! a raw address.
 #![no_std]
 
 use core::arch::asm;
@@ -16,15 +23,24 @@ pub use folio_abi::{nr, status};
 /// The memory service's protocol, from the same crate.
 pub use folio_abi::memsvc;
 
+#[cfg(feature = "heap")]
+pub mod heap;
+pub mod memory;
+pub mod selftest;
+
 /// x0 and x1 at start: what the kernel set up for this task (the memory
 /// service's quota and client count; 0 for other programs).
 static START_ARGUMENTS: [core::sync::atomic::AtomicU64; 2] =
     [core::sync::atomic::AtomicU64::new(0), core::sync::atomic::AtomicU64::new(0)];
 
+/// What the entry point does before `main`: keeps the start arguments and
+/// sets up the heap (feature `heap`).
 #[doc(hidden)]
-pub fn set_start_arguments(a0: u64, a1: u64) {
+pub fn start(a0: u64, a1: u64) {
     START_ARGUMENTS[0].store(a0, core::sync::atomic::Ordering::Relaxed);
     START_ARGUMENTS[1].store(a1, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(feature = "heap")]
+    heap::init();
 }
 
 pub fn start_arguments() -> [u64; 2] {
@@ -190,7 +206,7 @@ macro_rules! entry {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".text.entry")]
         pub extern "C" fn _start(a0: u64, a1: u64) -> ! {
-            $crate::set_start_arguments(a0, a1);
+            $crate::start(a0, a1);
             let status: u64 = $main();
             $crate::exit(status)
         }

@@ -3,6 +3,7 @@
 //! instance, and checks after every yield that it still reads its own: a
 //! stale translation of another address space (an ASID handed out twice)
 //! would show another instance's tag. Exits with the number of mismatches.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
@@ -19,8 +20,7 @@ fn main() -> u64 {
     let mut wrong = 0;
     for _ in 0..rounds {
         yield_now();
-        // SAFETY: reads of this task's own stack array, kept in memory.
-        let stacked = unsafe { core::ptr::read_volatile(&on_stack[3]) };
+        let stacked = folio_rt::memory::read_own(&on_stack[3]);
         wrong += (MINE.load(Ordering::Relaxed) != tag) as u64 + (stacked != tag) as u64;
     }
     wrong

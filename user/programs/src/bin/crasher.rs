@@ -1,5 +1,6 @@
 //! A server that takes one call and then faults instead of replying: its
 //! caller must get an error, not hang.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
@@ -8,9 +9,9 @@ use folio_rt::{println, recv};
 fn main() -> u64 {
     let (status, badge, _) = recv(0);
     println!("crasher: got a call from badge {badge} (status {status}); faulting now");
-    // SAFETY: deliberately invalid: nothing is mapped at 0x18, so this
-    // faults while the caller waits for a reply.
-    unsafe { core::ptr::write_volatile(0x18 as *mut u64, 1) };
+    // Deliberately invalid: nothing is mapped at 0x18, so this faults while
+    // the caller waits for a reply.
+    folio_rt::memory::write_u64(0x18, 1);
     1
 }
 

@@ -1,4 +1,5 @@
 //! The smallest EL0 program: prints and exits with status 7.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

@@ -1,6 +1,7 @@
 //! Bad requests: a handle it does not hold, kernel and unmapped pointers,
 //! an unknown system call; each must come back as an error. Then it
 //! faults on purpose, which the kernel must report without stopping others.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
@@ -15,9 +16,9 @@ fn main() -> u64 {
     println!(
         "hostile: no handle {no_handle}, kernel pointer {kernel}, unmapped {unmapped}, too long {too_long}, unknown call {unknown}"
     );
-    // SAFETY: deliberately invalid: nothing is mapped at 0x10, so this
-    // faults and the kernel stops this task.
-    unsafe { core::ptr::write_volatile(0x10 as *mut u64, 1) };
+    // Deliberately invalid: nothing is mapped at 0x10, so this faults and
+    // the kernel stops this task.
+    folio_rt::memory::write_u64(0x10, 1);
     println!("hostile: still running after a fault (wrong)");
     1
 }

@@ -2,6 +2,7 @@
 //! counter (instructions under QEMU -icount) read just before the system
 //! call and just after the other side returns from its own, 16 warm-up
 //! rounds, then the minimum of 16, the counter's own cost subtracted.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

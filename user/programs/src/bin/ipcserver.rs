@@ -1,6 +1,7 @@
 //! The IPC benchmark server: for each call, the instructions from the
 //! client's counter read (message word 0) to its own just after receiving,
 //! and its counter read just before replying, sent back in the reply.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

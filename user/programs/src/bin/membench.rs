@@ -4,6 +4,7 @@
 //! instructions of ALLOC (optimized and plain), FREE and DEMOTE as the
 //! caller sees them, IPC and kernel included. The service prints the
 //! zeroing part of ALLOC itself (`memsvc: zeroing ...`).
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

@@ -8,13 +8,14 @@
 //!
 //! Start: x0 = instance number, x1 = instances. Handles: 0 = the service,
 //! 1 = this instance's notification (wait), 2 = the other's (signal).
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
 use core::fmt::Display;
 
 use folio_rt::memsvc::{QUERY, error, flags, layout, op};
-use folio_rt::{Message, call, nr, println, signal, syscall, wait};
+use folio_rt::{Message, call, memory, nr, println, signal, syscall, wait};
 
 const SERVICE: u64 = 0;
 const MINE: u64 = 1;
@@ -72,9 +73,8 @@ fn pattern(id: u64, va: u64) -> u64 {
 fn write_pattern(id: u64, va: u64, size: u64, page: u64) {
     let mut at = va;
     while at < va + size {
-        // SAFETY: [va, va + size) is a huge page the service mapped
-        // read/write into this task.
-        unsafe { core::ptr::write_volatile(at as *mut u64, pattern(id, at)) };
+        // [va, va + size) is a huge page the service mapped read/write.
+        memory::write_u64(at, pattern(id, at));
         at += page;
     }
 }
@@ -84,8 +84,7 @@ fn pattern_errors(id: u64, va: u64, size: u64, page: u64) -> u64 {
     let mut bad = 0;
     let mut at = va;
     while at < va + size {
-        // SAFETY: as in write_pattern.
-        bad += (unsafe { core::ptr::read_volatile(at as *const u64) } != pattern(id, at)) as u64;
+        bad += (memory::read_u64(at) != pattern(id, at)) as u64;
         at += page;
     }
     bad
@@ -94,10 +93,7 @@ fn pattern_errors(id: u64, va: u64, size: u64, page: u64) -> u64 {
 /// Non-zero words among: every word of the first and last page, and the
 /// first word of every page.
 fn nonzero_words(va: u64, size: u64, page: u64) -> u64 {
-    let read = |a: u64| {
-        // SAFETY: as in write_pattern.
-        unsafe { core::ptr::read_volatile(a as *const u64) }
-    };
+    let read = memory::read_u64;
     let mut bad = 0;
     for a in (va..va + page).step_by(8).chain((va + size - page..va + size).step_by(8)) {
         bad += (read(a) != 0) as u64;
@@ -250,8 +246,7 @@ fn main() -> u64 {
     // Reuse: dirty a huge page, free it, and a new one is zero again.
     let a = ask([op::ALLOC, smallest, flags::NO_OPTIMIZE, 0]);
     if a[0] == 0 {
-        // SAFETY: the huge page just mapped read/write into this task.
-        unsafe { core::ptr::write_bytes(a[2] as *mut u8, 0xa5, small as usize) };
+        memory::fill(a[2], small, 0xa5);
         ask([op::FREE, a[1], 0, 0]);
         let b = ask([op::ALLOC, smallest, 0, 0]);
         r.check(

@@ -1,5 +1,6 @@
 //! A client that makes one call and exits with the call's status (0 when
 //! answered, 4 when the server died).
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

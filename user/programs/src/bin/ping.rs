@@ -1,6 +1,7 @@
 //! An IPC client: ten calls to handle 0, checking each reply; exits with
 //! the number of wrong replies. With x0 = 1 at start it first waits on its
 //! notification (handle 1).
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

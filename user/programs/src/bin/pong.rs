@@ -1,5 +1,6 @@
 //! An IPC server: answers each call with the message's first word plus one
 //! and the caller's badge; exits after serving 40 calls (four clients).
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

@@ -1,4 +1,5 @@
 //! A server that answers one call and exits, leaving later callers queued.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

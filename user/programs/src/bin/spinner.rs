@@ -2,6 +2,7 @@
 //! timer preemption (or a reschedule SGI) lets anything else run on its
 //! core meanwhile. With x0 = N at start it first signals its handles
 //! 0..N (notifications), to tell waiting tasks it is about to spin.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

@@ -6,9 +6,11 @@
 //! both counters equal the number of rounds (x0 at start). A read through
 //! a stale translation would see the poison the kernel leaves in a frame it
 //! moved the page away from. Exits with a bit per counter that is wrong.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
+use folio_rt::memory::Mapped;
 use folio_rt::start_arguments;
 
 /// Where the kernel maps the region (2 MiB aligned, in every granule's
@@ -18,22 +20,20 @@ const POISON: u64 = 0x7070_7070_7070_7070;
 
 fn main() -> u64 {
     let [rounds, _] = start_arguments();
-    let (first, second) = (REGION as *mut u64, (REGION + (1 << 20)) as *mut u64);
+    // The kernel maps [REGION, REGION + 2 MiB) read/write for this task
+    // before it starts and keeps it mapped (a fault in a change window is
+    // retried).
+    let region = Mapped::new(REGION, 2 << 20);
+    let (first, second) = (0, 1 << 20);
     let mut poisoned = 0;
     for _ in 0..rounds {
-        // SAFETY: the kernel maps [REGION, REGION + 2 MiB) read/write for
-        // this task before it starts and keeps it mapped (a fault in a
-        // change window is retried).
-        unsafe {
-            let a = core::ptr::read_volatile(first);
-            poisoned |= (a == POISON) as u64;
-            core::ptr::write_volatile(first, a + 1);
-            let b = core::ptr::read_volatile(second);
-            core::ptr::write_volatile(second, b + 1);
-        }
+        let a = region.read_u64(first);
+        poisoned |= (a == POISON) as u64;
+        region.write_u64(first, a + 1);
+        let b = region.read_u64(second);
+        region.write_u64(second, b + 1);
     }
-    // SAFETY: as above.
-    let (a, b) = unsafe { (core::ptr::read_volatile(first), core::ptr::read_volatile(second)) };
+    let (a, b) = (region.read_u64(first), region.read_u64(second));
     (a != rounds) as u64 | ((b != rounds) as u64) << 1 | poisoned << 2
 }
 

@@ -1,6 +1,7 @@
 //! Polls its endpoint (nobody there: WouldBlock), waits 50 ms for a call
 //! that never comes (TimedOut), then waits on its notification for the
 //! kernel to say a client died; exits with the notification word.
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
