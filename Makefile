@@ -93,7 +93,7 @@ bench: image
 	@for n in 2 4; do \
 	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
 	done
-	$(CARGO) bench -p folio-core --bench paging
+	$(CARGO) bench -p folio-bench --bench paging
 
 check: user
 	$(CARGO) clippy --all-targets -- -D warnings
