@@ -2,9 +2,10 @@
 //! (`crate::syscall`, `crate::ipc`) and the EL0 library (`user/src/lib.rs`
 //! includes this file), so the two sides cannot drift apart.
 #![forbid(unsafe_code)]
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 pub mod memsvc;
+pub mod report;
 
 /// System-call numbers, passed in x8.
 pub mod nr {

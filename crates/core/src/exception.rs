@@ -8,6 +8,8 @@
 
 use core::fmt;
 
+use folio_abi::report::{Hex, Value};
+
 /// Which of the 16 vector entries was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vector {
@@ -161,6 +163,30 @@ impl ExceptionReport {
     }
 }
 
+/// The report's ` key=value` fields for a result line (`folio_abi::report`):
+/// `el`, `class` (EC), `esr`, and for aborts `fault`, `level`, `access`;
+/// then `far`, `elr`.
+pub struct ReportFields<'a>(pub &'a ExceptionReport);
+
+impl fmt::Display for ReportFields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        let ec = r.exception_class();
+        write!(f, " el={} class={} esr={}", spsr_el(r.spsr), Hex(ec), Hex(r.esr))?;
+        if is_abort(ec) {
+            let status = fault_status(r.esr & 0x3f);
+            write!(f, " fault={}", Value(status.kind))?;
+            if let Some(level) = status.level {
+                write!(f, " level={level}")?;
+            }
+            if ec & !1 == 0x24 {
+                write!(f, " access={}", if r.is_write() { "write" } else { "read" })?;
+            }
+        }
+        write!(f, " far={} elr={}", Hex(r.far), Hex(r.elr))
+    }
+}
+
 impl fmt::Display for ExceptionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ec = self.exception_class();
@@ -194,6 +220,21 @@ mod tests {
         assert_eq!(Vector::from_index(9), Some(Vector { source: VectorSource::LowerElAarch64, kind: VectorKind::Irq }));
         assert_eq!(Vector::from_index(15).map(|v| v.kind), Some(VectorKind::SError));
         assert_eq!(Vector::from_index(16), None);
+    }
+
+    #[test]
+    fn report_fields_are_key_values() {
+        let report = ExceptionReport {
+            vector: Vector::from_index(4).unwrap(),
+            esr: (0x25 << 26) | (1 << 25) | 0x07,
+            far: 0xffff_7fff_dead_0000,
+            elr: 0xffff_8000_0000_1234,
+            spsr: 0x3c5,
+        };
+        assert_eq!(
+            ReportFields(&report).to_string(),
+            " el=1 class=0x25 esr=0x96000007 fault=\"translation fault\" level=3 access=read far=0xffff7fffdead0000 elr=0xffff800000001234"
+        );
     }
 
     #[test]

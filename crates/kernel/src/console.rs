@@ -62,6 +62,22 @@ macro_rules! println {
     ($($arg:tt)*) => ($crate::console::print(format_args!("{}\n", format_args!($($arg)*))));
 }
 
+/// Prints a structured result line (`folio_abi::report`):
+/// `result!(NAME, PASSED, key = value, ...)` prints
+/// `result NAME pass|fail key=value ...` as one console write.
+#[macro_export]
+macro_rules! result {
+    ($name:expr, $passed:expr $(, $key:ident = $value:expr)* $(,)?) => {
+        $crate::console::print(format_args!(
+            "{}{} {}{}\n",
+            folio_abi::report::PREFIX,
+            $name,
+            folio_abi::report::verdict($passed),
+            folio_abi::report::Fields(&[$((stringify!($key), &$value as &dyn core::fmt::Display)),*])
+        ))
+    };
+}
+
 /// Installs the logger with a level and a clock for timestamps.
 pub fn init_logger(level: log::LevelFilter, clock: Clock) {
     *CLOCK.lock() = Some(clock);

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use crate::arch::aarch64::vmemmap::KernelVmemmapHw;
 use crate::frames::KERNEL_FRAMES;
-use crate::println;
+use crate::result;
 use folio_core::mm::layout::VMEMMAP_BASE;
 use folio_core::mm::memmap::Size;
 use folio_core::mm::paging::Unit;
@@ -90,39 +90,55 @@ fn memory_needed(banks: &[PhysRange], size: u64) -> u64 {
 /// allocator's gain is checked against the engine's accounting.
 pub fn savings_report(granule: Granule, banks: &[PhysRange]) {
     let min = hvo::min_optimizable_order(granule);
-    println!("HVO savings, {granule} granule (each row measured on a real folio; minimum order {min}):");
-    println!(
-        "  {:<10} {:<26} {:>11} {:>9} {:>6} {:>6}  saved",
-        "huge page", "mapping", "descriptors", "vmemmap", "after", "freed"
-    );
+    // One line per huge size: descriptors, vmemmap pages before and after
+    // HVO, pages freed, each measured on a real folio (the frame
+    // allocator's gain must equal the engine's accounting).
     for unit in huge_units(granule) {
         let order = order_of(granule, unit);
         let size = unit.size(granule);
         let x64 = hvo::vmemmap_pages_x64(granule, order);
         let before = if x64 >= 64 { format!("{}", x64 / 64) } else { format!("1/{}", 64 / x64) };
-        let lead = format!(
-            "  {:<10} {:<26} {:>11} {:>9}",
-            format!("{}", Size(size)),
-            format!("{unit}"),
-            1u64 << order,
-            before
-        );
+        let descriptors = 1u64 << order;
         if order < min {
-            println!("{lead} {:>6} {:>6}  not eligible (order {order} < {min})", "-", "-");
+            result!(
+                "hvo.savings",
+                true,
+                granule = granule,
+                size = Size(size),
+                unit = unit,
+                descriptors = descriptors,
+                vmemmap_pages = before,
+                eligible = "no",
+                min_order = min
+            );
             continue;
         }
         match measure_row(granule, order, banks) {
-            Ok(Some((after, freed, gain))) => {
-                let check = if gain == freed { "" } else { " (allocator disagrees!)" };
-                println!("{lead} {after:>6} {freed:>6}  {}{check}", Size(freed * granule.size()));
-            }
-            Ok(None) => println!(
-                "{lead} {:>6} {:>6}  does not fit in this machine's free memory (needs about MEM={}G)",
-                "?",
-                "?",
-                memory_needed(banks, size) >> 30
+            Ok(Some((after, freed, gain))) => result!(
+                "hvo.savings",
+                gain == freed,
+                granule = granule,
+                size = Size(size),
+                unit = unit,
+                descriptors = descriptors,
+                vmemmap_pages = before,
+                after = after,
+                freed = freed,
+                saved = Size(freed * granule.size()),
+                allocator_gain = gain
             ),
-            Err(e) => println!("{lead} {:>6} {:>6}  failed: {e}", "?", "?"),
+            Ok(None) => result!(
+                "hvo.savings",
+                true,
+                granule = granule,
+                size = Size(size),
+                unit = unit,
+                descriptors = descriptors,
+                vmemmap_pages = before,
+                fits = "no",
+                needs_mem_gib = memory_needed(banks, size) >> 30
+            ),
+            Err(e) => result!("hvo.savings", false, granule = granule, size = Size(size), why = e),
         }
     }
 }
@@ -177,11 +193,8 @@ pub fn reserve_pools(
     for &(size, count) in requests {
         let Some(unit) = units.iter().find(|u| u.size(granule) == size) else {
             let sizes: Vec<String> = units.iter().map(|u| format!("{}", Size(u.size(granule)))).collect();
-            log::warn!(
-                "hugepages: {} is not a huge-page size of the {granule} granule ({}); skipped",
-                Size(size),
-                sizes.join(", ")
-            );
+            // Not a huge-page size of this granule: skipped.
+            result!("hugepages.request", false, size = Size(size), granule = granule, sizes = sizes.join(","));
             continue;
         };
         let order = order_of(granule, *unit);
@@ -190,7 +203,14 @@ pub fn reserve_pools(
             match frames.alloc(order) {
                 Ok(pa) => got.push(pa),
                 Err(_) => {
-                    log::warn!("hugepages: only {} of {count} x {} fit in free memory", got.len(), Size(size));
+                    result!(
+                        "hugepages.request",
+                        false,
+                        size = Size(size),
+                        asked = count,
+                        got = got.len(),
+                        why = "free memory"
+                    );
                     break;
                 }
             }
@@ -263,11 +283,14 @@ pub fn describe_pools(granule: Granule, banks: &[PhysRange], pools: &[ReservedPo
     let acc = hvo.accounting();
     let page = granule.size();
     for pool in pools {
-        println!(
-            "hugepages: {} x {} reserved at boot, {}",
-            pool.frames.len(),
-            Size(page << pool.order),
-            if late { "vmemmap populated in full, then optimized" } else { "born optimized" }
+        // Reserved at boot; born optimized, or (late) populated in full and
+        // optimized afterwards.
+        result!(
+            "hugepages.pool",
+            true,
+            count = pool.frames.len(),
+            size = Size(page << pool.order),
+            born_optimized = if late { "no" } else { "yes" }
         );
     }
     let plain: u64 = pools
@@ -275,19 +298,19 @@ pub fn describe_pools(granule: Granule, banks: &[PhysRange], pools: &[ReservedPo
         .map(|p| p.frames.len() as u64 * (((1u64 << p.order) << hvo::DESCRIPTOR_SHIFT) / page).max(1))
         .sum();
     let cost = acc.vmemmap_frames + acc.shared_tails + acc.table_frames;
-    println!(
-        "hugepages: their vmemmap costs {} private pages + {} shared tail page(s) + {} page-table frames = {} frames ({})",
-        acc.vmemmap_frames,
-        acc.shared_tails,
-        acc.table_frames,
-        cost,
-        Size(cost * page)
+    // What the pools' vmemmap costs against a plain one; instructions by the
+    // PMU cycle counter (exact under QEMU -icount).
+    result!(
+        "hugepages.vmemmap",
+        true,
+        private_pages = acc.vmemmap_frames,
+        shared_tails = acc.shared_tails,
+        table_frames = acc.table_frames,
+        frames = cost,
+        bytes = cost * page,
+        plain_pages = plain,
+        never_allocated = acc.never_populated,
+        instructions = instructions
     );
-    println!(
-        "hugepages: a plain vmemmap would take {plain} pages ({}); {} of them were never allocated",
-        Size(plain * page),
-        acc.never_populated
-    );
-    println!("hugepages: pool set up in {instructions} instructions (PMU cycle counter; exact under QEMU -icount)");
     *HUGEPAGE_POOL.lock() = Some((hvo, folios));
 }

@@ -14,15 +14,16 @@ use crate::arch::aarch64::early_map::{self, Memory};
 use crate::arch::aarch64::{cpu, exit, mmu, timer};
 use crate::boot_info::{BootInfo, UNMAPPED_ADDRESS};
 use crate::drivers::pl011::Pl011;
-use crate::{console, println};
+use crate::{console, println, result};
 use buddy_system_allocator::LockedHeap;
+use folio_abi::report::{Hex, Value};
 use folio_core::board::Board;
 use folio_core::board::{qemu_virt, rpi4};
-use folio_core::bootargs::{self, BootArgs, CrashKind, ExitMethod};
+use folio_core::bootargs::{self, BootArgWarning, BootArgs, CrashKind, ExitMethod};
 use folio_core::dtb::{self, DtbError, EnableMethod, GicInfo, Machine, PsciConduit, validate};
 use folio_core::mm::memmap::Size;
 use folio_core::mm::{FramePool, Granule, MemoryMap, PhysRange};
-use log::{error, info, warn};
+use log::{error, info};
 
 /// Exit status after a panic.
 const PANIC_EXIT_STATUS: u32 = 2;
@@ -84,26 +85,37 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
 
     let midr = cpu::midr();
     info!("folio {} on {}: {}", env!("CARGO_PKG_VERSION"), board, machine.model);
-    info!("CPU {} (MIDR {:#010x}, MPIDR {:#x})", cpu::part_name(midr), midr, cpu::mpidr());
-    match entry_el {
-        2 => info!("entered at EL2, dropped to EL1"),
-        _ => info!("entered at EL{entry_el}"),
-    }
-    info!("image at {image}");
+    // Entered at EL2, the boot code dropped to EL1 (EL3 never gets here).
+    result!(
+        "boot",
+        true,
+        board = board.slug(),
+        model = machine.model,
+        entry_el = entry_el,
+        el = 1,
+        cpu = cpu::part_name(midr),
+        midr = Hex(midr as u64),
+        mpidr = Hex(cpu::mpidr()),
+        image = Hex(image.start()),
+        image_end = Hex(image.end()),
+    );
     match (&dtb, &dtb_problem) {
-        (Some(range), _) => info!("DTB at {range}: valid"),
+        (Some(range), _) => result!("dtb", true, start = Hex(range.start()), end = Hex(range.end())),
         (None, Some((problem, had_atags))) => {
-            warn!("no valid DTB at {dtb_physical:#x}: {problem}");
-            warn!(
-                "using the Raspberry Pi 4 defaults (platform/rpi4){}",
-                if *had_atags { ", memory and command line from ATAGS" } else { "" }
-            );
+            result!("dtb", false, address = Hex(dtb_physical), why = problem);
+            // The board's defaults (folio_core::board::rpi4), refined by ATAGS.
+            result!("machine.defaults", true, board = board.slug(), atags = had_atags);
         }
         (None, None) => {}
     }
     info!("command line: \"{cmdline}\"");
     for w in &warnings {
-        warn!("{w}");
+        match w {
+            BootArgWarning::Unknown { arg } => result!("bootarg", false, arg = arg, why = "unknown"),
+            BootArgWarning::BadValue { key, value, expected } => {
+                result!("bootarg", false, key = key, value = value, expected = expected)
+            }
+        }
     }
     report_devices(&machine);
 
@@ -113,11 +125,8 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
     crate::smp::start_secondaries(&machine, granule);
-    if cpu::enable_pan() {
-        info!("PAN: on (EL1 cannot touch task memory)");
-    } else {
-        info!("PAN: this CPU does not have it");
-    }
+    // PAN: EL1 cannot touch task memory, where the CPU has it.
+    result!("pan", true, state = if cpu::enable_pan() { "on" } else { "absent" });
     crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = BootInfo { machine, memory_map, image, granule };
 
@@ -185,8 +194,8 @@ fn switch_to_kernel_tables(
                 *crate::drivers::gic::GIC.lock() = Some(gic);
             }
             let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();
-            info!("MMU: kernel on its own {granule} tables ({} table frames), TTBR1 upper half", tables.tables);
-            info!("linear map: {}", parts.join(", "));
+            // The kernel runs on its own tables (TTBR1, upper half).
+            result!("mmu", true, granule = granule, table_frames = tables.tables, linear_map = parts.join(", "));
         }
         Err(e) => {
             error!("could not build the kernel's page tables: {e}");
@@ -226,8 +235,10 @@ fn no_machine(problem: DtbError, entry_el: u64) -> ! {
         uart.init(None, 115_200);
         console::set_console(uart);
     }
-    println!("folio: no valid device tree: {problem}");
-    println!("folio: QEMU virt passes one with an Image kernel (-kernel folio.img); an ELF kernel gets none.");
+    result!("dtb", false, address = 0, why = problem);
+    println!(
+        "folio: QEMU virt passes a device tree with an Image kernel (-kernel folio.img); an ELF kernel gets none."
+    );
     // The PSCI conduit QEMU virt uses: SMC when it started us at EL2, else HVC.
     exit::configure(ExitMethod::Psci, Some(if entry_el == 2 { PsciConduit::Smc } else { PsciConduit::Hvc }));
     exit::exit(NO_MACHINE_EXIT_STATUS)
@@ -253,27 +264,37 @@ fn start_console(machine: &Machine, board: Board) {
 
 fn report_devices(machine: &Machine) {
     match machine.uart {
-        Some(uart) => info!("console: PL011 at {:#x}", uart.start()),
-        None => warn!("no PL011 found"),
+        Some(uart) => result!("console", true, driver = "pl011", base = Hex(uart.start())),
+        None => result!("console", false, why = "no PL011 found"),
     }
     match machine.gic {
-        Some(GicInfo::V2 { distributor, cpu_interface }) => {
-            info!("GIC: v2, distributor {:#x}, CPU interface {:#x}", distributor.start(), cpu_interface.start())
-        }
-        Some(GicInfo::V3 { distributor, redistributors }) => {
-            info!("GIC: v3, distributor {:#x}, redistributors {redistributors}", distributor.start())
-        }
-        None => warn!("no GIC found"),
+        Some(GicInfo::V2 { distributor, cpu_interface }) => result!(
+            "gic",
+            true,
+            version = 2,
+            distributor = Hex(distributor.start()),
+            cpu_interface = Hex(cpu_interface.start())
+        ),
+        Some(GicInfo::V3 { distributor, redistributors }) => result!(
+            "gic",
+            true,
+            version = 3,
+            distributor = Hex(distributor.start()),
+            redistributors = Hex(redistributors.start()),
+            redistributors_end = Hex(redistributors.end())
+        ),
+        None => result!("gic", false, why = "no GIC found"),
     }
     match machine.virtual_timer_intid {
-        Some(intid) => info!("timer: virtual timer INTID {intid}, CNTFRQ {} Hz", timer::frequency()),
-        None => warn!("timer: no architected timer node; CNTFRQ {} Hz", timer::frequency()),
+        Some(intid) => result!("timer", true, intid = intid, frequency = timer::frequency()),
+        None => result!("timer", false, why = "no architected timer node", frequency = timer::frequency()),
     }
-    match machine.psci {
-        Some(PsciConduit::Hvc) => info!("PSCI: conduit hvc"),
-        Some(PsciConduit::Smc) => info!("PSCI: conduit smc"),
-        None => info!("PSCI: none"),
-    }
+    let conduit = match machine.psci {
+        Some(PsciConduit::Hvc) => "hvc",
+        Some(PsciConduit::Smc) => "smc",
+        None => "none",
+    };
+    result!("psci", true, conduit = conduit);
     let methods: Vec<String> = machine
         .cpus
         .iter()
@@ -284,7 +305,7 @@ fn report_devices(machine: &Machine) {
             None => format!("{:#x}", c.mpidr),
         })
         .collect();
-    info!("CPUs: {} [{}] (secondaries parked)", machine.cpus.len(), methods.join(", "));
+    result!("cpus", true, count = machine.cpus.len(), enable = methods.join(","));
 }
 
 /// The granule the command line asked for, if this CPU has it; otherwise the
@@ -295,7 +316,8 @@ fn choose_granule(requested: Granule) -> Granule {
         return requested;
     }
     let fallback = Granule::ALL.into_iter().find(|g| g.supported_by(mmfr0)).unwrap_or(Granule::K4);
-    warn!("granule {requested} is not supported by this CPU (ID_AA64MMFR0_EL1 = {mmfr0:#x}); using {fallback}");
+    // ID_AA64MMFR0_EL1 says this CPU lacks the granule asked for.
+    result!("granule", false, requested = requested, used = fallback, mmfr0 = Hex(mmfr0));
     fallback
 }
 
@@ -313,12 +335,18 @@ fn build_frame_pool(
     for r in &machine.reserved {
         memory_map.reserved.push((r.range, r.source.clone()));
     }
-    info!("memory map ({} banks, {} RAM):", machine.memory.len(), Size(memory_map.total_ram()));
+    result!(
+        "memory",
+        true,
+        banks = machine.memory.len(),
+        ram = memory_map.total_ram(),
+        ram_size = Size(memory_map.total_ram())
+    );
     for bank in &machine.memory {
-        info!("  bank     {} {}", bank.range, bank.node);
+        result!("bank", true, start = Hex(bank.range.start()), end = Hex(bank.range.end()), source = bank.node);
     }
     for (range, source) in &memory_map.reserved {
-        info!("  reserved {range} {source}");
+        result!("reserved", true, start = Hex(range.start()), end = Hex(range.end()), source = source);
     }
     let mut frames = FramePool::new(granule);
     for free in memory_map.free_ranges(granule) {
@@ -327,7 +355,7 @@ fn build_frame_pool(
             error!("frame allocator refused {free}: {e}");
         }
     }
-    info!("frame allocator: {granule} frames, {} free ({})", frames.free_frames(), Size(frames.free_bytes()));
+    result!("frames", true, granule = granule, free = frames.free_frames(), free_bytes = frames.free_bytes());
     (memory_map, frames)
 }
 
@@ -347,10 +375,13 @@ fn crash_if_asked(args: &BootArgs<'_>) {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::emergency_print(format_args!("\n*** folio: kernel panic"));
-    if let Some(location) = info.location() {
-        console::emergency_print(format_args!(" at {}:{}:{}", location.file(), location.line(), location.column()));
-    }
-    console::emergency_print(format_args!(": {}\n", info.message()));
+    console::emergency_print(format_args!("\n*** folio: kernel panic\n"));
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    console::emergency_print(format_args!(
+        "{}panic fail file={} line={line} message={}\n",
+        folio_abi::report::PREFIX,
+        Value(file),
+        Value(info.message())
+    ));
     exit::exit(PANIC_EXIT_STATUS)
 }

@@ -19,8 +19,9 @@
 use alloc::vec::Vec;
 
 use crate::frames::KERNEL_FRAMES;
-use crate::{print, println};
+use crate::result;
 use folio_abi::memsvc::layout;
+use folio_abi::report::Hex;
 use folio_core::bootargs::{BootArgs, Memsvc};
 use folio_core::ipc::Object;
 use folio_core::mm::paging::huge_page_size_shifts as supported_size_shifts;
@@ -148,15 +149,20 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     let reserved = match reserve(k.granule, &k.memory_map.banks, args.memsvc) {
         Ok(r) => r,
         Err(e) => {
-            println!("memsvc: not started: {e}");
+            result!("memsvc.start", false, why = e);
             return 1;
         }
     };
-    print!("memsvc: kernel grants the service");
     for c in &reserved.caps {
-        print!(" {:?} {} (zone {})", c.kind, c.range, c.zone);
+        result!(
+            "memsvc.grant",
+            true,
+            kind = format_args!("{:?}", c.kind),
+            start = Hex(c.range.start()),
+            end = Hex(c.range.end()),
+            zone = c.zone
+        );
     }
-    println!();
     let specs = [
         SERVICE,
         Spec {
@@ -184,8 +190,8 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     let objects = service_objects(3, Some(&reserved.caps), &arguments);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
-    println!("memsvc: tasks ended {:?}", outcome.statuses);
     let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
+    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses));
     if all_ok { 0 } else { 1 }
 }
 
@@ -202,6 +208,7 @@ fn bench(k: &BootInfo, reserved: &Reserved, quota: u64) -> u32 {
     let arguments = [(0, [quota, 1])];
     let objects = service_objects(1, Some(&reserved.caps), &arguments);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    println!("memsvc: tasks ended {:?}", outcome.statuses);
-    if outcome.statuses.iter().all(|(_, s)| *s == Some(0)) { 0 } else { 1 }
+    let all_ok = outcome.statuses.iter().all(|(_, s)| *s == Some(0));
+    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses));
+    if all_ok { 0 } else { 1 }
 }

@@ -12,7 +12,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::aarch64::mmu::SECONDARY_BOOT;
 use crate::arch::aarch64::{barrier, cache, cpu, psci, timer};
 use crate::frames::KERNEL_FRAMES;
-use crate::println;
+use crate::result;
+use folio_abi::report::Hex;
 use folio_core::dtb::{EnableMethod, Machine};
 use folio_core::mm::Granule;
 use folio_core::mm::layout::{self, KERNEL_BASE};
@@ -77,12 +78,12 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
     for c in machine.cpus.iter().filter(|c| c.mpidr != me) {
         let index = (c.mpidr & 0xff) as usize;
         if c.mpidr & !0xff != 0 || index >= MAX_SECONDARY {
-            println!("core {:#x}: not started (only Aff0 0..{} are supported)", c.mpidr, MAX_SECONDARY - 1);
+            result!("core", false, mpidr = Hex(c.mpidr), why = "not started: only Aff0 below 8 is supported");
             continue;
         }
         let order = (STACK_BYTES / granule.size()).max(1).next_power_of_two().trailing_zeros();
         let Some(Ok(stack)) = KERNEL_FRAMES.lock().as_mut().map(|f| f.alloc(order)) else {
-            println!("core {index}: no memory for its stack");
+            result!("core", false, index = index, why = "no memory for its stack");
             continue;
         };
         let Some(stack_va) = layout::linear(stack) else { continue };
@@ -121,7 +122,7 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
             (method, _) => Err(alloc::format!("no way to start it ({method:?})")),
         };
         if let Err(why) = started {
-            println!("core {index}: not started: {why}");
+            result!("core", false, index = index, why = why);
             continue;
         }
         // Wait up to 500 ms of the virtual counter for it to report.
@@ -136,18 +137,20 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
         if record.online.load(Ordering::Acquire) != 0 {
             up += 1;
         } else {
-            println!("core {index}: did not come up; going on without it");
+            // The system goes on without it.
+            result!("core", false, index = index, why = "did not come up");
         }
     }
     ONLINE.store(up as u64 + 1, Ordering::Release);
-    println!("cores: {} of {} online", up + 1, machine.cpus.len().max(1));
+    result!("cores", true, online = up + 1, listed = machine.cpus.len().max(1));
     up
 }
 
 /// A secondary core, MMU on, on its own stack and vectors.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
-    println!("core {} up: MPIDR {:#x}, EL1, MMU on with the kernel's tables", record.mpidr & 0xff, cpu::mpidr());
+    // At EL1, MMU on with the kernel's tables.
+    result!("core", true, index = record.mpidr & 0xff, mpidr = Hex(cpu::mpidr()), el = 1);
     record.online.store(1, Ordering::Release);
     timer::stop_virtual();
     // Run tasks whenever a task set is active; otherwise wait for an event.

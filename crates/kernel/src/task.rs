@@ -29,8 +29,9 @@ use crate::drivers::gic::{GIC, RESCHEDULE_SGI, SPURIOUS};
 use crate::frames::KERNEL_FRAMES;
 use crate::sync::SpinLock;
 use crate::{print, println};
+use folio_abi::report::{PREFIX, Value};
 use folio_core::elf;
-use folio_core::exception::{ExceptionReport, Vector};
+use folio_core::exception::{ExceptionReport, ReportFields, Vector};
 use folio_core::ipc::{Ipc, Object, State, TaskId};
 use folio_core::mm::Granule;
 use folio_core::mm::asid::{Asid, AsidAllocator};
@@ -318,6 +319,19 @@ fn retire(mut task: UserTask) {
 
 /// How a run ended: each task's name and exit status (`None`: never
 /// finished, blocked forever), and the order in which they ended.
+/// Task exit statuses as one result value: `name:status,...` (`none`
+/// where the task never ended).
+pub fn statuses_value(statuses: &[(&str, Option<u64>)]) -> String {
+    let parts: Vec<String> = statuses
+        .iter()
+        .map(|(name, s)| match s {
+            Some(s) => format!("{name}:{s}"),
+            None => format!("{name}:none"),
+        })
+        .collect();
+    parts.join(",")
+}
+
 pub struct Outcome {
     pub statuses: Vec<(&'static str, Option<u64>)>,
     pub ended: Vec<&'static str>,
@@ -723,9 +737,10 @@ fn user_trap(frame: &mut TrapFrame) {
         match Vector::from_index(frame.vector_index) {
             Some(vector) => {
                 let report = ExceptionReport { vector, esr, far: frame.far, elr: frame.elr, spsr: frame.spsr };
+                print!("{PREFIX}task.fault fail task={}{}\n", Value(name), ReportFields(&report));
                 print!("task {name} faulted and was stopped: {report}");
             }
-            None => println!("task {name} stopped: vector {}", frame.vector_index),
+            None => crate::result!("task.fault", false, task = name, vector = frame.vector_index),
         }
         end_task(system, current, FAULT_STATUS);
     }

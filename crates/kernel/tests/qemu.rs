@@ -1,5 +1,7 @@
 //! QEMU integration tests: boot the kernel image on each board and
-//! configuration, and judge what it printed and how QEMU exited.
+//! configuration, and judge its structured result lines (`result NAME
+//! pass|fail KEY=VALUE...`, see `folio_abi::report`) and how QEMU exited;
+//! prose on the console is for people and no test reads it.
 //!
 //! The image comes from `make image` (`make test` builds it first); set
 //! `FOLIO_IMAGE` to test another one. Every boot has a timeout, and a boot
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const RPI4_DTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/bcm2711-rpi-4-b.dtb");
 
-/// Exit statuses the kernel uses (src/kernel.rs, src/arch/aarch64/exception.rs).
+/// Exit statuses the kernel uses (kernel.rs, arch/aarch64/exception.rs).
 const EXIT_OK: i32 = 0;
 const EXIT_PANIC: i32 = 2;
 const EXIT_FAULT: i32 = 3;
@@ -43,10 +45,115 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// One structured result line (`folio_abi::report`):
+/// `result NAME pass|fail KEY=VALUE...`.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    name: String,
+    pass: bool,
+    fields: Vec<(String, String)>,
+}
+
+impl Line {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn num(&self, key: &str) -> u64 {
+        let v = self.get(key).unwrap_or_else(|| panic!("no `{key}` in {self:?}"));
+        let parsed = match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        };
+        parsed.unwrap_or_else(|_| panic!("`{key}={v}` is not a number in {self:?}"))
+    }
+
+    /// Every expected field is there with that value (a value ending in
+    /// `*` matches as a prefix).
+    fn matches(&self, expected: &[(&str, &str)]) -> bool {
+        expected.iter().all(|(k, want)| match (self.get(k), want.strip_suffix('*')) {
+            (Some(v), Some(prefix)) => v.starts_with(prefix),
+            (Some(v), None) => v == *want,
+            (None, _) => false,
+        })
+    }
+}
+
+/// Parses a result line; `None` for any other line (prose).
+fn parse_line(line: &str) -> Option<Line> {
+    let rest = line.strip_prefix(folio_abi::report::PREFIX)?;
+    let (name, rest) = rest.split_once(' ')?;
+    let (verdict, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let pass = match verdict {
+        "pass" => true,
+        "fail" => false,
+        _ => return None,
+    };
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (_, '\\') => value.push(chars.next()?.1),
+                    (i, '"') => break i + 1,
+                    (_, c) => value.push(c),
+                }
+            };
+            (value, &quoted[end..])
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        fields.push((key.to_string(), value));
+        rest = after.strip_prefix(' ').unwrap_or(after);
+    }
+    Some(Line { name: name.to_string(), pass, fields })
+}
+
 impl Boot {
-    fn assert_has(&self, needle: &str) -> &Self {
-        assert!(self.output.contains(needle), "expected `{needle}` in the console output:\n{}", self.output);
+    fn results(&self) -> Vec<Line> {
+        self.output.lines().filter_map(parse_line).collect()
+    }
+
+    /// The result lines after the first one named `name` (all of them when
+    /// there is none).
+    fn results_since(&self, name: &str) -> Vec<Line> {
+        let all = self.results();
+        let at = all.iter().position(|l| l.name == name).unwrap_or(0);
+        all[at..].to_vec()
+    }
+
+    fn find(&self, lines: &[Line], name: &str, pass: bool, expected: &[(&str, &str)]) -> Line {
+        let found = lines.iter().find(|l| l.name == name && l.pass == pass && l.matches(expected));
+        found.cloned().unwrap_or_else(|| {
+            let verdict = if pass { "pass" } else { "fail" };
+            let same: Vec<String> = lines.iter().filter(|l| l.name == name).map(|l| format!("  {l:?}")).collect();
+            panic!(
+                "no `result {name} {verdict}` line with {expected:?}; lines named {name}:\n{}\nconsole output:\n{}",
+                same.join("\n"),
+                self.output
+            )
+        })
+    }
+
+    /// A passing result line `name` with these fields exists.
+    fn expect(&self, name: &str, expected: &[(&str, &str)]) -> &Self {
+        self.find(&self.results(), name, true, expected);
         self
+    }
+
+    /// A failing result line `name` with these fields exists.
+    fn expect_fail(&self, name: &str, expected: &[(&str, &str)]) -> &Self {
+        self.find(&self.results(), name, false, expected);
+        self
+    }
+
+    /// The passing result line `name` with these fields.
+    fn line(&self, name: &str, expected: &[(&str, &str)]) -> Line {
+        self.find(&self.results(), name, true, expected)
     }
 
     fn assert_status(&self, status: i32) -> &Self {
@@ -59,62 +166,57 @@ impl Boot {
     /// pool was whole again at the end.
     fn assert_memory_service(&self) -> &Self {
         // Only the run after the kernel tests (one of those starts a service
-        // that fails on purpose).
-        let run = self.output.split("memsvc: kernel grants the service").nth(1).unwrap_or("");
-        assert!(!run.is_empty() && !run.contains(": FAIL "), "a client check failed:\n{}", self.output);
-        for client in [1, 2] {
-            let report = format!("memclient {client}: report: ");
-            let line = run.lines().find(|l| l.starts_with(&report));
-            let line = line.unwrap_or_else(|| panic!("no `{report}` line in the console output:\n{}", self.output));
-            assert!(line.ends_with(" passed, 0 failed"), "{line}\n{}", self.output);
-            let passed: u32 = line[report.len()..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            assert!(passed >= 30, "only {passed} checks ran: {line}");
+        // that fails on purpose): from the kernel's grant on.
+        let run = self.results_since("memsvc.grant");
+        assert!(run.iter().any(|l| l.name == "memsvc.grant"), "the service was not granted memory:\n{}", self.output);
+        let failed: Vec<&Line> = run.iter().filter(|l| l.name.starts_with("memclient") && !l.pass).collect();
+        assert!(failed.is_empty(), "client checks failed: {failed:?}\n{}", self.output);
+        for client in ["1", "2"] {
+            let report = self.find(&run, "memclient", true, &[("instance", client), ("failed", "0")]);
+            assert!(report.num("passed") >= 30, "only {} checks ran: {report:?}", report.num("passed"));
+            let hex = format!("0x{client}");
+            self.find(&run, "memsvc.reclaim", true, &[("client", &hex), ("folios", "1")]);
         }
-        self.assert_has("memsvc: client 0x1 is gone; 1 folios back in the pool")
-            .assert_has("memsvc: client 0x2 is gone; 1 folios back in the pool")
-            .assert_has("memclient 1: pass isolation ")
-            .assert_has("memclient 2: pass isolation-data 2 of 2 folios untouched")
-            .assert_has(
-                "memsvc: tasks ended [(\"memsvc\", Some(0)), (\"memclient-1\", Some(0)), (\"memclient-2\", Some(0))]",
-            );
-        let summary = self.output.lines().find(|l| l.starts_with("memsvc: ") && l.contains(" requests, "));
-        let summary = summary.unwrap_or_else(|| panic!("no service summary:\n{}", self.output));
-        let pool = summary.split("; pool ").nth(1).unwrap_or("");
-        let words: Vec<&str> = pool.split(' ').collect();
-        assert!(words.len() > 3 && words[0] == words[2], "the pool is not whole again: {summary}");
+        self.find(&run, "memclient.isolation", true, &[("instance", "1")]);
+        self.find(&run, "memclient.isolation-data", true, &[("instance", "2"), ("detail", "2 of 2 folios untouched")]);
+        self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")]);
+        let summary = self.find(&run, "memsvc", true, &[]);
+        assert_eq!(summary.num("pool_free"), summary.num("pool_total"), "the pool is not whole again: {summary:?}");
         self
     }
 
     /// The EL0 task test: IPC with badges between address spaces, hostile
     /// requests answered with errors, a fault stopping only its task.
     fn assert_tasks_ran(&self) -> &Self {
-        self.assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 1")
-            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 2")
-            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 3")
-            .assert_has("ping: 10 calls, 0 wrong replies, the server saw badge 4")
-            .assert_has("pong: served 40 calls")
-            .assert_has("hostile: no handle 1, kernel pointer 14, unmapped 14, too long 22, unknown call 38")
-            .assert_has("task hostile faulted and was stopped: synchronous exception from lower EL (AArch64) at EL0")
-            .assert_has("class: data abort from a lower EL (EC 0x24)")
-            .assert_has("FAR 0x0000000000000010")
-            .assert_has("hello from EL0")
-            .assert_has("ktest tasks_run_talk_and_fail_alone ... ok")
+        for badge in ["1", "2", "3", "4"] {
+            self.expect("ping", &[("calls", "10"), ("wrong", "0"), ("badge", badge)]);
+        }
+        self.expect("pong", &[("served", "40")])
+            .expect(
+                "hostile",
+                &[
+                    ("no_handle", "1"),
+                    ("kernel_pointer", "14"),
+                    ("unmapped", "14"),
+                    ("too_long", "22"),
+                    ("unknown_call", "38"),
+                ],
+            )
+            .expect_fail("task.fault", &[("task", "hostile"), ("el", "0"), ("class", "0x24"), ("far", "0x10")])
+            .expect("hello", &[("el", "0")])
+            .expect("ktest.tasks_run_talk_and_fail_alone", &[])
             // The spinner never makes a system call: hello ends first only
             // because the virtual timer's interrupt preempted it.
-            .assert_has("ktest   tasks ended in this order: [\"hello\", \"spinner\"]")
-            .assert_has("ktest tasks_are_preempted_by_the_timer ... ok")
-            .assert_has("ktest tasks_calling_a_dead_server_get_an_error ... ok")
-            .assert_has("watcher: poll status 6, timed receive status 5, death notification 0b1000 (status 0)")
+            .expect("ktest.timer", &[("ran", "yes"), ("ended", "hello,spinner")])
+            .expect("ktest.tasks_are_preempted_by_the_timer", &[])
+            .expect("ktest.tasks_calling_a_dead_server_get_an_error", &[])
+            .expect("watcher", &[("poll", "6"), ("timed", "5"), ("death", "0x8"), ("status", "0")])
     }
 
     /// The in-kernel tests ran, at least one, and none failed.
     fn assert_ktests_pass(&self) -> &Self {
-        // The kernel tests' line is bare; the memory clients' lines name them.
-        let line = self.output.lines().find(|l| l.ends_with(" failed") && l.contains(" passed, ") && !l.contains(':'));
-        let line = line.unwrap_or_else(|| panic!("no `N passed, N failed` line:\n{}", self.output));
-        let (passed, failed) = line.split_once(" passed, ").unwrap();
-        assert!(passed.trim().parse::<u32>().unwrap() > 0, "no in-kernel test ran:\n{}", self.output);
-        assert_eq!(failed, "0 failed", "in-kernel tests failed:\n{}", self.output);
+        let summary = self.line("ktests", &[("failed", "0")]);
+        assert!(summary.num("passed") > 0, "no in-kernel test ran:\n{}", self.output);
         self
     }
 }
@@ -193,36 +295,54 @@ fn run(mut cmd: Command, stop_at: Option<&str>) -> Boot {
 
 const VIRT_A72: &[&str] = &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G"];
 
+/// The parser reads back what the formatter writes, quotes and escapes included.
+#[test]
+fn result_lines_round_trip() {
+    use folio_abi::report::{Fields, Value};
+    let text = format!(
+        "result ktest.x fail{}",
+        Fields(&[("plain", &42), ("spaced", &"1 x L1 block"), ("quoted", &"say \"hi\" \\ bye"), ("empty", &"")])
+    );
+    let line = parse_line(&text).expect("a result line");
+    assert_eq!(line.name, "ktest.x");
+    assert!(!line.pass);
+    assert_eq!(line.num("plain"), 42);
+    assert_eq!(line.get("spaced"), Some("1 x L1 block"));
+    assert_eq!(line.get("quoted"), Some("say \"hi\" \\ bye"));
+    assert_eq!(line.get("empty"), Some(""));
+    assert_eq!(format!("{}", Value("x")), "x");
+    assert_eq!(parse_line("[ 0.1] INFO  result boot pass"), None);
+    assert_eq!(parse_line("result boot maybe"), None);
+}
+
 #[test]
 fn virt_at_el1_boots_and_passes_the_kernel_tests() {
     boot(VIRT_A72, "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("on QEMU virt")
-        .assert_has("entered at EL1\n")
-        .assert_has("PSCI: conduit hvc")
-        .assert_has("memory map (1 banks, 1 GiB RAM)")
-        .assert_has("bank     [0x040000000-0x080000000) 1 GiB /memory@40000000")
-        .assert_has("reserved [0x040080000-")
-        .assert_has("frame allocator: 4K frames")
-        .assert_has("MMU: kernel on its own 4K tables")
-        .assert_has("linear map: 1 x L1 block\n")
-        .assert_has("ktest   L2 block (2 MiB) at ")
-        .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
-        .assert_has("ktest   contiguous L3 page run (64 KiB) at ")
-        .assert_has("ktest   L3 page (4 KiB) at ")
-        .assert_has("ktest every_unit_maps_splits_and_coalesces ... ok")
-        .assert_has("HVO savings, 4K granule")
-        .assert_has("not eligible (order 4 < 7)")
-        .assert_has("ktest   order 9 (L2 block): optimized, every tail found its head, restored, freed")
-        .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
-        .assert_has("ktest   caught: HVO violation: write to a shared read-only tail descriptor of the order-7 folio")
-        .assert_has("ktest   64 folios of order 7: optimize and restore, 3 DSBs each")
-        .assert_has("ktest   demote 32 MiB -> 2 MiB: 16 pieces, still optimized, every tail found its head")
-        .assert_has("ktest   demote 32 MiB -> 64 KiB: 512 pieces (not eligible: restored first)")
+        .expect("boot", &[("board", "qemu-virt"), ("entry_el", "1"), ("el", "1")])
+        .expect("psci", &[("conduit", "hvc")])
+        .expect("memory", &[("banks", "1"), ("ram", "1073741824")])
+        .expect("bank", &[("start", "0x40000000"), ("end", "0x80000000"), ("source", "/memory@40000000")])
+        .expect("reserved", &[("start", "0x40080000"), ("source", "kernel image")])
+        .expect("frames", &[("granule", "4K")])
+        .expect("mmu", &[("granule", "4K"), ("linear_map", "1 x L1 block")])
+        .expect("ktest.unit", &[("unit", "L2 block"), ("size", "2 MiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "32 MiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "contiguous L3 page run"), ("size", "64 KiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "L3 page"), ("size", "4 KiB"), ("ran", "yes")])
+        .expect("ktest.every_unit_maps_splits_and_coalesces", &[])
+        .expect("hvo.savings", &[("granule", "4K"), ("size", "64 KiB"), ("eligible", "no"), ("min_order", "7")])
+        .expect("ktest.hvo.order", &[("order", "9"), ("unit", "L2 block"), ("ran", "yes")])
+        .expect("ktest.hvo.order", &[("order", "13"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
+        .expect("ktest.hvo.caught", &[("label", "hvo-violation"), ("order", "7")])
+        .expect("ktest.hvo.batch", &[("folios", "64"), ("order", "7"), ("dsbs_each", "3")])
+        .expect("ktest.hvo.demote", &[("from", "32 MiB"), ("to", "2 MiB"), ("pieces", "16"), ("optimized", "yes")])
+        .expect("ktest.hvo.demote", &[("from", "32 MiB"), ("to", "64 KiB"), ("pieces", "512"), ("optimized", "no")])
         .assert_tasks_ran()
-        .assert_has("memsvc: cannot start: no capabilities: not started as the memory service")
-        .assert_has("memclient 1: FAIL sizes status 1004, mask 0x0")
-        .assert_has("ktest memsvc_that_cannot_start_fails_its_callers ... ok")
+        .expect_fail("memsvc.start", &[])
+        .expect_fail("memclient.sizes", &[("instance", "1"), ("detail", "status 1004, mask 0x0*")])
+        .expect("ktest.memsvc_that_cannot_start_fails_its_callers", &[])
+        .expect("ktest.deadservice", &[("statuses", "memsvc:1,memclient:1")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -231,9 +351,7 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
 fn demote_1g_into_2m_on_4k() {
     boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=demote")
         .assert_status(EXIT_OK)
-        .assert_has(
-            "ktest   demote 1 GiB -> 2 MiB: 512 pieces, still optimized, every tail found its head, restored and freed",
-        )
+        .expect("ktest.hvo.demote", &[("from", "1 GiB"), ("to", "2 MiB"), ("pieces", "512"), ("optimized", "yes")])
         .assert_ktests_pass();
 }
 
@@ -252,19 +370,17 @@ const VIRT_64G: &[&str] = &[
 fn sixty_1g_pages_are_born_optimized_in_a_64g_guest() {
     let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 ktest=pool memsvc=1G");
     run.assert_status(EXIT_OK)
-        .assert_has("memory map (1 banks, 64 GiB RAM)")
-        .assert_has("hugepages: 60 x 1 GiB reserved at boot, born optimized")
-        .assert_has("hugepages: their vmemmap costs 60 private pages + 1 shared tail page(s) + ")
-        .assert_has("hugepages: a plain vmemmap would take 245760 pages (960 MiB); 245700 of them were never allocated")
-        .assert_has("ktest   60 pool folios: optimized from birth, every tail found its head")
+        .expect("memory", &[("banks", "1"), ("ram", "68719476736")])
+        .expect("hugepages.pool", &[("count", "60"), ("size", "1 GiB"), ("born_optimized", "yes")])
+        .expect("ktest.hvo.pool", &[("folios", "60"), ("born_optimized", "yes")])
         .assert_ktests_pass();
-    // A handful of page-table frames, not one per 2 MiB of vmemmap (480).
-    let tables: u64 = run
-        .output
-        .lines()
-        .find_map(|l| l.split("shared tail page(s) + ").nth(1)?.split(' ').next()?.parse().ok())
-        .expect("table frame count");
-    assert!(tables < 100, "{tables} page-table frames");
+    // A plain vmemmap would take 245760 pages (960 MiB); 60 private pages
+    // and one shared tail page stand in for them, and a handful of
+    // page-table frames, not one per 2 MiB of vmemmap (480).
+    let cost =
+        run.line("hugepages.vmemmap", &[("private_pages", "60"), ("shared_tails", "1"), ("plain_pages", "245760")]);
+    assert_eq!(cost.num("never_allocated"), 245700, "{cost:?}");
+    assert!(cost.num("table_frames") < 100, "{cost:?}");
     // Nothing touched the huge pages' memory: far below the guest's 64 GiB.
     assert!(run.peak_rss_kib > 0 && run.peak_rss_kib < 1 << 20, "QEMU peak RSS {} KiB", run.peak_rss_kib);
 }
@@ -273,49 +389,58 @@ fn sixty_1g_pages_are_born_optimized_in_a_64g_guest() {
 fn bad_hugepages_requests_are_reported_and_skipped() {
     boot(VIRT_A72, "exit=semihosting hugepages=3M:2,2M:4,junk,1G:9 ktest=pool")
         .assert_status(EXIT_OK)
-        .assert_has("boot argument `hugepages=junk` ignored: expected SIZE:COUNT")
-        .assert_has(
-            "hugepages: 3 MiB is not a huge-page size of the 4K granule (64 KiB, 2 MiB, 32 MiB, 1 GiB); skipped",
+        .expect_fail("bootarg", &[("key", "hugepages"), ("value", "junk"), ("expected", "SIZE:COUNT*")])
+        .expect_fail(
+            "hugepages.request",
+            &[("size", "3 MiB"), ("granule", "4K"), ("sizes", "64 KiB,2 MiB,32 MiB,1 GiB")],
         )
-        .assert_has("hugepages: only 0 of 9 x 1 GiB fit in free memory")
-        .assert_has("hugepages: 4 x 2 MiB reserved at boot, born optimized")
-        .assert_has("ktest   4 pool folios: optimized from birth")
+        .expect_fail("hugepages.request", &[("size", "1 GiB"), ("asked", "9"), ("got", "0")])
+        .expect("hugepages.pool", &[("count", "4"), ("size", "2 MiB"), ("born_optimized", "yes")])
+        .expect("ktest.hvo.pool", &[("folios", "4"), ("born_optimized", "yes")])
         .assert_ktests_pass();
 }
 
-/// The savings table of hvo-facts.md, row by row, for the running granule.
-fn assert_savings_rows(boot: &Boot, rows: &[(&str, &str)]) {
-    for (size, rest) in rows {
-        let line = boot.output.lines().find(|l| l.trim_start().starts_with(size) && l.contains(rest));
-        assert!(line.is_some(), "no savings row `{size} ... {rest}`:\n{}", boot.output);
-    }
+/// A row of the savings table of hvo-facts.md, measured on a real folio:
+/// (size, descriptors, vmemmap pages, after, freed, saved).
+fn expect_savings_row(boot: &Boot, row: (&str, &str, &str, &str, &str, &str)) {
+    let (size, descriptors, vmemmap_pages, after, freed, saved) = row;
+    let line = boot.line(
+        "hvo.savings",
+        &[
+            ("size", size),
+            ("descriptors", descriptors),
+            ("vmemmap_pages", vmemmap_pages),
+            ("after", after),
+            ("freed", freed),
+            ("saved", saved),
+        ],
+    );
+    assert_eq!(line.get("allocator_gain"), Some(freed), "the frame allocator disagrees: {line:?}");
 }
 
 #[test]
 fn virt_with_2g_maps_a_1g_block_with_4k() {
     let run = boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=unit");
     run.assert_status(EXIT_OK)
-        .assert_has("linear map: 2 x L1 block\n")
-        .assert_has("ktest   L1 block (1 GiB) at 0x80000000: mapped, written, split, coalesced, protected")
+        .expect("mmu", &[("linear_map", "2 x L1 block")])
+        .expect("ktest.unit", &[("unit", "L1 block"), ("size", "1 GiB"), ("ran", "yes"), ("at", "0x80000000")])
         .assert_ktests_pass();
     // Every row of the 4K savings table, each measured on a real folio.
-    assert_savings_rows(
-        &run,
-        &[
-            ("64 KiB", "1/4      -      -  not eligible"),
-            ("2 MiB", "512         8      1      7  28 KiB"),
-            ("32 MiB", "8192       128      1    127  508 KiB"),
-            ("1 GiB", "262144      4096      1   4095  16380 KiB"),
-        ],
+    run.expect(
+        "hvo.savings",
+        &[("size", "64 KiB"), ("descriptors", "16"), ("vmemmap_pages", "1/4"), ("eligible", "no")],
     );
+    expect_savings_row(&run, ("2 MiB", "512", "8", "1", "7", "28 KiB"));
+    expect_savings_row(&run, ("32 MiB", "8192", "128", "1", "127", "508 KiB"));
+    expect_savings_row(&run, ("1 GiB", "262144", "4096", "1", "4095", "16380 KiB"));
 }
 
 #[test]
 fn virt_entered_at_el2_drops_to_el1() {
     boot(&["-M", "virt,virtualization=on", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("entered at EL2, dropped to EL1")
-        .assert_has("PSCI: conduit smc")
+        .expect("boot", &[("entry_el", "2"), ("el", "1")])
+        .expect("psci", &[("conduit", "smc")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();
@@ -325,7 +450,7 @@ fn virt_entered_at_el2_drops_to_el1() {
 fn virt_with_gicv3() {
     boot(&["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("GIC: v3, distributor 0x8000000, redistributors [0x0080a0000-")
+        .expect("gic", &[("version", "3"), ("distributor", "0x8000000"), ("redistributors", "0x80a0000")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();
@@ -353,11 +478,11 @@ fn virt_with_two_numa_nodes_sees_two_banks() {
     ];
     boot(&args, "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("memory map (2 banks, 1536 MiB RAM)")
-        .assert_has("bank     [0x040000000-0x060000000) 512 MiB /memory@40000000")
-        .assert_has("bank     [0x060000000-0x0a0000000) 1 GiB /memory@60000000")
-        .assert_has("CPUs: 2 [0x0:psci, 0x1:psci]")
-        .assert_has(" (zone 1)")
+        .expect("memory", &[("banks", "2"), ("ram", "1610612736")])
+        .expect("bank", &[("start", "0x40000000"), ("end", "0x60000000"), ("source", "/memory@40000000")])
+        .expect("bank", &[("start", "0x60000000"), ("end", "0xa0000000"), ("source", "/memory@60000000")])
+        .expect("cpus", &[("count", "2"), ("enable", "0x0:psci,0x1:psci")])
+        .expect("memsvc.grant", &[("zone", "1")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -366,18 +491,18 @@ fn virt_with_two_numa_nodes_sees_two_banks() {
 fn virt_with_3g_and_cpu_max() {
     boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting ktest granule=16k")
         .assert_status(EXIT_OK)
-        .assert_has("bank     [0x040000000-0x100000000) 3 GiB")
-        .assert_has("frame allocator: 16K frames")
-        .assert_has("MMU: kernel on its own 16K tables")
-        .assert_has("ktest   contiguous L2 block run (1 GiB) at ")
-        .assert_has("ktest   L2 block (32 MiB) at ")
-        .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
-        .assert_has("ktest   L3 page (16 KiB) at ")
-        .assert_has("ktest   order 16 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
-        .assert_has("ktest   demote 1 GiB -> 32 MiB: 32 pieces, still optimized")
-        .assert_has("PAN: on (EL1 cannot touch task memory)")
-        .assert_has("ktest   kernel read of a task page: faulted (PAN on)")
-        .assert_has("ktest   caught: HVO violation")
+        .expect("bank", &[("start", "0x40000000"), ("end", "0x100000000")])
+        .expect("frames", &[("granule", "16K")])
+        .expect("mmu", &[("granule", "16K")])
+        .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "1 GiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "L2 block"), ("size", "32 MiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "contiguous L3 page run"), ("size", "2 MiB"), ("ran", "yes")])
+        .expect("ktest.unit", &[("unit", "L3 page"), ("size", "16 KiB"), ("ran", "yes")])
+        .expect("ktest.hvo.order", &[("order", "16"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
+        .expect("ktest.hvo.demote", &[("from", "1 GiB"), ("to", "32 MiB"), ("pieces", "32"), ("optimized", "yes")])
+        .expect("pan", &[("state", "on")])
+        .expect("ktest.pan", &[("pan", "on"), ("kernel_read", "faulted")])
+        .expect("ktest.hvo.caught", &[("label", "hvo-violation")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -386,12 +511,10 @@ fn virt_with_3g_and_cpu_max() {
 fn virt_with_64k_frames() {
     boot(VIRT_A72, "exit=semihosting ktest granule=64k")
         .assert_status(EXIT_OK)
-        .assert_has("frame allocator: 64K frames")
-        .assert_has("MMU: kernel on its own 64K tables")
-        .assert_has(
-            "ktest   contiguous L2 block run (16 GiB): no free aligned block in this much RAM (try a larger MEM=)",
-        )
-        .assert_has("ktest   L3 page (64 KiB) at ")
+        .expect("frames", &[("granule", "64K")])
+        .expect("mmu", &[("granule", "64K")])
+        .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "16 GiB"), ("ran", "no")])
+        .expect("ktest.unit", &[("unit", "L3 page"), ("size", "64 KiB"), ("ran", "yes")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();
@@ -412,62 +535,58 @@ fn virt_with_32g_maps_a_16g_contiguous_run_with_64k() {
     ];
     boot(&args, "exit=semihosting ktest=unit granule=64k memsvc=1G")
         .assert_status(EXIT_OK)
-        .assert_has("linear map: 32 x L2 block, 1 x contiguous L2 block run\n")
-        .assert_has(
-            "ktest   contiguous L2 block run (16 GiB) at 0x400000000: mapped, written, split, coalesced, protected",
+        .expect("mmu", &[("linear_map", "32 x L2 block, 1 x contiguous L2 block run")])
+        .expect(
+            "ktest.unit",
+            &[("unit", "contiguous L2 block run"), ("size", "16 GiB"), ("ran", "yes"), ("at", "0x400000000")],
         )
-        .assert_has("ktest   L2 block (512 MiB) at ")
+        .expect("ktest.unit", &[("unit", "L2 block"), ("size", "512 MiB"), ("ran", "yes")])
         .assert_ktests_pass();
 }
 
 #[test]
 fn hvo_savings_rows_for_16k_and_64k() {
     let run = boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting granule=16k");
-    run.assert_status(EXIT_OK);
-    assert_savings_rows(
-        &run,
-        &[
-            ("2 MiB", "128       1/2      -      -  not eligible"),
-            ("32 MiB", "2048         8      1      7  112 KiB"),
-            ("1 GiB", "65536       256      1    255  4080 KiB"),
-        ],
+    run.assert_status(EXIT_OK).expect(
+        "hvo.savings",
+        &[("size", "2 MiB"), ("descriptors", "128"), ("vmemmap_pages", "1/2"), ("eligible", "no")],
     );
+    expect_savings_row(&run, ("32 MiB", "2048", "8", "1", "7", "112 KiB"));
+    expect_savings_row(&run, ("1 GiB", "65536", "256", "1", "255", "4080 KiB"));
     let run = boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting granule=64k");
     // The memory service's quota (half the pool) holds a 512 MiB page here.
     run.assert_status(EXIT_OK)
         .assert_memory_service()
-        .assert_has("pass demote 512M -> 256 x 2M: status 0")
-        .assert_has("pass stats zone 0 size 512M: in use ");
-    assert_savings_rows(
-        &run,
-        &[
-            ("2 MiB", "32      1/32      -      -  not eligible"),
-            ("512 MiB", "8192         8      1      7  448 KiB"),
-            ("16 GiB", "does not fit in this machine's free memory (needs about MEM=31G)"),
-        ],
-    );
+        .expect("memclient.demote", &[("detail", "512M -> 256 x 2M: status 0")])
+        .expect("memclient.stats", &[("detail", "zone 0 size 512M: in use*")])
+        .expect(
+            "hvo.savings",
+            &[("size", "2 MiB"), ("descriptors", "32"), ("vmemmap_pages", "1/32"), ("eligible", "no")],
+        )
+        .expect("hvo.savings", &[("size", "16 GiB"), ("fits", "no"), ("needs_mem_gib", "31")]);
+    expect_savings_row(&run, ("512 MiB", "8192", "8", "1", "7", "448 KiB"));
 }
 
 #[test]
 fn hvo_16g_folio_on_64k_in_a_64g_guest() {
     let run = boot(VIRT_64G, "exit=semihosting granule=64k ktest=hvo memsvc=1G");
     run.assert_status(EXIT_OK)
-        .assert_has("ktest   order 18 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
-        .assert_has("ktest   demote 16 GiB -> 512 MiB: 32 pieces, still optimized, every tail found its head, restored and freed")
-        .assert_has("ktest   demote 16 GiB -> 2 MiB: 8192 pieces (not eligible: restored first)")
+        .expect("ktest.hvo.order", &[("order", "18"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
+        .expect("ktest.hvo.demote", &[("from", "16 GiB"), ("to", "512 MiB"), ("pieces", "32"), ("optimized", "yes")])
+        .expect("ktest.hvo.demote", &[("from", "16 GiB"), ("to", "2 MiB"), ("pieces", "8192"), ("optimized", "no")])
         .assert_ktests_pass();
-    assert_savings_rows(&run, &[("16 GiB", "262144       256      1    255  16320 KiB")]);
+    expect_savings_row(&run, ("16 GiB", "262144", "256", "1", "255", "16320 KiB"));
 }
 
 #[test]
 fn bad_boot_arguments_are_reported_and_ignored() {
     boot(VIRT_A72, "exit=semihosting granule=16k bogus=1 granule=9k loglevel=loud ktest")
         .assert_status(EXIT_OK)
-        .assert_has("unknown boot argument `bogus=1` ignored")
-        .assert_has("boot argument `granule=9k` ignored: expected 4k, 16k or 64k")
-        .assert_has("boot argument `loglevel=loud` ignored")
-        .assert_has("granule 16K is not supported by this CPU (ID_AA64MMFR0_EL1 = 0x1124); using 4K")
-        .assert_has("frame allocator: 4K frames")
+        .expect_fail("bootarg", &[("arg", "bogus=1"), ("why", "unknown")])
+        .expect_fail("bootarg", &[("key", "granule"), ("value", "9k"), ("expected", "4k, 16k or 64k")])
+        .expect_fail("bootarg", &[("key", "loglevel"), ("value", "loud")])
+        .expect_fail("granule", &[("requested", "16K"), ("used", "4K"), ("mmfr0", "0x1124")])
+        .expect("frames", &[("granule", "4K")])
         .assert_ktests_pass();
 }
 
@@ -475,46 +594,58 @@ fn bad_boot_arguments_are_reported_and_ignored() {
 fn an_unexpected_fault_is_reported_and_fails_the_run() {
     boot(VIRT_A72, "exit=semihosting crash=fault memsvc=off")
         .assert_status(EXIT_FAULT)
-        .assert_has("*** folio: unexpected exception")
-        .assert_has("synchronous exception from current EL with SP_ELx at EL1")
-        .assert_has("class: data abort from the same EL (EC 0x25)")
-        .assert_has("fault: translation fault at level 0 on a read")
-        .assert_has("FAR 0xffff7fffdead0000");
+        .expect_fail(
+            "exception",
+            &[
+                ("el", "1"),
+                ("class", "0x25"),
+                ("fault", "translation fault"),
+                ("level", "0"),
+                ("access", "read"),
+                ("far", "0xffff7fffdead0000"),
+            ],
+        )
+        .expect_fail("exit", &[("status", "3")]);
 }
 
 #[test]
 fn a_panic_is_reported_and_fails_the_run() {
     boot(VIRT_A72, "exit=semihosting crash=panic memsvc=off")
         .assert_status(EXIT_PANIC)
-        .assert_has("*** folio: kernel panic at crates/kernel/src/kernel.rs:")
-        .assert_has("crash=panic asked for a panic");
+        .expect_fail("panic", &[("file", "crates/kernel/src/kernel.rs"), ("message", "crash=panic asked for a panic")])
+        .expect_fail("exit", &[("status", "2")]);
 }
 
 #[test]
 fn rpi4_with_the_real_dtb() {
     boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("on Raspberry Pi 4: Raspberry Pi 4 Model B")
-        .assert_has("entered at EL2, dropped to EL1")
-        .assert_has("memory map (1 banks, 960 MiB RAM)")
-        .assert_has("bank     [0x000000000-0x03c000000) 960 MiB /memory@0")
-        .assert_has("reserved [0x000000000-0x000001000) 4 KiB /memreserve/")
-        .assert_has("console: PL011 at 0xfe201000")
-        .assert_has("GIC: v2, distributor 0xff841000, CPU interface 0xff842000")
-        .assert_has("CPUs: 4 [0x0:spin-table@0xd8, 0x1:spin-table@0xe0, 0x2:spin-table@0xe8, 0x3:spin-table@0xf0]")
-        .assert_has("PSCI: none")
-        .assert_has("core 3 up: MPIDR 0x80000003, EL1, MMU on with the kernel's tables")
-        .assert_has("cores: 4 of 4 online")
-        .assert_has("ktest tasks_talk_across_cores ... ok")
-        .assert_has("ktest tasks_are_preempted_on_a_secondary_core ... ok")
-        .assert_has("ktest   3 reader(s) x 5000000 rounds: ")
-        .assert_has("ktest tasks_survive_remapping_under_them ... ok")
-        .assert_has("ktest tasks_are_rescheduled_by_an_ipi ... ok")
-        .assert_has("MMU: kernel on its own 4K tables")
-        .assert_has("ktest   L1 block (1 GiB): no free aligned block in this much RAM (try a larger MEM=)")
-        .assert_has("ktest   contiguous L2 block run (32 MiB) at ")
-        .assert_has("ktest   order 13 (contiguous L2 block run): optimized, every tail found its head, restored, freed")
-        .assert_has("ktest   caught: HVO violation")
+        .expect("boot", &[("board", "rpi4"), ("model", "Raspberry Pi 4 Model B"), ("entry_el", "2"), ("el", "1")])
+        .expect("memory", &[("banks", "1"), ("ram", "1006632960")])
+        .expect("bank", &[("start", "0x0"), ("end", "0x3c000000"), ("source", "/memory@0")])
+        .expect("reserved", &[("start", "0x0"), ("end", "0x1000"), ("source", "/memreserve/")])
+        .expect("console", &[("driver", "pl011"), ("base", "0xfe201000")])
+        .expect("gic", &[("version", "2"), ("distributor", "0xff841000"), ("cpu_interface", "0xff842000")])
+        .expect(
+            "cpus",
+            &[
+                ("count", "4"),
+                ("enable", "0x0:spin-table@0xd8,0x1:spin-table@0xe0,0x2:spin-table@0xe8,0x3:spin-table@0xf0"),
+            ],
+        )
+        .expect("psci", &[("conduit", "none")])
+        .expect("core", &[("index", "3"), ("mpidr", "0x80000003"), ("el", "1")])
+        .expect("cores", &[("online", "4"), ("listed", "4")])
+        .expect("ktest.tasks_talk_across_cores", &[])
+        .expect("ktest.tasks_are_preempted_on_a_secondary_core", &[])
+        .expect("ktest.torture", &[("ran", "yes"), ("readers", "3"), ("rounds", "5000000")])
+        .expect("ktest.tasks_survive_remapping_under_them", &[])
+        .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
+        .expect("mmu", &[("granule", "4K")])
+        .expect("ktest.unit", &[("unit", "L1 block"), ("ran", "no")])
+        .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "32 MiB"), ("ran", "yes")])
+        .expect("ktest.hvo.order", &[("order", "13"), ("ran", "yes")])
+        .expect("ktest.hvo.caught", &[("label", "hvo-violation")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();
@@ -524,9 +655,9 @@ fn rpi4_with_the_real_dtb() {
 fn rpi4_with_64k_frames() {
     boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest granule=64k")
         .assert_status(EXIT_OK)
-        .assert_has("frame allocator: 64K frames")
-        .assert_has("MMU: kernel on its own 64K tables")
-        .assert_has("ktest   contiguous L3 page run (2 MiB) at ")
+        .expect("frames", &[("granule", "64K")])
+        .expect("mmu", &[("granule", "64K")])
+        .expect("ktest.unit", &[("unit", "contiguous L3 page run"), ("size", "2 MiB"), ("ran", "yes")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -535,21 +666,20 @@ fn rpi4_with_64k_frames() {
 fn rpi4_without_a_dtb_falls_back_to_defaults() {
     boot(&["-M", "raspi4b"], "exit=semihosting ktest")
         .assert_status(EXIT_OK)
-        .assert_has("no valid DTB at 0x100: bad magic")
-        .assert_has("using the Raspberry Pi 4 defaults (platform/rpi4), memory and command line from ATAGS")
-        .assert_has("bank     [0x000000000-0x03c000000) 960 MiB ATAG_MEM")
+        .expect_fail("dtb", &[("address", "0x100"), ("why", "bad magic*")])
+        .expect("machine.defaults", &[("board", "rpi4"), ("atags", "true")])
+        .expect("bank", &[("start", "0x0"), ("end", "0x3c000000"), ("source", "ATAG_MEM")])
         .assert_ktests_pass();
 }
 
 #[test]
 fn entered_at_el3_says_so_and_stops() {
     // The generic loader starts the CPU at its reset EL: EL3 on raspi4b.
-    let message = "folio: entered at EL3; folio runs at EL2 or EL1 only, stopping.";
     let mut cmd = qemu(&["-M", "raspi4b"]);
     let raw = format!("loader,file={},addr=0x80000,force-raw=on", image().display());
     cmd.args(["-device", &raw, "-device", "loader,addr=0x80000,cpu-num=0"]);
-    let run = run(cmd, Some(message));
-    run.assert_has(message);
+    let run = run(cmd, Some("result boot fail"));
+    run.expect_fail("boot", &[("entry_el", "3")]);
     assert_eq!(run.status, None, "the kernel must stop, not exit");
 }
 
@@ -559,18 +689,19 @@ fn four_cores_come_up_with_psci_on_virt() {
         let run = boot(&["-M", machine, "-cpu", "cortex-a72", "-m", "1G", "-smp", "4"], "exit=semihosting ktest=tasks");
         run.assert_status(EXIT_OK);
         for core in 1..4 {
-            run.assert_has(&format!("core {core} up: MPIDR 0x8000000{core}, EL1, MMU on with the kernel's tables"));
+            let mpidr = format!("0x8000000{core}");
+            run.expect("core", &[("index", &core.to_string()), ("mpidr", &mpidr), ("el", "1")]);
         }
-        run.assert_has("cores: 4 of 4 online")
-            .assert_has("ktest   ran on cores (bit per core): pong on 0b1, ping-a on 0b10, ping-b on 0b100, ping-c on 0b1000, ping-d on 0b10")
-            .assert_has("ktest tasks_talk_across_cores ... ok")
-            .assert_has("ktest   on core 3: tasks ended in this order: [\"hello\", \"spinner\"]")
-            .assert_has("ktest tasks_are_preempted_on_a_secondary_core ... ok")
-            .assert_has("ktest   3 reader(s) x 5000000 rounds: ")
-            .assert_has("ktest tasks_survive_remapping_under_them ... ok")
-            .assert_has("ktest tasks_are_rescheduled_by_an_ipi ... ok")
-            .assert_has("ktest tasks_recycle_asids_across_generations ... ok")
-            .assert_has("ktest tasks_keep_their_fp_simd_registers ... ok")
+        run.expect("cores", &[("online", "4"), ("listed", "4")])
+            .expect("ktest.across", &[("ran_on", "pong:0b1,ping-a:0b10,ping-b:0b100,ping-c:0b1000,ping-d:0b10")])
+            .expect("ktest.tasks_talk_across_cores", &[])
+            .expect("ktest.preempt", &[("core", "3"), ("ended", "hello,spinner")])
+            .expect("ktest.tasks_are_preempted_on_a_secondary_core", &[])
+            .expect("ktest.torture", &[("ran", "yes"), ("readers", "3"), ("rounds", "5000000")])
+            .expect("ktest.tasks_survive_remapping_under_them", &[])
+            .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
+            .expect("ktest.tasks_recycle_asids_across_generations", &[])
+            .expect("ktest.tasks_keep_their_fp_simd_registers", &[])
             .assert_tasks_ran()
             .assert_ktests_pass()
             .assert_memory_service();
@@ -580,19 +711,19 @@ fn four_cores_come_up_with_psci_on_virt() {
 /// The SMP tests on the 16K and 64K granules (four cores, GICv2 and v3).
 #[test]
 fn four_cores_with_16k_and_64k_granules() {
-    for (machine, cpu, granule) in [("virt,gic-version=3", "max", "16k"), ("virt", "cortex-a72", "64k")] {
+    for (machine, cpu, granule) in [("virt,gic-version=3", "max", "16K"), ("virt", "cortex-a72", "64K")] {
         let run = boot(
             &["-M", machine, "-cpu", cpu, "-m", "1G", "-smp", "4"],
             &format!("exit=semihosting ktest=tasks granule={granule} memsvc=off"),
         );
         run.assert_status(EXIT_OK)
-            .assert_has(&format!("MMU: kernel on its own {} tables", granule.to_uppercase()))
-            .assert_has("cores: 4 of 4 online")
-            .assert_has("ktest tasks_talk_across_cores ... ok")
-            .assert_has("ktest   3 reader(s) x 5000000 rounds: ")
-            .assert_has("ktest tasks_survive_remapping_under_them ... ok")
-            .assert_has("ktest tasks_are_rescheduled_by_an_ipi ... ok")
-            .assert_has("ktest tasks_recycle_asids_across_generations ... ok")
+            .expect("mmu", &[("granule", granule)])
+            .expect("cores", &[("online", "4"), ("listed", "4")])
+            .expect("ktest.tasks_talk_across_cores", &[])
+            .expect("ktest.torture", &[("ran", "yes"), ("readers", "3"), ("rounds", "5000000")])
+            .expect("ktest.tasks_survive_remapping_under_them", &[])
+            .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
+            .expect("ktest.tasks_recycle_asids_across_generations", &[])
             .assert_ktests_pass();
     }
 }
@@ -616,11 +747,11 @@ fn cores_that_do_not_come_up_are_reported_and_left_out() {
     let run = boot(&["-M", "raspi4b", "-dtb", &path_text], "exit=semihosting ktest=across memsvc=off");
     let _ = std::fs::remove_file(&path);
     run.assert_status(EXIT_OK)
-        .assert_has("core 1 up: MPIDR 0x80000001")
-        .assert_has("core 2: did not come up; going on without it")
-        .assert_has("core 3: not started: no way to start it")
-        .assert_has("cores: 2 of 4 online")
-        .assert_has("ktest tasks_talk_across_cores ... ok")
+        .expect("core", &[("index", "1"), ("mpidr", "0x80000001")])
+        .expect_fail("core", &[("index", "2"), ("why", "did not come up")])
+        .expect_fail("core", &[("index", "3"), ("why", "no way to start it*")])
+        .expect("cores", &[("online", "2"), ("listed", "4")])
+        .expect("ktest.tasks_talk_across_cores", &[])
         .assert_ktests_pass();
 }
 
@@ -628,6 +759,6 @@ fn cores_that_do_not_come_up_are_reported_and_left_out() {
 fn rpi4_without_a_dtb_starts_its_cores_from_the_default_spin_table() {
     boot(&["-M", "raspi4b"], "exit=semihosting")
         .assert_status(EXIT_OK)
-        .assert_has("core 1 up: MPIDR 0x80000001")
-        .assert_has("cores: 4 of 4 online");
+        .expect("core", &[("index", "1"), ("mpidr", "0x80000001")])
+        .expect("cores", &[("online", "4"), ("listed", "4")]);
 }

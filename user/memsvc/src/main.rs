@@ -27,8 +27,9 @@ use folio_core::mm::frame::FramePool;
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
 use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
+use folio_rt::abi::report::Hex;
 use folio_rt::memory::{self, Mapped};
-use folio_rt::{cycles, nr, println, recv, reply_recv, syscall};
+use folio_rt::{cycles, nr, println, recv, reply_recv, result, syscall};
 
 /// The vmemmap's hardware, over the kernel's memory calls: frames from the
 /// small-frame capability, reached through the service's window on them;
@@ -239,14 +240,15 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     };
     let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
     let vmemmap_frames = service.hvo().accounting().vmemmap_frames;
-    println!(
-        "memsvc: pool {} MiB in {} ranges, {} granule, vmemmap {} frames from {} MiB of small frames, quota {} MiB per client",
-        mib(total),
-        pool.len(),
-        granule,
-        vmemmap_frames,
-        mib(meta.size()),
-        mib(quota)
+    result!(
+        "memsvc.start",
+        true,
+        pool_mib = mib(total),
+        ranges = pool.len(),
+        granule = granule,
+        vmemmap_frames = vmemmap_frames,
+        meta_mib = mib(meta.size()),
+        quota_mib = mib(quota)
     );
     Ok((service, quota))
 }
@@ -255,7 +257,7 @@ fn main() -> u64 {
     let (mut service, _) = match start() {
         Ok(s) => s,
         Err(e) => {
-            println!("memsvc: cannot start: {e}");
+            result!("memsvc.start", false, why = e);
             return 1;
         }
     };
@@ -275,7 +277,8 @@ fn main() -> u64 {
                 let client = 1 << word.trailing_zeros();
                 word &= word - 1;
                 let returned = service.client_died(client);
-                println!("memsvc: client {client:#x} is gone; {returned} folios back in the pool");
+                // Gone: its folios are back in the pool.
+                result!("memsvc.reclaim", true, client = Hex(client), folios = returned);
                 clients_left = clients_left.saturating_sub(1);
             }
             if clients_left == 0 {
@@ -299,14 +302,19 @@ fn main() -> u64 {
     let acc = service.hvo().accounting();
     let zeroed_bytes: u64 = kernel.zeroing.iter().enumerate().map(|(shift, z)| z.0 << shift).sum();
     let zero_cycles: u64 = kernel.zeroing.iter().map(|z| z.1).sum();
-    println!(
-        "memsvc: {requests} requests, {refused} refused; pool {} of {} MiB free; vmemmap {} frames, at most {} KiB saved by HVO at once; {} MiB zeroed in {} PMU cycles (instructions under -icount)",
-        mib(service.pool_free_bytes()),
-        mib(service.pool_total_bytes()),
-        acc.vmemmap_frames + acc.shared_tails,
-        (peak_saved * page) >> 10,
-        mib(zeroed_bytes),
-        zero_cycles
+    // The pool must be whole again; zeroing cycles are instructions under
+    // QEMU -icount.
+    result!(
+        "memsvc",
+        service.pool_free_bytes() == service.pool_total_bytes(),
+        requests = requests,
+        refused = refused,
+        pool_free = service.pool_free_bytes(),
+        pool_total = service.pool_total_bytes(),
+        vmemmap_frames = acc.vmemmap_frames + acc.shared_tails,
+        peak_saved_kib = (peak_saved * page) >> 10,
+        zeroed_mib = mib(zeroed_bytes),
+        zero_cycles = zero_cycles
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
         let (n, unit) = if shift >= 30 {

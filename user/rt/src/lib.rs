@@ -155,13 +155,13 @@ pub fn reply(msg: Message) -> u64 {
 /// Collects a line and writes it with one system call, so lines of tasks
 /// preempted mid-print do not interleave.
 pub struct Line {
-    buffer: [u8; 256],
+    buffer: [u8; 512],
     len: usize,
 }
 
 impl Line {
     pub const fn new() -> Line {
-        Line { buffer: [0; 256], len: 0 }
+        Line { buffer: [0; 512], len: 0 }
     }
 
     pub fn flush(&mut self) {
@@ -195,6 +195,26 @@ macro_rules! println {
         use core::fmt::Write;
         let mut line = $crate::Line::new();
         let _ = writeln!(line, $($arg)*);
+        line.flush();
+    }};
+}
+
+/// Prints a structured result line (`folio_abi::report`) with one system
+/// call: `result!(NAME, PASSED, key = value, ...)` prints
+/// `result NAME pass|fail key=value ...`.
+#[macro_export]
+macro_rules! result {
+    ($name:expr, $passed:expr $(, $key:ident = $value:expr)* $(,)?) => {{
+        use core::fmt::Write;
+        let mut line = $crate::Line::new();
+        let _ = writeln!(
+            line,
+            "{}{} {}{}",
+            $crate::abi::report::PREFIX,
+            $name,
+            $crate::abi::report::verdict($passed),
+            $crate::abi::report::Fields(&[$((stringify!($key), &$value as &dyn core::fmt::Display)),*])
+        );
         line.flush();
     }};
 }

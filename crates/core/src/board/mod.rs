@@ -39,6 +39,17 @@ impl Board {
     }
 }
 
+impl Board {
+    /// A short name for result lines: `qemu-virt`, `rpi4`, `generic`.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Board::QemuVirt => "qemu-virt",
+            Board::RaspberryPi4 => "rpi4",
+            Board::Generic => "generic",
+        }
+    }
+}
+
 impl fmt::Display for Board {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -39,7 +39,7 @@ fn hvo_every_size_optimizes_and_restores(k: &mut BootInfo) -> TestResult {
         }
         let start = huge::free_frames();
         let Some(mut region) = FolioRegion::new(granule, order, &k.memory_map.banks).map_err(hvo_err)? else {
-            println!("ktest   order {order} ({unit}): no room in this much RAM (try a larger MEM=)");
+            result!("ktest.hvo.order", true, order = order, unit = unit, ran = "no", why = "no room in this much RAM");
             continue;
         };
         let result = hvo_round_trip(&mut region, order);
@@ -48,7 +48,8 @@ fn hvo_every_size_optimizes_and_restores(k: &mut BootInfo) -> TestResult {
         check(huge::free_frames() == start, || {
             format!("order {order}: free frames {} != {start}", huge::free_frames())
         })?;
-        println!("ktest   order {order} ({unit}): optimized, every tail found its head, restored, freed");
+        // Optimized, every tail found its head, restored, freed.
+        result!("ktest.hvo.order", true, order = order, unit = unit, ran = "yes");
         exercised += 1;
     }
     check(exercised > 0, || "no eligible size fits".into())
@@ -100,7 +101,14 @@ fn hvo_write_to_a_shared_tail_is_a_violation(k: &mut BootInfo) -> TestResult {
         expect_permission_fault(report, true)?;
         let v = last_caught_hvo_violation().ok_or("the fault was not named an HVO violation")?;
         check(v.head_pfn == pfn && v.order == order, || format!("{v}"))?;
-        println!("ktest   caught: {v}");
+        result!(
+            "ktest.hvo.caught",
+            true,
+            label = "hvo-violation",
+            order = v.order,
+            head_pfn = Hex(v.head_pfn),
+            zone = v.zone
+        );
         huge::check_every_tail(&mut region.hvo, f)?;
         region.hvo.release_folio(f).map_err(hvo_err)
     })();
@@ -132,7 +140,7 @@ fn hvo_batch_synchronises_once(k: &mut BootInfo) -> TestResult {
             let synced = tables(|t| t.stats().dsb)? - dsb;
             check(synced == 3, || format!("{what} of {count} folios issued {synced} DSBs"))?;
         }
-        println!("ktest   {count} folios of order {order}: optimize and restore, 3 DSBs each");
+        result!("ktest.hvo.batch", true, folios = count, order = order, dsbs_each = 3);
         for f in folios {
             region.hvo.release_folio(f).map_err(hvo_err)?;
         }
@@ -159,7 +167,7 @@ fn hvo_demote_every_size(k: &mut BootInfo) -> TestResult {
             fits.is_some()
         });
     let Some((_, big)) = fitting else {
-        println!("ktest   no eligible huge size fits in this much RAM");
+        result!("ktest.hvo.demote", true, ran = "no", why = "no eligible huge size fits in this much RAM");
         return Ok(());
     };
     let start = huge::free_frames();
@@ -190,12 +198,14 @@ fn hvo_demote_every_size(k: &mut BootInfo) -> TestResult {
             for p in pieces {
                 region.hvo.release_folio(p).map_err(hvo_err)?;
             }
-            println!(
-                "ktest   demote {} -> {}: {} pieces{}, every tail found its head, restored and freed",
-                Size(granule.size() << big),
-                Size(granule.size() << small),
-                1u64 << (big - small),
-                if eligible { ", still optimized" } else { " (not eligible: restored first)" }
+            // Every tail found its head; restored and freed.
+            result!(
+                "ktest.hvo.demote",
+                true,
+                from = Size(granule.size() << big),
+                to = Size(granule.size() << small),
+                pieces = 1u64 << (big - small),
+                optimized = if eligible { "yes" } else { "no" }
             );
             Ok::<(), String>(())
         })();
@@ -210,7 +220,7 @@ fn hvo_demote_every_size(k: &mut BootInfo) -> TestResult {
 fn hvo_boot_pool_is_born_optimized(_: &mut BootInfo) -> TestResult {
     let mut guard = huge::HUGEPAGE_POOL.lock();
     let Some((hvo, folios)) = guard.as_mut() else {
-        println!("ktest   no hugepages= pool on this boot");
+        result!("ktest.hvo.pool", true, folios = 0);
         return Ok(());
     };
     for &f in folios.iter() {
@@ -221,6 +231,7 @@ fn hvo_boot_pool_is_born_optimized(_: &mut BootInfo) -> TestResult {
     check(acc.vmemmap_frames == folios.len() as u64, || {
         format!("{} private pages for {} folios", acc.vmemmap_frames, folios.len())
     })?;
-    println!("ktest   {} pool folios: optimized from birth, every tail found its head", folios.len());
+    // Optimized from birth, every tail found its head.
+    result!("ktest.hvo.pool", true, folios = folios.len(), born_optimized = "yes");
     Ok(())
 }

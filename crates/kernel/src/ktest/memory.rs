@@ -184,13 +184,21 @@ fn every_unit_maps_splits_and_coalesces(k: &mut BootInfo) -> TestResult {
         let size = unit.size(granule);
         let order = (size / granule.size()).trailing_zeros();
         let Ok(pa) = frames(|f| f.alloc(order))? else {
-            println!("ktest   {unit} ({}): no free aligned block in this much RAM (try a larger MEM=)", Size(size));
+            result!(
+                "ktest.unit",
+                true,
+                unit = unit,
+                size = Size(size),
+                ran = "no",
+                why = "no free aligned block in this much RAM"
+            );
             continue;
         };
         let result = exercise_unit(k, unit, pa, size);
         frames(|f| f.free(pa, order))?.map_err(|e| format!("{e}"))?;
         result.map_err(|e| format!("{unit}: {e}"))?;
-        println!("ktest   {unit} ({}) at {pa:#x}: mapped, written, split, coalesced, protected", Size(size));
+        // Mapped, written, split, coalesced, protected.
+        result!("ktest.unit", true, unit = unit, size = Size(size), ran = "yes", at = Hex(pa));
         exercised += 1;
     }
     check(exercised >= 2, || "fewer than two units fit".into())

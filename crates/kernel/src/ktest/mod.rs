@@ -13,7 +13,8 @@ use crate::arch::aarch64::exception::{catch_fault, last_caught_hvo_violation};
 use crate::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
 use crate::arch::aarch64::timer;
 use crate::frames::KERNEL_FRAMES;
-use crate::println;
+use crate::{println, result};
+use folio_abi::report::Hex;
 use folio_core::exception::ExceptionReport;
 use folio_core::mm::FramePool;
 use folio_core::mm::layout::{self, TEST_BASE};
@@ -41,15 +42,15 @@ pub fn run(kernel: &mut BootInfo, filter: &str) -> u32 {
         match test(kernel) {
             Ok(()) => {
                 passed += 1;
-                println!("ktest {name} ... ok");
+                result!(format_args!("ktest.{name}"), true);
             }
             Err(why) => {
                 failed += 1;
-                println!("ktest {name} ... FAILED: {why}");
+                result!(format_args!("ktest.{name}"), false, why = why);
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    result!("ktests", failed == 0, passed = passed, failed = failed);
     failed.min(1)
 }
 
@@ -66,6 +67,17 @@ fn frames<R>(f: impl FnOnce(&mut FramePool) -> R) -> Result<R, String> {
 /// themselves: never call this from inside `frames`).
 fn tables<R>(f: impl FnOnce(&mut PageTable<KernelHw>) -> R) -> Result<R, String> {
     KERNEL_TABLES.lock().as_mut().map(f).ok_or_else(|| "no kernel page tables".into())
+}
+
+/// Task names as one result value: `a,b,c`.
+fn names(names: &[&str]) -> String {
+    names.join(",")
+}
+
+/// Task exit statuses as one result value: `name:status,...` (`none`
+/// where the task never ended).
+fn statuses(statuses: &[(&str, Option<u64>)]) -> String {
+    crate::task::statuses_value(statuses)
 }
 
 fn paging(e: PagingError) -> String {

@@ -25,7 +25,7 @@ fn tasks_are_rescheduled_by_an_ipi(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
     if crate::smp::online_cores() < 2 || k.machine.virtual_timer_intid.is_none() {
-        println!("ktest   one core online, or no GIC: nobody to interrupt");
+        result!("ktest.ipi", true, ran = "no", why = "one core online, or no GIC");
         return Ok(());
     }
     let ping = |name, handles| Spec { name, image: programs::PING, priority: 1, handles, core: Some(0) };
@@ -52,10 +52,7 @@ fn tasks_are_rescheduled_by_an_ipi(k: &mut BootInfo) -> TestResult {
     let objects =
         Objects { endpoint_owners: &[0], notifications: 4, start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    println!(
-        "ktest   reschedule SGIs taken: {}; tasks ended in this order: {:?}",
-        outcome.reschedule_ipis, outcome.ended
-    );
+    result!("ktest.ipi", true, ran = "yes", sgis = outcome.reschedule_ipis, ended = names(&outcome.ended));
     check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
     check(outcome.reschedule_ipis > 0, || "no reschedule SGI was taken".into())
 }
@@ -68,7 +65,7 @@ fn tasks_survive_remapping_under_them(k: &mut BootInfo) -> TestResult {
     use crate::task::{self, Objects, Spec};
     let cores = crate::smp::online_cores();
     if cores < 2 {
-        println!("ktest   one core online: nobody to change mappings under");
+        result!("ktest.torture", true, ran = "no", why = "one core online");
         return Ok(());
     }
     let readers = (cores - 1).min(3);
@@ -82,9 +79,15 @@ fn tasks_survive_remapping_under_them(k: &mut BootInfo) -> TestResult {
     let mut agent = torture::Torture::new(k.granule, &tasks);
     let outcome = task::run_with(&specs, &objects, k.granule, k.machine.virtual_timer_intid, Some(&mut agent));
     agent.release();
-    println!(
-        "ktest   {readers} reader(s) x {rounds} rounds: {} change cycles under them, {} faults in a change window retried, statuses {:?}",
-        agent.cycles, outcome.retried_faults, outcome.statuses
+    result!(
+        "ktest.torture",
+        true,
+        ran = "yes",
+        readers = readers,
+        rounds = rounds,
+        change_cycles = agent.cycles,
+        retried_faults = outcome.retried_faults,
+        statuses = statuses(&outcome.statuses)
     );
     if let Some(e) = &agent.error {
         return Err(e.clone());
@@ -106,7 +109,7 @@ fn tasks_keep_their_fp_simd_registers(k: &mut BootInfo) -> TestResult {
     let arguments: Vec<(usize, [u64; 2])> = (0..specs.len()).map(|i| (i, [0x51_3d00 + i as u64, 8])).collect();
     let objects = Objects { start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    println!("ktest   FP/SIMD registers changed under each task: {:?}", outcome.statuses);
+    result!("ktest.simd", true, changed = statuses(&outcome.statuses));
     check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))
 }
 
@@ -135,7 +138,7 @@ fn tasks_recycle_asids_across_generations(k: &mut BootInfo) -> TestResult {
         Objects { endpoint_owners: &[0], start_arguments: &arguments, asid_limit: Some(20), ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let cores = outcome.ran_on.iter().fold(0, |all, c| all | c).count_ones();
-    println!("ktest   {} tasks on {cores} core(s) with 19 ASIDs: {} rollovers", specs.len(), outcome.asid_rollovers);
+    result!("ktest.asids", true, tasks = specs.len(), cores = cores, asids = 19, rollovers = outcome.asid_rollovers);
     check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
     check(outcome.asid_rollovers >= 10, || format!("only {} rollovers", outcome.asid_rollovers))
 }
@@ -148,7 +151,7 @@ fn tasks_are_preempted_on_a_secondary_core(k: &mut BootInfo) -> TestResult {
     use crate::task::{self, Spec};
     let online = crate::smp::online_cores();
     if online < 2 || k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
-        println!("ktest   one core online, or no GIC or timer interrupt: nothing to preempt with");
+        result!("ktest.preempt", true, ran = "no", why = "one core online, or no GIC or timer interrupt");
         return Ok(());
     }
     let core = Some(online - 1);
@@ -170,10 +173,10 @@ fn tasks_are_preempted_on_a_secondary_core(k: &mut BootInfo) -> TestResult {
         // `make test`'s load (2 host cores), no timer interrupt reached
         // the vCPU within that window; one more run tells that apart from a
         // core whose timer never preempts (which fails both).
-        println!("ktest   on core {}: the spinner ended first; running the pair once more", online - 1);
+        println!("ktest: on core {}: the spinner ended first; running the pair once more", online - 1);
         outcome = run_pair(k);
     }
-    println!("ktest   on core {}: tasks ended in this order: {:?}", online - 1, outcome.ended);
+    result!("ktest.preempt", true, ran = "yes", core = online - 1, ended = names(&outcome.ended));
     check(outcome.ended == ["hello", "spinner"], || {
         format!("ended {:?}: the spinner was not preempted on core {}", outcome.ended, online - 1)
     })?;
@@ -191,7 +194,7 @@ fn tasks_talk_across_cores(k: &mut BootInfo) -> TestResult {
     use crate::task::{self, Objects, Spec};
     let online = crate::smp::online_cores();
     if online < 2 {
-        println!("ktest   one core online: nothing to cross");
+        result!("ktest.across", true, ran = "no", why = "one core online");
         return Ok(());
     }
     let other = |i: usize| 1 + i % (online - 1);
@@ -228,8 +231,9 @@ fn tasks_talk_across_cores(k: &mut BootInfo) -> TestResult {
     ];
     let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{} on {m:#b}", s.name)).collect();
-    println!("ktest   ran on cores (bit per core): {}", cores.join(", "));
+    let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{}:{m:#b}", s.name)).collect();
+    // Per task, the cores it ran on (a bit per core).
+    result!("ktest.across", true, ran = "yes", ran_on = cores.join(","));
     check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
     for (spec, mask) in specs.iter().zip(&outcome.ran_on) {
         let want = 1u32 << spec.core.unwrap_or(0);

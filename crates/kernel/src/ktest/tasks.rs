@@ -19,7 +19,7 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
 /// failed check and exits 1) instead of hanging.
 fn memsvc_that_cannot_start_fails_its_callers(k: &mut BootInfo) -> TestResult {
     let statuses = run_with_a_dead_service(k);
-    println!("ktest   tasks ended {statuses:?}");
+    result!("ktest.deadservice", true, statuses = super::statuses(&statuses));
     check(statuses == [("memsvc", Some(1)), ("memclient", Some(1))], || format!("{statuses:?}"))
 }
 
@@ -47,7 +47,7 @@ fn tasks_run_talk_and_fail_alone(k: &mut BootInfo) -> TestResult {
         k.machine.virtual_timer_intid,
     )
     .statuses;
-    println!("ktest   task exit statuses: {statuses:?}");
+    result!("ktest.tasks", true, statuses = super::statuses(&statuses));
     let expect = [
         ("pong", 0),
         ("ping-a", 0),
@@ -73,7 +73,7 @@ fn tasks_are_preempted_by_the_timer(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Spec};
     if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
-        println!("ktest   no GIC or timer interrupt described: nothing to preempt with");
+        result!("ktest.timer", true, ran = "no", why = "no GIC or timer interrupt described");
         return Ok(());
     }
     let specs = [
@@ -86,7 +86,7 @@ fn tasks_are_preempted_by_the_timer(k: &mut BootInfo) -> TestResult {
         k.granule,
         k.machine.virtual_timer_intid,
     );
-    println!("ktest   tasks ended in this order: {:?}", outcome.ended);
+    result!("ktest.timer", true, ran = "yes", ended = super::names(&outcome.ended));
     check(outcome.ended == ["hello", "spinner"], || {
         format!("ended {:?}: the spinner was not preempted", outcome.ended)
     })?;
@@ -142,7 +142,7 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut BootInfo) -> TestResult {
         k.granule,
         k.machine.virtual_timer_intid,
     );
-    println!("ktest   dead servers: {:?}", outcome.statuses);
+    result!("ktest.deadserver", true, statuses = super::statuses(&outcome.statuses));
     let status = |name: &str| outcome.statuses.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s);
     check(status("crasher") == Some(task::FAULT_STATUS), || format!("{:?}", outcome.statuses))?;
     check(status("orphan-1") == Some(dead_peer), || format!("{:?}", outcome.statuses))?;
@@ -161,7 +161,7 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
     if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
-        println!("ktest   no GIC or timer interrupt: timed receives cannot expire here");
+        result!("ktest.timeouts", true, ran = "no", why = "no GIC or timer interrupt");
         return Ok(());
     }
     let specs = [
@@ -210,9 +210,11 @@ fn the_kernel_cannot_touch_task_memory_with_pan(k: &mut BootInfo) -> TestResult 
                 format!("ESR {:#x}: not a permission fault", report.esr)
             })?;
         }
-        println!(
-            "ktest   kernel read of a task page: {}",
-            if pan { "faulted (PAN on)" } else { "allowed (no PAN on this CPU)" }
+        result!(
+            "ktest.pan",
+            true,
+            pan = if pan { "on" } else { "absent" },
+            kernel_read = if pan { "faulted" } else { "allowed" }
         );
         Ok(())
     })();

@@ -7,6 +7,7 @@ use folio_rt::println;
 
 fn main() -> u64 {
     println!("hello from EL0");
+    folio_rt::result!("hello", true, el = 0);
     7
 }
 

@@ -15,7 +15,7 @@
 use core::fmt::Display;
 
 use folio_rt::memsvc::{QUERY, error, flags, layout, op};
-use folio_rt::{Message, call, memory, nr, println, signal, syscall, wait};
+use folio_rt::{Message, call, memory, nr, result, signal, syscall, wait};
 
 const SERVICE: u64 = 0;
 const MINE: u64 = 1;
@@ -31,15 +31,14 @@ impl Report {
     fn check(&mut self, name: &str, ok: bool, detail: impl Display) {
         if ok {
             self.passed += 1;
-            println!("memclient {}: pass {name} {detail}", self.id);
         } else {
             self.failed += 1;
-            println!("memclient {}: FAIL {name} {detail}", self.id);
         }
+        result!(format_args!("memclient.{name}"), ok, instance = self.id, detail = detail);
     }
 
     fn skip(&self, name: &str, why: impl Display) {
-        println!("memclient {}: skip {name}: {why}", self.id);
+        result!(format_args!("memclient.{name}"), true, instance = self.id, skipped = why);
     }
 }
 
@@ -227,7 +226,7 @@ fn main() -> u64 {
         format_args!("status {}, mask {mask:#x}, page {page}, pool {} MiB", s[0], pool >> 20),
     );
     if s[0] != 0 {
-        println!("memclient {id}: report: {} passed, {} failed", r.passed, r.failed);
+        result!("memclient", r.failed == 0, instance = id, passed = r.passed, failed = r.failed);
         return r.failed;
     }
     let q = ask([op::QUOTA, QUERY, 0, 0]);
@@ -384,7 +383,7 @@ fn main() -> u64 {
         kept[0] == 0,
         format_args!("{} at {:#x} left for the service to reclaim", Size(smallest), kept[2]),
     );
-    println!("memclient {id}: report: {} passed, {} failed", r.passed, r.failed);
+    result!("memclient", r.failed == 0, instance = id, passed = r.passed, failed = r.failed);
     r.failed
 }
 

@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use folio_rt::{call, println, start_arguments, wait};
+use folio_rt::{call, start_arguments, wait};
 
 fn main() -> u64 {
     if start_arguments()[0] == 1 {
@@ -20,7 +20,7 @@ fn main() -> u64 {
         }
         badge = reply[1];
     }
-    println!("ping: 10 calls, {wrong} wrong replies, the server saw badge {badge}");
+    folio_rt::result!("ping", wrong == 0, calls = 10, wrong = wrong, badge = badge);
     wrong
 }
 

@@ -5,14 +5,19 @@
 #![no_std]
 #![no_main]
 
-use folio_rt::{counter, println, recv_nonblocking, recv_timed, wait};
+use folio_rt::{counter, recv_nonblocking, recv_timed, wait};
 
 fn main() -> u64 {
     let (polled, _, _) = recv_nonblocking(0);
     let (timed, _, _) = recv_timed(0, counter().1 / 20);
     let (status, word) = wait(1);
-    println!(
-        "watcher: poll status {polled}, timed receive status {timed}, death notification {word:#b} (status {status})"
+    folio_rt::result!(
+        "watcher",
+        true,
+        poll = polled,
+        timed = timed,
+        death = folio_rt::abi::report::Hex(word),
+        status = status
     );
     word
 }

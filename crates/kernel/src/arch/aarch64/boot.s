@@ -473,9 +473,9 @@ stop_forever:
 
 .section .rodata
 msg_el3:
-    .asciz "folio: entered at EL3; folio runs at EL2 or EL1 only, stopping.\r\n"
+    .asciz "result boot fail entry_el=3 why=\"folio runs at EL2 or EL1 only, stopping\"\r\n"
 msg_no_4k:
-    .asciz "folio: this CPU has no 4 KiB granule for the boot tables, stopping.\r\n"
+    .asciz "result boot fail why=\"this CPU has no 4 KiB granule for the boot tables, stopping\"\r\n"
 
 .section .boot_tables, "aw", @nobits
 .balign 4096

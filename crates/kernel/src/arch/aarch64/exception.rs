@@ -10,7 +10,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sync::SpinLock;
-use folio_core::exception::{ExceptionReport, Vector, VectorKind};
+use folio_core::exception::{ExceptionReport, ReportFields, Vector, VectorKind};
 use folio_hvo::HvoViolation;
 
 /// The interrupted context as `vectors.s` saved it.
@@ -187,14 +187,21 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {
         Some(report) => {
-            if let Some(violation) = hvo_violation(&report) {
+            let hvo = hvo_violation(&report);
+            crate::console::emergency_print(format_args!(
+                "result exception fail{}{}\n",
+                ReportFields(&report),
+                if hvo.is_some() { " label=hvo-violation" } else { "" }
+            ));
+            if let Some(violation) = hvo {
                 crate::console::emergency_print(format_args!("{violation}\n"));
             }
             crate::console::emergency_print(format_args!("{report}"))
         }
-        None => {
-            crate::console::emergency_print(format_args!("vector index {} is not one of the 16\n", frame.vector_index))
-        }
+        None => crate::console::emergency_print(format_args!(
+            "result exception fail vector={} why=\"not one of the 16 vectors\"\n",
+            frame.vector_index
+        )),
     }
     super::exit::exit(FAULT_EXIT_STATUS)
 }

@@ -33,7 +33,7 @@ pub fn configure(method: ExitMethod, conduit: Option<PsciConduit>) {
 
 /// Ends the machine with `status` (0 = success).
 pub fn exit(status: u32) -> ! {
-    crate::println!("folio: exit status {status}");
+    crate::result!("exit", status == 0, status = status);
     match METHOD.load(Ordering::SeqCst) {
         SEMIHOSTING => {
             let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, status as u64];
