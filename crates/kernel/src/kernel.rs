@@ -94,7 +94,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         entry_el = entry_el,
         el = 1,
         cpu = cpu::part_name(midr),
-        midr = Hex(midr as u64),
+        midr = Hex(midr),
         mpidr = Hex(cpu::mpidr()),
         image = Hex(image.start()),
         image_end = Hex(image.end()),
