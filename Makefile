@@ -70,7 +70,7 @@ run-rpi4: image
 rpi4: image
 	mkdir -p target/rpi4
 	cp $(KERNEL_IMG) target/rpi4/kernel8.img
-	cp platform/rpi4/config.txt target/rpi4/config.txt
+	cp crates/kernel/rpi4/config.txt target/rpi4/config.txt
 	@echo "SD card files in target/rpi4 (see README.md, 'Booting a real Raspberry Pi 4')"
 
 # Host unit tests of every host crate and the QEMU integration tests

@@ -6,6 +6,7 @@
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    // Paths are relative to this package (crates/kernel).
     println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=src/arch/aarch64/boot.s");
     println!("cargo:rerun-if-changed=src/arch/aarch64/vectors.s");

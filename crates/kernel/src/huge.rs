@@ -2,8 +2,9 @@
 //!
 //! Owns: carving folios out of the kernel's frame pool and running the HVO
 //! engine ([`folio_hvo`]) over exactly their frames, with a vmemmap in the
-//! kernel's own tables. The memory-service issue moves this into an EL0
-//! task; the engine itself does not change.
+//! kernel's own tables, for the in-kernel HVO tests, the boot savings table
+//! and the `hugepages=` pools. The memory service runs the same engine in
+//! its own task over its own pool.
 //! Must never: keep a vmemmap alive after the operation that made it.
 
 use alloc::format;

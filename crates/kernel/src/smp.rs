@@ -3,9 +3,11 @@
 //! Raspberry Pi 4 and QEMU raspi4b).
 //!
 //! Owns: the per-core boot records `secondary_entry` (boot.s) reads, and
-//! the secondaries' stacks. Must never: let a secondary run kernel code
-//! that is not yet safe on several cores; for now each reports itself and
-//! parks in WFE (issue 7 adds per-core GIC, timer and scheduling).
+//! the secondaries' stacks. A secondary reports itself, sets up its own
+//! GIC interface and timer, and joins the scheduler (`task::run_core`),
+//! waiting in WFE while no task is ready for it.
+//! Must never: start a core the DTB does not describe, or let a secondary
+//! touch shared state before its boot record says it is up.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
