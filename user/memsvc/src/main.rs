@@ -94,7 +94,7 @@ impl VmemmapHw for ServiceVmemmap {
         // its meta window by the kernel at start.
         let slots = (self.granule.size() >> hvo::DESCRIPTOR_SHIFT) as usize;
         for i in 0..slots {
-            self.meta.write_words(pa + ((i as u64) << hvo::DESCRIPTOR_SHIFT), f(i).to_words());
+            self.meta.store(pa + ((i as u64) << hvo::DESCRIPTOR_SHIFT), f(i).to_words());
         }
     }
 
@@ -165,13 +165,13 @@ impl VmemmapHw for ServiceVmemmap {
     /// The engine reads only descriptors in vmemmap pages it mapped in
     /// this address space.
     fn read(&mut self, va: u64) -> PageDescriptor {
-        PageDescriptor::from_words(self.vmemmap.read_words(va - layout::SERVICE_VMEMMAP))
+        PageDescriptor::from_words(self.vmemmap.load(va - layout::SERVICE_VMEMMAP))
     }
 
     /// The engine writes only private, writable pages (a write to a shared
     /// tail would fault and the kernel would report it).
     fn write(&mut self, va: u64, d: &PageDescriptor) -> Result<(), HvoError> {
-        self.vmemmap.write_words(va - layout::SERVICE_VMEMMAP, d.to_words());
+        self.vmemmap.store(va - layout::SERVICE_VMEMMAP, d.to_words());
         Ok(())
     }
 

@@ -77,6 +77,25 @@ impl Mapped {
         self.read_words::<1>(offset)[0]
     }
 
+    /// Reads `N` words at `offset` (8-byte aligned) with plain loads, which
+    /// the compiler may widen or merge (e.g. into 128-bit pairs). For memory
+    /// nothing else changes while the program looks at it; a system call
+    /// (which clobbers memory) orders these against the kernel's changes.
+    pub fn load<const N: usize>(&self, offset: u64) -> [u64; N] {
+        let va = self.at(offset, 8 * N as u64);
+        // SAFETY: as in `read_words`: inside a checked range that is no Rust
+        // object of this program, aligned, every bit pattern valid.
+        unsafe { core::ptr::read(va as *const [u64; N]) }
+    }
+
+    /// Writes `N` words at `offset` (8-byte aligned) with plain stores (see
+    /// [`load`](Self::load)).
+    pub fn store<const N: usize>(&self, offset: u64, words: [u64; N]) {
+        let va = self.at(offset, 8 * N as u64);
+        // SAFETY: as in `write_words`.
+        unsafe { core::ptr::write(va as *mut [u64; N], words) };
+    }
+
     pub fn write_u64(&self, offset: u64, value: u64) {
         self.write_words::<1>(offset, [value]);
     }
