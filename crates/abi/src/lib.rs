@@ -30,6 +30,27 @@ pub mod nr {
     pub const MAP_CALLER: u64 = 16;
     pub const UNMAP_CALLER: u64 = 17;
     pub const TABLE_FRAMES: u64 = 18;
+    /// Names a range of the caller's own address space for the kernel's
+    /// fault reports (see [`label`](super::label)).
+    pub const LABEL: u64 = 19;
+}
+
+/// LABEL: x0 = va, x1 = size, x2 = when the label applies, x3/x4 = the
+/// text (pointer, length). A fault whose address lies in a labelled range
+/// is reported with the label (the newest label wins where ranges
+/// overlap). Any task may label its own address space; the kernel keeps at
+/// most [`MAX_LABELS`] per task (`OUT_OF_MEMORY` past that) and charges them
+/// to the task's own bounded table.
+pub mod label {
+    /// The label applies to every fault in the range.
+    pub const ON_ANY_FAULT: u64 = 0;
+    /// The label applies only to a write that hits a read-only page (a
+    /// permission fault on a write): e.g. a write to an HVO shared tail.
+    pub const ON_WRITE_TO_READ_ONLY: u64 = 1;
+    /// Labels one task may hold.
+    pub const MAX_LABELS: usize = 16;
+    /// The longest label, in bytes (printable ASCII).
+    pub const MAX_LEN: u64 = 64;
 }
 
 /// MAP_SELF / REMAP_SELF entries: `[va, pa, pages, flags]`.

@@ -92,6 +92,27 @@ pub mod error {
 /// The address-space layout. Physical addresses below [`PHYS_LIMIT`] are
 /// reached at a window base plus the address, so every folio's address is
 /// aligned as its physical address is, and block mappings fit.
+/// The service's start arguments: x0 = each client's quota in bytes (0:
+/// half the pool), x1 = [`CLIENTS`] bits: how many clients will come, and
+/// the flags below.
+pub mod start {
+    /// x1's bits that count the clients.
+    pub const CLIENTS: u64 = 0xffff_ffff;
+    /// A fault drill for the kernel's tests: right after start, the
+    /// service optimizes a folio and writes to one of its shared tail
+    /// pages, which must fault and be reported by the label the service
+    /// gave its vmemmap.
+    pub const DRILL_WRITE_TO_SHARED_TAIL: u64 = 1 << 32;
+    /// The service's exit status when the drill cannot run: no pool range
+    /// holds a folio of the smallest optimizable order.
+    pub const DRILL_NOT_POSSIBLE: u64 = 2;
+}
+
+/// The label the service gives its vmemmap window, for writes to
+/// read-only pages there (the shared tails: every private vmemmap page is
+/// writable). At most `label::MAX_LEN` bytes (a host test checks).
+pub const SHARED_TAIL_LABEL: &str = "HVO violation: write to a read-only shared tail of the vmemmap";
+
 pub mod layout {
     /// Physical addresses the windows can reach.
     pub const PHYS_LIMIT: u64 = 1 << 45;
@@ -105,4 +126,13 @@ pub mod layout {
     /// Where a client's huge pages appear: base + physical address.
     pub const CLIENT_WINDOW: u64 = 0x8000_0000_0000;
     pub const CLIENT_WINDOW_END: u64 = CLIENT_WINDOW + PHYS_LIMIT;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shared_tail_label_fits() {
+        let len = super::SHARED_TAIL_LABEL.len() as u64;
+        assert!(len > 0 && len <= crate::label::MAX_LEN, "{len} bytes");
+    }
 }

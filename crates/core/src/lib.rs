@@ -25,6 +25,7 @@ pub mod dtb;
 pub mod elf;
 pub mod exception;
 pub mod ipc;
+pub mod labels;
 pub mod mm;
 pub mod syscall;
 #[cfg(any(test, feature = "sim"))]

@@ -23,6 +23,7 @@
 //! | 16 | map_caller | x0 = va, x1 = pa, x2 = size | status |
 //! | 17 | unmap_caller | x0 = va, x1 = size | status |
 //! | 18 | table_frames | - | x1 = page-table frames of the caller's tree |
+//! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
 //!
 //! Calls 11..18 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or

@@ -310,6 +310,11 @@ impl<B: VmemmapHw> Hvo<B> {
         &self.hw
     }
 
+    /// The zones this vmemmap describes.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
     pub fn granule(&self) -> Granule {
         self.granule
     }

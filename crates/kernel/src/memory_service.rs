@@ -140,6 +140,18 @@ pub(crate) fn service_objects<'a>(
     }
 }
 
+/// Starts the service alone with the default pool and `flags` in its x1
+/// (`protocol::start`), for the kernel's tests; returns the tasks'
+/// statuses, or why the pool could not be set aside.
+pub(crate) fn run_alone(k: &BootInfo, flags: u64) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
+    let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default)?;
+    let arguments = [(0, [0, flags])];
+    let objects = service_objects(1, Some(&reserved.caps), &arguments);
+    let outcome = task::run(&[SERVICE], &objects, k.granule, k.machine.virtual_timer_intid);
+    reserved.give_back();
+    Ok(outcome.statuses)
+}
+
 /// Runs the memory service and two test clients; the status is 0 when the
 /// service and both clients end with 0.
 pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {

@@ -33,6 +33,7 @@ use folio_abi::report::{PREFIX, Value};
 use folio_core::elf;
 use folio_core::exception::{ExceptionReport, ReportFields, Vector};
 use folio_core::ipc::{Ipc, Object, State, TaskId};
+use folio_core::labels::{self, FaultKind, Labels};
 use folio_core::mm::Granule;
 use folio_core::mm::asid::{Asid, AsidAllocator};
 use folio_core::mm::layout;
@@ -59,6 +60,8 @@ struct UserTask {
     grants: Vec<memory::Grant>,
     /// The last abort retried (ELR, FAR, `System::table_changes` then).
     last_retry: Option<(u64, u64, u64)>,
+    /// Names the task gave ranges of its address space, for fault reports.
+    labels: Labels,
 }
 
 /// Cores that can run tasks (MPIDR.Aff0 0..16).
@@ -298,6 +301,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         caps: Vec::new(),
         grants: Vec::new(),
         last_retry: None,
+        labels: Labels::default(),
     };
     match result {
         Ok(()) => Ok(task),
@@ -704,6 +708,7 @@ fn user_trap(frame: &mut TrapFrame) {
                 end_task(system, current, x[0]);
             }
             syscall::WRITE => frame.x[0] = write(system, current, x[0], x[1]),
+            syscall::LABEL => frame.x[0] = label(system, current, [x[0], x[1], x[2], x[3], x[4]]),
             syscall::YIELD => {
                 frame.x[0] = 0;
                 yielded = true;
@@ -737,7 +742,22 @@ fn user_trap(frame: &mut TrapFrame) {
         match Vector::from_index(frame.vector_index) {
             Some(vector) => {
                 let report = ExceptionReport { vector, esr, far: frame.far, elr: frame.elr, spsr: frame.spsr };
-                print!("{PREFIX}task.fault fail task={}{}\n", Value(name), ReportFields(&report));
+                // A write that hit a read-only page: a permission fault
+                // (FSC 0x0c..=0x0f) of a data abort on a write.
+                let write_to_read_only = report.exception_class() == 0x24 && report.is_write() && esr & 0x3c == 0x0c;
+                let label = system.tasks[current].labels.name(frame.far, FaultKind { write_to_read_only });
+                match label {
+                    Some(label) => print!(
+                        "{PREFIX}task.fault fail task={}{} label={}\n",
+                        Value(name),
+                        ReportFields(&report),
+                        Value(label)
+                    ),
+                    None => print!("{PREFIX}task.fault fail task={}{}\n", Value(name), ReportFields(&report)),
+                }
+                if let Some(label) = label {
+                    println!("task {name}: the faulting address is labelled \"{label}\"");
+                }
                 print!("task {name} faulted and was stopped: {report}");
             }
             None => crate::result!("task.fault", false, task = name, vector = frame.vector_index),
@@ -789,6 +809,32 @@ fn user_trap(frame: &mut TrapFrame) {
 }
 
 /// `write`: the buffer must lie in the task's own readable mappings.
+/// LABEL: copies the text in through the task's own mappings and adds the
+/// label to the task's bounded table.
+fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5]) -> u64 {
+    let granule = system.granule;
+    let tables = &mut system.tasks[task].tables;
+    let pieces = syscall::user_buffer_up_to(text, len, labels::MAX_LEN, granule.size(), &mut |page| {
+        tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
+    });
+    let mut bytes = Vec::new();
+    match pieces {
+        Ok(pieces) => {
+            for (pa, n) in pieces {
+                let Some(src) = layout::linear(pa) else { return SysError::BadAddress as u64 };
+                // SAFETY: the range was translated through the task's own
+                // user mappings and lies in RAM the linear map covers.
+                bytes.extend_from_slice(unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) });
+            }
+        }
+        Err(e) => return e as u64,
+    }
+    match system.tasks[task].labels.add(va, size, when, &bytes) {
+        Ok(()) => 0,
+        Err(e) => e as u64,
+    }
+}
+
 fn write(system: &mut System, task: TaskId, va: u64, len: u64) -> u64 {
     let granule = system.granule;
     let tables = &mut system.tasks[task].tables;

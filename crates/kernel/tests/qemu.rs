@@ -202,7 +202,11 @@ impl Boot {
                     ("unknown_call", "38"),
                 ],
             )
-            .expect_fail("task.fault", &[("task", "hostile"), ("el", "0"), ("class", "0x24"), ("far", "0x10")])
+            .expect("hostile.labels", &[("too_long", "22"), ("bad_kind", "15"), ("ok", "0")])
+            .expect_fail(
+                "task.fault",
+                &[("task", "hostile"), ("el", "0"), ("class", "0x24"), ("far", "0x10"), ("label", "null page")],
+            )
             .expect("hello", &[("el", "0")])
             .expect("ktest.tasks_run_talk_and_fail_alone", &[])
             // The spinner never makes a system call: hello ends first only
@@ -343,6 +347,18 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .expect_fail("memclient.sizes", &[("instance", "1"), ("detail", "status 1004, mask 0x0*")])
         .expect("ktest.memsvc_that_cannot_start_fails_its_callers", &[])
         .expect("ktest.deadservice", &[("statuses", "memsvc:1,memclient:1")])
+        // The service's fault drill: a write to a shared tail of its own
+        // vmemmap is stopped and named by the service's label.
+        .expect_fail(
+            "task.fault",
+            &[
+                ("task", "memsvc"),
+                ("fault", "permission fault"),
+                ("access", "write"),
+                ("label", "HVO violation: write to a read-only shared tail of the vmemmap"),
+            ],
+        )
+        .expect("ktest.memsvc_write_to_a_shared_tail_is_named", &[])
         .assert_memory_service()
         .assert_ktests_pass();
 }

@@ -1,6 +1,6 @@
 //! The memory service: an EL0 task that owns the huge-page pool, runs the
 //! HVO engine over its own vmemmap (mapped in its own address space), and
-//! answers its clients over IPC (the protocol: `src/memsvc/protocol.rs`).
+//! answers its clients over IPC (the protocol: `crates/abi/src/memsvc.rs`).
 //!
 //! Owns: the glue between [`folio_memsvc::MemoryService`] (all the
 //! decisions, host-tested) and the kernel's memory calls; its heap.
@@ -8,7 +8,7 @@
 //! or write a vmemmap page it mapped read-only (a shared tail).
 //!
 //! Start: x0 = the quota of each client in bytes (0: half the pool),
-//! x1 = how many clients will come. Handle 0 is its endpoint, with the
+//! x1 = how many clients will come, and flags (`protocol::start`). Handle 0 is its endpoint, with the
 //! death notification bound to it (so `recv` also reports a client's
 //! death, as the word of client badges). It exits when every client has
 //! died, after printing its statistics.
@@ -20,8 +20,9 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+use folio_abi::label::ON_WRITE_TO_READ_ONLY;
 use folio_abi::map as nr_map;
-use folio_abi::memsvc::{layout, op};
+use folio_abi::memsvc::{SHARED_TAIL_LABEL, layout, op, start};
 use folio_core::ipc::NOTIFICATION_BADGE;
 use folio_core::mm::frame::FramePool;
 use folio_core::mm::{Granule, PhysRange};
@@ -207,6 +208,42 @@ impl ClientMemory for Kernel {
     }
 }
 
+/// The fault drill: a folio of the smallest optimizable order, born
+/// optimized at the start of the first pool range that holds one, then a
+/// write to the first descriptor of its vmemmap page 1, which maps the
+/// shared tail read-only. The write faults and the kernel stops the
+/// service; returning means it did not fault (status 1) or could not be
+/// tried (`start::DRILL_NOT_POSSIBLE`).
+fn drill_write_to_shared_tail(service: &mut MemoryService<ServiceVmemmap>) -> u64 {
+    let hvo = service.hvo();
+    let granule = hvo.granule();
+    let order = hvo::min_optimizable_order(granule);
+    let size = granule.size() << order;
+    let ranges: Vec<PhysRange> = hvo.zones().iter().map(|z| z.range).collect();
+    let Some(pa) = ranges.iter().find_map(|r| {
+        let pa = r.start().next_multiple_of(size);
+        (pa + size <= r.end()).then_some(pa)
+    }) else {
+        result!(
+            "memsvc.drill",
+            true,
+            ran = "no",
+            why = "no pool range holds a folio of the smallest optimizable order"
+        );
+        return start::DRILL_NOT_POSSIBLE;
+    };
+    let pfn = pa >> granule.shift();
+    if let Err(e) = hvo.create_folio(pfn, order, 0, true) {
+        result!("memsvc.drill", false, why = e);
+        return 1;
+    }
+    let tail = hvo.descriptor_va(pfn) + granule.size();
+    println!("memsvc: drill: writing the shared tail descriptor at {tail:#x}");
+    let written = hvo.hw().write(tail, &PageDescriptor::default());
+    result!("memsvc.drill", false, why = "a write to a shared tail did not fault", written = written.is_ok());
+    1
+}
+
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
@@ -240,6 +277,17 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     };
     let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
     let vmemmap_frames = service.hvo().accounting().vmemmap_frames;
+    // A write to a read-only page of the vmemmap is a write to a shared
+    // tail: the kernel's fault report names it, whoever it stops.
+    let labelled = folio_rt::label(
+        layout::SERVICE_VMEMMAP,
+        layout::SERVICE_VMEMMAP_END - layout::SERVICE_VMEMMAP,
+        ON_WRITE_TO_READ_ONLY,
+        SHARED_TAIL_LABEL,
+    );
+    if labelled != 0 {
+        return Err("the kernel refused the vmemmap's label");
+    }
     result!(
         "memsvc.start",
         true,
@@ -261,7 +309,11 @@ fn main() -> u64 {
             return 1;
         }
     };
-    let [_, mut clients_left] = folio_rt::start_arguments();
+    let [_, arguments] = folio_rt::start_arguments();
+    if arguments & start::DRILL_WRITE_TO_SHARED_TAIL != 0 {
+        return drill_write_to_shared_tail(&mut service);
+    }
+    let mut clients_left = arguments & start::CLIENTS;
     let mut kernel = Kernel { zeroing: [(0, 0); 64] };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
     let (mut status, mut badge, mut msg) = recv(0);

@@ -66,6 +66,13 @@ pub fn cycles() -> u64 {
     c
 }
 
+/// Names [va, va + size) of this task's address space for the kernel's
+/// fault reports; `when` is `abi::label::ON_ANY_FAULT` or
+/// `ON_WRITE_TO_READ_ONLY`. Returns 0 or an error status.
+pub fn label(va: u64, size: u64, when: u64, text: &str) -> u64 {
+    syscall(nr::LABEL, [va, size, when, text.as_ptr() as u64, text.len() as u64, 0])[0]
+}
+
 /// ORs this handle's badge into its notification.
 pub fn signal(handle: u64) -> u64 {
     syscall(nr::SIGNAL, [handle, 0, 0, 0, 0, 0])[0]

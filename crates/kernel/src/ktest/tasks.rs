@@ -6,6 +6,7 @@
 use super::*;
 
 pub(super) const TESTS: &[(&str, KernelTest)] = &[
+    ("memsvc_write_to_a_shared_tail_is_named", memsvc_write_to_a_shared_tail_is_named),
     ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
     ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
@@ -239,4 +240,19 @@ fn run_with_a_dead_service(k: &BootInfo) -> Vec<(&'static str, Option<u64>)> {
     let objects = crate::memory_service::service_objects(1, None, &[(0, [0, 1]), (1, [1, 1])]);
     let outcome = crate::task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     outcome.statuses
+}
+
+/// The memory service's fault drill: it optimizes a folio and writes to a
+/// shared tail page of its own vmemmap. The write faults, the kernel stops
+/// the service and names the fault by the label the service gave its
+/// vmemmap (the QEMU test reads that label off the `task.fault` line).
+fn memsvc_write_to_a_shared_tail_is_named(k: &mut BootInfo) -> TestResult {
+    use folio_abi::memsvc::start::{DRILL_NOT_POSSIBLE, DRILL_WRITE_TO_SHARED_TAIL};
+    let statuses = crate::memory_service::run_alone(k, DRILL_WRITE_TO_SHARED_TAIL)?;
+    if statuses == [("memsvc", Some(DRILL_NOT_POSSIBLE))] {
+        result!("ktest.drill", true, ran = "no", why = "no folio of the smallest optimizable order in the pool");
+        return Ok(());
+    }
+    result!("ktest.drill", true, ran = "yes", statuses = super::statuses(&statuses));
+    check(statuses == [("memsvc", Some(crate::task::FAULT_STATUS))], || format!("{statuses:?}"))
 }

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+use folio_rt::abi::label::ON_ANY_FAULT;
 use folio_rt::{call, nr, syscall};
 
 fn main() -> u64 {
@@ -23,8 +24,20 @@ fn main() -> u64 {
         too_long = too_long,
         unknown_call = unknown
     );
+    // Labels: bad ones are refused, a good one names the fault below.
+    let long = [b'x'; 65];
+    let label_too_long = folio_rt::label(0, 0x1000, ON_ANY_FAULT, core::str::from_utf8(&long).unwrap_or(""));
+    let label_bad_kind = folio_rt::label(0, 0x1000, 9, "null page");
+    let label_ok = folio_rt::label(0, 0x1000, ON_ANY_FAULT, "null page");
+    folio_rt::result!(
+        "hostile.labels",
+        (label_too_long, label_bad_kind, label_ok) == (22, 15, 0),
+        too_long = label_too_long,
+        bad_kind = label_bad_kind,
+        ok = label_ok
+    );
     // Deliberately invalid: nothing is mapped at 0x10, so this faults and
-    // the kernel stops this task.
+    // the kernel stops this task (and names the address "null page").
     folio_rt::memory::write_u64(0x10, 1);
     folio_rt::result!("hostile.fault", false, why = "still running after a fault");
     1
