@@ -83,6 +83,10 @@ impl VmemmapHw for SimVmemmap {
         Some(pa)
     }
 
+    fn free_frame_count(&self) -> Option<u64> {
+        Some(self.frames.free_frames())
+    }
+
     fn free_frame(&mut self, pa: u64) {
         assert!(self.memory.remove(&pa).is_some(), "frame {pa:#x} freed but not allocated");
         self.frames.free(pa, 0).unwrap();

@@ -23,6 +23,11 @@ pub trait VmemmapHw {
             self.free_frame(pa);
         }
     }
+    /// How many frames `alloc_frame` could still hand out, where the
+    /// hardware can tell (to check the accounting against the allocator).
+    fn free_frame_count(&self) -> Option<u64> {
+        None
+    }
     /// Fills the frame at `pa` with `f(index)` for each descriptor slot.
     fn fill_frame(&mut self, pa: u64, f: &mut dyn FnMut(usize) -> PageDescriptor);
     /// Maps unmapped vmemmap pages: (va, pa, writable).

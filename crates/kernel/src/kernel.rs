@@ -129,8 +129,6 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     result!("pan", true, state = if cpu::enable_pan() { "on" } else { "absent" });
     crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = BootInfo { machine, memory_map, image, granule };
-
-    crate::huge::savings_report(granule, &kernel.memory_map.banks);
     let status = match args.ktest {
         Some(filter) => crate::ktest::run(&mut kernel, filter),
         None => 0,

@@ -21,8 +21,11 @@
 extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
+mod savings;
 #[cfg(test)]
 mod tests;
+
+pub use savings::{Savings, SavingsRow};
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

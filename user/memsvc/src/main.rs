@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+use alloc::format;
 use alloc::vec::Vec;
 
 use folio_abi::label::ON_WRITE_TO_READ_ONLY;
@@ -25,9 +26,11 @@ use folio_abi::map as nr_map;
 use folio_abi::memsvc::{SHARED_TAIL_LABEL, layout, op, start};
 use folio_core::ipc::NOTIFICATION_BADGE;
 use folio_core::mm::frame::FramePool;
+use folio_core::mm::memmap::Size;
+use folio_core::mm::paging::Unit;
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
-use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange};
+use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange, Savings};
 use folio_rt::abi::report::Hex;
 use folio_rt::memory::{self, Mapped};
 use folio_rt::{cycles, nr, println, recv, reply_recv, result, syscall};
@@ -84,6 +87,10 @@ impl VmemmapHw for ServiceVmemmap {
 
     fn free_frame(&mut self, pa: u64) {
         let _ = self.frames.free(pa, 0);
+    }
+
+    fn free_frame_count(&self) -> Option<u64> {
+        Some(self.frames.free_frames())
     }
 
     fn free_frames(&mut self, frames: &mut [u64]) {
@@ -244,6 +251,56 @@ fn drill_write_to_shared_tail(service: &mut MemoryService<ServiceVmemmap>) -> u6
     1
 }
 
+/// The savings table of the running granule, each row measured on a folio
+/// of this service's own pool (`MemoryService::measure_savings`).
+fn report_savings(service: &mut MemoryService<ServiceVmemmap>) {
+    let granule = service.hvo().granule();
+    for row in service.measure_savings() {
+        let size = Size(row.size);
+        let unit = Unit::all_largest_first(granule).find(|u| u.size(granule) == row.size).unwrap_or(Unit::PAGE);
+        let x64 = row.vmemmap_pages_x64;
+        let pages = if x64 >= 64 { format!("{}", x64 / 64) } else { format!("1/{}", 64 / x64.max(1)) };
+        let d = row.descriptors;
+        match row.outcome {
+            Savings::NotEligible { min_order } => result!(
+                "hvo.savings",
+                true,
+                granule = granule,
+                size = size,
+                unit = unit,
+                descriptors = d,
+                vmemmap_pages = pages,
+                eligible = "no",
+                min_order = min_order
+            ),
+            Savings::NoFreeBlock => result!(
+                "hvo.savings",
+                true,
+                granule = granule,
+                size = size,
+                unit = unit,
+                descriptors = d,
+                vmemmap_pages = pages,
+                fits = "no"
+            ),
+            Savings::Measured { after, freed, allocator_gain } => result!(
+                "hvo.savings",
+                allocator_gain.is_none_or(|g| g == freed),
+                granule = granule,
+                size = size,
+                unit = unit,
+                descriptors = d,
+                vmemmap_pages = pages,
+                after = after,
+                freed = freed,
+                saved = Size(freed * granule.size()),
+                allocator_gain = allocator_gain.unwrap_or(0)
+            ),
+            Savings::Failed(e) => result!("hvo.savings", false, granule = granule, size = size, why = e),
+        }
+    }
+}
+
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
@@ -288,6 +345,7 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     if labelled != 0 {
         return Err("the kernel refused the vmemmap's label");
     }
+    report_savings(&mut service);
     result!(
         "memsvc.start",
         true,
