@@ -78,6 +78,10 @@ pub mod task {
     pub const STACK_TOP: u64 = 0x7F_0000_0000;
     /// The stack's size: 64 KiB, at least one page of any granule.
     pub const STACK_SIZE: u64 = 64 << 10;
+    /// x2 at a task's start: what the task may use. This bit: it may read
+    /// the PMU cycle counter (PMCCNTR_EL0; only where the CPU has a PMU),
+    /// otherwise it times itself with the virtual counter.
+    pub const START_CYCLE_COUNTER: u64 = 1 << 0;
 }
 
 /// Status codes returned in x0 (0 is success).

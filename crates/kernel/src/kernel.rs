@@ -48,7 +48,10 @@ unsafe extern "C" {
 
 #[unsafe(no_mangle)]
 extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64) -> ! {
-    // Instructions are counted from here (exact under QEMU -icount).
+    // Instructions are counted from here (exact under QEMU -icount), where
+    // the CPU has a PMU: probed first, since without one every PMU access
+    // is UNDEFINED (and the console does not exist yet).
+    crate::arch::aarch64::pmu::probe();
     crate::arch::aarch64::pmu::reset_and_enable();
     // SAFETY: HEAP_MEMORY is used by nothing but the heap, and this is the
     // only place it is handed over, once, before anything allocates.
@@ -125,8 +128,10 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
     crate::smp::start_secondaries(&machine, granule);
-    // PAN: EL1 cannot touch task memory, where the CPU has it.
+    // PAN: EL1 cannot touch task memory, where the CPU has it (each
+    // secondary core turns it on for itself).
     result!("pan", true, state = if cpu::enable_pan() { "on" } else { "absent" });
+    result!("pmu", true, present = if crate::arch::aarch64::pmu::present() { "yes" } else { "no" });
     crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = BootInfo { machine, memory_map, image, granule };
     let status = match args.ktest {

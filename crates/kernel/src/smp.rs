@@ -151,8 +151,11 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
 /// A secondary core, MMU on, on its own stack and vectors.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
+    // Per core: the cycle counter (where there is a PMU) and PAN.
+    crate::arch::aarch64::pmu::reset_and_enable();
+    let pan = if cpu::enable_pan() { "on" } else { "absent" };
     // At EL1, MMU on with the kernel's tables.
-    result!("core", true, index = record.mpidr & 0xff, mpidr = Hex(cpu::mpidr()), el = 1);
+    result!("core", true, index = record.mpidr & 0xff, mpidr = Hex(cpu::mpidr()), el = 1, pan = pan);
     record.online.store(1, Ordering::Release);
     timer::stop_virtual();
     // Run tasks whenever a task set is active; otherwise wait for an event.

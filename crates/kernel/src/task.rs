@@ -234,6 +234,12 @@ fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
     Ok(pa)
 }
 
+/// x2 at a task's start (`folio_abi::task`): the cycle counter where the
+/// CPU has a PMU.
+fn start_flags() -> u64 {
+    if crate::arch::aarch64::pmu::present() { folio_abi::task::START_CYCLE_COUNTER } else { 0 }
+}
+
 /// Loads `spec` into a fresh address space with `asid`.
 fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
     let program = elf::parse(spec.image).map_err(|e| format!("{e}"))?;
@@ -295,7 +301,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         name: spec.name,
         tables,
         asid,
-        frame: TrapFrame::user(program.entry, STACK_TOP),
+        frame: TrapFrame::user(program.entry, STACK_TOP, start_flags()),
         frames,
         status: None,
         caps: Vec::new(),
@@ -685,15 +691,22 @@ fn user_trap(frame: &mut TrapFrame) {
         if let Some(gic) = GIC.lock().as_ref() {
             let taken = gic.acknowledge();
             let intid = taken.intid;
-            if intid != SPURIOUS {
-                gic.end_of_interrupt(taken);
-            }
             if let Some((timer_intid, ticks)) = system.timer
                 && intid == timer_intid
             {
+                // The timer's line is level-triggered: re-arming lowers it,
+                // and it must be low before the EOI, or a hypervisor (KVM)
+                // queues a fresh copy that the next task takes at once. A
+                // copy whose condition no longer holds is ignored.
+                let fired = timer::condition_met();
                 timer::arm_virtual(ticks);
-                system.ipc.expire(timer::counter());
-                yielded = true;
+                if fired {
+                    system.ipc.expire(timer::counter());
+                    yielded = true;
+                }
+            }
+            if intid != SPURIOUS {
+                gic.end_of_interrupt(taken);
             }
             if intid == RESCHEDULE_SGI {
                 system.reschedule_ipis += 1;

@@ -727,6 +727,25 @@ fn four_cores_come_up_with_psci_on_virt() {
     }
 }
 
+/// A vCPU without a PMU (common in clouds; under KVM every PMU access is
+/// then UNDEFINED): the kernel probes ID_AA64DFR0_EL1 before touching the
+/// PMU, tells tasks at start, and they time themselves with the virtual
+/// counter instead. The PMU is on with every other `-cpu` here.
+#[test]
+fn a_vcpu_without_a_pmu_boots_and_tasks_use_the_virtual_counter() {
+    boot(&["-M", "virt", "-cpu", "cortex-a72,pmu=off", "-m", "1G", "-smp", "2"], "exit=semihosting ktest=tasks")
+        .assert_status(EXIT_OK)
+        .expect("pmu", &[("present", "no")])
+        .expect("hello", &[("cycles_from", "virtual")])
+        .assert_tasks_ran()
+        .assert_ktests_pass()
+        .assert_memory_service();
+    boot(VIRT_A72, "exit=semihosting ktest=tasks_run")
+        .assert_status(EXIT_OK)
+        .expect("pmu", &[("present", "yes")])
+        .expect("hello", &[("cycles_from", "pmu")]);
+}
+
 /// The SMP tests on the 16K and 64K granules (four cores, GICv2 and v3).
 #[test]
 fn four_cores_with_16k_and_64k_granules() {
@@ -735,6 +754,11 @@ fn four_cores_with_16k_and_64k_granules() {
             &["-M", machine, "-cpu", cpu, "-m", "1G", "-smp", "4"],
             &format!("exit=semihosting ktest=tasks granule={granule} memsvc=off"),
         );
+        // Every core turns PAN on for itself where the CPU has it (max).
+        let pan = if cpu == "max" { "on" } else { "absent" };
+        for core in ["1", "2", "3"] {
+            run.expect("core", &[("index", core), ("pan", pan)]);
+        }
         run.assert_status(EXIT_OK)
             .expect("mmu", &[("granule", granule)])
             .expect("cores", &[("online", "4"), ("listed", "4")])

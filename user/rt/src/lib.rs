@@ -36,9 +36,10 @@ static START_ARGUMENTS: [core::sync::atomic::AtomicU64; 2] =
 /// What the entry point does before `main`: keeps the start arguments and
 /// sets up the heap (feature `heap`).
 #[doc(hidden)]
-pub fn start(a0: u64, a1: u64) {
+pub fn start(a0: u64, a1: u64, flags: u64) {
     START_ARGUMENTS[0].store(a0, core::sync::atomic::Ordering::Relaxed);
     START_ARGUMENTS[1].store(a1, core::sync::atomic::Ordering::Relaxed);
+    CYCLE_COUNTER.store(flags & abi::task::START_CYCLE_COUNTER != 0, core::sync::atomic::Ordering::Relaxed);
     #[cfg(feature = "heap")]
     heap::init();
 }
@@ -57,11 +58,25 @@ pub fn counter() -> (u64, u64) {
     (count, frequency)
 }
 
-/// The cycle counter (instructions under QEMU -icount), readable while the
-/// kernel allows it (PMUSERENR_EL0, during task runs).
+/// Whether the kernel lets this task read the cycle counter (x2 at start).
+static CYCLE_COUNTER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`cycles`] reads the PMU cycle counter (instructions under QEMU
+/// -icount) rather than the virtual counter.
+pub fn has_cycle_counter() -> bool {
+    CYCLE_COUNTER.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The cycle counter (instructions under QEMU -icount) where the kernel
+/// lets this task read it (PMUSERENR_EL0.CR, only on a CPU with a PMU);
+/// otherwise the virtual counter, which never traps.
 pub fn cycles() -> u64 {
+    if !has_cycle_counter() {
+        return counter().0;
+    }
     let c: u64;
-    // SAFETY: reading PMCCNTR_EL0 has no side effects.
+    // SAFETY: the kernel said at start that PMCCNTR_EL0 is readable at EL0
+    // on this CPU; reading it has no side effects.
     unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack)) };
     c
 }
@@ -232,8 +247,8 @@ macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".text.entry")]
-        pub extern "C" fn _start(a0: u64, a1: u64) -> ! {
-            $crate::start(a0, a1);
+        pub extern "C" fn _start(a0: u64, a1: u64, flags: u64) -> ! {
+            $crate::start(a0, a1, flags);
             let status: u64 = $main();
             $crate::exit(status)
         }

@@ -7,7 +7,8 @@ use folio_rt::println;
 
 fn main() -> u64 {
     println!("hello from EL0");
-    folio_rt::result!("hello", true, el = 0);
+    let counter = if folio_rt::has_cycle_counter() { "pmu" } else { "virtual" };
+    folio_rt::result!("hello", true, el = 0, cycles_from = counter);
     7
 }
 

@@ -111,9 +111,12 @@ pub unsafe fn leave_user_mode(kernel: *const KernelContext) -> ! {
 impl TrapFrame {
     /// A frame that starts EL0 at `entry` with stack `sp`: EL0t, IRQs
     /// unmasked (for timer preemption), debug, SError and FIQ masked.
-    pub fn user(entry: u64, sp: u64) -> TrapFrame {
+    /// A task's first frame: x2 holds its start flags (`folio_abi::task`).
+    pub fn user(entry: u64, sp: u64, flags: u64) -> TrapFrame {
+        let mut x = [0; 31];
+        x[2] = flags;
         TrapFrame {
-            x: [0; 31],
+            x,
             sp_el0: sp,
             elr: entry,
             spsr: 0x340,

@@ -27,6 +27,16 @@ pub fn arm_virtual(ticks: u64) {
     };
 }
 
+/// Whether the virtual timer's condition holds now: enabled and expired
+/// (CNTV_CTL_EL0.ENABLE and .ISTATUS). A timer interrupt taken while it
+/// does not is a stale copy of one already handled.
+pub fn condition_met() -> bool {
+    let ctl: u64;
+    // SAFETY: reading this core's virtual timer control register.
+    unsafe { core::arch::asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack, preserves_flags)) };
+    ctl & 0b101 == 0b101
+}
+
 /// Stops the virtual timer (CNTV_CTL_EL0.ENABLE = 0).
 pub fn stop_virtual() {
     // SAFETY: as above.
