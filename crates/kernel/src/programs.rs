@@ -17,6 +17,7 @@ pub static CRASHER: &[u8] = program!("crasher");
 pub static QUITTER: &[u8] = program!("quitter");
 pub static ORPHAN: &[u8] = program!("orphan");
 pub static WATCHER: &[u8] = program!("watcher");
+pub static SLEEPER: &[u8] = program!("sleeper");
 pub static IPCBENCH: &[u8] = program!("ipcbench");
 pub static IPCSERVER: &[u8] = program!("ipcserver");
 pub static MEMCLIENT: &[u8] = program!("memclient");

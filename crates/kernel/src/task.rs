@@ -194,7 +194,7 @@ static SYSTEM: SpinLock<Option<System>> = SpinLock::new(None);
 /// A program and how it is set up: its handles name endpoints and
 /// notifications by their index in the run (see [`run`]) with a badge;
 /// `core` pins it to one core.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Spec {
     pub name: &'static str,
     pub image: &'static [u8],
@@ -571,8 +571,9 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
 }
 
-/// Runs tasks on this core until none is left or the run ends. The boot
-/// core also idles here (WFI) while timed receives are pending.
+/// Runs tasks on this core until none is left or the run ends. An idle
+/// core waits for its own timer (WFI) while timed receives are pending,
+/// and for an event (WFE) otherwise.
 pub fn run_core(core: usize) {
     if core >= MAX_CORES {
         return;
@@ -610,18 +611,21 @@ pub fn run_core(core: usize) {
             }
             continue;
         }
-        // Nothing this core may run now. Timed receives are expired by the
-        // boot core's timer; a set with no deadline pending, nothing ready
-        // and nothing running can never move again.
+        // Nothing this core may run now. Every idle core expires the
+        // deadlines that are due; a set with no deadline pending, nothing
+        // ready and nothing running can never move again.
         let readied_before = system.ipc.readied();
         let deadline_pending = system.timer.is_some() && system.ipc.expire(timer::counter()).is_some();
+        if system.ipc.readied() != readied_before {
+            // A deadline passed: the task it readied may be this core's to
+            // run (look again before waiting), or another's (wake them).
+            wake_cores();
+            continue;
+        }
         if system.ipc.any_ready() {
-            // Ready, but for other cores. Whoever made it ready woke them;
-            // only a deadline that just passed here is news to them. (Waking
-            // them every time would keep idle cores waking each other.)
-            if system.ipc.readied() != readied_before {
-                wake_cores();
-            }
+            // Ready, but for other cores; whoever made it ready woke them.
+            // (Waking them every time would keep idle cores waking each
+            // other.)
             let seen = WORK.load(Ordering::Acquire);
             drop(guard);
             wait_for_work(seen);
@@ -629,7 +633,10 @@ pub fn run_core(core: usize) {
         }
         let nobody_running = system.in_user == 0;
         match (system.timer, deadline_pending) {
-            (Some(timer_config), true) if core == 0 => {
+            // A deadline is pending: this core's own timer wakes it to
+            // expire it (whichever core the task may run on; no other core
+            // is bound to be awake).
+            (Some(timer_config), true) => {
                 drop(guard);
                 idle_for_the_timer(timer_config);
             }
@@ -651,8 +658,8 @@ pub fn run_core(core: usize) {
     mmu::no_user_space();
 }
 
-/// Waits (WFI wakes on a pending interrupt even with IRQs masked) for the
-/// boot core's timer and expires deadlines.
+/// Waits (WFI wakes on a pending interrupt even with IRQs masked) for this
+/// core's timer and expires deadlines.
 fn idle_for_the_timer((_, ticks): (u32, u64)) {
     timer::arm_virtual(ticks);
     aarch64_cpu::asm::wfi();

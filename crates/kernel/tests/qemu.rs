@@ -359,6 +359,7 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
             ],
         )
         .expect("ktest.memsvc_write_to_a_shared_tail_is_named", &[])
+        .expect("ktest.deadlines", &[("ran", "yes"), ("with_a_spinner", "sleeper:0,spinner:0")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -721,6 +722,9 @@ fn four_cores_come_up_with_psci_on_virt() {
             .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
             .expect("ktest.tasks_recycle_asids_across_generations", &[])
             .expect("ktest.tasks_keep_their_fp_simd_registers", &[])
+            // Deadlines expire on one core and on a secondary one.
+            .expect("ktest.deadlines", &[("ran", "yes"), ("alone", "sleeper:0")])
+            .expect("ktest.deadlines.secondary", &[("ran", "yes"), ("core", "3"), ("statuses", "sleeper:0")])
             .assert_tasks_ran()
             .assert_ktests_pass()
             .assert_memory_service();

@@ -5,6 +5,7 @@
 use super::*;
 
 pub(super) const TESTS: &[(&str, KernelTest)] = &[
+    ("tasks_time_out_on_a_secondary_core", tasks_time_out_on_a_secondary_core),
     ("tasks_talk_across_cores", tasks_talk_across_cores),
     ("tasks_are_preempted_on_a_secondary_core", tasks_are_preempted_on_a_secondary_core),
     ("tasks_recycle_asids_across_generations", tasks_recycle_asids_across_generations),
@@ -105,7 +106,7 @@ fn tasks_keep_their_fp_simd_registers(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
     let spec = Spec { name: "simdcheck", image: programs::SIMDCHECK, priority: 1, handles: &[], core: None };
-    let specs = [spec.clone(), spec.clone(), spec.clone(), spec.clone(), spec.clone(), spec];
+    let specs = [spec; 6];
     let arguments: Vec<(usize, [u64; 2])> = (0..specs.len()).map(|i| (i, [0x51_3d00 + i as u64, 8])).collect();
     let objects = Objects { start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
@@ -240,4 +241,30 @@ fn tasks_talk_across_cores(k: &mut BootInfo) -> TestResult {
         check(*mask == want, || format!("{} ran on {mask:#b}, pinned to {want:#b}", spec.name))?;
     }
     Ok(())
+}
+
+/// A timed receive on a secondary core expires: the task is pinned to the
+/// last core, spins 20 ms (so every other core has gone idle without a
+/// deadline pending), then receives with deadlines of 0 and 1 ms. Only the
+/// boot core used to expire deadlines, and nothing woke it.
+fn tasks_time_out_on_a_secondary_core(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    let online = crate::smp::online_cores();
+    if online < 2 || k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        result!("ktest.deadlines.secondary", true, ran = "no", why = "one core online, or no GIC or timer interrupt");
+        return Ok(());
+    }
+    let specs = [Spec {
+        name: "sleeper",
+        image: programs::SLEEPER,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 0)],
+        core: Some(online - 1),
+    }];
+    let objects =
+        Objects { endpoint_owners: &[0], notifications: 0, start_arguments: &[(0, [20, 0])], ..Default::default() };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    result!("ktest.deadlines.secondary", true, ran = "yes", core = online - 1, statuses = statuses(&outcome.statuses));
+    check(outcome.statuses == [("sleeper", Some(0))], || format!("{:?}", outcome.statuses))
 }

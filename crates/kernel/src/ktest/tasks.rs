@@ -6,6 +6,7 @@
 use super::*;
 
 pub(super) const TESTS: &[(&str, KernelTest)] = &[
+    ("tasks_time_out_when_due", tasks_time_out_when_due),
     ("memsvc_write_to_a_shared_tail_is_named", memsvc_write_to_a_shared_tail_is_named),
     ("tasks_run_talk_and_fail_alone", tasks_run_talk_and_fail_alone),
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
@@ -255,4 +256,39 @@ fn memsvc_write_to_a_shared_tail_is_named(k: &mut BootInfo) -> TestResult {
     }
     result!("ktest.drill", true, ran = "yes", statuses = super::statuses(&statuses));
     check(statuses == [("memsvc", Some(crate::task::FAULT_STATUS))], || format!("{statuses:?}"))
+}
+
+/// Timed receives expire when due, on one core: a deadline already due
+/// when the receive starts (the idle path made the task ready and then
+/// waited for another core to take it, forever), and a 1 ms deadline while
+/// a spinner holds the core.
+fn tasks_time_out_when_due(k: &mut BootInfo) -> TestResult {
+    use crate::programs;
+    use crate::task::{self, Objects, Spec};
+    if k.machine.gic.is_none() || k.machine.virtual_timer_intid.is_none() {
+        result!("ktest.deadlines", true, ran = "no", why = "no GIC or timer interrupt");
+        return Ok(());
+    }
+    let sleeper = Spec {
+        name: "sleeper",
+        image: programs::SLEEPER,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 0)],
+        core: Some(0),
+    };
+    let spinner = Spec { name: "spinner", image: programs::SPINNER, priority: 1, handles: &[], core: Some(0) };
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, ..Default::default() };
+    let alone = task::run(&[sleeper], &objects, k.granule, k.machine.virtual_timer_intid);
+    let with_a_spinner = task::run(&[sleeper, spinner], &objects, k.granule, k.machine.virtual_timer_intid);
+    result!(
+        "ktest.deadlines",
+        true,
+        ran = "yes",
+        alone = super::statuses(&alone.statuses),
+        with_a_spinner = super::statuses(&with_a_spinner.statuses)
+    );
+    check(alone.statuses == [("sleeper", Some(0))], || format!("{:?}", alone.statuses))?;
+    check(with_a_spinner.statuses == [("sleeper", Some(0)), ("spinner", Some(0))], || {
+        format!("{:?}", with_a_spinner.statuses)
+    })
 }
