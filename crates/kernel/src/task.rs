@@ -82,6 +82,11 @@ struct System {
     kernel: [KernelContext; MAX_CORES],
     /// Cores in task mode (bit per core).
     in_user: u32,
+    /// Cores whose TTBR0 points at a task's tables (EPD0 clear): a bit is
+    /// set when a core switches to a task and cleared, under this lock,
+    /// once the core has dropped its user space (`mmu::no_user_space`).
+    /// No task's tables are freed while a core may still walk them.
+    user_space_live: u32,
     /// Whether cores should look for tasks.
     active: bool,
     /// The cores each task has run on (bit per core).
@@ -151,6 +156,17 @@ fn switch_to(system: &mut System, core: usize, task: TaskId) {
     }
     let t = &system.tasks[task];
     mmu::switch_user_space(t.tables.root(), t.asid.value);
+    system.user_space_live |= 1 << core;
+}
+
+/// This core stops walking any task's tables (EPD0 set, TTBR0 empty,
+/// reserved ASID 0) and says so: before it idles, and before a run's
+/// tables may be freed.
+fn drop_user_space(system: &mut System, core: usize) {
+    if system.user_space_live & (1 << core) != 0 {
+        mmu::no_user_space();
+        system.user_space_live &= !(1 << core);
+    }
 }
 
 /// Whether a data or instruction abort from EL0 hit an address that the
@@ -327,8 +343,6 @@ fn retire(mut task: UserTask) {
     let _hardware = task.tables.destroy();
 }
 
-/// How a run ended: each task's name and exit status (`None`: never
-/// finished, blocked forever), and the order in which they ended.
 /// Task exit statuses as one result value: `name:status,...` (`none`
 /// where the task never ended).
 pub fn statuses_value(statuses: &[(&str, Option<u64>)]) -> String {
@@ -342,6 +356,8 @@ pub fn statuses_value(statuses: &[(&str, Option<u64>)]) -> String {
     parts.join(",")
 }
 
+/// How a run ended: each task's name and exit status (`None`: never
+/// finished, blocked forever), and the order in which they ended.
 pub struct Outcome {
     pub statuses: Vec<(&'static str, Option<u64>)>,
     pub ended: Vec<&'static str>,
@@ -353,6 +369,9 @@ pub struct Outcome {
     pub retried_faults: u64,
     /// Reschedule SGIs taken by cores running a task.
     pub reschedule_ipis: u64,
+    /// Whether every core had dropped the run's tables (EPD0 set) when they
+    /// were freed; otherwise they were kept, not freed.
+    pub tables_retired: bool,
 }
 
 /// Work the boot core does instead of running tasks (a test that changes
@@ -386,6 +405,7 @@ pub fn run_with(
         asid_rollovers: 0,
         retried_faults: 0,
         reschedule_ipis: 0,
+        tables_retired: true,
     };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
@@ -453,6 +473,7 @@ pub fn run_with(
         granule,
         kernel: core::array::from_fn(|_| KernelContext::default()),
         in_user: 0,
+        user_space_live: 0,
         active: true,
         ran_on,
         timer,
@@ -475,6 +496,9 @@ pub fn run_with(
     }
     {
         let mut guard = SYSTEM.lock();
+        // ASID values start again with this run: whatever an earlier run
+        // left in any core's TLB goes first, as at a rollover.
+        mmu::flush_all_asids();
         *guard = Some(system);
         ACTIVE.store(true, Ordering::Release);
         wake_cores();
@@ -492,8 +516,13 @@ pub fn run_with(
         ACTIVE.store(false, Ordering::Release);
         wake_cores();
     }
+    // Every core out of its task and off the run's tables before any table
+    // is freed (a core still pointing TTBR0 at them could walk freed,
+    // reused frames speculatively).
     let deadline = timer::counter() + timer::frequency();
-    while SYSTEM.lock().as_ref().is_some_and(|s| s.in_user != 0) && timer::counter() < deadline {
+    while SYSTEM.lock().as_ref().is_some_and(|s| s.in_user != 0 || s.user_space_live != 0)
+        && timer::counter() < deadline
+    {
         core::hint::spin_loop();
     }
     timer::stop_virtual();
@@ -504,8 +533,17 @@ pub fn run_with(
     let ran_on = system.ran_on.clone();
     let asid_rollovers = system.asids.rollovers();
     let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
-    system.tasks.into_iter().for_each(retire);
-    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults, reschedule_ipis }
+    let tables_retired = system.user_space_live == 0;
+    if tables_retired {
+        system.tasks.into_iter().for_each(retire);
+    } else {
+        // A core that never let go of a task's tables: keeping them
+        // (leaked) is safe, freeing them is not.
+        let cores = folio_abi::report::Hex(system.user_space_live as u64);
+        crate::result!("tasks.retire", false, cores_still_walking = cores);
+        core::mem::forget(system.tasks);
+    }
+    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults, reschedule_ipis, tables_retired }
 }
 
 /// The boot core runs `agent` step by step, each step with the task set
@@ -611,9 +649,13 @@ pub fn run_core(core: usize) {
             }
             continue;
         }
-        // Nothing this core may run now. Every idle core expires the
+        // Nothing this core may run now: it drops the last task's tables
+        // (an idle core must not keep walking them: that task may block
+        // for long, or die and have its tables freed). Every idle core
+        // expires the
         // deadlines that are due; a set with no deadline pending, nothing
         // ready and nothing running can never move again.
+        drop_user_space(system, core);
         let readied_before = system.ipc.readied();
         let deadline_pending = system.timer.is_some() && system.ipc.expire(timer::counter()).is_some();
         if system.ipc.readied() != readied_before {
@@ -655,7 +697,10 @@ pub fn run_core(core: usize) {
         }
     }
     crate::arch::aarch64::pmu::allow_el0_cycle_counter(false);
-    mmu::no_user_space();
+    match SYSTEM.lock().as_mut() {
+        Some(system) => drop_user_space(system, core),
+        None => mmu::no_user_space(),
+    }
 }
 
 /// Waits (WFI wakes on a pending interrupt even with IRQs masked) for this

@@ -713,7 +713,10 @@ fn four_cores_come_up_with_psci_on_virt() {
             run.expect("core", &[("index", &core.to_string()), ("mpidr", &mpidr), ("el", "1")]);
         }
         run.expect("cores", &[("online", "4"), ("listed", "4")])
-            .expect("ktest.across", &[("ran_on", "pong:0b1,ping-a:0b10,ping-b:0b100,ping-c:0b1000,ping-d:0b10")])
+            .expect(
+                "ktest.across",
+                &[("ran_on", "pong:0b1,ping-a:0b10,ping-b:0b100,ping-c:0b1000,ping-d:0b10"), ("tables_retired", "yes")],
+            )
             .expect("ktest.tasks_talk_across_cores", &[])
             .expect("ktest.preempt", &[("core", "3"), ("ended", "hello,spinner")])
             .expect("ktest.tasks_are_preempted_on_a_secondary_core", &[])

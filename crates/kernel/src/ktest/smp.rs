@@ -233,8 +233,11 @@ fn tasks_talk_across_cores(k: &mut BootInfo) -> TestResult {
     let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{}:{m:#b}", s.name)).collect();
-    // Per task, the cores it ran on (a bit per core).
-    result!("ktest.across", true, ran = "yes", ran_on = cores.join(","));
+    // Per task, the cores it ran on (a bit per core); whether every core
+    // had dropped the run's tables before they were freed.
+    let retired = if outcome.tables_retired { "yes" } else { "no" };
+    result!("ktest.across", true, ran = "yes", ran_on = cores.join(","), tables_retired = retired);
+    check(outcome.tables_retired, || "a core still walked the run's tables when they were to be freed".into())?;
     check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
     for (spec, mask) in specs.iter().zip(&outcome.ran_on) {
         let want = 1u32 << spec.core.unwrap_or(0);

@@ -6,9 +6,14 @@
 #![no_std]
 #![no_main]
 
-use folio_rt::{call, cycles, println, start_arguments, syscall};
+use folio_rt::{CycleCounter, call, println, start_arguments, syscall};
 
 fn main() -> u64 {
+    let Some(counter) = CycleCounter::get() else {
+        println!("ipcbench: no cycle counter on this CPU; nothing measured");
+        return 0;
+    };
+    let cycles = || counter.read();
     let overhead = (0..16).map(|_| cycles().wrapping_neg().wrapping_add(cycles())).min().unwrap_or(0);
     let (mut null, mut one_way, mut reply, mut round) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     for i in 0..32 {
