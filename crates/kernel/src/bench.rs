@@ -37,19 +37,29 @@ fn measure(
     mut op: impl FnMut(&mut PageTable<KernelHw>),
     mut undo: impl FnMut(&mut PageTable<KernelHw>),
 ) {
+    let pmu = pmu();
     op(t);
     undo(t);
-    let overhead = pmu::overhead();
+    let overhead = pmu.overhead();
     let before = t.stats();
-    let start = pmu::read();
+    let start = pmu.read();
     op(t);
-    let end = pmu::read();
+    let end = pmu.read();
     let after = t.stats();
     report(name, end - start - overhead, before, after);
     undo(t);
 }
 
+/// The cycle counter the benchmarks read (`run` returns early without one).
+fn pmu() -> pmu::CycleCounter {
+    pmu::CycleCounter::get().unwrap_or_else(|| unreachable!("bench::run checks for a PMU first"))
+}
+
 pub fn run(granule: Granule, banks: &[PhysRange], timer_intid: Option<u32>) {
+    if pmu::CycleCounter::get().is_none() {
+        println!("bench: this CPU has no PMU: nothing to count instructions with; skipped");
+        return;
+    }
     paging(granule);
     hvo(granule, banks);
     tlb();
@@ -66,17 +76,18 @@ pub fn run(granule: Granule, banks: &[PhysRange], timer_intid: Option<u32>) {
 /// includes what the others ran meanwhile (QEMU's own flush work is not
 /// instructions at all).
 fn tlb() {
+    let pmu = pmu();
     use crate::arch::aarch64::mmu;
     let cores = crate::smp::online_cores();
-    let overhead = (0..4).map(|_| pmu::read().wrapping_neg().wrapping_add(pmu::read())).min().unwrap_or(0);
+    let overhead = (0..4).map(|_| pmu.read().wrapping_neg().wrapping_add(pmu.read())).min().unwrap_or(0);
     let mut page = u64::MAX;
     let mut space = u64::MAX;
     for _ in 0..8 {
-        let t0 = pmu::read();
+        let t0 = pmu.read();
         mmu::flush_user_page(0x40_0000, 1);
-        let t1 = pmu::read();
+        let t1 = pmu.read();
         mmu::flush_asid(1);
-        let t2 = pmu::read();
+        let t2 = pmu.read();
         page = page.min(t1 - t0 - overhead);
         space = space.min(t2 - t1 - overhead);
     }
@@ -129,11 +140,12 @@ fn tables_stats() -> Stats {
 
 /// Counts one call of `op` (not warm: each HVO operation changes state).
 fn count<R>(name: &str, op: impl FnOnce() -> R) -> R {
-    let overhead = pmu::overhead();
+    let pmu = pmu();
+    let overhead = pmu.overhead();
     let before = tables_stats();
-    let start = pmu::read();
+    let start = pmu.read();
     let r = op();
-    let end = pmu::read();
+    let end = pmu.read();
     report(name, end - start - overhead, before, tables_stats());
     r
 }
@@ -199,7 +211,8 @@ fn hvo(granule: Granule, banks: &[PhysRange]) {
 }
 
 fn paging(granule: Granule) {
-    println!("bench: granule {granule}, counter overhead {} instructions", pmu::overhead());
+    let pmu = pmu();
+    println!("bench: granule {granule}, counter overhead {} instructions", pmu.overhead());
     // The 2 MiB unit of each granule: a block on 4K, a contiguous page run on 16K and 64K.
     let two_mib = match granule {
         Granule::K4 => Unit { level: 2, contiguous: false },

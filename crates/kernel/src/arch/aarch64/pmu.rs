@@ -55,29 +55,42 @@ pub fn reset_and_enable() {
     }
 }
 
-/// Reads the counter after every earlier instruction has completed; 0
-/// without a PMU.
-#[inline(always)]
-pub fn read() -> u64 {
-    if !present() {
-        return 0;
+/// Proof that this CPU has a PMU, so each read is just `isb; mrs`
+/// (benchmarks hold one).
+#[derive(Clone, Copy, Debug)]
+pub struct CycleCounter(());
+
+impl CycleCounter {
+    pub fn get() -> Option<CycleCounter> {
+        present().then_some(CycleCounter(()))
     }
-    let value: u64;
-    // SAFETY: reading PMCCNTR_EL0 of a PMU that exists has no side effects.
-    unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) value, options(nostack)) };
-    value
+
+    /// Reads the counter after every earlier instruction has completed.
+    #[inline(always)]
+    pub fn read(&self) -> u64 {
+        let value: u64;
+        // SAFETY: a CycleCounter exists only on a CPU with a PMU; reading
+        // PMCCNTR_EL0 has no side effects.
+        unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) value, options(nostack)) };
+        value
+    }
+
+    /// The counter's own cost: two reads back to back.
+    pub fn overhead(&self) -> u64 {
+        (0..4)
+            .map(|_| {
+                let a = self.read();
+                let b = self.read();
+                b - a
+            })
+            .min()
+            .unwrap_or(0)
+    }
 }
 
-/// The counter's own cost: two reads back to back.
-pub fn overhead() -> u64 {
-    (0..4)
-        .map(|_| {
-            let a = read();
-            let b = read();
-            b - a
-        })
-        .min()
-        .unwrap_or(0)
+/// Reads the counter; 0 without a PMU.
+pub fn read() -> u64 {
+    CycleCounter::get().map_or(0, |c| c.read())
 }
 
 /// Lets EL0 read the cycle counter and nothing else of the PMU
