@@ -18,9 +18,27 @@ pub type Clock = fn() -> (u64, u64);
 static LOGGER: KernelLogger = KernelLogger;
 static CLOCK: SpinLock<Option<Clock>> = SpinLock::new(None);
 
+/// Makes a console where there is none yet (the boot code's guess: the
+/// board's own UART), so a fault or panic before the console exists, or on
+/// a machine whose DTB names none, is still reported.
+static FALLBACK: SpinLock<Option<MakeConsole>> = SpinLock::new(None);
+
+/// Builds a console UART, if it can.
+pub type MakeConsole = fn() -> Option<Pl011>;
+
 /// Makes `uart` the console.
 pub fn set_console(uart: Pl011) {
     *CONSOLE.lock() = Some(uart);
+}
+
+/// Sets how [`emergency_print`] makes a console when there is none.
+pub fn set_fallback(make: MakeConsole) {
+    *FALLBACK.lock() = Some(make);
+}
+
+/// Whether a console exists (a report printed now reaches someone).
+pub fn has_console() -> bool {
+    CONSOLE.try_lock().is_none_or(|c| c.is_some())
 }
 
 pub fn print(args: fmt::Arguments<'_>) {
@@ -33,6 +51,10 @@ pub fn print(args: fmt::Arguments<'_>) {
 pub fn emergency_print(args: fmt::Arguments<'_>) {
     match CONSOLE.try_lock() {
         Some(mut guard) => {
+            if guard.is_none() {
+                let make = FALLBACK.try_lock().and_then(|f| *f);
+                *guard = make.and_then(|make| make());
+            }
             if let Some(uart) = guard.as_mut() {
                 let _ = uart.write_fmt(args);
             }

@@ -9,6 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::aarch64::early_map::{self, Memory};
 use crate::arch::aarch64::{cpu, exit, mmu, timer};
@@ -24,6 +25,27 @@ use folio_core::dtb::{self, DtbError, EnableMethod, GicInfo, Machine, PsciCondui
 use folio_core::mm::memmap::Size;
 use folio_core::mm::{FramePool, Granule, MemoryMap, PhysRange};
 use log::{error, info};
+
+/// The board's own UART (physical), and its address in the kernel's tables
+/// once they map it (0: not mapped there; the early map reaches it).
+static FALLBACK_UART: AtomicU64 = AtomicU64::new(0);
+static FALLBACK_UART_VA: AtomicU64 = AtomicU64::new(0);
+
+/// The fallback console: the board's own PL011, through the kernel's tables
+/// where they map it, else the early map.
+fn fallback_console() -> Option<Pl011> {
+    let pa = FALLBACK_UART.load(Ordering::Relaxed);
+    let va = match FALLBACK_UART_VA.load(Ordering::Relaxed) {
+        0 => early_map::map(pa, 0x1000, Memory::Device).ok()?,
+        va => va as usize,
+    };
+    // SAFETY: the board the image was loaded as has its PL011 at `pa`,
+    // mapped as device memory at `va`; there is no console, so nothing
+    // else drives it.
+    let mut uart = unsafe { Pl011::new(va) };
+    uart.init(if pa == rpi4::PL011_BASE { Some(rpi4::PL011_CLOCK_HZ) } else { None }, 115_200);
+    Some(uart)
+}
 
 /// Exit status after a panic.
 const PANIC_EXIT_STATUS: u32 = 2;
@@ -56,6 +78,16 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     // SAFETY: HEAP_MEMORY is used by nothing but the heap, and this is the
     // only place it is handed over, once, before anything allocates.
     unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_MEMORY) as usize, HEAP_SIZE) };
+
+    // Until the console exists (or when the DTB names none), a fault or
+    // panic report goes to the board's own UART, guessed from where the
+    // firmware loaded the image.
+    let fallback = match Board::from_load_address(load_physical) {
+        Board::RaspberryPi4 => rpi4::PL011_BASE,
+        _ => qemu_virt::PL011_BASE,
+    };
+    FALLBACK_UART.store(fallback, Ordering::Relaxed);
+    console::set_fallback(fallback_console);
 
     // Linker symbols: only their addresses are taken.
     let image_size = core::ptr::addr_of!(__image_end) as u64 - core::ptr::addr_of!(__image_start) as u64;
@@ -168,7 +200,13 @@ fn switch_to_kernel_tables(
         GicInfo::V3 { distributor, redistributors } => (3, distributor, redistributors),
     });
     let mut devices = Vec::new();
-    devices.extend(machine.uart);
+    // The console's UART, or, where the DTB names none, the board's own for
+    // the fallback console.
+    let fallback = machine.uart.is_none();
+    match machine.uart {
+        Some(uart) => devices.push(uart),
+        None => devices.push(PhysRange::saturating(FALLBACK_UART.load(Ordering::Relaxed), 0x1000)),
+    }
     if board == Board::RaspberryPi4 {
         devices.push(PhysRange::saturating(rpi4::GPIO_BASE, 0x1000));
     }
@@ -179,6 +217,9 @@ fn switch_to_kernel_tables(
     }
     match mmu::build_and_switch(granule, image.start(), &memory_map.banks, &devices, frames, cpu::mmfr0()) {
         Ok(tables) => {
+            if let (Some(&uart_va), true) = (tables.devices.first(), fallback) {
+                FALLBACK_UART_VA.store(uart_va, Ordering::Relaxed);
+            }
             if let (Some(&uart_va), Some(_)) = (tables.devices.first(), machine.uart) {
                 // SAFETY: the new tables map the same PL011 as device memory
                 // at `uart_va`; the old console mapping is gone, so this is
@@ -378,6 +419,7 @@ fn crash_if_asked(args: &BootArgs<'_>) {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
+    let had_console = console::has_console();
     console::emergency_print(format_args!("\n*** folio: kernel panic\n"));
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     console::emergency_print(format_args!(
@@ -386,5 +428,5 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         Value(file),
         Value(info.message())
     ));
-    exit::exit(PANIC_EXIT_STATUS)
+    exit::exit(if had_console { PANIC_EXIT_STATUS } else { crate::arch::aarch64::exception::NO_CONSOLE_EXIT_STATUS })
 }

@@ -21,6 +21,7 @@ const RPI4_DTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/bcm2
 const EXIT_OK: i32 = 0;
 const EXIT_PANIC: i32 = 2;
 const EXIT_FAULT: i32 = 3;
+const EXIT_NO_CONSOLE: i32 = 5;
 
 fn image() -> PathBuf {
     let path = std::env::var_os("FOLIO_IMAGE")
@@ -634,6 +635,48 @@ fn a_panic_is_reported_and_fails_the_run() {
         .assert_status(EXIT_PANIC)
         .expect_fail("panic", &[("file", "crates/kernel/src/kernel.rs"), ("message", "crash=panic asked for a panic")])
         .expect_fail("exit", &[("status", "2")]);
+}
+
+/// QEMU virt's own DTB with its PL011 renamed (so folio finds no console)
+/// and compacted to its used size: the fault or panic report must still
+/// reach the board's own UART, with exit status 5 (failed with no console).
+#[test]
+fn a_failure_with_no_console_is_reported_on_the_boards_uart() {
+    let dir = std::env::temp_dir();
+    let dumped = dir.join(format!("folio-virt-{}.dtb", std::process::id()));
+    let status = qemu(&["-M", &format!("virt,dumpdtb={}", dumped.display()), "-cpu", "cortex-a72", "-m", "1G"])
+        .status()
+        .expect("QEMU dumps its DTB");
+    assert!(status.success(), "QEMU could not dump virt's DTB");
+    let mut dtb = std::fs::read(&dumped).expect("the dumped DTB");
+    let _ = std::fs::remove_file(&dumped);
+    let at = dtb.windows(10).position(|w| w == b"arm,pl011\0").expect("virt's DTB has a PL011");
+    dtb[at..at + 10].copy_from_slice(b"arm,pl0xx\0");
+    let word = |d: &[u8], i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]) as usize;
+    let end = (word(&dtb, 8) + word(&dtb, 36)).max(word(&dtb, 12) + word(&dtb, 32));
+    dtb.truncate(end);
+    dtb[4..8].copy_from_slice(&(end as u32).to_be_bytes());
+    let path = dir.join(format!("folio-virt-nouart-{}.dtb", std::process::id()));
+    std::fs::write(&path, &dtb).expect("write the patched DTB");
+    let path_text = path.display().to_string();
+    let fault = boot(
+        &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G", "-dtb", &path_text],
+        "exit=semihosting crash=fault memsvc=off",
+    );
+    let panic = boot(
+        &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G", "-dtb", &path_text],
+        "exit=semihosting crash=panic memsvc=off",
+    );
+    let _ = std::fs::remove_file(&path);
+    assert!(!fault.results().iter().any(|l| l.name == "boot"), "a console existed:\n{}", fault.output);
+    fault
+        .assert_status(EXIT_NO_CONSOLE)
+        .expect_fail("exception", &[("class", "0x25"), ("far", "0xffff7fffdead0000")])
+        .expect_fail("exit", &[("status", "5")]);
+    panic
+        .assert_status(EXIT_NO_CONSOLE)
+        .expect_fail("panic", &[("message", "crash=panic asked for a panic")])
+        .expect_fail("exit", &[("status", "5")]);
 }
 
 #[test]

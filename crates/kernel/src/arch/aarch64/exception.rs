@@ -36,6 +36,9 @@ const _: () = assert!(core::mem::offset_of!(TrapFrame, v) == 320);
 
 /// Status the machine exits with after an unexpected exception.
 pub const FAULT_EXIT_STATUS: u32 = 3;
+/// Exit status of a fault or panic when there was no console yet (the
+/// report went to the board's own UART, if the fallback could reach it).
+pub const NO_CONSOLE_EXIT_STATUS: u32 = 5;
 
 static EXPECTING_FAULT: AtomicBool = AtomicBool::new(false);
 static CAUGHT: SpinLock<Option<ExceptionReport>> = SpinLock::new(None);
@@ -187,6 +190,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
             return;
         }
     }
+    let had_console = crate::console::has_console();
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {
         Some(report) => {
@@ -206,5 +210,5 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
             frame.vector_index
         )),
     }
-    super::exit::exit(FAULT_EXIT_STATUS)
+    super::exit::exit(if had_console { FAULT_EXIT_STATUS } else { NO_CONSOLE_EXIT_STATUS })
 }
