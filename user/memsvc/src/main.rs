@@ -18,8 +18,9 @@
 
 extern crate alloc;
 
-use alloc::format;
 use alloc::vec::Vec;
+use alloc::{format, vec};
+use core::fmt::Display;
 
 use folio_abi::label::ON_WRITE_TO_READ_ONLY;
 use folio_abi::map as nr_map;
@@ -31,7 +32,7 @@ use folio_core::mm::paging::Unit;
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
 use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange, Savings};
-use folio_rt::abi::report::Hex;
+use folio_rt::abi::report::{Fields, Hex, PREFIX, verdict};
 use folio_rt::memory::{self, Mapped};
 use folio_rt::{cycles, nr, println, recv, reply_recv, result, syscall};
 
@@ -260,44 +261,32 @@ fn report_savings(service: &mut MemoryService<ServiceVmemmap>) {
         let unit = Unit::all_largest_first(granule).find(|u| u.size(granule) == row.size).unwrap_or(Unit::PAGE);
         let x64 = row.vmemmap_pages_x64;
         let pages = if x64 >= 64 { format!("{}", x64 / 64) } else { format!("1/{}", 64 / x64.max(1)) };
-        let d = row.descriptors;
-        match row.outcome {
-            Savings::NotEligible { min_order } => result!(
-                "hvo.savings",
-                true,
-                granule = granule,
-                size = size,
-                unit = unit,
-                descriptors = d,
-                vmemmap_pages = pages,
-                eligible = "no",
-                min_order = min_order
-            ),
-            Savings::NoFreeBlock => result!(
-                "hvo.savings",
-                true,
-                granule = granule,
-                size = size,
-                unit = unit,
-                descriptors = d,
-                vmemmap_pages = pages,
-                fits = "no"
-            ),
-            Savings::Measured { after, freed, allocator_gain } => result!(
-                "hvo.savings",
-                allocator_gain.is_none_or(|g| g == freed),
-                granule = granule,
-                size = size,
-                unit = unit,
-                descriptors = d,
-                vmemmap_pages = pages,
-                after = after,
-                freed = freed,
-                saved = Size(freed * granule.size()),
-                allocator_gain = allocator_gain.unwrap_or(0)
-            ),
-            Savings::Failed(e) => result!("hvo.savings", false, granule = granule, size = size, why = e),
-        }
+        let row_fields: [(&str, &dyn Display); 5] = [
+            ("granule", &granule),
+            ("size", &size),
+            ("unit", &unit),
+            ("descriptors", &row.descriptors),
+            ("vmemmap_pages", &pages),
+        ];
+        let (min_order, saved);
+        let (passed, outcome): (bool, Vec<(&str, &dyn Display)>) = match &row.outcome {
+            Savings::NotEligible { min_order: m } => {
+                min_order = *m;
+                (true, vec![("eligible", &"no"), ("min_order", &min_order)])
+            }
+            Savings::NoFreeBlock => (true, vec![("fits", &"no")]),
+            Savings::Measured { after, freed, allocator_gain } => {
+                saved = Size(freed * granule.size());
+                let gain: &dyn Display = match allocator_gain {
+                    Some(g) => g,
+                    None => &"unknown",
+                };
+                let agrees = allocator_gain.is_none_or(|g| g == *freed);
+                (agrees, vec![("after", after), ("freed", freed), ("saved", &saved), ("allocator_gain", gain)])
+            }
+            Savings::Failed(e) => (false, vec![("why", e)]),
+        };
+        println!("{PREFIX}hvo.savings {}{}{}", verdict(passed), Fields(&row_fields), Fields(&outcome));
     }
 }
 
