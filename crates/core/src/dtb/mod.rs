@@ -317,7 +317,8 @@ impl Walk<'_> {
             self.pl011s.push((path.to_string(), *first));
         }
         if enabled && self.machine.gic.is_none() {
-            let v2 = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
+            // Qualcomm's GICv2 is named only `qcom,msm-qgic2` on some boards.
+            let v2 = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic", "qcom,msm-qgic2"];
             let regs_now = if is("arm,gic-v3") || v2.iter().any(|c| is(c)) { regs()? } else { Vec::new() };
             if regs_now.len() >= 2 {
                 self.machine.gic = Some(if is("arm,gic-v3") {
@@ -338,7 +339,9 @@ impl Walk<'_> {
                 }
             }
         }
-        if depth == 1 && enabled && is_psci(node) {
+        // PSCI anywhere in the tree, as Linux finds it (TI's K3 boards keep
+        // it in /firmware/psci); the first one wins.
+        if enabled && self.machine.psci.is_none() && is_psci(node) {
             self.machine.psci = match prop_str(node, "method") {
                 Some("hvc") => Some(PsciConduit::Hvc),
                 Some("smc") => Some(PsciConduit::Smc),

@@ -1,6 +1,7 @@
 //! Discovery on the real Raspberry Pi 4 DTB and on corrupted copies of it.
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::validate::{self, FDT_MAGIC};
@@ -226,4 +227,34 @@ fn header_offsets_outside_the_blob_are_refused() {
         blob[field * 4..field * 4 + 4].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
         assert!(matches!(discover(&blob), Err(DtbError::BlockOutOfBounds { .. })), "field {field}");
     }
+}
+
+/// PSCI is found anywhere in the tree (TI's K3 boards keep it in
+/// /firmware/psci), not only under the root.
+#[test]
+fn psci_is_found_below_the_root() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let psci = Node {
+        name: "psci".into(),
+        props: vec![("compatible".into(), b"arm,psci-1.0\0".to_vec()), ("method".into(), b"smc\0".to_vec())],
+        children: Vec::new(),
+    };
+    root.children.push(Node { name: "firmware".into(), props: Vec::new(), children: vec![psci] });
+    assert_eq!(discover(&root.encode(&rsv)).unwrap().psci, Some(PsciConduit::Smc));
+}
+
+/// A GIC whose only compatible is Qualcomm's `qcom,msm-qgic2` is a GICv2.
+#[test]
+fn a_qcom_qgic2_is_a_gicv2() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    fn rename(n: &mut Node) -> bool {
+        if let Some((_, v)) = n.props.iter_mut().find(|(k, v)| k == "compatible" && v.starts_with(b"arm,gic-400")) {
+            *v = b"qcom,msm-qgic2\0".to_vec();
+            return true;
+        }
+        n.children.iter_mut().any(rename)
+    }
+    assert!(rename(&mut root), "the fixture has a GIC-400");
+    let machine = discover(&root.encode(&rsv)).unwrap();
+    assert!(matches!(machine.gic, Some(GicInfo::V2 { .. })), "{:?}", machine.gic);
 }
