@@ -21,7 +21,7 @@ use folio_abi::report::{Hex, Value};
 use folio_core::board::Board;
 use folio_core::board::{qemu_virt, rpi4};
 use folio_core::bootargs::{self, BootArgWarning, BootArgs, CrashKind, ExitMethod};
-use folio_core::dtb::{self, DtbError, EnableMethod, GicInfo, Machine, PsciConduit, validate};
+use folio_core::dtb::{self, DtbError, DtbWarning, EnableMethod, GicInfo, Machine, PsciConduit, validate};
 use folio_core::mm::memmap::Size;
 use folio_core::mm::{FramePool, Granule, MemoryMap, PhysRange};
 use log::{error, info};
@@ -135,7 +135,17 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
         image_end = Hex(image.end()),
     );
     match (&dtb, &dtb_problem) {
-        (Some(range), _) => result!("dtb", true, start = Hex(range.start()), end = Hex(range.end())),
+        (Some(range), _) => {
+            result!("dtb", true, start = Hex(range.start()), end = Hex(range.end()));
+            for w in &machine.warnings {
+                let kind = match w {
+                    DtbWarning::BanksMerged { .. } => "banks-merged",
+                    DtbWarning::ReservedOutsideRam { .. } => "reserved-outside-ram",
+                    DtbWarning::ReservedClipped { .. } => "reserved-clipped",
+                };
+                result!("dtb.warning", false, kind = kind, what = w);
+            }
+        }
         (None, Some((problem, had_atags))) => {
             result!("dtb", false, address = Hex(dtb_physical), why = problem);
             // The board's defaults (folio_core::board::rpi4), refined by ATAGS.

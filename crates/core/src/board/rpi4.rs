@@ -114,6 +114,7 @@ pub fn default_machine(atags: Option<&Atags>) -> Machine {
                 enable_method: Some(EnableMethod::SpinTable { release_addr: SPIN_TABLE_RELEASE[i as usize] }),
             })
             .collect(),
+        warnings: Vec::new(),
     }
 }
 

@@ -58,15 +58,36 @@ pub enum DtbError {
     ZeroSizeBank {
         node: String,
     },
-    OverlappingBanks {
-        first: PhysRange,
-        second: PhysRange,
-    },
-    /// A reserved region that is not inside RAM.
-    ReservedOutsideRam {
-        region: PhysRange,
-        source: String,
-    },
+}
+
+/// What discovery corrected in a DTB Linux would boot, and said so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DtbWarning {
+    /// Two memory banks overlap (one Exynos board): merged into one, as
+    /// Linux does.
+    BanksMerged { first: PhysRange, second: PhysRange, merged: PhysRange },
+    /// A reserved region wholly outside RAM (VRAM, on-chip SRAM, a hole
+    /// between banks, past a placeholder memory size): nothing to reserve.
+    ReservedOutsideRam { region: PhysRange, source: String },
+    /// A reserved region partly outside RAM: only its part inside a bank
+    /// is reserved.
+    ReservedClipped { region: PhysRange, kept: PhysRange, source: String },
+}
+
+impl fmt::Display for DtbWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DtbWarning::BanksMerged { first, second, merged } => {
+                write!(f, "memory banks {first} and {second} overlap: merged into {merged}")
+            }
+            DtbWarning::ReservedOutsideRam { region, source } => {
+                write!(f, "reserved region {region} ({source}) lies outside RAM: ignored")
+            }
+            DtbWarning::ReservedClipped { region, kept, source } => {
+                write!(f, "reserved region {region} ({source}) lies partly outside RAM: {kept} reserved")
+            }
+        }
+    }
 }
 
 impl fmt::Display for DtbError {
@@ -84,10 +105,6 @@ impl fmt::Display for DtbError {
             DtbError::NoMemoryNode => write!(f, "no /memory node: the DTB describes no RAM"),
             DtbError::ZeroSizeBank { node } => {
                 write!(f, "node {node} has a memory bank of size 0 (firmware has not filled it in)")
-            }
-            DtbError::OverlappingBanks { first, second } => write!(f, "memory banks {first} and {second} overlap"),
-            DtbError::ReservedOutsideRam { region, source } => {
-                write!(f, "reserved region {region} ({source}) is not inside any memory bank")
             }
         }
     }
@@ -160,6 +177,8 @@ pub struct Machine {
     pub virtual_timer_intid: Option<u32>,
     pub psci: Option<PsciConduit>,
     pub cpus: Vec<CpuInfo>,
+    /// What discovery corrected (and the kernel reports).
+    pub warnings: Vec<DtbWarning>,
 }
 
 /// Validates `blob` and describes the machine it names.
@@ -206,28 +225,54 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
     machine.uart =
         pl011s.iter().find(|(path, _)| Some(path) == stdout_node.as_ref()).or(pl011s.first()).map(|(_, range)| *range);
 
-    check_memory(&machine)?;
+    settle_memory(&mut machine)?;
     Ok(machine)
 }
 
-/// Cross-checks the memory description: banks present, non-empty, disjoint;
-/// reserved regions inside RAM.
-fn check_memory(machine: &Machine) -> Result<(), DtbError> {
+/// Settles the memory description the way Linux would boot it: banks must
+/// exist; overlapping banks are merged (banks end up sorted by address);
+/// a reserved region wholly outside RAM is ignored and one partly outside
+/// is clipped to RAM. Each correction is a warning.
+fn settle_memory(machine: &mut Machine) -> Result<(), DtbError> {
     if machine.memory.is_empty() {
         return Err(DtbError::NoMemoryNode);
     }
-    for (i, a) in machine.memory.iter().enumerate() {
-        for b in &machine.memory[i + 1..] {
-            if a.range.overlaps(&b.range) {
-                return Err(DtbError::OverlappingBanks { first: a.range, second: b.range });
+    machine.memory.sort_by_key(|b| (b.range.start(), b.range.end()));
+    let mut banks: Vec<MemoryBank> = Vec::new();
+    for bank in core::mem::take(&mut machine.memory) {
+        match banks.last_mut() {
+            Some(last) if last.range.overlaps(&bank.range) => {
+                let end = last.range.end().max(bank.range.end());
+                let merged = PhysRange::from_start_end(last.range.start(), end).unwrap_or(last.range);
+                machine.warnings.push(DtbWarning::BanksMerged { first: last.range, second: bank.range, merged });
+                last.range = merged;
             }
+            _ => banks.push(bank),
         }
     }
-    for r in &machine.reserved {
-        if !machine.memory.iter().any(|bank| bank.range.contains_range(&r.range)) {
-            return Err(DtbError::ReservedOutsideRam { region: r.range, source: r.source.clone() });
+    machine.memory = banks;
+    let mut reserved = Vec::new();
+    for r in core::mem::take(&mut machine.reserved) {
+        let inside: Vec<PhysRange> = machine
+            .memory
+            .iter()
+            .filter_map(|b| {
+                PhysRange::from_start_end(r.range.start().max(b.range.start()), r.range.end().min(b.range.end()))
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        if inside.is_empty() {
+            machine.warnings.push(DtbWarning::ReservedOutsideRam { region: r.range, source: r.source.clone() });
+            continue;
+        }
+        for kept in inside {
+            if kept != r.range {
+                machine.warnings.push(DtbWarning::ReservedClipped { region: r.range, kept, source: r.source.clone() });
+            }
+            reserved.push(ReservedRegion { range: kept, source: r.source.clone() });
         }
     }
+    machine.reserved = reserved;
     Ok(())
 }
 

@@ -173,22 +173,47 @@ fn bad_magic_is_refused() {
     assert!(matches!(discover(&[5, 0, 0, 0, 1, 0, 0x41, 0x54].repeat(8)), Err(DtbError::BadMagic { .. })));
 }
 
-#[test]
-fn overlapping_banks_are_refused() {
-    let (rsv, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000, 0, 0x3000_0000, 0x1000_0000]);
-    assert!(matches!(discover(&root.encode(&rsv)), Err(DtbError::OverlappingBanks { .. })));
+fn range(start: u64, size: u64) -> PhysRange {
+    PhysRange::from_start_size(start, size).unwrap()
 }
 
+/// Overlapping banks are merged, as Linux does, with a warning.
 #[test]
-fn reserved_region_outside_ram_is_refused() {
-    let (_, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
-    let err = discover(&root.encode(&[(0, 0x1000), (0x8000_0000, 0x1000)])).unwrap_err();
+fn overlapping_banks_are_merged() {
+    let (rsv, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000, 0, 0x3000_0000, 0x1800_0000]);
+    let machine = discover(&root.encode(&rsv)).unwrap();
+    let banks: Vec<PhysRange> = machine.memory.iter().map(|b| b.range).collect();
+    assert_eq!(banks, vec![range(0, 0x4800_0000)]);
     assert_eq!(
-        err,
-        DtbError::ReservedOutsideRam {
-            region: PhysRange::from_start_size(0x8000_0000, 0x1000).unwrap(),
-            source: "/memreserve/".into()
-        }
+        machine.warnings,
+        vec![DtbWarning::BanksMerged {
+            first: range(0, 0x3c00_0000),
+            second: range(0x3000_0000, 0x1800_0000),
+            merged: range(0, 0x4800_0000)
+        }]
+    );
+}
+
+/// A reserved region wholly outside RAM is ignored and one partly outside
+/// is clipped, each with a warning; one inside is kept as it is.
+#[test]
+fn reserved_regions_outside_ram_are_ignored_or_clipped() {
+    let (_, root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let rsv = [(0, 0x1000), (0x8000_0000, 0x1000), (0x3bff_f000, 0x2000)];
+    let machine = discover(&root.encode(&rsv)).unwrap();
+    let kept: Vec<PhysRange> = machine.reserved.iter().map(|r| r.range).collect();
+    assert_eq!(kept, vec![range(0, 0x1000), range(0x3bff_f000, 0x1000)]);
+    let source = String::from("/memreserve/");
+    assert_eq!(
+        machine.warnings,
+        vec![
+            DtbWarning::ReservedOutsideRam { region: range(0x8000_0000, 0x1000), source: source.clone() },
+            DtbWarning::ReservedClipped {
+                region: range(0x3bff_f000, 0x2000),
+                kept: range(0x3bff_f000, 0x1000),
+                source
+            },
+        ]
     );
 }
 
