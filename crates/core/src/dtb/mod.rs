@@ -202,7 +202,14 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
         }
     }
 
-    let mut walk = Walk { machine: &mut machine, aliases: Vec::new(), pl011s: Vec::new() };
+    let mut walk = Walk {
+        machine: &mut machine,
+        aliases: Vec::new(),
+        pl011s: Vec::new(),
+        interrupt_parents: Vec::new(),
+        controllers: Vec::new(),
+        timer: None,
+    };
     if let Some(aliases) = fdt.find_node("/aliases") {
         for p in aliases.properties() {
             if let Some(target) = p.as_str() {
@@ -211,7 +218,9 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
         }
     }
     walk.node(root, "", Cells::ROOT_DEFAULT, &[])?;
+    let virtual_timer_intid = walk.virtual_timer_intid();
     let Walk { pl011s, aliases, .. } = walk;
+    machine.virtual_timer_intid = virtual_timer_intid;
 
     // The console: stdout-path when it names a PL011, else the first PL011.
     let stdout_node = machine.stdout_path.as_deref().map(|p| {
@@ -316,6 +325,62 @@ struct Walk<'m> {
     machine: &'m mut Machine,
     aliases: Vec<(String, String)>,
     pl011s: Vec<(String, PhysRange)>,
+    /// The interrupt parent in force (a phandle), innermost last: a node's
+    /// own `interrupt-parent`, else its parent's.
+    interrupt_parents: Vec<Option<u32>>,
+    /// Interrupt controllers by phandle: their `#interrupt-cells`.
+    controllers: Vec<(u32, u32)>,
+    /// The architected timer's interrupts: its interrupt parent and its
+    /// `interrupts` words, or its `interrupts-extended` words.
+    timer: Option<TimerInterrupts>,
+}
+
+struct TimerInterrupts {
+    parent: Option<u32>,
+    interrupts: Vec<u32>,
+    extended: Option<Vec<u32>>,
+}
+
+fn words(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+impl Walk<'_> {
+    fn interrupt_cells(&self, phandle: u32) -> Option<usize> {
+        self.controllers.iter().find(|(p, _)| *p == phandle).map(|(_, n)| *n as usize)
+    }
+
+    /// The virtual timer's INTID: the third of the timer's interrupts
+    /// (secure physical, non-secure physical, virtual, hypervisor), each
+    /// specifier as wide as its controller's `#interrupt-cells` says; a GIC
+    /// specifier is (type, number, flags[, ...]) with type 1 a PPI, and
+    /// PPIs start at INTID 16.
+    fn virtual_timer_intid(&self) -> Option<u32> {
+        let timer = self.timer.as_ref()?;
+        let specifier: Vec<u32> = match &timer.extended {
+            Some(words) => {
+                let mut at = 0;
+                let mut found = None;
+                for index in 0..3 {
+                    let cells = self.interrupt_cells(*words.get(at)?)?;
+                    let spec = words.get(at + 1..at + 1 + cells)?;
+                    if index == 2 {
+                        found = Some(spec.to_vec());
+                    }
+                    at += 1 + cells;
+                }
+                found?
+            }
+            None => {
+                let cells = timer.parent.and_then(|p| self.interrupt_cells(p)).unwrap_or(3);
+                timer.interrupts.get(2 * cells..3 * cells)?.to_vec()
+            }
+        };
+        match specifier.as_slice() {
+            [1, number, ..] if *number < 16 => Some(16 + number),
+            _ => None,
+        }
+    }
 }
 
 impl Walk<'_> {
@@ -373,16 +438,20 @@ impl Walk<'_> {
                 });
             }
         }
-        if enabled && (is("arm,armv8-timer") || is("arm,armv7-timer")) {
-            // Four GIC interrupt specifiers (type, number, flags): secure
-            // physical, non-secure physical, virtual, hypervisor. PPIs start at 16.
-            if let Some(p) = node.property("interrupts") {
-                let words: Vec<u32> =
-                    p.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
-                if words.len() >= 9 && words[6] == 1 && words[7] < 16 {
-                    self.machine.virtual_timer_intid = Some(16 + words[7]);
-                }
-            }
+        let interrupt_parent = prop_u32(node, "interrupt-parent").or(self.interrupt_parents.last().copied().flatten());
+        if let (Some(phandle), Some(cells)) =
+            (prop_u32(node, "phandle").or(prop_u32(node, "linux,phandle")), prop_u32(node, "#interrupt-cells"))
+        {
+            self.controllers.push((phandle, cells));
+        }
+        if enabled && self.timer.is_none() && (is("arm,armv8-timer") || is("arm,armv7-timer")) {
+            // Decoded after the walk, once every controller's
+            // #interrupt-cells is known (the GIC may come later in the tree).
+            self.timer = Some(TimerInterrupts {
+                parent: interrupt_parent,
+                interrupts: node.property("interrupts").map(|p| words(p.value)).unwrap_or_default(),
+                extended: node.property("interrupts-extended").map(|p| words(p.value)),
+            });
         }
         // PSCI anywhere in the tree, as Linux finds it (TI's K3 boards keep
         // it in /firmware/psci); the first one wins.
@@ -415,6 +484,7 @@ impl Walk<'_> {
         if depth > 0 {
             child_buses.push(bus_translation(node, child_cells, cells));
         }
+        self.interrupt_parents.push(interrupt_parent);
         for child in node.children() {
             let child_path = if path.is_empty() {
                 alloc::format!("/{}", child.name)
@@ -428,6 +498,7 @@ impl Walk<'_> {
                 if depth == 0 { &[BusTranslation::Identity] } else { &child_buses },
             )?;
         }
+        self.interrupt_parents.pop();
         Ok(())
     }
 }

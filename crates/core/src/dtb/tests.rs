@@ -283,3 +283,46 @@ fn a_qcom_qgic2_is_a_gicv2() {
     let machine = discover(&root.encode(&rsv)).unwrap();
     assert!(matches!(machine.gic, Some(GicInfo::V2 { .. })), "{:?}", machine.gic);
 }
+
+/// The Pi 4 fixture's timer node, and its GIC's phandle.
+fn timer_and_gic(root: &mut Node) -> (&mut Node, u32) {
+    fn find<'a>(n: &'a mut Node, pred: &dyn Fn(&Node) -> bool) -> Option<&'a mut Node> {
+        if pred(n) {
+            return Some(n);
+        }
+        n.children.iter_mut().find_map(|c| find(c, pred))
+    }
+    let has = |n: &Node, c: &[u8]| n.props.iter().any(|(k, v)| k == "compatible" && v.starts_with(c));
+    let gic = find(root, &|n| has(n, b"arm,gic-400")).expect("the fixture's GIC");
+    let phandle =
+        gic.props.iter().find(|(k, _)| k == "phandle").map(|(_, v)| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    let phandle = phandle.expect("the GIC has a phandle");
+    gic.set("#interrupt-cells", cells(&[4]));
+    (find(root, &|n| has(n, b"arm,armv8-timer") || has(n, b"arm,armv7-timer")).expect("the fixture's timer"), phandle)
+}
+
+/// Interrupt specifiers are as wide as their controller's
+/// `#interrupt-cells` says (4 on MediaTek, Rockchip, gs101): the timer's
+/// third interrupt, PPI 11 with flags 1, is INTID 27 (a 3-cell reading
+/// would take the flags for the type).
+#[test]
+fn timer_specifiers_follow_the_controllers_interrupt_cells() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let (timer, _) = timer_and_gic(&mut root);
+    timer.set("interrupts", cells(&[1, 13, 0xf08, 0, 1, 14, 0xf08, 0, 1, 11, 0xf08, 1, 1, 10, 0xf08, 0]));
+    assert_eq!(discover(&root.encode(&rsv)).unwrap().virtual_timer_intid, Some(27));
+}
+
+/// `interrupts-extended` (Renesas): each interrupt names its controller.
+#[test]
+fn timer_interrupts_extended_are_read() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    let (timer, gic) = timer_and_gic(&mut root);
+    timer.props.retain(|(k, _)| k != "interrupts");
+    let mut words = Vec::new();
+    for ppi in [13, 14, 11, 10] {
+        words.extend([gic, 1, ppi, 0xf08, 0]);
+    }
+    timer.set("interrupts-extended", cells(&words));
+    assert_eq!(discover(&root.encode(&rsv)).unwrap().virtual_timer_intid, Some(27));
+}
