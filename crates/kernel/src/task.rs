@@ -874,47 +874,39 @@ fn user_trap(frame: &mut TrapFrame) {
 }
 
 /// `write`: the buffer must lie in the task's own readable mappings.
-/// LABEL: copies the text in through the task's own mappings and adds the
-/// label to the task's bounded table.
-fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5]) -> u64 {
+/// Copies the task's buffer [va, va + len) (at most `max` bytes) in through
+/// its own user mappings: what `write` and `label` read.
+fn read_task_buffer(system: &mut System, task: TaskId, va: u64, len: u64, max: u64) -> Result<Vec<u8>, SysError> {
     let granule = system.granule;
     let tables = &mut system.tasks[task].tables;
-    let pieces = syscall::user_buffer_up_to(text, len, labels::MAX_LEN, granule.size(), &mut |page| {
+    let pieces = syscall::user_buffer_up_to(va, len, max, granule.size(), &mut |page| {
         tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
-    });
-    let mut bytes = Vec::new();
-    match pieces {
-        Ok(pieces) => {
-            for (pa, n) in pieces {
-                let Some(src) = layout::linear(pa) else { return SysError::BadAddress as u64 };
-                // SAFETY: the range was translated through the task's own
-                // user mappings and lies in RAM the linear map covers.
-                bytes.extend_from_slice(unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) });
-            }
-        }
-        Err(e) => return e as u64,
+    })?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    for (pa, n) in pieces {
+        let src = layout::linear(pa).ok_or(SysError::BadAddress)?;
+        // SAFETY: the range was translated through the task's own user
+        // mappings and lies in RAM the linear map covers.
+        bytes.extend_from_slice(unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) });
     }
-    match system.tasks[task].labels.add(va, size, when, &bytes) {
+    Ok(bytes)
+}
+
+/// LABEL: the text comes in through the task's own mappings; the label
+/// goes to the task's bounded table.
+fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5]) -> u64 {
+    let result = read_task_buffer(system, task, text, len, labels::MAX_LEN)
+        .and_then(|bytes| system.tasks[task].labels.add(va, size, when, &bytes));
+    match result {
         Ok(()) => 0,
         Err(e) => e as u64,
     }
 }
 
 fn write(system: &mut System, task: TaskId, va: u64, len: u64) -> u64 {
-    let granule = system.granule;
-    let tables = &mut system.tasks[task].tables;
-    let pieces = syscall::user_buffer(va, len, granule.size(), &mut |page| {
-        tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
-    });
-    match pieces {
-        Ok(pieces) => {
-            for (pa, n) in pieces {
-                let Some(src) = layout::linear(pa) else { return SysError::BadAddress as u64 };
-                // SAFETY: the range was translated through the task's own
-                // user mappings and lies in RAM the linear map covers.
-                let bytes = unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) };
-                print!("{}", String::from_utf8_lossy(bytes));
-            }
+    match read_task_buffer(system, task, va, len, syscall::MAX_WRITE) {
+        Ok(bytes) => {
+            print!("{}", String::from_utf8_lossy(&bytes));
             0
         }
         Err(e) => e as u64,

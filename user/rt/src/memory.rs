@@ -62,7 +62,9 @@ impl Mapped {
     pub fn read_words<const N: usize>(&self, offset: u64) -> [u64; N] {
         let va = self.at(offset, 8 * N as u64);
         // SAFETY: inside a range checked to be aligned and outside every
-        // Rust object of this program (see the module docs).
+        // Rust object of this program, so the read aliases nothing the
+        // compiler knows of; any bit pattern is a valid [u64; N]; if nothing
+        // is mapped there the kernel stops the task at the fault.
         unsafe { core::ptr::read_volatile(va as *const [u64; N]) }
     }
 
@@ -103,20 +105,12 @@ impl Mapped {
 
 /// Reads `N` words at `va` (8-byte aligned) with one volatile access.
 pub fn read_words<const N: usize>(va: u64) -> [u64; N] {
-    check(va, 8 * N as u64, 8);
-    // SAFETY: `va` is aligned and outside every Rust object of this program
-    // (checked), so the read aliases nothing the compiler knows of; any bit
-    // pattern is a valid [u64; N]; if nothing is mapped there the kernel
-    // stops the task at the fault.
-    unsafe { core::ptr::read_volatile(va as *const [u64; N]) }
+    Mapped::new(va, 8 * N as u64).read_words(0)
 }
 
 /// Writes `N` words at `va` (8-byte aligned) with one volatile access.
 pub fn write_words<const N: usize>(va: u64, words: [u64; N]) {
-    check(va, 8 * N as u64, 8);
-    // SAFETY: as in `read_words`; a write to a read-only mapping faults
-    // and the kernel stops the task.
-    unsafe { core::ptr::write_volatile(va as *mut [u64; N], words) };
+    Mapped::new(va, 8 * N as u64).write_words(0, words);
 }
 
 /// Reads one word at `va` (8-byte aligned).
@@ -132,7 +126,8 @@ pub fn write_u64(va: u64, value: u64) {
 /// Fills [va, va + len) with `byte`.
 pub fn fill(va: u64, len: u64, byte: u8) {
     check(va, len, 1);
-    // SAFETY: as in `write_words`, for every byte of the range.
+    // SAFETY: the range is checked to lie outside every Rust object of this
+    // program; a byte it does not map faults and the kernel stops the task.
     unsafe { core::ptr::write_bytes(va as *mut u8, byte, len as usize) };
 }
 
