@@ -33,6 +33,10 @@ pub mod nr {
     /// Names a range of the caller's own address space for the kernel's
     /// fault reports (see [`label`](super::label)).
     pub const LABEL: u64 = 19;
+    /// Maps whole last-level-table spans of the caller's vmemmap window by
+    /// linking a shared, read-only last-level table (a memory call; see
+    /// [`map::MAX_SHARED_LINKS`](super::map::MAX_SHARED_LINKS)).
+    pub const LINK_SHARED_SELF: u64 = 20;
 }
 
 /// LABEL: x0 = va, x1 = size, x2 = when the label applies, x3/x4 = the
@@ -63,9 +67,20 @@ pub mod map {
     pub const MAX_ENTRIES: u64 = 4096;
     /// Pages one REMAP_SELF changes at most (one break-before-make batch).
     pub const MAX_REMAP_PAGES: u64 = 16384;
-    /// Frame capability kinds (MEM_CAP's x1).
+    /// Frame capability kinds (MEM_CAP's x1, bits 0..8).
     pub const CAP_POOL: u64 = 1;
     pub const CAP_META: u64 = 2;
+    /// MEM_CAP's x1, bits 8..16: for a pool capability reserved as huge
+    /// pages of one size (`hugepages=`), that size's shift; 0 otherwise.
+    pub const CAP_FOLIO_SHIFT: u32 = 8;
+    /// LINK_SHARED_SELF: x0 = va (aligned to a last-level table's span,
+    /// in the vmemmap window), x1 = how many consecutive spans, x2 = the
+    /// frame every entry maps read-only (one the caller holds). At most
+    /// this many spans per call.
+    pub const MAX_SHARED_LINKS: u64 = 4096;
+    /// Distinct shared tables one task may hold (`OUT_OF_MEMORY` past it):
+    /// one per shared page it links.
+    pub const MAX_SHARED_TABLES: usize = 64;
 }
 
 /// Where a task's own memory lies in its address space: its image (linked

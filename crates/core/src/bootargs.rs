@@ -12,8 +12,7 @@
 //! | `ktest` / `ktest=NAME` | run the in-kernel tests (those whose name contains NAME) | off |
 //! | `crash=` | `fault` `panic`: deliberately fail after boot, to test the report path | off |
 //! | `bench` | run the in-kernel benchmarks (QEMU with `-icount shift=0`) | off |
-//! | `hugepages=` | `SIZE:COUNT[,SIZE:COUNT]`: huge-page pools reserved at boot, born optimized | none |
-//! | `hugepages_late` | build the pools' vmemmap in full, then optimize (for comparison) | off |
+//! | `hugepages=` | `SIZE:COUNT[,SIZE:COUNT]`: huge-page pools reserved at boot for the memory service, which adopts them born optimized | none |
 //! | `memsvc=` | `off`, or `SIZE`: the memory service's pool (after the kernel tests) | all free RAM but an eighth (at least 64 MiB) kept by the kernel |
 //! | `memsvc_quota=` | `SIZE`: what each client of the memory service may hold | half the pool |
 
@@ -90,9 +89,6 @@ pub struct BootArgs<'a> {
     pub bench: bool,
     /// Huge-page pools to reserve at boot: (size in bytes, count).
     pub hugepages: Vec<(u64, u64)>,
-    /// Build the pools' vmemmap in full and optimize it afterwards, instead
-    /// of born optimized (to measure the difference).
-    pub hugepages_late: bool,
     /// The memory service and its test clients.
     pub memsvc: Memsvc,
     /// Bytes each client of the memory service may hold.
@@ -119,7 +115,6 @@ impl Default for BootArgs<'_> {
             crash: None,
             bench: false,
             hugepages: Vec::new(),
-            hugepages_late: false,
             memsvc: Memsvc::Default,
             memsvc_quota: None,
         }
@@ -190,7 +185,6 @@ pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
             },
             ("ktest", None) => args.ktest = Some(""),
             ("bench", None) => args.bench = true,
-            ("hugepages_late", None) => args.hugepages_late = true,
             ("hugepages", Some(v)) => {
                 for entry in v.split(',') {
                     match parse_pool(entry) {
@@ -291,9 +285,8 @@ mod tests {
 
     #[test]
     fn hugepage_pools_parse_and_bad_entries_are_skipped() {
-        let (args, warnings) = parse("hugepages=1G:60,2M:512,banana,3X:1,16g:0,64K:4 hugepages_late");
+        let (args, warnings) = parse("hugepages=1G:60,2M:512,banana,3X:1,16g:0,64K:4");
         assert_eq!(args.hugepages, vec![(1 << 30, 60), (2 << 20, 512), (64 << 10, 4)]);
-        assert!(args.hugepages_late);
         let bad: Vec<&str> = warnings
             .iter()
             .map(|w| match w {

@@ -15,7 +15,7 @@
 //! | 9 | recv_nonblocking | x0 = handle | as recv, or `WouldBlock` |
 //! | 10 | recv_timed | x0 = handle, x1 = timeout in counter ticks | as recv, or `TimedOut` |
 //!
-//! | 11 | mem_cap | x0 = index | x1 = kind (`map::CAP_POOL`, `CAP_META`), x2 = base, x3 = size, x4 = zone, x5 = granule shift; `InvalidArgument` past the last |
+//! | 11 | mem_cap | x0 = index | x1 = kind (`map::CAP_POOL`, `CAP_META`; bits 8..16 the folio size shift of a `hugepages=` pool), x2 = base, x3 = size, x4 = zone, x5 = granule shift; `InvalidArgument` past the last |
 //! | 12 | map_self | x0 = entries `[va, pa, pages, flags]`, x1 = count | status |
 //! | 13 | remap_self | as map_self, x2 = buffer for the old frames (one per page), x3 = its length in words | status, x1 = pages changed |
 //! | 14 | unmap_self | x0 = va, x1 = size | status |
@@ -24,14 +24,17 @@
 //! | 17 | unmap_caller | x0 = va, x1 = size | status |
 //! | 18 | table_frames | - | x1 = page-table frames of the caller's tree |
 //! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
+//! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |
 //!
-//! Calls 11..18 are the kernel's only memory operations for tasks, and
+//! Calls 11..18 and 20 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or
 //! folios. They need frame capabilities (ranges of physical memory a task
 //! was given at start; today the memory service's pool and small frames),
 //! else `NotPermitted`. `*_self` work only inside the caller's vmemmap
-//! window and map only its small frames (never executable); remap_self is
-//! one break-before-make batch. `*_caller` work in the address space of
+//! window and map only frames it holds (never executable); remap_self is
+//! one break-before-make batch; link_shared_self links a read-only shared
+//! last-level table (one per distinct frame, at most
+//! `map::MAX_SHARED_TABLES`, freed with its last link). `*_caller` work in the address space of
 //! the task the caller owes a reply to, only inside the client window,
 //! only with pool frames, and unmap only what this caller mapped there;
 //! when that task dies the kernel removes those mappings itself.
@@ -83,6 +86,9 @@ pub struct FrameCap {
     pub range: PhysRange,
     /// The RAM bank the range lies in.
     pub zone: u8,
+    /// For a pool reserved as huge pages of one size (`hugepages=`): that
+    /// size's shift; 0 otherwise.
+    pub folio_shift: u8,
 }
 
 /// One MAP_SELF / REMAP_SELF entry.
@@ -126,7 +132,36 @@ pub fn check_self_entry(e: &MapEntry, caps: &[FrameCap], page: u64) -> Result<()
         return Err(SysError::InvalidArgument);
     }
     let frames = if e.flags & map::REPEAT != 0 { 1 } else { e.pages };
-    if !held(caps, CapKind::Meta, e.pa, frames * page) {
+    if !held_any(caps, e.pa, frames * page) {
+        return Err(SysError::NotPermitted);
+    }
+    Ok(())
+}
+
+/// Whether the caller holds [pa, pa + size) in one capability of either
+/// kind: its small frames, or pool memory it carved for its vmemmap.
+fn held_any(caps: &[FrameCap], pa: u64, size: u64) -> bool {
+    held(caps, CapKind::Meta, pa, size) || held(caps, CapKind::Pool, pa, size)
+}
+
+/// Checks a LINK_SHARED_SELF call: `count` spans of a last-level table
+/// (`span` bytes each) from `va`, inside the vmemmap window, all mapping
+/// the one held frame `pa`.
+pub fn check_link_shared(
+    va: u64,
+    count: u64,
+    pa: u64,
+    caps: &[FrameCap],
+    span: u64,
+    page: u64,
+) -> Result<(), SysError> {
+    if count == 0 || count > map::MAX_SHARED_LINKS || !va.is_multiple_of(span) || !pa.is_multiple_of(page) {
+        return Err(SysError::InvalidArgument);
+    }
+    if !in_window(va, count * span, layout::SERVICE_VMEMMAP, layout::SERVICE_VMEMMAP_END) {
+        return Err(SysError::InvalidArgument);
+    }
+    if !held_any(caps, pa, page) {
         return Err(SysError::NotPermitted);
     }
     Ok(())
@@ -218,8 +253,14 @@ mod tests {
                 kind: CapKind::Pool,
                 range: PhysRange::from_start_size(0x4000_0000, 64 << 20).unwrap(),
                 zone: 0,
+                folio_shift: 0,
             },
-            FrameCap { kind: CapKind::Meta, range: PhysRange::from_start_size(0x8000_0000, 1 << 20).unwrap(), zone: 0 },
+            FrameCap {
+                kind: CapKind::Meta,
+                range: PhysRange::from_start_size(0x8000_0000, 1 << 20).unwrap(),
+                zone: 0,
+                folio_shift: 0,
+            },
         ]
     }
 
@@ -231,8 +272,11 @@ mod tests {
         assert_eq!(check_self_entry(&e(v, 0x8000_0000, 256, map::WRITABLE), &caps, page), Ok(()));
         assert_eq!(check_self_entry(&e(v, 0x800f_f000, 4000, map::REPEAT), &caps, page), Ok(()));
         assert_eq!(check_self_entry(&e(v, 0x800f_f000, 2, 0), &caps, page), Err(SysError::NotPermitted));
-        // Pool frames are not for the vmemmap; unknown flags; zero pages.
-        assert_eq!(check_self_entry(&e(v, 0x4000_0000, 1, 0), &caps, page), Err(SysError::NotPermitted));
+        // Pool frames (carved for the vmemmap) too, but not frames held by
+        // no capability or straddling two; unknown flags; zero pages.
+        assert_eq!(check_self_entry(&e(v, 0x4000_0000, 1, 0), &caps, page), Ok(()));
+        assert_eq!(check_self_entry(&e(v, 0x43ff_f000, 2, 0), &caps, page), Err(SysError::NotPermitted));
+        assert_eq!(check_self_entry(&e(v, 0x9000_0000, 1, 0), &caps, page), Err(SysError::NotPermitted));
         assert_eq!(check_self_entry(&e(v, 0x8000_0000, 1, 4), &caps, page), Err(SysError::InvalidArgument));
         assert_eq!(check_self_entry(&e(v, 0x8000_0000, 0, 0), &caps, page), Err(SysError::InvalidArgument));
         // Outside the window (the task's code, the kernel), misaligned, wrapping.
@@ -254,6 +298,22 @@ mod tests {
         );
         assert_eq!(check_caller_range(c, None, 0, &caps, page), Err(SysError::InvalidArgument));
         assert_eq!(check_caller_range(c, Some(0x4000_0000), 0x1000, &[], page), Err(SysError::NotPermitted));
+        // Shared tables: whole spans in the window, a held frame, bounded.
+        let span = 2 << 20;
+        assert_eq!(check_link_shared(v, 7, 0x8000_0000, &caps, span, page), Ok(()));
+        assert_eq!(check_link_shared(v + page, 1, 0x8000_0000, &caps, span, page), Err(SysError::InvalidArgument));
+        assert_eq!(check_link_shared(v, 0, 0x8000_0000, &caps, span, page), Err(SysError::InvalidArgument));
+        assert_eq!(
+            check_link_shared(v, map::MAX_SHARED_LINKS + 1, 0x8000_0000, &caps, span, page),
+            Err(SysError::InvalidArgument)
+        );
+        assert_eq!(check_link_shared(v, 1, 0x9000_0000, &caps, span, page), Err(SysError::NotPermitted));
+        assert_eq!(check_link_shared(v, 1, 0x8000_0008, &caps, span, page), Err(SysError::InvalidArgument));
+        assert_eq!(
+            check_link_shared(layout::SERVICE_VMEMMAP_END - span, 2, 0x8000_0000, &caps, span, page),
+            Err(SysError::InvalidArgument)
+        );
+        assert_eq!(check_link_shared(0, 1, 0x8000_0000, &caps, span, page), Err(SysError::InvalidArgument));
     }
 
     #[test]

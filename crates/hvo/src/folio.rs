@@ -51,7 +51,7 @@ impl<B: VmemmapHw> Hvo<B> {
         let tail = PageDescriptor::tail(order, zone);
         self.hw.fill_frame(page0, &mut |i| if i == 0 { head } else { tail });
         let mapped = self.hw.map_pages(&[(va0, page0, true)]).and_then(|_| {
-            self.map_tail_range(zone, order, tail_pa, va0 + page, va0 + n * page).inspect_err(|_| {
+            self.map_tail_range(tail_pa, va0 + page, va0 + n * page).inspect_err(|_| {
                 let _ = self.hw.unmap_pages(va0, n * page);
             })
         });
@@ -160,6 +160,98 @@ impl<B: VmemmapHw> Hvo<B> {
         s.vmemmap_pages_before -= n;
         s.vmemmap_pages_after -= n;
         Ok(())
+    }
+
+    /// Gives the folio a new owner (its head, in the private page 0).
+    pub fn set_owner(&mut self, folio: Folio, owner: u64) -> Result<(), HvoError> {
+        let head = self.head_of(folio)?;
+        self.hw.write(self.descriptor_va(folio.pfn), &PageDescriptor { owner, ..head })
+    }
+
+    // ---- merge --------------------------------------------------------------
+
+    /// Merges `pieces`, every folio of the aligned block of order `to` that
+    /// holds them, in address order and all of one order and state, back
+    /// into one folio of order `to` owned by `owner`: the reverse of
+    /// [`demote`](Self::demote). Optimized pieces become one optimized
+    /// folio in one break-before-make batch: the pieces' pages 0 (but the
+    /// first) and every tail page are pointed at the shared tail of the
+    /// larger order, then the first page 0 is rewritten in place, and the
+    /// other pages 0 are freed once the TLB is clean. Plain pieces get the
+    /// larger folio's descriptors written. If memory runs out (the larger
+    /// order's shared tail) nothing changes.
+    pub fn merge(&mut self, pieces: &[Folio], to: u32, owner: u64) -> Result<Folio, HvoError> {
+        let first = *pieces.first().ok_or(HvoError::BadFolio { pfn: 0, order: to })?;
+        let order = first.order;
+        let bad = HvoError::BadFolio { pfn: first.pfn, order: to };
+        if to <= order || to - order >= 32 || pieces.len() as u64 != 1 << (to - order) {
+            return Err(bad);
+        }
+        let zone = self.check_folio(first.pfn, to)?;
+        let mut optimized = None;
+        for (k, p) in pieces.iter().enumerate() {
+            if p.order != order || p.pfn != first.pfn + ((k as u64) << order) {
+                return Err(bad);
+            }
+            let state = self.head_of(*p)?.flags & FLAG_OPTIMIZED != 0;
+            if *optimized.get_or_insert(state) != state {
+                return Err(bad);
+            }
+        }
+        let folio = Folio { pfn: first.pfn, order: to };
+        let head = PageDescriptor { flags: FLAG_HEAD, owner, refcount: 1, order: to as u8, zone, ..Default::default() };
+        let count = pieces.len() as u64;
+        let (n, m) = (self.pages_of(to), self.pages_of(order));
+        if optimized != Some(true) {
+            self.write_descriptors(folio, &head, zone)?;
+            let s = self.stats_for(zone, order);
+            s.folios -= count;
+            s.vmemmap_pages_before -= count * m;
+            s.vmemmap_pages_after -= count * m;
+            self.count_new_folio(zone, to, n);
+            return Ok(folio);
+        }
+        let tail_pa = self.shared_tail(zone, to).ok_or(HvoError::OutOfMemory)?;
+        let page = self.page_size();
+        let mut remaps = Vec::with_capacity(n as usize - 1);
+        for (k, p) in pieces.iter().enumerate() {
+            let va0 = self.descriptor_va(p.pfn);
+            for j in (k == 0) as u64..m {
+                remaps.push((va0 + j * page, tail_pa, false));
+            }
+        }
+        let mut old = match self.hw.remap_pages(&remaps) {
+            Ok(old) => old,
+            Err(e) => {
+                self.drop_tail_user(zone, to);
+                return Err(e);
+            }
+        };
+        // Only the pieces' own pages 0 were private; the TLB is clean now.
+        old.retain(|&pa| !self.tails.iter().any(|t| t.pa == pa));
+        self.hw.free_frames(&mut old);
+        let tail = PageDescriptor::tail(to, zone);
+        let head = PageDescriptor { flags: FLAG_HEAD | FLAG_OPTIMIZED, ..head };
+        let va0 = self.descriptor_va(folio.pfn);
+        for i in 0..(page >> DESCRIPTOR_SHIFT) {
+            self.hw.write(va0 + (i << DESCRIPTOR_SHIFT), if i == 0 { &head } else { &tail })?;
+        }
+        for _ in pieces {
+            self.drop_tail_user(zone, order);
+        }
+        self.accounting.vmemmap_frames -= count - 1;
+        self.accounting.freed_by_hvo += count - 1;
+        let s = self.stats_for(zone, order);
+        s.folios -= count;
+        s.optimized -= count;
+        s.vmemmap_pages_before -= count * m;
+        s.vmemmap_pages_after -= count;
+        let s = self.stats_for(zone, to);
+        s.folios += 1;
+        s.optimized += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += 1;
+        Ok(folio)
     }
 
     // ---- demote -------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{HvoError, PageDescriptor, VmemmapHw};
 use folio_core::mm::paging::sim::SimMachine;
-use folio_core::mm::paging::{Attributes, Half, PageTable, Policy, Remap, Unit, checker};
+use folio_core::mm::paging::{Attributes, Half, PageTable, PagingError, Policy, Remap, Unit, checker};
 use folio_core::mm::{FramePool, Granule, PhysRange};
 
 /// Where the simulated vmemmap lives (the kernel's layout uses the same).
@@ -117,16 +117,19 @@ impl VmemmapHw for SimVmemmap {
         self.tables.map_repeated(va, pa, pages, Attributes::KERNEL_RO).map_err(|_| HvoError::Paging)
     }
 
-    fn create_shared_table(&mut self, pa: u64) -> Result<u64, HvoError> {
-        self.tables.create_shared_table(pa, Attributes::KERNEL_RO).map_err(|_| HvoError::OutOfMemory)
+    fn link_shared_tables(&mut self, va: u64, tables: u64, pa: u64) -> Result<(), HvoError> {
+        let span = self.tables.granule().level_size(2);
+        for k in 0..tables {
+            if let Err(e) = self.tables.link_shared(va + k * span, pa, Attributes::KERNEL_RO) {
+                let _ = self.tables.unmap(va, k * span);
+                return Err(if e == PagingError::OutOfTableFrames { HvoError::OutOfMemory } else { HvoError::Paging });
+            }
+        }
+        Ok(())
     }
 
-    fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), HvoError> {
-        self.tables.link_shared_table(va, table).map_err(|_| HvoError::Paging)
-    }
-
-    fn release_shared_table(&mut self, table: u64) {
-        self.tables.release_shared_table(table);
+    fn add_frames(&mut self, range: PhysRange) -> bool {
+        self.frames.add_range(range).is_ok()
     }
 
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {

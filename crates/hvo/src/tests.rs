@@ -349,6 +349,58 @@ fn demote_failing_at_every_allocation_leaves_the_folio_whole() {
 }
 
 #[test]
+fn merge_undoes_demote_optimized_or_plain_and_frees_the_pieces_pages() {
+    for granule in Granule::ALL {
+        let min = min_optimizable_order(granule);
+        for (big, small, optimize) in [(min + 3, min + 1, true), (min + 3, min + 1, false), (min + 1, min - 2, true)] {
+            let mut s = setup(granule, 1 << (big + 1));
+            let f = s.folio(big, optimize);
+            let before = s.hvo.accounting();
+            let pieces = s.hvo.demote(f, small).unwrap();
+            s.hvo.hw().judge("demote");
+            let merged = s.hvo.merge(&pieces, big, 42).unwrap();
+            s.hvo.hw().judge("merge");
+            assert_eq!(merged, f, "{granule}");
+            s.check_every_tail(merged);
+            s.hvo.set_owner(merged, 7).unwrap();
+            assert_eq!(s.hvo.descriptor(f.pfn).owner, 7);
+            let optimized_pieces = optimize && small >= min;
+            assert_eq!(s.hvo.is_optimized(merged), optimized_pieces, "{granule} {big}->{small}");
+            if optimized_pieces {
+                assert_eq!(s.hvo.accounting(), before, "{granule}: back to one page 0 and one shared tail");
+            }
+            assert_exact(&s, "after merge");
+            let stats: Vec<_> = s.hvo.order_stats().iter().filter(|st| st.folios > 0).copied().collect();
+            assert_eq!(stats.len(), 1, "{granule}: only the merged folio is counted: {stats:?}");
+            s.hvo.release_folio(merged).unwrap();
+            assert_exact(&s, "after release");
+            let sim = s.hvo.destroy();
+            assert_eq!(sim.frames.free_frames(), sim.frames.total_frames());
+        }
+    }
+}
+
+#[test]
+fn merge_refuses_pieces_that_are_not_one_whole_block() {
+    let granule = Granule::K4;
+    let mut s = setup(granule, 1 << 12);
+    let f = s.folio(11, true);
+    let pieces = s.hvo.demote(f, 9).unwrap();
+    s.hvo.optimize(&[]).unwrap();
+    let refused = HvoError::BadFolio { pfn: f.pfn, order: 11 };
+    assert_eq!(s.hvo.merge(&pieces[..3], 11, 1), Err(refused), "a piece missing");
+    let mut shuffled = pieces.clone();
+    shuffled.swap(1, 2);
+    assert_eq!(s.hvo.merge(&shuffled, 11, 1), Err(refused), "out of order");
+    s.hvo.restore(&[pieces[1]]).unwrap();
+    assert_eq!(s.hvo.merge(&pieces, 11, 1), Err(refused), "mixed states");
+    s.hvo.optimize(&[pieces[1]]).unwrap();
+    assert_eq!(s.hvo.merge(&pieces, 11, 1).map(|m| m.order), Ok(11));
+    s.hvo.hw().judge("merge");
+    assert_exact(&s, "merge");
+}
+
+#[test]
 fn born_optimized_pools_never_populate_the_full_vmemmap() {
     let granule = Granule::K4;
     let order = 13; // 32 MiB folios: 128 vmemmap pages each

@@ -35,13 +35,17 @@ pub trait VmemmapHw {
     /// Maps `pages` unmapped vmemmap pages from `va` read-only to the one
     /// frame `pa` (a shared tail).
     fn map_shared(&mut self, va: u64, pa: u64, pages: u64) -> Result<(), HvoError>;
-    /// A last-level table mapping every slot read-only to `pa`, to be linked
-    /// wherever a whole table's range would map nothing but that page.
-    fn create_shared_table(&mut self, pa: u64) -> Result<u64, HvoError>;
-    /// Links a shared table for the (unmapped) table-sized range at `va`.
-    fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), HvoError>;
-    /// Frees a shared table no range links any more.
-    fn release_shared_table(&mut self, table: u64);
+    /// Maps `tables` unmapped, consecutive last-level-table spans from `va`
+    /// (aligned to one) by linking each to one shared last-level table
+    /// whose every entry maps the frame `pa` read-only: wherever a whole
+    /// table's range would map nothing but one shared tail. The tables live
+    /// while linked (the page tables free them with their last link).
+    fn link_shared_tables(&mut self, va: u64, tables: u64, pa: u64) -> Result<(), HvoError>;
+    /// Gives the frame allocator the frames of `range` (pool memory the
+    /// owner carved for the vmemmap). `false`: this hardware cannot.
+    fn add_frames(&mut self, _range: PhysRange) -> bool {
+        false
+    }
     /// Points mapped vmemmap pages at new frames: one break-before-make
     /// batch. Returns the frames they mapped before, in order.
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError>;
@@ -92,9 +96,6 @@ pub(crate) struct SharedTail {
     pub(crate) order: u32,
     pub(crate) pa: u64,
     pub(crate) users: u64,
-    /// The shared last-level table of read-only references to `pa`, once a
-    /// born-optimized folio needed one.
-    pub(crate) table: Option<u64>,
 }
 
 /// One zone: a RAM bank (or NUMA node).
@@ -150,41 +151,37 @@ impl<B: VmemmapHw> Hvo<B> {
         }
     }
 
-    /// Maps [start, end) of the vmemmap read-only to the shared tail: whole
-    /// last-level-table ranges by linking the tail's shared table (so a large
-    /// pool costs a handful of tables), the rest page by page.
-    pub(crate) fn map_tail_range(
-        &mut self,
-        zone: u8,
-        order: u32,
-        tail_pa: u64,
-        start: u64,
-        end: u64,
-    ) -> Result<(), HvoError> {
+    /// Maps [start, end) of the vmemmap read-only to the shared tail at
+    /// `tail_pa`: whole last-level-table ranges by linking the shared table
+    /// of read-only references to it (so a large pool costs a handful of
+    /// tables), the ends page by page.
+    pub(crate) fn map_tail_range(&mut self, tail_pa: u64, start: u64, end: u64) -> Result<(), HvoError> {
         let span = self.granule.level_size(2);
         let page = self.page_size();
-        let mut at = start;
-        while at < end {
-            let next = (at + 1).next_multiple_of(span).min(end);
-            if at.is_multiple_of(span) && next - at == span {
-                let table = self.shared_tail_table(zone, order, tail_pa)?;
-                self.hw.link_shared_table(at, table)?;
-            } else {
-                self.hw.map_shared(at, tail_pa, (next - at) / page)?;
+        let (first_whole, end_whole) = (start.next_multiple_of(span), end & !(span - 1));
+        if first_whole >= end_whole {
+            return self.hw.map_shared(start, tail_pa, (end - start) / page);
+        }
+        let mut done: Vec<(u64, u64)> = Vec::new();
+        let pieces = [(start, first_whole, false), (first_whole, end_whole, true), (end_whole, end, false)];
+        for (from, to, whole) in pieces {
+            if from == to {
+                continue;
             }
-            at = next;
+            let r = if whole {
+                self.hw.link_shared_tables(from, (to - from) / span, tail_pa)
+            } else {
+                self.hw.map_shared(from, tail_pa, (to - from) / page)
+            };
+            if let Err(e) = r {
+                for (from, to) in done {
+                    let _ = self.hw.unmap_pages(from, to - from);
+                }
+                return Err(e);
+            }
+            done.push((from, to));
         }
         Ok(())
-    }
-
-    pub(crate) fn shared_tail_table(&mut self, zone: u8, order: u32, tail_pa: u64) -> Result<u64, HvoError> {
-        let i = self.tails.iter().position(|t| t.zone == zone && t.order == order).ok_or(HvoError::OutOfMemory)?;
-        if let Some(table) = self.tails[i].table {
-            return Ok(table);
-        }
-        let table = self.hw.create_shared_table(tail_pa)?;
-        self.tails[i].table = Some(table);
-        Ok(table)
     }
 
     pub(crate) fn page_size(&self) -> u64 {
@@ -278,9 +275,6 @@ impl<B: VmemmapHw> Hvo<B> {
             self.hw.free_frames(&mut frames);
         }
         for t in core::mem::take(&mut self.tails) {
-            if let Some(table) = t.table {
-                self.hw.release_shared_table(table);
-            }
             self.hw.free_frame(t.pa);
             self.accounting.shared_tails -= 1;
         }
@@ -368,7 +362,7 @@ impl<B: VmemmapHw> Hvo<B> {
         let pa = self.hw.alloc_frame()?;
         let tail = PageDescriptor::tail(order, zone);
         self.hw.fill_frame(pa, &mut |_| tail);
-        self.tails.push(SharedTail { zone, order, pa, users: 1, table: None });
+        self.tails.push(SharedTail { zone, order, pa, users: 1 });
         self.accounting.shared_tails += 1;
         self.stats_for(zone, order).shared_tail = true;
         Some(pa)
@@ -379,12 +373,10 @@ impl<B: VmemmapHw> Hvo<B> {
         let Some(i) = self.tails.iter().position(|t| t.zone == zone && t.order == order) else { return };
         self.tails[i].users -= 1;
         if self.tails[i].users == 0 {
-            // No folio uses the tail, so no range links its table any more
-            // (remaps gave every linked range a private copy).
+            // No folio uses the tail, so nothing maps it any more, and no
+            // slot links a shared table of it (the page tables freed that
+            // with its last link).
             let t = self.tails.swap_remove(i);
-            if let Some(table) = t.table {
-                self.hw.release_shared_table(table);
-            }
             self.hw.free_frame(t.pa);
             self.accounting.shared_tails -= 1;
             self.stats_for(zone, order).shared_tail = false;

@@ -13,13 +13,8 @@ use crate::arch::aarch64::pmu;
 use crate::frames::KERNEL_FRAMES;
 use crate::println;
 use folio_core::mm::Granule;
-use folio_core::mm::PhysRange;
 use folio_core::mm::layout::TEST_BASE;
-use folio_core::mm::memmap::Size;
 use folio_core::mm::paging::{Attributes, PageTable, Policy, Stats, Unit};
-use folio_hvo as hvo;
-
-use crate::huge::{self, FolioRegion};
 
 fn report(name: &str, instructions: u64, before: Stats, after: Stats) {
     println!(
@@ -55,13 +50,12 @@ fn pmu() -> pmu::CycleCounter {
     pmu::CycleCounter::get().unwrap_or_else(|| unreachable!("bench::run checks for a PMU first"))
 }
 
-pub fn run(granule: Granule, banks: &[PhysRange], timer_intid: Option<u32>) {
+pub fn run(granule: Granule, timer_intid: Option<u32>) {
     if pmu::CycleCounter::get().is_none() {
         println!("bench: this CPU has no PMU: nothing to count instructions with; skipped");
         return;
     }
     paging(granule);
-    hvo(granule, banks);
     tlb();
     ipc(granule, timer_intid, 0);
     if crate::smp::online_cores() > 1 {
@@ -132,82 +126,6 @@ fn ipc(granule: Granule, timer_intid: Option<u32>, server_core: usize) {
     };
     let outcome = task::run(&specs, &objects, granule, timer_intid);
     println!("bench ipc: tasks ended {:?}", outcome.statuses);
-}
-
-fn tables_stats() -> Stats {
-    KERNEL_TABLES.lock().as_ref().map(|t| t.stats()).unwrap_or_default()
-}
-
-/// Counts one call of `op` (not warm: each HVO operation changes state).
-fn count<R>(name: &str, op: impl FnOnce() -> R) -> R {
-    let pmu = pmu();
-    let overhead = pmu.overhead();
-    let before = tables_stats();
-    let start = pmu.read();
-    let r = op();
-    let end = pmu.read();
-    report(name, end - start - overhead, before, tables_stats());
-    r
-}
-
-/// Per eligible huge size that fits: instructions to create a folio's
-/// descriptors (plain, and born optimized), optimize, restore and release
-/// it, in steady state (the shared tail of its order already exists
-/// because a neighbouring folio of the same order is optimized).
-fn hvo(granule: Granule, banks: &[PhysRange]) {
-    let min = hvo::min_optimizable_order(granule);
-    for unit in huge::huge_units(granule) {
-        let order = huge::order_of(granule, unit);
-        if order < min {
-            continue;
-        }
-        let size = Size(unit.size(granule));
-        let Ok(Some(mut region)) = FolioRegion::new(granule, order + 1, banks) else {
-            println!("bench hvo {size}: does not fit");
-            continue;
-        };
-        let (keeper, measured) = (region.pfn(), region.pfn() + (1 << order));
-        count(&alloc::format!("buddy alloc+free of {size}"), || {
-            let pa = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(order).ok());
-            if let (Some(pa), Some(f)) = (pa, KERNEL_FRAMES.lock().as_mut()) {
-                let _ = f.free(pa, order);
-            }
-        });
-        let steps = (|| -> Result<(), hvo::HvoError> {
-            let keep = region.hvo.create_folio(keeper, order, 1, true)?;
-            let f = count(&alloc::format!("hvo {size} allocate (descriptors)"), || {
-                region.hvo.create_folio(measured, order, 1, false)
-            })?;
-            count(&alloc::format!("hvo {size} optimize"), || region.hvo.optimize(&[f]))?;
-            count(&alloc::format!("hvo {size} restore"), || region.hvo.restore(&[f]))?;
-            count(&alloc::format!("hvo {size} free (descriptors)"), || region.hvo.release_folio(f))?;
-            let f = count(&alloc::format!("hvo {size} allocate+optimize (born optimized)"), || {
-                region.hvo.create_folio(measured, order, 1, true)
-            })?;
-            count(&alloc::format!("hvo {size} free optimized (restore + free)"), || region.hvo.release_folio(f))?;
-            // Demote into each smaller eligible huge size (the smaller
-            // order's shared tail is created by the demote: first use).
-            for smaller in huge::huge_units(granule) {
-                let to = huge::order_of(granule, smaller);
-                if to >= order || to < min {
-                    continue;
-                }
-                let f = region.hvo.create_folio(measured, order, 1, true)?;
-                let small = Size(smaller.size(granule));
-                let pieces = count(&alloc::format!("hvo {size} demote into {small} (optimized pieces)"), || {
-                    region.hvo.demote(f, to)
-                })?;
-                for p in pieces {
-                    region.hvo.release_folio(p)?;
-                }
-            }
-            region.hvo.release_folio(keep)
-        })();
-        if let Err(e) = steps {
-            println!("bench hvo {size}: failed: {e}");
-        }
-        region.finish();
-    }
 }
 
 fn paging(granule: Granule) {

@@ -10,3 +10,8 @@ use folio_core::mm::FramePool;
 use crate::sync::SpinLock;
 
 pub static KERNEL_FRAMES: SpinLock<Option<FramePool>> = SpinLock::new(None);
+
+/// Frames free in the pool now (0 before boot set it up).
+pub fn free_frames() -> u64 {
+    KERNEL_FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+}

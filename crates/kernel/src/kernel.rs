@@ -167,14 +167,13 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     let granule = choose_granule(args.granule);
     let (memory_map, mut frames) = build_frame_pool(&machine, image, dtb, granule);
     // Huge-page pools first, while aligned ranges are still free.
-    let pools = crate::huge::reserve_pools(&mut frames, granule, &args.hugepages);
+    crate::memory_service::reserve_hugepages(&mut frames, granule, &args);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
     crate::smp::start_secondaries(&machine, granule);
     // PAN: EL1 cannot touch task memory, where the CPU has it (each
     // secondary core turns it on for itself).
     result!("pan", true, state = if cpu::enable_pan() { "on" } else { "absent" });
     result!("pmu", true, present = if crate::arch::aarch64::pmu::present() { "yes" } else { "no" });
-    crate::huge::describe_pools(granule, &memory_map.banks, &pools, args.hugepages_late);
     let mut kernel = BootInfo { machine, memory_map, image, granule };
     let status = match args.ktest {
         Some(filter) => crate::ktest::run(&mut kernel, filter),
@@ -183,7 +182,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     // The memory service and its test clients, unless a kernel test failed.
     let status = if status == 0 { crate::memory_service::run(&kernel, &args) } else { status };
     if args.bench {
-        crate::bench::run(granule, &kernel.memory_map.banks, kernel.machine.virtual_timer_intid);
+        crate::bench::run(granule, kernel.machine.virtual_timer_intid);
     }
     crash_if_asked(&args);
     info!(

@@ -13,7 +13,7 @@
 //! ([`arch`]: every system register, barrier and assembly instruction), the
 //! MMIO drivers ([`drivers`]), the console, the lock ([`sync`]), and the
 //! kernel objects that run on them (tasks and the trap path in [`task`],
-//! the boot-time huge-page pools in [`huge`]). The decisions they carry out
+//! the memory service's start in [`memory_service`]). The decisions they carry out
 //! (page tables, IPC states, discovery, checks) are `folio-core`'s, tested
 //! on the host.
 //!
@@ -44,7 +44,6 @@ mod drivers;
 #[cfg(target_os = "none")]
 mod frames;
 #[cfg(target_os = "none")]
-mod huge;
 #[cfg(target_os = "none")]
 mod kernel;
 #[cfg(target_os = "none")]

@@ -2,10 +2,11 @@
 //! part in the memory service is here and in the memory calls
 //! (`task/memory.rs`).
 //!
-//! Owns: carving the pool (huge-page blocks) and the service's small
-//! frames out of the kernel's frame pool, turning them into frame
-//! capabilities, wiring the endpoint and notifications, and giving the
-//! memory back when the run ends.
+//! Owns: the `hugepages=` pools reserved at boot, carving the rest of the
+//! pool (huge-page blocks) and the service's small frames out of the
+//! kernel's frame pool, turning them into frame capabilities, wiring the
+//! endpoint and notifications, and giving the memory back when the run
+//! ends.
 //! Must never: look inside the pool or the service's vmemmap (the kernel
 //! knows nothing of page descriptors), or give pool frames to anyone but
 //! the service.
@@ -16,14 +17,19 @@
 //! with a notification of its own to wait on (1, 2) and the other's to
 //! signal, so they can hold folios at the same time and try each other's.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::frames::KERNEL_FRAMES;
 use crate::result;
+use crate::sync::SpinLock;
 use folio_abi::memsvc::layout;
 use folio_abi::report::Hex;
 use folio_core::bootargs::{BootArgs, Memsvc};
 use folio_core::ipc::Object;
+use folio_core::mm::FramePool;
+use folio_core::mm::memmap::Size;
 use folio_core::mm::paging::huge_page_size_shifts as supported_size_shifts;
 use folio_core::mm::{Granule, PhysRange};
 use folio_core::syscall::{CapKind, FrameCap};
@@ -35,9 +41,73 @@ use crate::task::{self, MemoryHolder, Objects, Spec};
 /// What the kernel keeps for itself by default: an eighth of what is free,
 /// at least this much.
 const KERNEL_KEEPS: u64 = 64 << 20;
-/// Small frames beyond the full vmemmap: shared tails, private copies,
-/// and the pages partly covering each range's ends.
-const META_SLACK_FRAMES: u64 = 256;
+/// What `hugepages=` pools leave free at boot, for the kernel, the tasks
+/// and the service's own start: a thirty-second of free memory, at least
+/// this much.
+const HUGEPAGES_LEAVE: u64 = 128 << 20;
+/// The small frames the service gets at start, whatever the pool's size:
+/// this many bytes, and at least [`SMALL_FRAMES_MIN`] frames. The service
+/// makes more vmemmap frames by carving pool folios when it needs them.
+const SMALL_FRAMES_BYTES: u64 = 2 << 20;
+const SMALL_FRAMES_MIN: u64 = 128;
+
+/// The `hugepages=` pools reserved at boot: (address, order) blocks.
+static BOOT_POOLS: SpinLock<Vec<(u64, u32)>> = SpinLock::new(Vec::new());
+
+/// Reserves the `hugepages=` pools from the frame pool at boot, before
+/// anything else allocates (so aligned blocks of every size are still
+/// free), for the memory service. A size the granule does not support, and
+/// a count past what fits while [`HUGEPAGES_LEAVE`] stays free, is
+/// reported once per request; with `memsvc=off` nobody could use them, so
+/// nothing is reserved.
+pub fn reserve_hugepages(frames: &mut FramePool, granule: Granule, args: &BootArgs<'_>) {
+    if args.hugepages.is_empty() {
+        return;
+    }
+    if args.memsvc == Memsvc::Off {
+        result!("hugepages.request", false, why = "memsvc=off: no memory service to hand the pools to; ignored");
+        return;
+    }
+    let leave = (frames.free_bytes() / 32).max(HUGEPAGES_LEAVE);
+    let shifts = supported_size_shifts(granule);
+    let mut blocks = Vec::new();
+    for &(size, count) in &args.hugepages {
+        if !size.is_power_of_two() || shifts & (1 << size.trailing_zeros()) == 0 {
+            let sizes: Vec<String> =
+                (0..64).filter(|s| shifts & (1 << s) != 0).map(|s| format!("{}", Size(1 << s))).collect();
+            // Not a huge-page size of this granule: skipped.
+            result!("hugepages.request", false, size = Size(size), granule = granule, sizes = sizes.join(","));
+            continue;
+        }
+        let order = size.trailing_zeros() - granule.shift();
+        let mut got = 0u64;
+        while got < count && frames.free_bytes() >= leave + size {
+            match frames.alloc(order) {
+                Ok(pa) => {
+                    blocks.push((pa, order));
+                    got += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if got < count {
+            // Capped: once per request, not per folio.
+            result!(
+                "hugepages.request",
+                false,
+                size = Size(size),
+                asked = count,
+                got = got,
+                why = "capped: the kernel and the service keep what they need to run",
+                left_free = Size(frames.free_bytes())
+            );
+        }
+        if got > 0 {
+            result!("hugepages.pool", true, size = Size(size), count = got, reserved_for = "memsvc");
+        }
+    }
+    *BOOT_POOLS.lock() = blocks;
+}
 
 /// Blocks taken from the kernel's frame pool: (address, order).
 struct Reserved {
@@ -59,54 +129,65 @@ impl Reserved {
     }
 }
 
-/// Takes the pool (largest huge-page blocks first, up to `budget`) and the
-/// small frames its full vmemmap needs.
-fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc) -> Result<Reserved, &'static str> {
+/// Takes the pool: the `hugepages=` blocks reserved at boot (with
+/// `boot_pools`), then the largest huge-page blocks of what is free, up to
+/// the budget; and a fixed grant of small frames.
+fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc, boot_pools: bool) -> Result<Reserved, &'static str> {
+    let shift = granule.shift();
     let mut guard = KERNEL_FRAMES.lock();
     let frames = guard.as_mut().ok_or("no frame pool")?;
+    let small = SMALL_FRAMES_BYTES.max(SMALL_FRAMES_MIN << shift);
+    let small_order = (small >> shift).next_power_of_two().trailing_zeros();
+    let meta = frames.alloc(small_order).map_err(|_| "no room for the service's small frames")?;
+    // (address, order, folio size shift of a hugepages= block or 0)
+    let mut pool: Vec<(u64, u32, u8)> = Vec::new();
+    if boot_pools {
+        let hugepages = core::mem::take(&mut *BOOT_POOLS.lock());
+        pool.extend(hugepages.into_iter().map(|(pa, order)| (pa, order, (order + shift) as u8)));
+    }
     let free = frames.free_bytes();
     let budget = match want {
         Memsvc::Pool(bytes) => bytes.min(free),
         _ => free.saturating_sub((free / 8).max(KERNEL_KEEPS)),
     };
-    let shift = granule.shift();
-    let meta_frames = ((budget >> shift) << 6 >> shift) + META_SLACK_FRAMES;
-    let meta_order = 64 - (meta_frames - 1).leading_zeros();
-    let meta = frames.alloc(meta_order).map_err(|_| "no room for the service's small frames")?;
-    let mut blocks = alloc::vec![(meta, meta_order)];
-    let mut left = budget.saturating_sub(granule.size() << meta_order);
+    let mut left = budget;
     let orders: Vec<u32> =
         (0..64).rev().filter(|s| supported_size_shifts(granule) & (1 << s) != 0).map(|s| s - shift).collect();
-    // At most 2^16 pool blocks: the capability list stays small.
+    // At most 2^16 blocks of the rest: the capability list stays small.
+    let mut rest = 0;
     for order in orders {
         let size = granule.size() << order;
-        while left >= size && blocks.len() <= 1 << 16 {
+        while left >= size && rest <= 1 << 16 {
             let Ok(pa) = frames.alloc(order) else { break };
-            blocks.push((pa, order));
+            pool.push((pa, order, 0));
             left -= size;
+            rest += 1;
         }
     }
     drop(guard);
-    let mut pieces: Vec<(u64, u64)> = blocks[1..].iter().map(|&(pa, o)| (pa, granule.size() << o)).collect();
-    pieces.sort_unstable();
+    let mut blocks: Vec<(u64, u32)> = alloc::vec![(meta, small_order)];
+    blocks.extend(pool.iter().map(|&(pa, order, _)| (pa, order)));
+    pool.sort_unstable();
     let zone_of = |pa: u64| banks.iter().position(|b| b.contains(pa)).unwrap_or(0) as u8;
     let mut caps: Vec<FrameCap> = Vec::new();
-    for (pa, size) in pieces {
+    for (pa, order, folio_shift) in pool {
+        let size = granule.size() << order;
         if pa + size > layout::PHYS_LIMIT {
             continue;
         }
         let zone = zone_of(pa);
         match caps.last_mut() {
-            Some(last) if last.range.end() == pa && last.zone == zone => {
+            Some(last) if last.range.end() == pa && last.zone == zone && last.folio_shift == folio_shift => {
                 last.range = PhysRange::saturating(last.range.start(), last.range.size() + size);
             }
-            _ => caps.push(FrameCap { kind: CapKind::Pool, range: PhysRange::saturating(pa, size), zone }),
+            _ => caps.push(FrameCap { kind: CapKind::Pool, range: PhysRange::saturating(pa, size), zone, folio_shift }),
         }
     }
     caps.push(FrameCap {
         kind: CapKind::Meta,
-        range: PhysRange::saturating(meta, granule.size() << meta_order),
+        range: PhysRange::saturating(meta, granule.size() << small_order),
         zone: zone_of(meta),
+        folio_shift: 0,
     });
     let reserved = Reserved { blocks, caps };
     if reserved.pool_bytes() == 0 {
@@ -144,7 +225,7 @@ pub(crate) fn service_objects<'a>(
 /// (`protocol::start`), for the kernel's tests; returns the tasks'
 /// statuses, or why the pool could not be set aside.
 pub(crate) fn run_alone(k: &BootInfo, flags: u64) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
-    let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default)?;
+    let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default, false)?;
     let arguments = [(0, [0, flags])];
     let objects = service_objects(1, Some(&reserved.caps), &arguments);
     let outcome = task::run(&[SERVICE], &objects, k.granule, k.machine.virtual_timer_intid);
@@ -158,7 +239,7 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     if args.memsvc == Memsvc::Off {
         return 0;
     }
-    let reserved = match reserve(k.granule, &k.memory_map.banks, args.memsvc) {
+    let reserved = match reserve(k.granule, &k.memory_map.banks, args.memsvc, true) {
         Ok(r) => r,
         Err(e) => {
             result!("memsvc.start", false, why = e);
@@ -172,7 +253,8 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
             kind = format_args!("{:?}", c.kind),
             start = Hex(c.range.start()),
             end = Hex(c.range.end()),
-            zone = c.zone
+            zone = c.zone,
+            folio_size = Size(if c.folio_shift == 0 { 0 } else { 1 << c.folio_shift })
         );
     }
     let specs = [

@@ -25,6 +25,6 @@ pub static ASIDCHECK: &[u8] = program!("asidcheck");
 pub static SIMDCHECK: &[u8] = program!("simdcheck");
 pub static TORTURE: &[u8] = program!("torture");
 pub static MEMBENCH: &[u8] = program!("membench");
-/// The memory service, a package of its own (user/memsvc): the only
-/// program that links the HVO engine.
+/// The memory service, a package of its own (user/memsvc): the program
+/// that owns the huge-page pool and its metadata.
 pub static MEMSVC: &[u8] = include_bytes!(concat!(env!("FOLIO_EL0_DIR"), "/service/memsvc"));

@@ -18,11 +18,10 @@
 //!    test agent for one step; dropped before leaving task mode. An ASID
 //!    rollover's broadcast flush happens under it, so no core switches to
 //!    an old value meanwhile.
-//! 2. `hvo` engines (`huge::HUGEPAGE_POOL`, or an `Hvo` owned by its caller).
-//! 3. `mmu::KERNEL_TABLES` (the TTBR1 tree): held for one engine operation.
-//! 4. `frame::KERNEL_FRAMES` (the frame pool): taken inside the engine to
+//! 2. `mmu::KERNEL_TABLES` (the TTBR1 tree): held for one engine operation.
+//! 3. `frame::KERNEL_FRAMES` (the frame pool): taken inside the engine to
 //!    allocate or free a table frame; never held while calling the engine.
-//! 5. Leaves, which take no other lock: `drivers::gic::GIC`,
+//! 4. Leaves, which take no other lock: `drivers::gic::GIC`,
 //!    `early_map`'s window lock, `exception`'s caught-fault slots,
 //!    `console` (the console and its clock; a fault or panic report
 //!    bypasses a held console lock rather than wait).

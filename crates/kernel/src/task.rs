@@ -786,7 +786,7 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::WAIT => system.ipc.wait(current, x[0]),
             syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(current, x[0]),
             syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
-            syscall::MEM_CAP..=syscall::TABLE_FRAMES => {
+            syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
                 let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
                 frame.x[..6].copy_from_slice(&r);
             }

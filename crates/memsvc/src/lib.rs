@@ -21,16 +21,17 @@
 extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
+mod pool;
 mod savings;
 #[cfg(test)]
 mod tests;
 
+pub use pool::{CARVED, FREE};
 pub use savings::{Savings, SavingsRow};
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use folio_core::mm::frame::FramePool;
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{DESCRIPTOR_SHIFT, Folio, Hvo, HvoError, VmemmapHw, Zone, min_optimizable_order};
 use protocol::{OK, QUERY, error, flags, layout, op};
@@ -79,21 +80,26 @@ pub enum StartError {
     Vmemmap(HvoError),
 }
 
-/// One pool range the kernel granted, in RAM bank `zone`.
+/// One pool range the kernel granted, in RAM bank `zone`: huge pages of
+/// `2^folio_shift` bytes (a `hugepages=` pool), or, with `None`, any mix
+/// (cut into the largest sizes that fit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolRange {
     pub range: PhysRange,
     pub zone: u8,
+    pub folio_shift: Option<u32>,
 }
 
 pub struct MemoryService<B: VmemmapHw> {
     hvo: Hvo<B>,
-    pool: FramePool,
+    pool: pool::Pool,
     granule: Granule,
     default_quota: u64,
     clients: BTreeMap<u64, Client>,
     /// The engine's error behind the last `MAPPING_FAILED`, for the log.
     pub last_engine_error: Option<HvoError>,
+    /// Inside [`pool`]'s carving: engine calls do not carve again.
+    carving: bool,
 }
 
 /// The huge-page sizes of a granule as size shifts: every mapping unit
@@ -118,30 +124,34 @@ fn hvo_error(e: HvoError) -> u64 {
 }
 
 impl<B: VmemmapHw> MemoryService<B> {
-    /// Builds the vmemmap (at [`layout::SERVICE_VMEMMAP`]) for the pool
-    /// ranges, every descriptor free, and puts the ranges in the pool.
-    /// `default_quota`: bytes each client may hold.
+    /// Describes the pool ranges in a vmemmap at
+    /// [`layout::SERVICE_VMEMMAP`], every block adopted born optimized and
+    /// free (see [`pool`]). `default_quota`: bytes each client may hold.
     pub fn new(hw: B, granule: Granule, pool: &[PoolRange], default_quota: u64) -> Result<Self, StartError> {
         let page = granule.size();
-        let mut frames = FramePool::new(granule);
         let mut zones = Vec::new();
         for p in pool {
             let r = p.range;
             if r.is_empty() || r.start() % page != 0 || r.end() % page != 0 || r.end() > layout::PHYS_LIMIT {
                 return Err(StartError::BadPool);
             }
-            frames.add_range(r).map_err(|_| StartError::BadPool)?;
+            if zones.iter().any(|z: &Zone| z.range.overlaps(&r)) {
+                return Err(StartError::BadPool);
+            }
             zones.push(Zone { id: p.zone, range: r });
         }
-        let hvo = Hvo::new(hw, granule, layout::SERVICE_VMEMMAP, &zones).map_err(StartError::Vmemmap)?;
-        Ok(MemoryService {
+        let hvo = Hvo::new_unpopulated(hw, granule, layout::SERVICE_VMEMMAP, &zones);
+        let mut service = MemoryService {
             hvo,
-            pool: frames,
+            pool: pool::Pool::default(),
             granule,
             default_quota,
             clients: BTreeMap::new(),
             last_engine_error: None,
-        })
+            carving: false,
+        };
+        service.adopt_pool(pool)?;
+        Ok(service)
     }
 
     /// The status for an engine error, remembering the error when it is
@@ -158,12 +168,30 @@ impl<B: VmemmapHw> MemoryService<B> {
         &mut self.hvo
     }
 
+    /// Bytes of free folios.
     pub fn pool_free_bytes(&self) -> u64 {
         self.pool.free_bytes()
     }
 
+    /// Bytes of the pool clients can get: what the kernel granted less
+    /// what was carved into vmemmap frames.
     pub fn pool_total_bytes(&self) -> u64 {
-        self.pool.total_frames() << self.granule.shift()
+        self.pool.total_bytes()
+    }
+
+    /// Pool bytes carved into vmemmap frames.
+    pub fn carved_bytes(&self) -> u64 {
+        self.pool.carved_bytes()
+    }
+
+    /// Free folios of each order: (order, count).
+    pub fn free_folios(&self) -> Vec<(u32, u64)> {
+        self.pool.free_counts()
+    }
+
+    /// Every free folio.
+    pub fn free_list(&self) -> Vec<Folio> {
+        self.pool.free_list()
     }
 
     /// Bytes client `badge` holds.
@@ -265,27 +293,39 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         let order = self.order_of(size_shift)?;
         let size = 1u64 << size_shift;
-        let pa = self.pool.alloc(order).map_err(|_| error::OUT_OF_MEMORY)?;
-        let optimize = request & flags::NO_OPTIMIZE == 0;
-        let charge = self.charge(order, optimize && self.eligible(order));
+        if !self.pool.has_free_at_least(order) {
+            return Err(error::OUT_OF_MEMORY);
+        }
+        let optimize = request & flags::NO_OPTIMIZE == 0 && self.eligible(order);
+        let charge = self.charge(order, optimize);
         if !self.room_for(badge, 0, charge) {
-            let _ = self.pool.free(pa, order);
             return Err(error::QUOTA_EXCEEDED);
         }
-        let pfn = pa >> self.granule.shift();
-        let folio = match self.hvo.create_folio(pfn, order, badge, optimize) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = self.pool.free(pa, order);
+        let folio = match self.take(order) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(error::OUT_OF_MEMORY),
+            Err(e) => return Err(self.engine_error(e)),
+        };
+        // Free folios are kept optimized where eligible; a plain request
+        // restores this one.
+        if self.hvo.is_optimized(folio) != optimize {
+            let r = if optimize {
+                self.engine(|h| h.optimize(&[folio])).map(|_| ())
+            } else {
+                self.engine(|h| h.restore(&[folio])).map(|_| ())
+            };
+            if let Err(e) = r {
+                self.give_back(folio);
                 return Err(self.engine_error(e));
             }
-        };
+        }
+        let _ = self.hvo.set_owner(folio, badge);
+        let pa = folio.pfn << self.granule.shift();
         // Nothing of a previous owner survives: zero before mapping.
         mem.zero(pa, size);
         let va = layout::CLIENT_WINDOW + pa;
         if mem.map_to_caller(va, pa, size).is_err() {
-            let _ = self.hvo.release_folio(folio);
-            let _ = self.pool.free(pa, order);
+            self.give_back(folio);
             return Err(error::MAPPING_FAILED);
         }
         let client = self.client(badge);
@@ -300,16 +340,13 @@ impl<B: VmemmapHw> MemoryService<B> {
     fn free(&mut self, badge: u64, handle: u64, mem: &mut dyn ClientMemory) -> Result<(), u64> {
         let held = self.held(badge, handle)?;
         let size = self.granule.size() << held.folio.order;
-        // Descriptors first: if the restore cannot get frames, the client
-        // still holds (and still maps) the folio.
-        self.hvo.release_folio(held.folio).map_err(|e| self.engine_error(e))?;
         if mem.unmap_from_caller(held.va, size).is_err() {
             // Cannot happen for a mapping this service made; keep the
             // frames out of the pool rather than hand out mapped memory.
             return Err(error::MAPPING_FAILED);
         }
         self.forget(badge, handle);
-        let _ = self.pool.free(held.folio.pfn << self.granule.shift(), held.folio.order);
+        self.give_back(held.folio);
         Ok(())
     }
 
@@ -334,7 +371,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         if !self.room_for(badge, held.charge, piece_charge * count) {
             return Err(error::QUOTA_EXCEEDED);
         }
-        let pieces = self.hvo.demote(held.folio, to).map_err(|e| self.engine_error(e))?;
+        let pieces = self.engine(|h| h.demote(held.folio, to)).map_err(|e| self.engine_error(e))?;
         let piece_size = self.granule.size() << to;
         // The pieces get fresh, consecutive handles; the old one is gone.
         self.forget(badge, handle);
@@ -355,7 +392,8 @@ impl<B: VmemmapHw> MemoryService<B> {
         if !self.room_for(badge, held.charge, charge) {
             return Err(error::QUOTA_EXCEEDED);
         }
-        let r = if optimize { self.hvo.optimize(&[held.folio]) } else { self.hvo.restore(&[held.folio]) };
+        let folio = held.folio;
+        let r = self.engine(|h| if optimize { h.optimize(&[folio]) } else { h.restore(&[folio]) });
         match r {
             Ok(report) if report.not_eligible > 0 => Err(error::NOT_ELIGIBLE),
             Ok(_) => {
@@ -394,23 +432,13 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     /// Client `badge` died: the kernel has already removed its mappings;
-    /// its folios go back to the pool. Returns how many. A folio whose
-    /// restore cannot get frames stays with the dead client and is retried
-    /// at the next death.
+    /// its folios go back to the pool. Returns how many.
     pub fn client_died(&mut self, badge: u64) -> usize {
-        let Some(client) = self.clients.get(&badge) else { return 0 };
-        let held: Vec<(u64, Held)> = client.folios.iter().map(|(&h, &f)| (h, f)).collect();
-        let mut released = 0;
-        for (handle, h) in held {
-            if self.hvo.release_folio(h.folio).is_ok() {
-                self.forget(badge, handle);
-                let _ = self.pool.free(h.folio.pfn << self.granule.shift(), h.folio.order);
-                released += 1;
-            }
+        let Some(client) = self.clients.remove(&badge) else { return 0 };
+        let count = client.folios.len();
+        for h in client.folios.into_values() {
+            self.give_back(h.folio);
         }
-        if self.clients.get(&badge).is_some_and(|c| c.folios.is_empty()) {
-            self.clients.remove(&badge);
-        }
-        released
+        count
     }
 }

@@ -1,11 +1,12 @@
 //! The savings table of hvo-facts.md for the running granule, each row
-//! measured on a real folio of the service's own pool: a free block of the
-//! row's size is taken from the pool, described by a plain folio, optimized
-//! (the accounting's gain checked against the frame allocator where the
-//! hardware can tell), released, and given back.
+//! measured on a real folio of the service's own pool: a free folio of the
+//! row's size is taken from the pool (split from a larger one if need be),
+//! restored to a plain vmemmap, optimized again (the accounting's gain
+//! checked against the frame allocator where the hardware can tell), and
+//! given back.
 //!
-//! Owns: nothing between calls. Must never: keep a block out of the pool
-//! or a folio alive after a row is measured, whether it worked or not.
+//! Owns: nothing between calls. Must never: keep a folio out of the pool
+//! after a row is measured, whether it worked or not.
 
 use alloc::vec::Vec;
 
@@ -13,9 +14,6 @@ use folio_core::mm::paging::huge_page_size_shifts;
 use folio_hvo::{HvoError, VmemmapHw, min_optimizable_order, vmemmap_pages_x64};
 
 use crate::MemoryService;
-
-/// Owner recorded in the folios measured here (no client has badge 0).
-const OWNER_SAVINGS: u64 = 0;
 
 /// One row: a huge-page size of the granule and what HVO saves on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,22 +69,30 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     fn measure_row(&mut self, order: u32) -> Savings {
-        let Ok(pa) = self.pool.alloc(order) else { return Savings::NoFreeBlock };
-        let pfn = pa >> self.granule.shift();
+        let folio = match self.take(order) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Savings::NoFreeBlock,
+            Err(e) => return Savings::Failed(e),
+        };
         let outcome = (|| {
+            if self.hvo.is_optimized(folio) {
+                self.engine(|h| h.restore(&[folio]))?;
+            }
             let hvo = &mut self.hvo;
-            let folio = hvo.create_folio(pfn, order, OWNER_SAVINGS, false)?;
-            let before = (hvo.accounting(), hvo.hw_ref().free_frame_count());
+            let zone = hvo.descriptor(folio.pfn).zone;
+            let pages_used = |hvo: &mut folio_hvo::Hvo<B>| {
+                hvo.order_stats()
+                    .iter()
+                    .find(|s| s.zone == zone && s.order == order)
+                    .map_or(0, |s| s.vmemmap_pages_after)
+            };
+            let before = (hvo.accounting(), hvo.hw_ref().free_frame_count(), pages_used(hvo));
             let optimized = hvo.optimize(&[folio]);
-            let after = (hvo.accounting(), hvo.hw_ref().free_frame_count());
-            let pages_after = hvo
-                .order_stats()
-                .iter()
-                .find(|s| s.order == order && s.optimized > 0)
-                .map_or(0, |s| s.vmemmap_pages_after);
-            let released = hvo.release_folio(folio);
+            let after = (hvo.accounting(), hvo.hw_ref().free_frame_count(), pages_used(hvo));
             optimized?;
-            released?;
+            // The folio's own pages: all of them before, less what it gave up.
+            let plain_pages = vmemmap_pages_x64(self.granule, order) / 64;
+            let pages_after = plain_pages - (before.2 - after.2);
             let freed = after.0.freed_by_hvo - before.0.freed_by_hvo;
             let new_tails = after.0.shared_tails - before.0.shared_tails;
             let allocator_gain = match (before.1, after.1) {
@@ -95,7 +101,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             };
             Ok(Savings::Measured { after: pages_after, freed, allocator_gain })
         })();
-        let _ = self.pool.free(pa, order);
+        self.give_back(folio);
         outcome.unwrap_or_else(Savings::Failed)
     }
 }

@@ -80,17 +80,26 @@ struct Setup {
     meta_frames: u64,
 }
 
-/// Two zones of `zone_size` in different banks, and the frames the
-/// vmemmap needs plus headroom for shared tails and private copies.
+/// Two zones of `zone_size` in different banks, and the fixed handful of
+/// small frames the kernel grants: the service carves pool folios when the
+/// vmemmap needs more.
 fn setup(granule: Granule, zone_size: u64, quota: u64) -> Setup {
     let pool = [
-        PoolRange { range: PhysRange::from_start_size(0x4000_0000, zone_size).unwrap(), zone: 0 },
-        PoolRange { range: PhysRange::from_start_size(0x10_0000_0000, zone_size).unwrap(), zone: 1 },
+        PoolRange { range: PhysRange::from_start_size(0x4000_0000, zone_size).unwrap(), zone: 0, folio_shift: None },
+        PoolRange { range: PhysRange::from_start_size(0x10_0000_0000, zone_size).unwrap(), zone: 1, folio_shift: None },
     ];
-    let populated = 2 * (zone_size >> granule.shift()) * 64 / granule.size();
-    let meta_frames = populated + 64;
-    let service = MemoryService::new(SimVmemmap::new_lower(granule, meta_frames), granule, &pool, quota).unwrap();
-    Setup { service, kernel: FakeKernel::default(), meta_frames }
+    setup_with(granule, &pool, SMALL_FRAMES, quota)
+}
+
+/// The kernel's fixed grant of small frames in these tests.
+const SMALL_FRAMES: u64 = 128;
+
+fn setup_with(granule: Granule, pool: &[PoolRange], meta_frames: u64, quota: u64) -> Setup {
+    let service = MemoryService::new(SimVmemmap::new_lower(granule, meta_frames), granule, pool, quota).unwrap();
+    let mut t = Setup { service, kernel: FakeKernel::default(), meta_frames };
+    t.service.hvo().hw().judge("adoption");
+    t.check();
+    t
 }
 
 impl Setup {
@@ -128,7 +137,16 @@ impl Setup {
         let acc = s.hvo.accounting();
         let vmemmap = acc.vmemmap_frames + acc.shared_tails;
         let meta_free = s.hvo.hw().frames.free_frames();
-        assert_eq!(vmemmap + meta_free, self.meta_frames, "vmemmap frames against the frame allocator");
+        let carved = s.carved_bytes() >> s.granule.shift();
+        assert_eq!(vmemmap + meta_free, self.meta_frames + carved, "vmemmap frames against the frame allocator");
+        // Free folios are described, free, and optimized wherever their
+        // order is eligible.
+        for f in s.free_list() {
+            let eligible = f.order >= folio_hvo::min_optimizable_order(s.granule);
+            assert_eq!(s.hvo.is_optimized(f), eligible, "free {f:?}");
+            assert_eq!(s.hvo.descriptor(f.pfn).owner, FREE, "free {f:?}");
+            assert_eq!(s.hvo.compound_head(f.pfn + (1 << f.order) - 1), f.pfn);
+        }
     }
 }
 
@@ -149,21 +167,27 @@ fn every_operation_on_every_granule() {
         assert_eq!(sizes[2], granule.shift() as u64);
         assert_eq!(sizes[3], 2 * zone);
         // Allocate (optimized by default): the pool and the vmemmap move.
+        // The pool was born optimized: every block of `large` saves n - 1
+        // vmemmap pages before anyone asks.
+        let n = (1u64 << (large - granule.shift() as u64)) * 64 / granule.size();
+        let blocks = (2 * zone) >> large;
         let freed_before = ok(t.ask(1, [op::POOL, 0, 0, 0]))[2];
+        assert_eq!(freed_before, blocks * (n - 1) * granule.size(), "{granule}: born optimized");
         let a = ok(t.ask(1, [op::ALLOC, large, 0, 0]));
         assert_eq!(a[3], flags::OPTIMIZED);
         let pool = ok(t.ask(1, [op::POOL, 0, 0, 0]));
         assert_eq!(pool[1], 2 * zone - (1 << large));
-        let n = (1u64 << (large - granule.shift() as u64)) * 64 / granule.size();
-        assert_eq!(pool[2] - freed_before, (n - 1) * granule.size(), "HVO gave back n - 1 vmemmap pages");
+        assert_eq!(pool[2], freed_before, "handing out an optimized folio changes no vmemmap page");
         let info = ok(t.ask(1, [op::INFO, a[1], 0, 0]));
         assert_eq!((info[1], info[2], info[3]), (a[2], large, flags::OPTIMIZED));
-        // Stats: one entry for (zone, size) with before / after bytes.
+        // Stats: one entry for (zone 0, size): every folio described there
+        // (free and held), all optimized, with before / after bytes.
         let st = ok(t.ask(1, [op::STATS, 0, 0, 0]));
-        assert_eq!((st[1] >> 8) & 0xff, large);
-        assert_eq!((st[1] >> 16) & 0xff_ffff, 1);
-        assert_eq!(st[2], n * granule.size());
-        assert_eq!(st[3], granule.size());
+        let in_zone = blocks / 2;
+        assert_eq!((st[1] & 0xff, (st[1] >> 8) & 0xff), (0, large));
+        assert_eq!(((st[1] >> 16) & 0xff_ffff, st[1] >> 40), (in_zone, in_zone));
+        assert_eq!(st[2], in_zone * n * granule.size());
+        assert_eq!(st[3], in_zone * granule.size());
         assert_eq!(t.ask(1, [op::STATS, 99, 0, 0])[0], error::NO_SUCH_ENTRY);
         // Restore and optimize again; each twice gives ALREADY_DONE.
         ok(t.ask(1, [op::RESTORE, a[1], 0, 0]));
@@ -185,7 +209,10 @@ fn every_operation_on_every_granule() {
         for h in handles {
             ok(t.ask(1, [op::FREE, h, 0, 0]));
         }
-        assert_eq!(ok(t.ask(1, [op::POOL, 0, 0, 0]))[1], 2 * zone);
+        // All back and merged (less what was carved for the vmemmap).
+        let pool = ok(t.ask(1, [op::POOL, 0, 0, 0]));
+        assert_eq!(pool[1], t.service.pool_total_bytes());
+        assert_eq!(pool[1] + t.service.carved_bytes(), 2 * zone);
         assert_eq!(ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]))[2], 0);
         // A plain allocation, left as it is.
         let p = ok(t.ask(1, [op::ALLOC, large, flags::NO_OPTIMIZE, 0]));
@@ -281,7 +308,6 @@ fn hostile_requests_get_typed_errors_and_change_nothing() {
 #[test]
 fn a_dead_clients_folios_return_to_the_pool() {
     let mut t = setup(Granule::K16, 128 << 20, u64::MAX);
-    let total = t.service.pool_total_bytes();
     ok(t.ask(5, [op::ALLOC, 25, 0, 0]));
     ok(t.ask(5, [op::ALLOC, 25, flags::NO_OPTIMIZE, 0]));
     let d = ok(t.ask(5, [op::ALLOC, 25, 0, 0]));
@@ -290,7 +316,9 @@ fn a_dead_clients_folios_return_to_the_pool() {
     t.kernel.client_died(5);
     assert_eq!(t.service.client_died(5), 2 + 16);
     t.check();
-    assert_eq!(t.service.pool_free_bytes(), total - (32 << 20));
+    // Everything but the other client's folio (the pool is smaller by what
+    // was carved for the vmemmap, which restoring needed).
+    assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes() - (32 << 20));
     assert_eq!(ok(t.ask(6, [op::INFO, other[1], 0, 0]))[1], other[2]);
     t.service.hvo().hw().judge("after a death");
 }
@@ -383,6 +411,7 @@ fn the_savings_table_is_measured_on_the_pool() {
     for granule in Granule::ALL {
         let mut t = setup(granule, 1 << 30, 1 << 30);
         let free_before = t.service.pool_free_bytes();
+        let carved_before = t.service.carved_bytes();
         let rows = t.service.measure_savings();
         let expected: Vec<_> = table.iter().filter(|r| r.0 == granule).collect();
         assert_eq!(rows.len(), expected.len(), "{granule}: {rows:?}");
@@ -390,8 +419,79 @@ fn the_savings_table_is_measured_on_the_pool() {
             assert_eq!((row.size, row.vmemmap_pages_x64, row.outcome), (size, x64, outcome), "{granule}: {row:?}");
             assert_eq!(row.descriptors, size >> granule.shift());
         }
-        assert_eq!(t.service.pool_free_bytes(), free_before, "{granule}: a block stayed out of the pool");
+        // Every byte is back, but what restoring the largest folio carved
+        // for its vmemmap (4,095 or 255 pages), at most about twice that.
+        let carved = t.service.carved_bytes() - carved_before;
+        assert_eq!(t.service.pool_free_bytes() + carved, free_before, "{granule}: a folio stayed out of the pool");
+        assert!(carved <= 2 * 4096 * granule.size() + (32 << 20), "{granule}: carved {carved}");
         t.check();
         t.service.hvo().hw().judge(&format!("{granule} savings table"));
     }
+}
+
+/// `hugepages=` pools: ranges of one folio size, adopted born optimized
+/// with the all-tail last-level tables linked shared; a folio split for a
+/// smaller request merges back when freed, up to its block and no further.
+#[test]
+fn hugepages_pools_are_adopted_born_optimized_with_shared_tables() {
+    // (granule, folio size shift, folios)
+    for (granule, shift, count) in [(Granule::K4, 30, 4), (Granule::K16, 30, 4), (Granule::K64, 29, 4)] {
+        let size = 1u64 << shift;
+        let pool = [
+            PoolRange {
+                range: PhysRange::from_start_size(0x40_0000_0000, count * size).unwrap(),
+                zone: 0,
+                folio_shift: Some(shift),
+            },
+            // The rest of a pool: cut into the largest sizes that fit.
+            PoolRange {
+                range: PhysRange::from_start_size(0x80_0000_0000 + size, 2 * size).unwrap(),
+                zone: 1,
+                folio_shift: None,
+            },
+        ];
+        let mut t = setup_with(granule, &pool, SMALL_FRAMES, u64::MAX);
+        let page = granule.size();
+        let n = (size / page) * 64 / page;
+        let acc = t.service.hvo().accounting();
+        assert_eq!(acc.vmemmap_frames, count + 2, "{granule}: one private page per folio");
+        assert_eq!(acc.never_populated, (count + 2) * (n - 1), "{granule}");
+        assert_eq!(acc.shared_tails, 2, "{granule}: one per (zone, order)");
+        // Tables: a private last-level table per folio and the shared ones,
+        // not one per n / entries pages of every folio.
+        let span_pages = granule.level_size(2) / page;
+        let tables = t.service.hvo().hw().tables.stats().tables_in_use;
+        let private_tables = (count + 2) * n.div_ceil(span_pages);
+        assert!(tables < private_tables.max(8), "{granule}: {tables} table frames");
+        assert_eq!(t.service.free_folios(), vec![(shift - granule.shift(), count + 2)]);
+        // A client takes one of the pool's folios, and a smaller one split
+        // from another, then frees both: the pool is whole and merged.
+        let big = ok(t.ask(1, [op::ALLOC, shift as u64, 0, 0]));
+        assert_eq!(big[3], flags::OPTIMIZED);
+        let smallest = supported_size_shifts(granule).trailing_zeros() as u64;
+        let small = ok(t.ask(1, [op::ALLOC, smallest, 0, 0]));
+        assert!(t.service.free_folios().len() > 1, "{granule}: a folio was split");
+        ok(t.ask(1, [op::FREE, small[1], 0, 0]));
+        ok(t.ask(1, [op::FREE, big[1], 0, 0]));
+        let carved = t.service.carved_bytes();
+        let whole = t.service.free_folios();
+        assert_eq!(ok(t.ask(1, [op::POOL, 0, 0, 0]))[3], shift as u64, "{granule}: {whole:?}");
+        assert_eq!(whole.last(), Some(&(shift - granule.shift(), count + 2 - carved.div_ceil(size))));
+        t.service.hvo().hw().judge("hugepages pool");
+    }
+}
+
+/// A grant too small for one private page per folio: adoption carves the
+/// smallest blocks into vmemmap frames and every other block is adopted.
+#[test]
+fn adoption_carves_blocks_when_the_grant_is_too_small() {
+    let granule = Granule::K4;
+    let pool = [PoolRange {
+        range: PhysRange::from_start_size(0x4000_0000, 200 << 21).unwrap(),
+        zone: 0,
+        folio_shift: Some(21),
+    }];
+    let t = setup_with(granule, &pool, 8, u64::MAX);
+    assert_eq!(t.service.carved_bytes(), 2 << 20, "one 2 MiB block is 512 frames");
+    assert_eq!(t.service.free_folios(), vec![(9, 199)]);
 }

@@ -46,6 +46,11 @@ struct ServiceVmemmap {
     vmemmap: Mapped,
     /// The small frames' window: frame `pa` at offset `pa`.
     meta: Mapped,
+    /// The small frames the kernel granted; every other frame the
+    /// allocator holds was carved from the pool, reached through the pool
+    /// window.
+    granted: PhysRange,
+    pool: Mapped,
 }
 
 fn check(r: [u64; 6]) -> Result<[u64; 6], u64> {
@@ -102,9 +107,16 @@ impl VmemmapHw for ServiceVmemmap {
         // `pa` is one of this service's small frames, mapped read/write in
         // its meta window by the kernel at start.
         let slots = (self.granule.size() >> hvo::DESCRIPTOR_SHIFT) as usize;
+        let window = if self.granted.contains(pa) { &mut self.meta } else { &mut self.pool };
         for i in 0..slots {
-            self.meta.store(pa + ((i as u64) << hvo::DESCRIPTOR_SHIFT), f(i).to_words());
+            window.store(pa + ((i as u64) << hvo::DESCRIPTOR_SHIFT), f(i).to_words());
         }
+    }
+
+    /// Pool memory carved for the vmemmap: the frames are the service's
+    /// (a pool capability), mapped in its pool window.
+    fn add_frames(&mut self, range: PhysRange) -> bool {
+        self.frames.add_range(range).is_ok()
     }
 
     fn map_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<(), HvoError> {
@@ -133,18 +145,26 @@ impl VmemmapHw for ServiceVmemmap {
         check(syscall(nr::MAP_SELF, [entry.as_ptr() as u64, 1, 0, 0, 0, 0])).map(|_| ()).map_err(|_| HvoError::Paging)
     }
 
-    /// Shared last-level tables serve folios adopted born optimized at
-    /// boot; the service populates its vmemmap in full at start instead,
-    /// so the engine never asks, and the kernel offers no such call.
-    fn create_shared_table(&mut self, _pa: u64) -> Result<u64, HvoError> {
-        Err(HvoError::Paging)
+    fn link_shared_tables(&mut self, va: u64, tables: u64, pa: u64) -> Result<(), HvoError> {
+        let span = self.granule.level_size(2);
+        let mut done = 0;
+        while done < tables {
+            let n = (tables - done).min(nr_map::MAX_SHARED_LINKS);
+            let r = syscall(nr::LINK_SHARED_SELF, [va + done * span, n, pa, 0, 0, 0]);
+            if r[0] != 0 {
+                if done > 0 {
+                    let _ = self.unmap_pages(va, done * span);
+                }
+                return Err(if r[0] == folio_rt::status::OUT_OF_MEMORY {
+                    HvoError::OutOfMemory
+                } else {
+                    HvoError::Paging
+                });
+            }
+            done += n;
+        }
+        Ok(())
     }
-
-    fn link_shared_table(&mut self, _va: u64, _table: u64) -> Result<(), HvoError> {
-        Err(HvoError::Paging)
-    }
-
-    fn release_shared_table(&mut self, _table: u64) {}
 
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
         let entries = self.entries(pages);
@@ -216,36 +236,24 @@ impl ClientMemory for Kernel {
     }
 }
 
-/// The fault drill: a folio of the smallest optimizable order, born
-/// optimized at the start of the first pool range that holds one, then a
-/// write to the first descriptor of its vmemmap page 1, which maps the
-/// shared tail read-only. The write faults and the kernel stops the
-/// service; returning means it did not fault (status 1) or could not be
-/// tried (`start::DRILL_NOT_POSSIBLE`).
+/// The fault drill: a free folio of the pool, born optimized, and a write
+/// to the first descriptor of its vmemmap page 1, which maps the shared
+/// tail read-only. The write faults and the kernel stops the service;
+/// returning means it did not fault (status 1) or could not be tried
+/// (`start::DRILL_NOT_POSSIBLE`).
 fn drill_write_to_shared_tail(service: &mut MemoryService<ServiceVmemmap>) -> u64 {
-    let hvo = service.hvo();
-    let granule = hvo.granule();
-    let order = hvo::min_optimizable_order(granule);
-    let size = granule.size() << order;
-    let ranges: Vec<PhysRange> = hvo.zones().iter().map(|z| z.range).collect();
-    let Some(pa) = ranges.iter().find_map(|r| {
-        let pa = r.start().next_multiple_of(size);
-        (pa + size <= r.end()).then_some(pa)
-    }) else {
-        result!(
-            "memsvc.drill",
-            true,
-            ran = "no",
-            why = "no pool range holds a folio of the smallest optimizable order"
-        );
+    let granule = service.hvo().granule();
+    let min = hvo::min_optimizable_order(granule);
+    let Some(folio) = service.free_list().into_iter().find(|f| f.order >= min) else {
+        result!("memsvc.drill", true, ran = "no", why = "no free folio of an optimizable order");
         return start::DRILL_NOT_POSSIBLE;
     };
-    let pfn = pa >> granule.shift();
-    if let Err(e) = hvo.create_folio(pfn, order, 0, true) {
-        result!("memsvc.drill", false, why = e);
+    let hvo = service.hvo();
+    if !hvo.is_optimized(folio) {
+        result!("memsvc.drill", false, why = "a free folio of an optimizable order is not optimized");
         return 1;
     }
-    let tail = hvo.descriptor_va(pfn) + granule.size();
+    let tail = hvo.descriptor_va(folio.pfn) + granule.size();
     println!("memsvc: drill: writing the shared tail descriptor at {tail:#x}");
     let written = hvo.hw().write(tail, &PageDescriptor::default());
     result!("memsvc.drill", false, why = "a write to a shared tail did not fault", written = written.is_ok());
@@ -302,8 +310,11 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
         let Ok(r) = check(syscall(nr::MEM_CAP, [index, 0, 0, 0, 0, 0])) else { break };
         granule = Granule::ALL.into_iter().find(|g| g.shift() as u64 == r[5]);
         let range = PhysRange::from_start_size(r[2], r[3]).ok_or("a capability wraps")?;
-        match r[1] {
-            nr_map::CAP_POOL => pool.push(PoolRange { range, zone: r[4] as u8 }),
+        let folio_shift = (r[1] >> nr_map::CAP_FOLIO_SHIFT) as u32 & 0xff;
+        match r[1] & 0xff {
+            nr_map::CAP_POOL => {
+                pool.push(PoolRange { range, zone: r[4] as u8, folio_shift: (folio_shift != 0).then_some(folio_shift) })
+            }
             nr_map::CAP_META => meta = Some(range),
             _ => return Err("a capability of an unknown kind"),
         }
@@ -312,17 +323,43 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     let meta = meta.ok_or("no small frames for the vmemmap")?;
     let mut frames = FramePool::new(granule);
     frames.add_range(meta).map_err(|_| "small frames misaligned")?;
-    let total: u64 = pool.iter().map(|p| p.range.size()).sum();
-    let [quota, _] = folio_rt::start_arguments();
-    let quota = if quota == 0 { total / 2 } else { quota };
+    let granted: u64 = pool.iter().map(|p| p.range.size()).sum();
+    let hugepages: u64 = pool.iter().filter(|p| p.folio_shift.is_some()).map(|p| p.range.size()).sum();
     let hw = ServiceVmemmap {
         granule,
         frames,
         vmemmap: Mapped::new(layout::SERVICE_VMEMMAP, layout::SERVICE_VMEMMAP_END - layout::SERVICE_VMEMMAP),
         meta: Mapped::new(layout::SERVICE_META_WINDOW, layout::PHYS_LIMIT),
+        granted: meta,
+        pool: Mapped::new(layout::SERVICE_POOL_WINDOW, layout::PHYS_LIMIT),
     };
-    let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot build the vmemmap")?;
-    let vmemmap_frames = service.hvo().accounting().vmemmap_frames;
+    let tables_before = check(syscall(nr::TABLE_FRAMES, [0; 6])).map_or(0, |r| r[1]);
+    let began = cycles();
+    let [quota, _] = folio_rt::start_arguments();
+    let quota = if quota == 0 { granted / 2 } else { quota };
+    let mut service = MemoryService::new(hw, granule, &pool, quota).map_err(|_| "cannot adopt the pool")?;
+    let adopt_cycles = cycles().wrapping_sub(began);
+    let tables = check(syscall(nr::TABLE_FRAMES, [0; 6])).map_or(0, |r| r[1]) - tables_before;
+    let acc = service.hvo().accounting();
+    let folios: u64 = service.free_folios().iter().map(|f| f.1).sum();
+    // The pool adopted born optimized: what its vmemmap costs (private
+    // pages, shared tails, page-table frames) against a plain one; cycles
+    // are instructions under QEMU -icount.
+    result!(
+        "memsvc.adopt",
+        true,
+        folios = folios,
+        hugepages_mib = mib(hugepages),
+        private_pages = acc.vmemmap_frames,
+        shared_tails = acc.shared_tails,
+        table_frames = tables,
+        plain_pages = acc.never_populated + acc.vmemmap_frames,
+        carved_kib = service.carved_bytes() >> 10,
+        cycles = adopt_cycles
+    );
+    for (order, count) in service.free_folios() {
+        println!("memsvc: pool: {count} free folios of {}", Size(granule.size() << order));
+    }
     // A write to a read-only page of the vmemmap is a write to a shared
     // tail: the kernel's fault report names it, whoever it stops.
     let labelled = folio_rt::label(
@@ -335,14 +372,16 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
         return Err("the kernel refused the vmemmap's label");
     }
     report_savings(&mut service);
+    let acc = service.hvo().accounting();
     result!(
         "memsvc.start",
         true,
-        pool_mib = mib(total),
+        pool_mib = mib(service.pool_total_bytes()),
         ranges = pool.len(),
         granule = granule,
-        vmemmap_frames = vmemmap_frames,
+        vmemmap_frames = acc.vmemmap_frames + acc.shared_tails,
         meta_mib = mib(meta.size()),
+        carved_kib = service.carved_bytes() >> 10,
         quota_mib = mib(quota)
     );
     Ok((service, quota))

@@ -9,7 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::arch::aarch64::exception::{catch_fault, last_caught_hvo_violation};
+use crate::arch::aarch64::exception::catch_fault;
 use crate::arch::aarch64::mmu::{KERNEL_TABLES, KernelHw};
 use crate::arch::aarch64::timer;
 use crate::frames::KERNEL_FRAMES;
@@ -21,23 +21,20 @@ use folio_core::mm::layout::{self, TEST_BASE};
 use folio_core::mm::memmap::Size;
 use folio_core::mm::paging::{Attributes, PageTable, PageTableHw, PagingError, Policy, Unit, checker};
 
-mod hvo_engine;
 mod memory;
 mod smp;
 mod tasks;
 mod torture;
 
 use crate::boot_info::{BootInfo, UNMAPPED_ADDRESS};
-use crate::huge::{self, FolioRegion};
 use folio_core::ipc::Object;
-use folio_hvo::{self as hvo, Folio};
 
 type TestResult = Result<(), String>;
 type KernelTest = fn(&mut BootInfo) -> TestResult;
 
 pub fn run(kernel: &mut BootInfo, filter: &str) -> u32 {
     let (mut passed, mut failed) = (0u32, 0u32);
-    let tests = [memory::TESTS, hvo_engine::TESTS, tasks::TESTS, smp::TESTS];
+    let tests = [memory::TESTS, tasks::TESTS, smp::TESTS];
     for (name, test) in tests.iter().flat_map(|t| t.iter()).filter(|(name, _)| name.contains(filter)) {
         match test(kernel) {
             Ok(()) => {

@@ -32,7 +32,7 @@ fn memsvc_that_cannot_start_fails_its_callers(k: &mut BootInfo) -> TestResult {
 fn tasks_run_talk_and_fail_alone(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Spec};
-    let start = huge::free_frames();
+    let start = crate::frames::free_frames();
     let specs = [
         Spec { name: "pong", image: programs::PONG, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
         Spec { name: "ping-a", image: programs::PING, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: None },
@@ -65,7 +65,9 @@ fn tasks_run_talk_and_fail_alone(k: &mut BootInfo) -> TestResult {
         })?;
     }
     check(statuses.len() == expect.len(), || "not every task ran".into())?;
-    check(huge::free_frames() == start, || format!("free frames {} != {start}: a task leaked", huge::free_frames()))
+    check(crate::frames::free_frames() == start, || {
+        format!("free frames {} != {start}: a task leaked", crate::frames::free_frames())
+    })
 }
 
 /// A task that spins 200 ms without a system call, started before an equal
@@ -243,8 +245,8 @@ fn run_with_a_dead_service(k: &BootInfo) -> Vec<(&'static str, Option<u64>)> {
     outcome.statuses
 }
 
-/// The memory service's fault drill: it optimizes a folio and writes to a
-/// shared tail page of its own vmemmap. The write faults, the kernel stops
+/// The memory service's fault drill: it writes to a page it mapped
+/// read-only in its own metadata window (a shared tail). The write faults, the kernel stops
 /// the service and names the fault by the label the service gave its
 /// vmemmap (the QEMU test reads that label off the `task.fault` line).
 fn memsvc_write_to_a_shared_tail_is_named(k: &mut BootInfo) -> TestResult {

@@ -1,4 +1,4 @@
-//! The memory calls (system calls 11..18): the kernel's few, generic,
+//! The memory calls (system calls 11..18 and 20): the kernel's few, generic,
 //! capability-checked mapping operations, which the memory service runs
 //! its vmemmap and its clients' huge pages with.
 //!
@@ -104,6 +104,7 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
             return match cap {
                 Some(c) => {
                     let kind = if c.kind == CapKind::Pool { map::CAP_POOL } else { map::CAP_META };
+                    let kind = kind | (c.folio_shift as u64) << map::CAP_FOLIO_SHIFT;
                     [status::OK, kind, c.range.start(), c.range.size(), c.zone as u64, system.granule.shift() as u64]
                 }
                 None => [SysError::InvalidArgument as u64, 0, 0, 0, 0, 0],
@@ -127,6 +128,7 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
             unmap_caller(system, current, x[0], x[1])
         }
         syscall::TABLE_FRAMES => Ok(system.tasks[current].tables.stats().tables_in_use),
+        syscall::LINK_SHARED_SELF => link_shared_self(&mut system.tasks[current], x, page),
         _ => Err(SysError::Unknown),
     };
     match result {
@@ -149,6 +151,29 @@ fn map_self(task: &mut UserTask, va: u64, count: u64, page: u64) -> Result<u64, 
                 let _ = task.tables.unmap(e.va, e.pages * page);
             }
             return Err(paging_error(err));
+        }
+    }
+    Ok(0)
+}
+
+/// Links `x[1]` last-level-table spans from `x[0]` to the task's shared
+/// table of read-only references to frame `x[2]` (made on first use; the
+/// engine frees it with its last link). All or nothing.
+fn link_shared_self(task: &mut UserTask, x: [u64; 4], page: u64) -> Result<u64, SysError> {
+    let span = task.tables.granule().level_size(2);
+    let (va, count, pa) = (x[0], x[1], x[2]);
+    syscall::check_link_shared(va, count, pa, &task.caps, span, page)?;
+    for k in 0..count {
+        let linked = task.tables.link_shared(va + k * span, pa, Attributes::USER_RO);
+        // A table past the bound is undone with the links made here.
+        let too_many = linked.is_ok() && task.tables.shared_tables() > map::MAX_SHARED_TABLES;
+        if linked.is_err() || too_many {
+            let done = k + too_many as u64;
+            if done > 0 {
+                // Unlinking frees a table only these links held.
+                let _ = task.tables.unmap(va, done * span);
+            }
+            return Err(linked.err().map_or(SysError::OutOfMemory, paging_error));
         }
     }
     Ok(0)

@@ -480,17 +480,22 @@ fn the_tlb_model_catches_a_live_change_without_break_before_make() {
 }
 
 #[test]
-fn shared_last_level_tables_are_linked_copied_on_change_and_never_freed_with_a_slot() {
+fn shared_last_level_tables_are_linked_copied_on_change_and_freed_with_their_last_link() {
     for granule in Granule::ALL {
         let mut t = table(granule, Half::Upper);
         let span = granule.level_size(2);
         let page = granule.size();
         let base = UPPER + 64 * span;
-        let shared = t.create_shared_table(0x7000_0000, Attributes::KERNEL_RO).unwrap();
-        assert_eq!(t.create_shared_table(0x7000_0000, Attributes::KERNEL_RW), Err(PagingError::ForbiddenAttributes));
+        assert_eq!(t.link_shared(base, 0x7000_0000, Attributes::KERNEL_RW), Err(PagingError::ForbiddenAttributes));
+        assert!(matches!(
+            t.link_shared(base + page, 0x7000_0000, Attributes::KERNEL_RO),
+            Err(PagingError::Misaligned { .. })
+        ));
+        assert_eq!(t.shared_tables(), 0, "{granule}: nothing made by a refused link");
         for k in 0..4 {
-            t.link_shared_table(base + k * span, shared).unwrap();
+            t.link_shared(base + k * span, 0x7000_0000, Attributes::KERNEL_RO).unwrap();
         }
+        assert_eq!(t.shared_tables(), 1, "{granule}: one table for one page and attributes");
         judge(&mut t, "linked");
         let tables_linked = t.stats().tables_in_use;
         for k in 0..4 {
@@ -499,6 +504,10 @@ fn shared_last_level_tables_are_linked_copied_on_change_and_never_freed_with_a_s
         }
         assert!(matches!(
             t.map(base + span, 0, page, Attributes::KERNEL_RW, Policy::Largest),
+            Err(PagingError::AlreadyMapped { .. })
+        ));
+        assert!(matches!(
+            t.link_shared(base, 0x7000_0000, Attributes::KERNEL_RO),
             Err(PagingError::AlreadyMapped { .. })
         ));
         // Unmapping slot 0 whole and half of slot 1: slot 1 gets a private copy.
@@ -512,11 +521,31 @@ fn shared_last_level_tables_are_linked_copied_on_change_and_never_freed_with_a_s
         assert_eq!(t.translate(base + 2 * span + page).map(|m| m.pa), Some(0x7100_0000));
         assert_eq!(t.translate(base + 3 * span + page).map(|m| m.pa), Some(0x7000_0000));
         assert_eq!(t.stats().tables_in_use, tables_linked + 2, "{granule}: private copies for slots 1 and 2");
+        assert_eq!(t.shared_tables(), 1, "{granule}: slot 3 still links it");
+        // The last link goes: the shared table is freed with it, after the
+        // invalidation (the TLB model judges the order).
+        t.unmap(base + 3 * span, span).unwrap();
+        judge(&mut t, "last link");
+        assert_eq!(t.shared_tables(), 0, "{granule}");
         t.unmap(base, 4 * span).unwrap();
         judge(&mut t, "unmap all");
-        t.release_shared_table(shared);
         assert_eq!(t.stats().tables_in_use, 1, "{granule}");
         let sim = t.destroy();
         assert_eq!(sim.live_tables(), 0);
+    }
+}
+
+#[test]
+fn a_tree_destroyed_with_shared_tables_linked_frees_them() {
+    for granule in Granule::ALL {
+        let mut t = table(granule, Half::Lower);
+        let span = granule.level_size(2);
+        for k in 0..3 {
+            t.link_shared(16 * span + k * span, 0x7000_0000, Attributes::USER_RO).unwrap();
+        }
+        t.link_shared(32 * span, 0x7200_0000, Attributes::USER_RO).unwrap();
+        assert_eq!(t.shared_tables(), 2);
+        let sim = t.destroy();
+        assert_eq!(sim.live_tables(), 0, "{granule}");
     }
 }

@@ -11,7 +11,6 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sync::SpinLock;
 use folio_core::exception::{ExceptionReport, ReportFields, Vector, VectorKind};
-use folio_hvo::HvoViolation;
 
 /// The interrupted context as `vectors.s` saved it.
 #[repr(C)]
@@ -42,23 +41,6 @@ pub const NO_CONSOLE_EXIT_STATUS: u32 = 5;
 
 static EXPECTING_FAULT: AtomicBool = AtomicBool::new(false);
 static CAUGHT: SpinLock<Option<ExceptionReport>> = SpinLock::new(None);
-static CAUGHT_HVO: SpinLock<Option<HvoViolation>> = SpinLock::new(None);
-
-/// What the last fault caught by [`catch_fault`] was, when it was a write
-/// to a shared HVO tail page.
-pub fn last_caught_hvo_violation() -> Option<HvoViolation> {
-    *CAUGHT_HVO.lock()
-}
-
-/// A write permission fault in the vmemmap that hit a shared tail.
-fn hvo_violation(report: &ExceptionReport) -> Option<HvoViolation> {
-    let permission = matches!(report.esr & 0x3f, 0x0c..=0x0f);
-    if report.exception_class() & !1 == 0x24 && permission && report.is_write() {
-        super::vmemmap::classify_fault(report.far)
-    } else {
-        None
-    }
-}
 
 /// Runs `f`, which is expected to take one synchronous exception at EL1 (a
 /// data or instruction abort, or a BRK). The handler records it and resumes
@@ -66,7 +48,6 @@ fn hvo_violation(report: &ExceptionReport) -> Option<HvoViolation> {
 /// did not fault.
 pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
     *CAUGHT.lock() = None;
-    *CAUGHT_HVO.lock() = None;
     EXPECTING_FAULT.store(true, Ordering::SeqCst);
     f();
     EXPECTING_FAULT.store(false, Ordering::SeqCst);
@@ -182,7 +163,6 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
             matches!(report.exception_class(), 0x21 | 0x25 | 0x3c) && report.vector.kind == VectorKind::Synchronous;
         if expectable && EXPECTING_FAULT.swap(false, Ordering::SeqCst) {
             *CAUGHT.lock() = Some(report);
-            *CAUGHT_HVO.lock() = hvo_violation(&report);
             // Resume after the faulting instruction; an instruction abort has
             // no such instruction, so return to the caller of the function
             // that was branched to (`f` must reach it with a call).
@@ -194,15 +174,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {
         Some(report) => {
-            let hvo = hvo_violation(&report);
-            crate::console::emergency_print(format_args!(
-                "result exception fail{}{}\n",
-                ReportFields(&report),
-                if hvo.is_some() { " label=hvo-violation" } else { "" }
-            ));
-            if let Some(violation) = hvo {
-                crate::console::emergency_print(format_args!("{violation}\n"));
-            }
+            crate::console::emergency_print(format_args!("result exception fail{}\n", ReportFields(&report)));
             crate::console::emergency_print(format_args!("{report}"))
         }
         None => crate::console::emergency_print(format_args!(

@@ -14,7 +14,6 @@ pub mod mmu;
 pub mod pmu;
 pub mod psci;
 pub mod timer;
-pub mod vmemmap;
 
 core::arch::global_asm!(include_str!("boot.s"), options(raw));
 core::arch::global_asm!(include_str!("vectors.s"), options(raw));

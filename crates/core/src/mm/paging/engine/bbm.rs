@@ -170,9 +170,15 @@ impl<H: PageTableHw> PageTable<H> {
     ) -> bool {
         let size = self.granule.level_size(level);
         let mut covered = false;
-        if self.shared.contains(&table) {
-            // Linked elsewhere too: its leaves leave this slot's TLB entries,
-            // the frame stays.
+        if let Some(i) = self.shared.iter().position(|s| s.table == table) {
+            // Linked elsewhere too: its leaves leave this slot's TLB entries;
+            // the frame stays unless this was its last link, and then goes
+            // with the change's other tables, after the invalidation.
+            self.shared[i].links -= 1;
+            if self.shared[i].links == 0 {
+                self.shared.swap_remove(i);
+                doomed.push((table, level));
+            }
             if !inv.broad {
                 for index in 0..self.granule.entries(level) {
                     if let Entry::Leaf { attributes, .. } =
@@ -220,7 +226,7 @@ impl<H: PageTableHw> PageTable<H> {
     }
 
     pub(super) fn free_subtree(&mut self, table: u64, level: u8) {
-        if self.shared.contains(&table) {
+        if self.is_shared(table) {
             return;
         }
         if level < 3 {

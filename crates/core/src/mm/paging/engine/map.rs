@@ -176,32 +176,20 @@ impl<H: PageTableHw> PageTable<H> {
 
     // ---- shared last-level tables --------------------------------------------
 
-    /// A new last-level table whose every descriptor maps one page `pa` with
-    /// `attributes` (read-only, so sharing it is safe): for ranges that map
-    /// nothing but one shared page, such as HVO's all-tail vmemmap ranges.
-    pub fn create_shared_table(&mut self, pa: u64, attributes: Attributes) -> Result<u64, PagingError> {
+    /// Links the level-2 slot covering `va` (aligned to the span of a
+    /// last-level table, and unmapped) to the tree's shared last-level table
+    /// whose every descriptor maps the one page `pa` with `attributes`
+    /// (read-only, so sharing it is safe), made on first use: for ranges
+    /// that map nothing but one shared page, such as HVO's all-tail vmemmap
+    /// ranges. A shared table lives while a slot links it: the removal of
+    /// its last link frees it after that change's TLB maintenance.
+    /// Invalid -> valid: only the barrier that publishes it.
+    pub fn link_shared(&mut self, va: u64, pa: u64, attributes: Attributes) -> Result<(), PagingError> {
         if attributes.writable || !attributes.is_permitted() {
             return Err(PagingError::ForbiddenAttributes);
         }
         self.check_aligned(&[pa])?;
-        let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-        self.stats.tables_in_use += 1;
-        let d = descriptor::leaf(3, pa, &attributes, false);
-        for index in 0..self.granule.entries(3) {
-            self.hw.write_entry(table, index, d);
-        }
-        self.shared.push(table);
-        Ok(table)
-    }
-
-    /// Points the level-2 slot covering `va` (aligned to the span of a
-    /// last-level table, and unmapped) at a shared table. Invalid -> valid:
-    /// only the barrier that publishes it.
-    pub fn link_shared_table(&mut self, va: u64, table: u64) -> Result<(), PagingError> {
         let span = self.granule.level_size(2);
-        if !self.shared.contains(&table) {
-            return Err(PagingError::NotMapped { va: table });
-        }
         if !va.is_multiple_of(span) {
             return Err(PagingError::Misaligned { value: va });
         }
@@ -209,7 +197,28 @@ impl<H: PageTableHw> PageTable<H> {
         if let Some(m) = self.first_mapping(va, span) {
             return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
         }
-        let parent = self.table_at(va, 2, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+        let leaf = descriptor::leaf(3, pa, &attributes, false);
+        let i = match self.shared.iter().position(|s| s.leaf == leaf) {
+            Some(i) => i,
+            None => {
+                let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+                self.stats.tables_in_use += 1;
+                for index in 0..self.granule.entries(3) {
+                    self.hw.write_entry(table, index, leaf);
+                }
+                self.shared.push(SharedTable { table, leaf, links: 0 });
+                self.shared.len() - 1
+            }
+        };
+        let table = self.shared[i].table;
+        let parent = match self.table_at(va, 2, true) {
+            Ok(Some(parent)) => parent,
+            failed => {
+                self.drop_unlinked_shared(i);
+                return Err(failed.err().unwrap_or(PagingError::AlreadyMapped { va }));
+            }
+        };
+        self.shared[i].links += 1;
         let index = self.index(va, 2);
         if self.hw.read_entry(parent, index) != 0 {
             // An empty private table is there: replace it (it maps nothing).
@@ -226,14 +235,23 @@ impl<H: PageTableHw> PageTable<H> {
         Ok(())
     }
 
-    /// Frees a shared table no slot points at any more (the caller keeps
-    /// count of the links it made).
-    pub fn release_shared_table(&mut self, table: u64) {
-        if let Some(i) = self.shared.iter().position(|&t| t == table) {
-            self.shared.swap_remove(i);
-            self.hw.free_table(table);
+    /// Frees shared table `i` if it was just made and never linked (never
+    /// published, so no walker can have seen it).
+    fn drop_unlinked_shared(&mut self, i: usize) {
+        if self.shared[i].links == 0 {
+            let s = self.shared.swap_remove(i);
+            self.hw.free_table(s.table);
             self.stats.tables_in_use -= 1;
         }
+    }
+
+    /// How many shared last-level tables the tree holds.
+    pub fn shared_tables(&self) -> usize {
+        self.shared.len()
+    }
+
+    pub(super) fn is_shared(&self, table: u64) -> bool {
+        self.shared.iter().any(|s| s.table == table)
     }
 
     /// Gives every slot in [va, va + size) that points at a shared table a
@@ -250,7 +268,7 @@ impl<H: PageTableHw> PageTable<H> {
             if let Some(parent) = self.table_at(at, 2, false)? {
                 let index = self.index(at, 2);
                 if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
-                    && self.shared.contains(&next)
+                    && self.is_shared(next)
                 {
                     let copy = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
                     self.stats.tables_in_use += 1;

@@ -71,9 +71,18 @@ pub struct PageTable<H: PageTableHw> {
     /// then can an ASID-wide invalidation miss something.
     global_in_lower_half: bool,
     /// Last-level tables linked from several slots (see
-    /// [`PageTable::link_shared_table`]): never written, never freed with a
-    /// subtree; a change inside one first gives the slot a private copy.
-    shared: Vec<u64>,
+    /// [`PageTable::link_shared`]): never written, never freed with a
+    /// subtree but with their last link; a change inside one first gives the
+    /// slot a private copy.
+    shared: Vec<SharedTable>,
+}
+
+/// A shared last-level table: every descriptor is `leaf`; `links` slots
+/// point at it.
+pub(super) struct SharedTable {
+    pub(super) table: u64,
+    pub(super) leaf: u64,
+    pub(super) links: u64,
 }
 
 impl<H: PageTableHw> PageTable<H> {
@@ -121,6 +130,9 @@ impl<H: PageTableHw> PageTable<H> {
     /// walker (its TTBR switched away and the ASID or TLB invalidated).
     pub fn destroy(mut self) -> H {
         self.free_subtree(self.root, self.granule.start_level());
+        for s in core::mem::take(&mut self.shared) {
+            self.hw.free_table(s.table);
+        }
         self.hw
     }
 

@@ -1,0 +1,291 @@
+//! The pool: free folios by order, every one described in the vmemmap and
+//! kept optimized where its order is eligible for HVO.
+//!
+//! Owns: which folios are free, the blocks the pool was adopted as, and
+//! the pool memory carved into vmemmap frames.
+//! Must never: hand out a folio that is still on a free list, merge pieces
+//! past the block they were adopted as, or give carved memory back to the
+//! pool while the vmemmap may use it.
+//!
+//! At start every pool range is cut into blocks (the folio size the kernel
+//! names for a `hugepages=` range, else the largest huge-page sizes that
+//! fit) and each block is adopted born optimized: one private vmemmap
+//! page, the rest mapped to its (zone, order)'s shared tail, whole
+//! last-level tables of tail linked shared. So the full vmemmap is never
+//! populated. A request for a size with no free folio of it splits a
+//! larger one a supported size at a time (demote: the pieces stay
+//! optimized where eligible); a freed folio is optimized again if it was
+//! not, and merges with its free neighbours back up to the block it was
+//! adopted as.
+//!
+//! The vmemmap's frames come from the small frames the kernel granted.
+//! When the engine runs out, the smallest free folio is carved: it stays
+//! described (owned by [`CARVED`]) and its frames go to the vmemmap's
+//! allocator for good, so the pool shrinks by it. Every engine call that
+//! can allocate goes through [`MemoryService::engine`], which carves and
+//! retries (the engine changes nothing when it runs out of memory).
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use folio_core::mm::PhysRange;
+use folio_hvo::{Folio, Hvo, HvoError, VmemmapHw};
+
+use crate::{MemoryService, PoolRange, StartError, supported_size_shifts};
+
+/// Owner recorded in the head of a free folio (no client has badge 0).
+pub const FREE: u64 = 0;
+/// Owner recorded in the head of a folio carved into vmemmap frames.
+pub const CARVED: u64 = u64::MAX;
+/// Free vmemmap frames below which the service carves before an engine
+/// operation, so the split that carving needs has frames to run on.
+pub const LOW_WATER: u64 = 64;
+
+#[derive(Default)]
+pub(crate) struct Pool {
+    /// Free folios by order: their head frame numbers.
+    free: BTreeMap<u32, BTreeSet<u64>>,
+    /// The blocks the pool was adopted as: head frame -> order. A freed
+    /// folio merges back up to its block, never past it.
+    blocks: BTreeMap<u64, u32>,
+    free_bytes: u64,
+    total_bytes: u64,
+    carved_bytes: u64,
+}
+
+impl Pool {
+    pub(crate) fn free_bytes(&self) -> u64 {
+        self.free_bytes
+    }
+
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    pub(crate) fn carved_bytes(&self) -> u64 {
+        self.carved_bytes
+    }
+
+    pub(crate) fn largest_free_order(&self) -> Option<u32> {
+        self.free.iter().rev().find(|(_, s)| !s.is_empty()).map(|(&o, _)| o)
+    }
+
+    pub(crate) fn has_free_at_least(&self, order: u32) -> bool {
+        self.free.range(order..).any(|(_, s)| !s.is_empty())
+    }
+
+    pub(crate) fn free_list(&self) -> Vec<Folio> {
+        self.free.iter().flat_map(|(&order, s)| s.iter().map(move |&pfn| Folio { pfn, order })).collect()
+    }
+
+    /// Free folios of each order: (order, count).
+    pub(crate) fn free_counts(&self) -> Vec<(u32, u64)> {
+        self.free.iter().filter(|(_, s)| !s.is_empty()).map(|(&o, s)| (o, s.len() as u64)).collect()
+    }
+
+    fn insert(&mut self, pfn: u64, order: u32, page_shift: u32) {
+        self.free.entry(order).or_default().insert(pfn);
+        self.free_bytes += 1 << (order + page_shift);
+    }
+
+    fn remove(&mut self, pfn: u64, order: u32, page_shift: u32) -> bool {
+        let removed = self.free.get_mut(&order).is_some_and(|s| s.remove(&pfn));
+        if removed {
+            self.free_bytes -= 1 << (order + page_shift);
+        }
+        removed
+    }
+
+    /// The order of the block `pfn` was adopted in.
+    fn block_order(&self, pfn: u64) -> Option<u32> {
+        let (&start, &order) = self.blocks.range(..=pfn).next_back()?;
+        (pfn - start < 1 << order).then_some(order)
+    }
+}
+
+/// The blocks a pool range is cut into: (head frame, order).
+fn blocks_of(range: &PoolRange, page_shift: u32, orders: &[u32]) -> Result<Vec<(u64, u32)>, StartError> {
+    let (mut pfn, end) = (range.range.start() >> page_shift, range.range.end() >> page_shift);
+    let mut out = Vec::new();
+    if let Some(shift) = range.folio_shift {
+        let order = shift.checked_sub(page_shift).filter(|o| orders.contains(o)).ok_or(StartError::BadPool)?;
+        if pfn % (1 << order) != 0 || (end - pfn) % (1 << order) != 0 {
+            return Err(StartError::BadPool);
+        }
+        while pfn < end {
+            out.push((pfn, order));
+            pfn += 1 << order;
+        }
+        return Ok(out);
+    }
+    while pfn < end {
+        let order = orders.iter().rev().copied().find(|&o| pfn % (1 << o) == 0 && pfn + (1 << o) <= end);
+        let Some(order) = order else { return Err(StartError::BadPool) };
+        out.push((pfn, order));
+        pfn += 1 << order;
+    }
+    Ok(out)
+}
+
+impl<B: VmemmapHw> MemoryService<B> {
+    /// The huge-page orders of the granule, smallest first.
+    pub(crate) fn orders(&self) -> Vec<u32> {
+        let shift = self.granule.shift();
+        (shift..64).filter(|s| supported_size_shifts(self.granule) & (1 << s) != 0).map(|s| s - shift).collect()
+    }
+
+    /// Cuts the ranges into blocks and adopts every block born optimized,
+    /// free. Blocks are adopted largest first; when the vmemmap's frames
+    /// run out, the smallest block not yet adopted is carved.
+    pub(crate) fn adopt_pool(&mut self, ranges: &[PoolRange]) -> Result<(), StartError> {
+        let shift = self.granule.shift();
+        let orders = self.orders();
+        let mut todo = Vec::new();
+        for r in ranges {
+            todo.extend(blocks_of(r, shift, &orders)?);
+        }
+        // Largest last, so `pop` adopts them first and the smallest stay
+        // at the front to be carved.
+        todo.sort_unstable_by_key(|&(pfn, order)| (order, core::cmp::Reverse(pfn)));
+        while let Some(&(pfn, order)) = todo.last() {
+            match self.hvo.adopt_optimized(pfn, order, FREE) {
+                Ok(_) => {
+                    todo.pop();
+                    self.pool.blocks.insert(pfn, order);
+                    self.pool.insert(pfn, order, shift);
+                    self.pool.total_bytes += 1 << (order + shift);
+                }
+                Err(HvoError::OutOfMemory) if todo.len() > 1 => {
+                    // The smallest block left (never adopted, never mapped)
+                    // becomes vmemmap frames.
+                    let (cpfn, corder) = todo.remove(0);
+                    let range = PhysRange::saturating(cpfn << shift, 1 << (corder + shift));
+                    if !self.hvo.hw().add_frames(range) {
+                        return Err(StartError::Vmemmap(HvoError::OutOfMemory));
+                    }
+                    self.pool.carved_bytes += range.size();
+                }
+                Err(e) => return Err(StartError::Vmemmap(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an engine operation. Below [`LOW_WATER`] free vmemmap frames it
+    /// carves first; when the operation runs out of memory it carves and
+    /// tries again, each retry carving a larger size, so an operation that
+    /// needs many frames (restoring a 1 GiB folio: 4,095) is served in a
+    /// few carves and never takes more than about twice what it needs.
+    pub(crate) fn engine<T>(&mut self, mut op: impl FnMut(&mut Hvo<B>) -> Result<T, HvoError>) -> Result<T, HvoError> {
+        if self.carving {
+            return op(&mut self.hvo);
+        }
+        if self.hvo.hw_ref().free_frame_count().is_some_and(|n| n < LOW_WATER) {
+            self.carve(0);
+        }
+        let mut size = 0;
+        loop {
+            match op(&mut self.hvo) {
+                Err(HvoError::OutOfMemory) if self.carve(size) => size += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// Carves one free folio into vmemmap frames: of the `size`-th smallest
+    /// huge-page size (or the largest there is), split from a larger free
+    /// folio if need be, else the smallest free folio whole. `false`:
+    /// nothing left to carve.
+    fn carve(&mut self, size: usize) -> bool {
+        let shift = self.granule.shift();
+        let orders = self.orders();
+        let want = orders[size.min(orders.len() - 1)];
+        self.carving = true;
+        let split = self.take(want);
+        self.carving = false;
+        let folio = match split {
+            Ok(Some(f)) => f,
+            // Too few frames left to split: the smallest free folio whole.
+            _ => {
+                let Some((order, pfn)) = self.pool.free.iter().find_map(|(&o, s)| s.last().map(|&p| (o, p))) else {
+                    return false;
+                };
+                self.pool.remove(pfn, order, shift);
+                Folio { pfn, order }
+            }
+        };
+        let range = PhysRange::saturating(folio.pfn << shift, 1 << (folio.order + shift));
+        if !self.hvo.hw().add_frames(range) {
+            self.pool.insert(folio.pfn, folio.order, shift);
+            return false;
+        }
+        self.pool.total_bytes -= range.size();
+        self.pool.carved_bytes += range.size();
+        // Still described, now the service's own.
+        let _ = self.hvo.set_owner(folio, CARVED);
+        true
+    }
+
+    /// Takes a free folio of `order` off the pool, splitting the smallest
+    /// larger one when there is none. `None`: no free folio that large.
+    /// On an engine failure the pool keeps every byte (pieces already split
+    /// stay free).
+    pub(crate) fn take(&mut self, order: u32) -> Result<Option<Folio>, HvoError> {
+        let shift = self.granule.shift();
+        let Some((from, pfn)) = self.pool.free.range(order..).find_map(|(&o, s)| s.first().map(|&p| (o, p))) else {
+            return Ok(None);
+        };
+        self.pool.remove(pfn, from, shift);
+        let mut folio = Folio { pfn, order: from };
+        let orders = self.orders();
+        while folio.order > order {
+            let next = orders.iter().copied().filter(|&o| o >= order && o < folio.order).max().unwrap_or(order);
+            let pieces = match self.engine(|h| h.demote(folio, next)) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.pool.insert(folio.pfn, folio.order, shift);
+                    return Err(e);
+                }
+            };
+            for p in &pieces[1..] {
+                self.pool.insert(p.pfn, p.order, shift);
+            }
+            folio = pieces[0];
+        }
+        Ok(Some(folio))
+    }
+
+    /// Puts a folio nobody holds back on the free lists: optimized again
+    /// where eligible (left plain if the engine cannot), then merged with
+    /// its free neighbours up to the block it was adopted in.
+    pub(crate) fn give_back(&mut self, folio: Folio) {
+        let shift = self.granule.shift();
+        if self.eligible(folio.order) && !self.hvo.is_optimized(folio) {
+            let _ = self.engine(|h| h.optimize(&[folio]));
+        }
+        let _ = self.hvo.set_owner(folio, FREE);
+        self.pool.insert(folio.pfn, folio.order, shift);
+        let mut folio = folio;
+        let orders = self.orders();
+        let limit = self.pool.block_order(folio.pfn).unwrap_or(folio.order);
+        while let Some(next) = orders.iter().copied().find(|&o| o > folio.order && o <= limit) {
+            let base = folio.pfn & !((1u64 << next) - 1);
+            let pieces: Vec<Folio> = (0..1u64 << (next - folio.order))
+                .map(|k| Folio { pfn: base + (k << folio.order), order: folio.order })
+                .collect();
+            let free = self.pool.free.get(&folio.order);
+            if !pieces.iter().all(|p| free.is_some_and(|s| s.contains(&p.pfn))) {
+                break;
+            }
+            let Ok(merged) = self.engine(|h| h.merge(&pieces, next, FREE)) else { break };
+            for p in &pieces {
+                self.pool.remove(p.pfn, p.order, shift);
+            }
+            if self.eligible(next) && !self.hvo.is_optimized(merged) {
+                let _ = self.engine(|h| h.optimize(&[merged]));
+            }
+            self.pool.insert(merged.pfn, merged.order, shift);
+            folio = merged;
+        }
+    }
+}
