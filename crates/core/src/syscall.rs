@@ -138,10 +138,19 @@ pub fn check_self_entry(e: &MapEntry, caps: &[FrameCap], page: u64) -> Result<()
     Ok(())
 }
 
-/// Whether the caller holds [pa, pa + size) in one capability of either
-/// kind: its small frames, or pool memory it carved for its vmemmap.
+/// Whether the caller holds every frame of [pa, pa + size), in
+/// capabilities of either kind (its small frames, or pool memory it carved
+/// for its vmemmap), one range possibly running across several.
 fn held_any(caps: &[FrameCap], pa: u64, size: u64) -> bool {
-    held(caps, CapKind::Meta, pa, size) || held(caps, CapKind::Pool, pa, size)
+    let Some(range) = PhysRange::from_start_size(pa, size) else { return false };
+    let mut at = range.start();
+    while at < range.end() {
+        match caps.iter().find(|c| c.range.contains(at)) {
+            Some(c) => at = c.range.end(),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Checks a LINK_SHARED_SELF call: `count` spans of a last-level table
@@ -276,6 +285,11 @@ mod tests {
         // no capability or straddling two; unknown flags; zero pages.
         assert_eq!(check_self_entry(&e(v, 0x4000_0000, 1, 0), &caps, page), Ok(()));
         assert_eq!(check_self_entry(&e(v, 0x43ff_f000, 2, 0), &caps, page), Err(SysError::NotPermitted));
+        // Frames running across two adjacent capabilities are all held.
+        let mut adjacent = caps.to_vec();
+        adjacent.push(FrameCap { range: PhysRange::from_start_size(0x8010_0000, 4096).unwrap(), ..caps[1] });
+        assert_eq!(check_self_entry(&e(v, 0x800f_f000, 2, 0), &adjacent, page), Ok(()));
+        assert_eq!(check_self_entry(&e(v, 0x800f_f000, 3, 0), &adjacent, page), Err(SysError::NotPermitted));
         assert_eq!(check_self_entry(&e(v, 0x9000_0000, 1, 0), &caps, page), Err(SysError::NotPermitted));
         assert_eq!(check_self_entry(&e(v, 0x8000_0000, 1, 4), &caps, page), Err(SysError::InvalidArgument));
         assert_eq!(check_self_entry(&e(v, 0x8000_0000, 0, 0), &caps, page), Err(SysError::InvalidArgument));
