@@ -337,12 +337,6 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .expect("ktest.unit", &[("unit", "L3 page"), ("size", "4 KiB"), ("ran", "yes")])
         .expect("ktest.every_unit_maps_splits_and_coalesces", &[])
         .expect("hvo.savings", &[("granule", "4K"), ("size", "64 KiB"), ("eligible", "no"), ("min_order", "7")])
-        .expect("ktest.hvo.order", &[("order", "9"), ("unit", "L2 block"), ("ran", "yes")])
-        .expect("ktest.hvo.order", &[("order", "13"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
-        .expect("ktest.hvo.caught", &[("label", "hvo-violation"), ("order", "7")])
-        .expect("ktest.hvo.batch", &[("folios", "64"), ("order", "7"), ("dsbs_each", "3")])
-        .expect("ktest.hvo.demote", &[("from", "32 MiB"), ("to", "2 MiB"), ("pieces", "16"), ("optimized", "yes")])
-        .expect("ktest.hvo.demote", &[("from", "32 MiB"), ("to", "64 KiB"), ("pieces", "512"), ("optimized", "no")])
         .assert_tasks_ran()
         .expect_fail("memsvc.start", &[])
         .expect_fail("memclient.sizes", &[("instance", "1"), ("detail", "status 1004, mask 0x0*")])
@@ -365,14 +359,6 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .assert_ktests_pass();
 }
 
-#[test]
-fn demote_1g_into_2m_on_4k() {
-    boot(&["-M", "virt", "-cpu", "cortex-a72", "-m", "2G"], "exit=semihosting ktest=demote")
-        .assert_status(EXIT_OK)
-        .expect("ktest.hvo.demote", &[("from", "1 GiB"), ("to", "2 MiB"), ("pieces", "512"), ("optimized", "yes")])
-        .assert_ktests_pass();
-}
-
 const VIRT_64G: &[&str] = &[
     "-M",
     "virt,memory-backend=ram0",
@@ -384,28 +370,83 @@ const VIRT_64G: &[&str] = &[
     "memory-backend-ram,id=ram0,size=64G,reserve=off",
 ];
 
+/// The `hugepages=` pool is the memory service's: reserved at boot,
+/// adopted born optimized (one private vmemmap page per folio, shared
+/// tails, all-tail last-level tables linked shared), and a client gets a
+/// folio of it.
+fn expect_adopted(run: &Boot, size: &str, count: u64, folio_bytes: u64, granule_bytes: u64) -> Line {
+    run.expect("hugepages.pool", &[("size", size), ("count", &count.to_string()), ("reserved_for", "memsvc")]);
+    let adopt = run.line("memsvc.adopt", &[]);
+    let plain_per_folio = (folio_bytes / granule_bytes) * 64 / granule_bytes;
+    assert!(adopt.num("hugepages_mib") >= (count * folio_bytes) >> 20, "{adopt:?}");
+    assert!(adopt.num("folios") >= count, "{adopt:?}");
+    // At most one private page per folio (folios below HVO's smallest order
+    // share one).
+    assert!(adopt.num("private_pages") <= adopt.num("folios"), "{adopt:?}");
+    assert!(adopt.num("private_pages") >= count, "{adopt:?}");
+    assert!(adopt.num("plain_pages") >= count * plain_per_folio, "{adopt:?}");
+    assert!(adopt.num("shared_tails") <= 8, "{adopt:?}");
+    adopt
+}
+
 #[test]
 fn sixty_1g_pages_are_born_optimized_in_a_64g_guest() {
-    let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 ktest=pool memsvc=1G");
-    run.assert_status(EXIT_OK)
-        .expect("memory", &[("banks", "1"), ("ram", "68719476736")])
-        .expect("hugepages.pool", &[("count", "60"), ("size", "1 GiB"), ("born_optimized", "yes")])
-        .expect("ktest.hvo.pool", &[("folios", "60"), ("born_optimized", "yes")])
-        .assert_ktests_pass();
-    // A plain vmemmap would take 245760 pages (960 MiB); 60 private pages
-    // and one shared tail page stand in for them, and a handful of
+    let run = boot(VIRT_64G, "exit=semihosting hugepages=1G:60 memsvc=1G");
+    run.assert_status(EXIT_OK).expect("memory", &[("banks", "1"), ("ram", "68719476736")]).assert_memory_service();
+    // A plain vmemmap would take 245760 pages (960 MiB); a private page per
+    // folio and a shared tail stand in for them, and a handful of
     // page-table frames, not one per 2 MiB of vmemmap (480).
-    let cost =
-        run.line("hugepages.vmemmap", &[("private_pages", "60"), ("shared_tails", "1"), ("plain_pages", "245760")]);
-    assert_eq!(cost.num("never_allocated"), 245700, "{cost:?}");
-    assert!(cost.num("table_frames") < 100, "{cost:?}");
-    // Nothing touched the huge pages' memory: far below the guest's 64 GiB.
-    assert!(run.peak_rss_kib > 0 && run.peak_rss_kib < 1 << 20, "QEMU peak RSS {} KiB", run.peak_rss_kib);
+    let adopt = expect_adopted(&run, "1 GiB", 60, 1 << 30, 4096);
+    assert!(adopt.num("table_frames") < 100, "{adopt:?}");
+    run.expect("memclient.alloc", &[("instance", "1"), ("detail", "1G: status 0 *")]);
+    // Nothing populated the vmemmap in full: far below the guest's 64 GiB
+    // (each client zeroes and fills a 1 GiB page).
+    assert!(run.peak_rss_kib > 0 && run.peak_rss_kib < 4 << 20, "QEMU peak RSS {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn a_48g_guest_adopts_1g_and_2m_pools_born_optimized() {
+    let args = ["-M", "virt,memory-backend=ram0", "-cpu", "cortex-a72", "-m", "48G"];
+    let backend = ["-object", "memory-backend-ram,id=ram0,size=48G,reserve=off"];
+    let machine: Vec<&str> = args.iter().chain(backend.iter()).copied().collect();
+    let run = boot(&machine, "exit=semihosting hugepages=1G:44,2M:1000");
+    run.assert_status(EXIT_OK).assert_memory_service();
+    expect_adopted(&run, "1 GiB", 44, 1 << 30, 4096);
+    run.expect("hugepages.pool", &[("size", "2 MiB"), ("count", "1000"), ("reserved_for", "memsvc")]);
+    run.expect("memclient.alloc", &[("instance", "1"), ("detail", "1G: status 0 *")]);
+    assert!(run.peak_rss_kib > 0 && run.peak_rss_kib < 4 << 20, "QEMU peak RSS {} KiB", run.peak_rss_kib);
+}
+
+#[test]
+fn hugepages_pools_on_16k_and_64k_are_the_services() {
+    for (granule, args, size, count, bytes, page) in [
+        ("16k", "hugepages=32M:8", "32 MiB", 8, 32u64 << 20, 16384u64),
+        ("64k", "hugepages=512M:2", "512 MiB", 2, 512 << 20, 65536),
+    ] {
+        let run =
+            boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], &format!("exit=semihosting granule={granule} {args}"));
+        run.assert_status(EXIT_OK).assert_memory_service();
+        expect_adopted(&run, size, count, bytes, page);
+        let shift = bytes.trailing_zeros();
+        let name = if shift >= 30 { format!("{}G", 1 << (shift - 30)) } else { format!("{}M", 1 << (shift - 20)) };
+        run.expect("memclient.alloc", &[("instance", "1"), ("detail", &format!("{name}: status 0 *"))]);
+    }
+}
+
+#[test]
+fn an_oversized_hugepages_request_is_capped_once_and_the_run_goes_on() {
+    let run = boot(VIRT_A72, "exit=semihosting hugepages=2M:99999999");
+    run.assert_status(EXIT_OK).assert_memory_service();
+    let capped = run.find(&run.results(), "hugepages.request", false, &[("size", "2 MiB"), ("asked", "99999999")]);
+    assert!(capped.num("got") > 300, "{capped:?}");
+    let lines = run.output.lines().filter(|l| l.starts_with("result hugepages.request")).count();
+    assert_eq!(lines, 1, "reported once, not per folio");
+    expect_adopted(&run, "2 MiB", capped.num("got"), 2 << 20, 4096);
 }
 
 #[test]
 fn bad_hugepages_requests_are_reported_and_skipped() {
-    boot(VIRT_A72, "exit=semihosting hugepages=3M:2,2M:4,junk,1G:9 ktest=pool")
+    boot(VIRT_A72, "exit=semihosting hugepages=3M:2,2M:4,junk,1G:9")
         .assert_status(EXIT_OK)
         .expect_fail("bootarg", &[("key", "hugepages"), ("value", "junk"), ("expected", "SIZE:COUNT*")])
         .expect_fail(
@@ -413,9 +454,12 @@ fn bad_hugepages_requests_are_reported_and_skipped() {
             &[("size", "3 MiB"), ("granule", "4K"), ("sizes", "64 KiB,2 MiB,32 MiB,1 GiB")],
         )
         .expect_fail("hugepages.request", &[("size", "1 GiB"), ("asked", "9"), ("got", "0")])
-        .expect("hugepages.pool", &[("count", "4"), ("size", "2 MiB"), ("born_optimized", "yes")])
-        .expect("ktest.hvo.pool", &[("folios", "4"), ("born_optimized", "yes")])
-        .assert_ktests_pass();
+        .expect("hugepages.pool", &[("count", "4"), ("size", "2 MiB"), ("reserved_for", "memsvc")])
+        .expect("memsvc.adopt", &[("hugepages_mib", "8")])
+        .assert_memory_service();
+    boot(VIRT_A72, "exit=semihosting hugepages=2M:4 memsvc=off")
+        .assert_status(EXIT_OK)
+        .expect_fail("hugepages.request", &[("why", "memsvc=off*")]);
 }
 
 /// A row of the savings table of hvo-facts.md, measured by the memory
@@ -517,11 +561,8 @@ fn virt_with_3g_and_cpu_max() {
         .expect("ktest.unit", &[("unit", "L2 block"), ("size", "32 MiB"), ("ran", "yes")])
         .expect("ktest.unit", &[("unit", "contiguous L3 page run"), ("size", "2 MiB"), ("ran", "yes")])
         .expect("ktest.unit", &[("unit", "L3 page"), ("size", "16 KiB"), ("ran", "yes")])
-        .expect("ktest.hvo.order", &[("order", "16"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
-        .expect("ktest.hvo.demote", &[("from", "1 GiB"), ("to", "32 MiB"), ("pieces", "32"), ("optimized", "yes")])
         .expect("pan", &[("state", "on")])
         .expect("ktest.pan", &[("pan", "on"), ("kernel_read", "faulted")])
-        .expect("ktest.hvo.caught", &[("label", "hvo-violation")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -590,12 +631,8 @@ fn hvo_savings_rows_for_16k_and_64k() {
 fn hvo_16g_folio_on_64k_in_a_64g_guest() {
     // The service's pool holds one 16 GiB block, on which it measures that
     // row of the savings table; its clients may hold 1 GiB each.
-    let run = boot(VIRT_64G, "exit=semihosting granule=64k ktest=hvo memsvc=17G memsvc_quota=1G");
-    run.assert_status(EXIT_OK)
-        .expect("ktest.hvo.order", &[("order", "18"), ("unit", "contiguous L2 block run"), ("ran", "yes")])
-        .expect("ktest.hvo.demote", &[("from", "16 GiB"), ("to", "512 MiB"), ("pieces", "32"), ("optimized", "yes")])
-        .expect("ktest.hvo.demote", &[("from", "16 GiB"), ("to", "2 MiB"), ("pieces", "8192"), ("optimized", "no")])
-        .assert_ktests_pass();
+    let run = boot(VIRT_64G, "exit=semihosting granule=64k memsvc=17G memsvc_quota=1G");
+    run.assert_status(EXIT_OK).assert_memory_service();
     expect_savings_row(&run, ("16 GiB", "262144", "256", "1", "255", "16320 KiB"));
 }
 
@@ -707,8 +744,6 @@ fn rpi4_with_the_real_dtb() {
         .expect("mmu", &[("granule", "4K")])
         .expect("ktest.unit", &[("unit", "L1 block"), ("ran", "no")])
         .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "32 MiB"), ("ran", "yes")])
-        .expect("ktest.hvo.order", &[("order", "13"), ("ran", "yes")])
-        .expect("ktest.hvo.caught", &[("label", "hvo-violation")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();

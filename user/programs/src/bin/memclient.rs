@@ -143,7 +143,7 @@ fn exercise(r: &mut Report, shift: u64, mask: u64, page: u64) {
     r.check("write-read", pattern_errors(id, va, size, page) == 0, format_args!("{name}: every page"));
     let info = ask([op::INFO, handle, 0, 0]);
     r.check("info", info[..3] == [0, va, shift], format_args!("{name}: {info:?}"));
-    // Statistics: this size has a line with folios in use.
+    // Statistics: this size has a line with folios described (free and held).
     let mut line = None;
     for index in 0..64 {
         let s = ask([op::STATS, index, 0, 0]);
@@ -159,7 +159,7 @@ fn exercise(r: &mut Report, shift: u64, mask: u64, page: u64) {
             "stats",
             s[2] >= s[3],
             format_args!(
-                "zone {} size {name}: in use {}, optimized {}, vmemmap {} KiB -> {} KiB, saved {} KiB",
+                "zone {} size {name}: folios {}, optimized {}, vmemmap {} KiB -> {} KiB, saved {} KiB",
                 s[1] & 0xff,
                 (s[1] >> 16) & 0xff_ffff,
                 s[1] >> 40,
