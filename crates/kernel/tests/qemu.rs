@@ -618,7 +618,7 @@ fn hvo_savings_rows_for_16k_and_64k() {
     run.assert_status(EXIT_OK)
         .assert_memory_service()
         .expect("memclient.demote", &[("detail", "512M -> 256 x 2M: status 0")])
-        .expect("memclient.stats", &[("detail", "zone 0 size 512M: in use*")])
+        .expect("memclient.stats", &[("detail", "zone 0 size 512M: folios*")])
         .expect(
             "hvo.savings",
             &[("size", "2 MiB"), ("descriptors", "32"), ("vmemmap_pages", "1/32"), ("eligible", "no")],
