@@ -93,6 +93,12 @@ bench: image
 	@for n in 2 4; do \
 	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
 	done
+	@echo "== the memory service adopting hugepages= pools: 48 GiB (1G:44,2M:1000) and 64 GiB (1G:60) guests"
+	@for m in 48:1G:44,2M:1000 64:1G:60; do \
+	    timeout 300 qemu-system-aarch64 $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG) -M virt,memory-backend=ram0 -cpu cortex-a72 \
+	        -object memory-backend-ram,id=ram0,size=$${m%%:*}G,reserve=off -m $${m%%:*}G \
+	        -append "exit=semihosting loglevel=warn hugepages=$${m#*:}" | grep -E '^result (hugepages|memsvc.adopt|memsvc.start|memsvc.run)' || exit 1; \
+	done
 	$(CARGO) bench -p folio-bench --bench paging
 
 check: user

@@ -380,7 +380,7 @@ fn expect_adopted(run: &Boot, size: &str, count: u64, folio_bytes: u64, granule_
     let plain_per_folio = (folio_bytes / granule_bytes) * 64 / granule_bytes;
     assert!(adopt.num("hugepages_mib") >= (count * folio_bytes) >> 20, "{adopt:?}");
     assert!(adopt.num("folios") >= count, "{adopt:?}");
-    // At most one private page per folio (folios below HVO's smallest order
+    // At most one private page per folio (folios below the smallest optimizable order
     // share one).
     assert!(adopt.num("private_pages") <= adopt.num("folios"), "{adopt:?}");
     assert!(adopt.num("private_pages") >= count, "{adopt:?}");
@@ -605,7 +605,7 @@ fn virt_with_32g_maps_a_16g_contiguous_run_with_64k() {
 }
 
 #[test]
-fn hvo_savings_rows_for_16k_and_64k() {
+fn savings_rows_for_16k_and_64k() {
     let run = boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting granule=16k");
     run.assert_status(EXIT_OK).expect(
         "hvo.savings",
@@ -628,7 +628,7 @@ fn hvo_savings_rows_for_16k_and_64k() {
 }
 
 #[test]
-fn hvo_16g_folio_on_64k_in_a_64g_guest() {
+fn the_savings_row_of_a_16g_folio_on_64k_in_a_64g_guest() {
     // The service's pool holds one 16 GiB block, on which it measures that
     // row of the savings table; its clients may hold 1 GiB each.
     let run = boot(VIRT_64G, "exit=semihosting granule=64k memsvc=17G memsvc_quota=1G");
