@@ -2,7 +2,8 @@
 #
 #   make run        boot folio on QEMU virt (BOOTARGS, CPU, MEM, QEMU_EXTRA apply)
 #   make run-rpi4   boot folio on QEMU raspi4b with the real Raspberry Pi 4 DTB
-#   make test       host unit tests, then QEMU integration tests on every board
+#   make test       host unit tests, then QEMU integration tests on every board,
+#                   and folio under Linux KVM nested in QEMU (make test-kvm alone)
 #   make rpi4       kernel8.img and config.txt for an SD card, in target/rpi4
 #   make check      clippy (warnings are errors) and rustfmt --check
 #
@@ -39,7 +40,7 @@ VIRT_RAM_BACKEND = -M virt,memory-backend=ram0 -object memory-backend-ram,id=ram
 VIRT_RAM_PLAIN   = -M virt -m $(MEM)
 VIRT_RAM    = $(if $(MEM_IS_BIG),$(VIRT_RAM_BACKEND),$(VIRT_RAM_PLAIN))
 
-.PHONY: all setup user kernel image run run-rpi4 rpi4 test check bench clean
+.PHONY: all setup user kernel image run run-rpi4 rpi4 test test-kvm kvm-rootfs check bench clean
 
 all: image
 
@@ -75,8 +76,18 @@ rpi4: image
 
 # Host unit tests of every host crate and the QEMU integration tests
 # (crates/kernel/tests/qemu.rs) in one run.
-test: image
-	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) $(CARGO) test --release
+# Debian's arm64 kernel (KVM built in), QEMU and busybox for the nested
+# KVM runs, from this machine's apt sources (cached in target/kvm).
+KVM_DIR := target/kvm
+kvm-rootfs:
+	tools/kvm/fetch.sh $(KVM_DIR)
+
+test: image kvm-rootfs
+	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) FOLIO_KVM_ROOT=$(CURDIR)/$(KVM_DIR)/rootfs $(CARGO) test --release
+
+# folio under Linux KVM (VHE and nVHE), nested in QEMU TCG.
+test-kvm: image kvm-rootfs
+	FOLIO_IMAGE=$(CURDIR)/$(KERNEL_IMG) FOLIO_KVM_ROOT=$(CURDIR)/$(KVM_DIR)/rootfs $(CARGO) test --release -p folio-kernel --test kvm
 
 # Deterministic instruction counts: one vCPU, icount, fixed seed and clock.
 ICOUNT = -icount shift=0,sleep=off -seed 1 -rtc base=2024-01-01T00:00:00,clock=vm
