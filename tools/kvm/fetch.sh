@@ -10,7 +10,7 @@
 # Usage: tools/kvm/fetch.sh DIR
 set -euo pipefail
 
-dir=${1:?usage: $0 DIR}
+dir=$(realpath -m "${1:?usage: $0 DIR}")
 root=$dir/rootfs
 [ -e "$root/.complete" ] && exit 0
 
