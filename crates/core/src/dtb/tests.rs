@@ -326,3 +326,184 @@ fn timer_interrupts_extended_are_read() {
     timer.set("interrupts-extended", cells(&words));
     assert_eq!(discover(&root.encode(&rsv)).unwrap().virtual_timer_intid, Some(27));
 }
+
+/// Real boards' DTBs from Debian's arm64 kernel packages (6.1, and 6.12
+/// from bookworm-backports for MediaTek and Exynos), in `fixtures/dtb`.
+const BOARDS: [(&str, &[u8]); 6] = [
+    ("fvp-base-revc", include_bytes!("../../../../fixtures/dtb/fvp-base-revc.dtb")),
+    ("hi6220-hikey", include_bytes!("../../../../fixtures/dtb/hi6220-hikey.dtb")),
+    ("k3-am654-base-board", include_bytes!("../../../../fixtures/dtb/k3-am654-base-board.dtb")),
+    ("r8a774a1-beacon-rzg2m-kit", include_bytes!("../../../../fixtures/dtb/r8a774a1-beacon-rzg2m-kit.dtb")),
+    ("exynosautov920-sadk", include_bytes!("../../../../fixtures/dtb/exynosautov920-sadk.dtb")),
+    ("mt8183-evb", include_bytes!("../../../../fixtures/dtb/mt8183-evb.dtb")),
+];
+
+/// What each board's DTB must describe.
+struct Expected {
+    model: &'static str,
+    banks: usize,
+    ram: u64,
+    gic: (u32, u64),
+    cpus: usize,
+    uart: Option<u64>,
+    stdout: Option<&'static str>,
+    warnings: usize,
+}
+
+fn expected(name: &str) -> Expected {
+    match name {
+        // A reserved VRAM region outside RAM is ignored with a warning.
+        "fvp-base-revc" => Expected {
+            model: "FVP Base RevC",
+            banks: 2,
+            ram: 4 << 30,
+            gic: (3, 0x2f00_0000),
+            cpus: 8,
+            uart: Some(0x1c09_0000),
+            stdout: None,
+            warnings: 1,
+        },
+        // ramoops lies in a hole between banks: ignored with a warning.
+        "hi6220-hikey" => Expected {
+            model: "HiKey Development Board",
+            banks: 6,
+            ram: 0x3ddf_d000,
+            gic: (2, 0xf680_1000),
+            cpus: 8,
+            uart: Some(0xf711_3000),
+            stdout: Some("serial3:115200n8"),
+            warnings: 1,
+        },
+        // PSCI under /firmware; the console is a TI 16550-like UART.
+        "k3-am654-base-board" => Expected {
+            model: "Texas Instruments AM654 Base Board",
+            banks: 2,
+            ram: 4 << 30,
+            gic: (3, 0x0180_0000),
+            cpus: 4,
+            uart: None,
+            stdout: Some("serial2:115200n8"),
+            warnings: 0,
+        },
+        // The timer through interrupts-extended; a SCIF console.
+        "r8a774a1-beacon-rzg2m-kit" => Expected {
+            model: "Beacon EmbeddedWorks RZ/G2M Development Kit",
+            banks: 2,
+            ram: 0xf800_0000,
+            gic: (2, 0xf101_0000),
+            cpus: 6,
+            uart: None,
+            stdout: Some("serial0:115200n8"),
+            warnings: 0,
+        },
+        // Two overlapping banks, merged with a warning.
+        "exynosautov920-sadk" => Expected {
+            model: "Samsung ExynosAutov920 SADK board",
+            banks: 2,
+            ram: 0x3_f000_0000,
+            gic: (3, 0x1040_0000),
+            cpus: 10,
+            uart: None,
+            stdout: Some("/soc@0/usi@108800c0/serial@10880000"),
+            warnings: 1,
+        },
+        // A 4-cell GIC specifier for the timer.
+        "mt8183-evb" => Expected {
+            model: "MediaTek MT8183 evaluation board",
+            banks: 1,
+            ram: 2 << 30,
+            gic: (3, 0x0c00_0000),
+            cpus: 8,
+            uart: None,
+            stdout: Some("serial0:921600n8"),
+            warnings: 0,
+        },
+        _ => unreachable!("no expectations for {name}"),
+    }
+}
+
+#[test]
+fn real_boards_are_described_as_linux_sees_them() {
+    for (name, blob) in BOARDS {
+        let m = discover(blob).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = expected(name);
+        assert_eq!(m.model, e.model, "{name}");
+        assert_eq!(m.memory.len(), e.banks, "{name}: {:?}", m.memory);
+        assert_eq!(m.memory.iter().map(|b| b.range.size()).sum::<u64>(), e.ram, "{name}");
+        let gic = m.gic.map(|g| match g {
+            GicInfo::V2 { distributor, .. } => (2, distributor.start()),
+            GicInfo::V3 { distributor, .. } => (3, distributor.start()),
+        });
+        assert_eq!(gic, Some(e.gic), "{name}");
+        // Every one: the virtual timer is PPI 11, PSCI through SMC.
+        assert_eq!(m.virtual_timer_intid, Some(27), "{name}");
+        assert_eq!(m.psci, Some(PsciConduit::Smc), "{name}");
+        assert_eq!(m.cpus.len(), e.cpus, "{name}");
+        assert!(m.cpus.iter().all(|c| c.enable_method == Some(EnableMethod::Psci)), "{name}: {:?}", m.cpus);
+        assert_eq!(m.uart.map(|u| u.start()), e.uart, "{name}");
+        assert_eq!(m.stdout_path.as_deref(), e.stdout, "{name}");
+        assert_eq!(m.warnings.len(), e.warnings, "{name}: {:?}", m.warnings);
+    }
+}
+
+/// Seeded mutations of every fixture (the Pi 4's and the boards'): byte
+/// flips, words set to edge values, truncations, copied and dropped spans,
+/// header fields. Each result is a machine or a typed error, never a panic;
+/// discovery is linear in the blob, so no mutation can make it hang (each
+/// call is also timed, generously, to catch one that does).
+#[test]
+fn mutated_real_dtbs_give_a_machine_or_a_typed_error() {
+    use crate::testing::Rng;
+    const PER_FIXTURE: usize = 1500;
+    let fixtures: Vec<&[u8]> = core::iter::once(RPI4_DTB).chain(BOARDS.iter().map(|b| b.1)).collect();
+    let mut rng = Rng(0x5eed_d7b);
+    let (mut machines, mut errors) = (0usize, 0usize);
+    let mut slowest = std::time::Duration::ZERO;
+    for blob in &fixtures {
+        for _ in 0..PER_FIXTURE {
+            let mut b = blob.to_vec();
+            for _ in 0..1 + rng.below(4) {
+                let len = b.len() as u64;
+                if len < 8 {
+                    break;
+                }
+                let at = rng.below(len - 4) as usize;
+                match rng.below(7) {
+                    0 => b[at] ^= 1 << rng.below(8),
+                    1 => {
+                        let v = rng.pick(&[0u32, 1, 2, 3, 4, 9, 0x7fff_ffff, 0xffff_ffff, 0xd00d_feed, len as u32]);
+                        b[at & !3..(at & !3) + 4].copy_from_slice(&v.to_be_bytes());
+                    }
+                    2 => b.truncate(at),
+                    3 => {
+                        let n = rng.below(64) as usize;
+                        let end = (at + n).min(b.len());
+                        let span = b[at..end].to_vec();
+                        let to = rng.below(b.len() as u64) as usize;
+                        b.splice(to..to, span);
+                    }
+                    4 => {
+                        let end = (at + rng.below(64) as usize).min(b.len());
+                        b.drain(at..end);
+                    }
+                    5 if len >= 40 => {
+                        // A header field (words 1..9).
+                        let field = 4 * (1 + rng.below(9) as usize);
+                        let v = rng.next_u64() as u32 % (2 * len as u32).max(1);
+                        b[field..field + 4].copy_from_slice(&v.to_be_bytes());
+                    }
+                    _ => b[at] = rng.next_u64() as u8,
+                }
+            }
+            let start = std::time::Instant::now();
+            match discover(&b) {
+                Ok(_) => machines += 1,
+                Err(_) => errors += 1,
+            }
+            slowest = slowest.max(start.elapsed());
+        }
+    }
+    assert_eq!(machines + errors, fixtures.len() * PER_FIXTURE);
+    assert!(machines > 0 && errors > 0, "machines {machines}, errors {errors}");
+    assert!(slowest < std::time::Duration::from_secs(2), "one discovery took {slowest:?}");
+}
