@@ -456,7 +456,7 @@ fn mutated_real_dtbs_give_a_machine_or_a_typed_error() {
     use crate::testing::Rng;
     const PER_FIXTURE: usize = 1500;
     let fixtures: Vec<&[u8]> = core::iter::once(RPI4_DTB).chain(BOARDS.iter().map(|b| b.1)).collect();
-    let mut rng = Rng(0x5eed_d7b);
+    let mut rng = Rng(0x05ee_dd7b);
     let (mut machines, mut errors) = (0usize, 0usize);
     let mut slowest = std::time::Duration::ZERO;
     for blob in &fixtures {
