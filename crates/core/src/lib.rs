@@ -24,6 +24,7 @@ pub mod bootargs;
 pub mod dtb;
 pub mod elf;
 pub mod exception;
+pub mod gic;
 pub mod ipc;
 pub mod labels;
 pub mod mm;

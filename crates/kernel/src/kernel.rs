@@ -142,6 +142,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
                     DtbWarning::BanksMerged { .. } => "banks-merged",
                     DtbWarning::ReservedOutsideRam { .. } => "reserved-outside-ram",
                     DtbWarning::ReservedClipped { .. } => "reserved-clipped",
+                    DtbWarning::RedistributorRegionsIgnored { .. } => "redistributor-regions-ignored",
                 };
                 result!("dtb.warning", false, kind = kind, what = w);
             }
@@ -204,9 +205,10 @@ fn switch_to_kernel_tables(
 ) {
     // MMIO the kernel drives: console, the Pi's GPIO, the GIC (distributor,
     // and the boot core's CPU interface or redistributor).
-    let gic = machine.gic.map(|g| match g {
-        GicInfo::V2 { distributor, cpu_interface } => (2, distributor, cpu_interface),
-        GicInfo::V3 { distributor, redistributors } => (3, distributor, redistributors),
+    // (version, distributor, the CPU interface (v2) or redistributor regions (v3))
+    let gic: Option<(u32, PhysRange, Vec<PhysRange>)> = machine.gic.map(|g| match g {
+        GicInfo::V2 { distributor, cpu_interface } => (2, distributor, alloc::vec![cpu_interface]),
+        GicInfo::V3 { distributor, redistributors } => (3, distributor, redistributors.regions().to_vec()),
     });
     let mut devices = Vec::new();
     // The console's UART, or, where the DTB names none, the board's own for
@@ -220,9 +222,9 @@ fn switch_to_kernel_tables(
         devices.push(PhysRange::saturating(rpi4::GPIO_BASE, 0x1000));
     }
     let gic_index = devices.len();
-    if let Some((_, distributor, cpu)) = gic {
-        devices.push(distributor);
-        devices.push(cpu);
+    if let Some((_, distributor, parts)) = &gic {
+        devices.push(*distributor);
+        devices.extend(parts.iter().copied());
     }
     match mmu::build_and_switch(granule, image.start(), &memory_map.banks, &devices, frames, cpu::mmfr0()) {
         Ok(tables) => {
@@ -235,15 +237,16 @@ fn switch_to_kernel_tables(
                 // now the only one.
                 console::set_console(unsafe { Pl011::new(uart_va as usize) });
             }
-            if let (Some((version, _, cpu)), Some(&[dist_va, cpu_va])) =
-                (gic, tables.devices.get(gic_index..gic_index + 2))
+            if let Some((version, _, parts)) = &gic
+                && let Some(vas) = tables.devices.get(gic_index..gic_index + 1 + parts.len())
             {
-                // SAFETY: the distributor and the CPU interface (v2) or the
-                // whole redistributor region (v3, `cpu.size()` bytes) were
-                // just mapped as device memory; only the GIC module programs them.
-                let gic = unsafe {
-                    crate::drivers::gic::Gic::new(version, dist_va as usize, cpu_va as usize, cpu.size() as usize)
-                };
+                let regions: Vec<(u64, u64)> =
+                    vas[1..].iter().zip(parts).map(|(&va, range)| (va, range.size())).collect();
+                // SAFETY: the distributor and the CPU interface (v2) or every
+                // redistributor region (v3, each its whole size) were just
+                // mapped as device memory; only the GIC module programs them.
+                let gic =
+                    unsafe { crate::drivers::gic::Gic::new(*version, vas[0] as usize, vas[1] as usize, &regions) };
                 *crate::drivers::gic::GIC.lock() = Some(gic);
             }
             let parts: Vec<String> = tables.linear_map.0.iter().map(|(unit, n)| format!("{n} x {unit}")).collect();
@@ -328,14 +331,18 @@ fn report_devices(machine: &Machine) {
             distributor = Hex(distributor.start()),
             cpu_interface = Hex(cpu_interface.start())
         ),
-        Some(GicInfo::V3 { distributor, redistributors }) => result!(
-            "gic",
-            true,
-            version = 3,
-            distributor = Hex(distributor.start()),
-            redistributors = Hex(redistributors.start()),
-            redistributors_end = Hex(redistributors.end())
-        ),
+        Some(GicInfo::V3 { distributor, redistributors }) => {
+            let regions = redistributors.regions();
+            result!(
+                "gic",
+                true,
+                version = 3,
+                distributor = Hex(distributor.start()),
+                redistributors = Hex(regions.first().map_or(0, |r| r.start())),
+                redistributors_end = Hex(regions.first().map_or(0, |r| r.end())),
+                redistributor_regions = regions.len()
+            )
+        }
         None => result!("gic", false, why = "no GIC found"),
     }
     match machine.virtual_timer_intid {

@@ -72,6 +72,9 @@ pub enum DtbWarning {
     /// A reserved region partly outside RAM: only its part inside a bank
     /// is reserved.
     ReservedClipped { region: PhysRange, kept: PhysRange, source: String },
+    /// More GICv3 redistributor regions than folio uses: the cores whose
+    /// redistributors lie in the others are left out.
+    RedistributorRegionsIgnored { listed: usize, used: usize },
 }
 
 impl fmt::Display for DtbWarning {
@@ -85,6 +88,9 @@ impl fmt::Display for DtbWarning {
             }
             DtbWarning::ReservedClipped { region, kept, source } => {
                 write!(f, "reserved region {region} ({source}) lies partly outside RAM: {kept} reserved")
+            }
+            DtbWarning::RedistributorRegionsIgnored { listed, used } => {
+                write!(f, "{listed} GICv3 redistributor regions listed, the first {used} used")
             }
         }
     }
@@ -128,7 +134,30 @@ pub struct ReservedRegion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicInfo {
     V2 { distributor: PhysRange, cpu_interface: PhysRange },
-    V3 { distributor: PhysRange, redistributors: PhysRange },
+    V3 { distributor: PhysRange, redistributors: Redistributors },
+}
+
+/// A GICv3's redistributor regions (`#redistributor-regions` of them, at
+/// most [`MAX_REDISTRIBUTOR_REGIONS`](crate::gic::MAX_REDISTRIBUTOR_REGIONS)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redistributors {
+    regions: [PhysRange; crate::gic::MAX_REDISTRIBUTOR_REGIONS],
+    count: usize,
+}
+
+impl Redistributors {
+    /// The first `MAX_REDISTRIBUTOR_REGIONS` of `regions`.
+    pub fn new(regions: &[PhysRange]) -> Redistributors {
+        let count = regions.len().min(crate::gic::MAX_REDISTRIBUTOR_REGIONS);
+        let mut r =
+            Redistributors { regions: [PhysRange::saturating(0, 0); crate::gic::MAX_REDISTRIBUTOR_REGIONS], count };
+        r.regions[..count].copy_from_slice(&regions[..count]);
+        r
+    }
+
+    pub fn regions(&self) -> &[PhysRange] {
+        &self.regions[..self.count]
+    }
 }
 
 impl GicInfo {
@@ -432,7 +461,20 @@ impl Walk<'_> {
             let regs_now = if is("arm,gic-v3") || v2.iter().any(|c| is(c)) { regs()? } else { Vec::new() };
             if regs_now.len() >= 2 {
                 self.machine.gic = Some(if is("arm,gic-v3") {
-                    GicInfo::V3 { distributor: regs_now[0], redistributors: regs_now[1] }
+                    // Every redistributor region (`#redistributor-regions`,
+                    // default 1); more than folio uses are reported.
+                    let wanted = prop_u32(node, "#redistributor-regions").unwrap_or(1).max(1) as usize;
+                    let listed = wanted.min(regs_now.len() - 1);
+                    if listed > crate::gic::MAX_REDISTRIBUTOR_REGIONS {
+                        self.machine.warnings.push(DtbWarning::RedistributorRegionsIgnored {
+                            listed,
+                            used: crate::gic::MAX_REDISTRIBUTOR_REGIONS,
+                        });
+                    }
+                    GicInfo::V3 {
+                        distributor: regs_now[0],
+                        redistributors: Redistributors::new(&regs_now[1..1 + listed]),
+                    }
                 } else {
                     GicInfo::V2 { distributor: regs_now[0], cpu_interface: regs_now[1] }
                 });

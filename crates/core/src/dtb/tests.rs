@@ -507,3 +507,33 @@ fn mutated_real_dtbs_give_a_machine_or_a_typed_error() {
     assert!(machines > 0 && errors > 0, "machines {machines}, errors {errors}");
     assert!(slowest < std::time::Duration::from_secs(2), "one discovery took {slowest:?}");
 }
+
+/// The FVP's GICv3 with its redistributors split over several regions
+/// (`#redistributor-regions`): every region is kept, up to the most folio
+/// uses, and more are reported.
+#[test]
+fn every_gicv3_redistributor_region_is_read() {
+    let (rsv, mut root) = Node::decode(BOARDS[0].1);
+    let gic_name = root.children.iter().find(|c| c.name.starts_with("interrupt-controller@")).unwrap().name.clone();
+    let entry = |base: u64, size: u64| [base.to_be_bytes(), size.to_be_bytes()].concat();
+    let regions = |n: u64| -> Vec<PhysRange> {
+        (0..n).map(|k| PhysRange::from_start_size(0x4000_0000_0000 + k * 0x100_0000, 0x20_0000).unwrap()).collect()
+    };
+    for (listed, used, warned) in [(1u64, 1usize, false), (3, 3, false), (10, 8, true)] {
+        let gic = root.child(&gic_name);
+        let mut reg = entry(0x2f00_0000, 0x1_0000);
+        for r in regions(listed) {
+            reg.extend(entry(r.start(), r.size()));
+        }
+        // GICC, GICH, GICV after the redistributors, as the binding has them.
+        reg.extend(entry(0x2c00_0000, 0x2000));
+        gic.set("reg", reg);
+        gic.set("#redistributor-regions", (listed as u32).to_be_bytes().to_vec());
+        let m = discover(&root.encode(&rsv)).unwrap();
+        let Some(GicInfo::V3 { distributor, redistributors }) = m.gic else { panic!("{:?}", m.gic) };
+        assert_eq!(distributor.start(), 0x2f00_0000);
+        assert_eq!(redistributors.regions(), &regions(listed)[..used], "{listed} regions");
+        let warning = DtbWarning::RedistributorRegionsIgnored { listed: listed as usize, used };
+        assert_eq!(m.warnings.contains(&warning), warned, "{:?}", m.warnings);
+    }
+}

@@ -56,8 +56,7 @@ register_structs! {
     }
 }
 
-/// The bytes of a GICv3 redistributor for one core (RD and SGI frames).
-pub const REDISTRIBUTOR_SIZE: u64 = 0x20000;
+use folio_core::gic::MAX_REDISTRIBUTOR_REGIONS;
 
 /// An interrupt ID meaning "nothing pending".
 pub const SPURIOUS: u32 = 1023;
@@ -83,13 +82,13 @@ pub enum Gic {
         distributor: &'static Distributor,
         cpu: &'static CpuInterface,
     },
-    /// `redistributors` is the mapped base of the redistributor region
-    /// (`size` bytes): frame pairs of `REDISTRIBUTOR_SIZE`, each naming
-    /// the core it serves in GICR_TYPER, the last one flagged.
+    /// `regions[..count]` are the mapped redistributor regions (base,
+    /// bytes): frame pairs of `folio_core::gic::REDISTRIBUTOR_SIZE`, each
+    /// naming the core it serves in GICR_TYPER, each region's last flagged.
     V3 {
         distributor: &'static Distributor,
-        redistributors: usize,
-        size: usize,
+        regions: [(u64, u64); MAX_REDISTRIBUTOR_REGIONS],
+        count: usize,
     },
 }
 
@@ -99,40 +98,37 @@ unsafe impl Send for Gic {}
 
 impl Gic {
     /// # Safety
-    /// The addresses must be the mapped (device memory) virtual addresses of
-    /// the GIC's distributor and of the CPU interface (v2) or the whole
-    /// redistributor region, `size` bytes (v3), and nothing else may
-    /// program them.
-    pub unsafe fn new(version: u32, distributor: usize, cpu_or_redistributor: usize, size: usize) -> Gic {
+    /// `distributor` and `cpu_interface` (v2) must be the mapped (device
+    /// memory) virtual addresses of the GIC's distributor and CPU
+    /// interface; for v3, `redistributors` the mapped regions (virtual base,
+    /// bytes) of every redistributor region used; nothing else may program
+    /// them.
+    pub unsafe fn new(version: u32, distributor: usize, cpu_interface: usize, redistributors: &[(u64, u64)]) -> Gic {
         // SAFETY: the caller guarantees the mappings.
         unsafe {
             let distributor = &*(distributor as *const Distributor);
             if version == 3 {
-                Gic::V3 { distributor, redistributors: cpu_or_redistributor, size }
+                let count = redistributors.len().min(MAX_REDISTRIBUTOR_REGIONS);
+                let mut regions = [(0, 0); MAX_REDISTRIBUTOR_REGIONS];
+                regions[..count].copy_from_slice(&redistributors[..count]);
+                Gic::V3 { distributor, regions, count }
             } else {
-                Gic::V2 { distributor, cpu: &*(cpu_or_redistributor as *const CpuInterface) }
+                Gic::V2 { distributor, cpu: &*(cpu_interface as *const CpuInterface) }
             }
         }
     }
 
-    /// The redistributor serving the core with `affinity` (Aff3.Aff2.Aff1.Aff0
-    /// as GICR_TYPER[63:32] packs it), found by walking the region's frames
-    /// up to the one marked last, never past the mapped size.
-    fn redistributor_of(base: usize, size: usize, affinity: u32) -> Option<&'static Redistributor> {
-        let mut offset = 0;
-        while offset + REDISTRIBUTOR_SIZE as usize <= size {
-            // SAFETY: the frame lies inside the mapped region (checked).
-            let frame = unsafe { &*((base + offset) as *const Redistributor) };
-            let typer = frame.typer.get();
-            if (typer >> 32) as u32 == affinity {
-                return Some(frame);
-            }
-            if typer & (1 << 4) != 0 {
-                return None;
-            }
-            offset += REDISTRIBUTOR_SIZE as usize;
-        }
-        None
+    /// The redistributor serving the core with MPIDR `mpidr`, found by
+    /// walking every region's frames (`folio_core::gic`), never past a
+    /// region's mapped size.
+    fn redistributor_of(regions: &[(u64, u64)], mpidr: u64) -> Option<&'static Redistributor> {
+        let frame = folio_core::gic::redistributor_for(regions, mpidr, &mut |frame| {
+            // SAFETY: the walk reads only frames that lie wholly inside a
+            // mapped region (it checks each against the region's size).
+            unsafe { (*(frame as usize as *const Redistributor)).typer.get() }
+        })?;
+        // SAFETY: as above: a whole frame inside a mapped region.
+        Some(unsafe { &*(frame as usize as *const Redistributor) })
     }
 
     /// Enables the distributor and the interface of the calling core (its
@@ -155,10 +151,9 @@ impl Gic {
                 cpu.pmr.set(0xff);
                 cpu.ctlr.set(1);
             }
-            Gic::V3 { distributor, redistributors, size } => {
-                let affinity = (mpidr & 0xff_ffff) as u32 | (((mpidr >> 32) & 0xff) as u32) << 24;
-                let redistributor = Self::redistributor_of(*redistributors, *size, affinity)
-                    .ok_or("no redistributor in the DTB's region serves this core")?;
+            Gic::V3 { distributor, regions, count } => {
+                let redistributor = Self::redistributor_of(&regions[..*count], mpidr)
+                    .ok_or("no redistributor in the DTB's regions serves this core")?;
                 // Affinity routing, both groups (no security: DS=1 on QEMU virt).
                 distributor.ctlr.set((1 << 4) | 0b11);
                 redistributor.waker.set(redistributor.waker.get() & !(1 << 1));
