@@ -10,7 +10,32 @@ use core::fmt::{self, Write};
 use crate::drivers::pl011::Pl011;
 use crate::sync::SpinLock;
 
-static CONSOLE: SpinLock<Option<Pl011>> = SpinLock::new(None);
+/// The console's UART, of either kind folio drives.
+pub enum Uart {
+    Pl011(Pl011),
+    #[cfg(target_os = "none")]
+    Ns16550(crate::drivers::ns16550::Ns16550),
+}
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self {
+            Uart::Pl011(u) => u.write_str(s),
+            #[cfg(target_os = "none")]
+            Uart::Ns16550(u) => {
+                for byte in s.bytes() {
+                    if byte == b'\n' {
+                        u.write_byte(b'\r');
+                    }
+                    u.write_byte(byte);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+static CONSOLE: SpinLock<Option<Uart>> = SpinLock::new(None);
 
 /// Reads (ticks, ticks per second) of the clock used for timestamps.
 pub type Clock = fn() -> (u64, u64);
@@ -24,10 +49,10 @@ static CLOCK: SpinLock<Option<Clock>> = SpinLock::new(None);
 static FALLBACK: SpinLock<Option<MakeConsole>> = SpinLock::new(None);
 
 /// Builds a console UART, if it can.
-pub type MakeConsole = fn() -> Option<Pl011>;
+pub type MakeConsole = fn() -> Option<Uart>;
 
 /// Makes `uart` the console.
-pub fn set_console(uart: Pl011) {
+pub fn set_console(uart: Uart) {
     *CONSOLE.lock() = Some(uart);
 }
 
@@ -64,7 +89,7 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
             // not run again; writing beside it is the lesser evil.
             // SAFETY: the only other user of the cell is the interrupted
             // holder, which cannot run while this core is in the handler, and
-            // the `Pl011` inside was built under `Pl011::new`'s contract.
+            // the UART inside was built under its `new`'s contract.
             let uart = unsafe { &mut *CONSOLE.as_ptr() };
             if let Some(uart) = uart.as_mut() {
                 let _ = uart.write_fmt(args);

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::aarch64::early_map::{self, Memory};
 use crate::arch::aarch64::{cpu, exit, mmu, timer};
 use crate::boot_info::{BootInfo, UNMAPPED_ADDRESS};
+use crate::console::Uart;
 use crate::drivers::pl011::Pl011;
 use crate::{console, println, result};
 use buddy_system_allocator::LockedHeap;
@@ -21,7 +22,7 @@ use folio_abi::report::{Hex, Value};
 use folio_core::board::Board;
 use folio_core::board::{qemu_virt, rpi4};
 use folio_core::bootargs::{self, BootArgWarning, BootArgs, CrashKind, ExitMethod};
-use folio_core::dtb::{self, DtbError, DtbWarning, EnableMethod, GicInfo, Machine, PsciConduit, validate};
+use folio_core::dtb::{self, DtbError, DtbWarning, EnableMethod, GicInfo, Machine, PsciConduit, UartKind, validate};
 use folio_core::mm::memmap::Size;
 use folio_core::mm::{FramePool, Granule, MemoryMap, PhysRange};
 use log::{error, info};
@@ -33,7 +34,7 @@ static FALLBACK_UART_VA: AtomicU64 = AtomicU64::new(0);
 
 /// The fallback console: the board's own PL011, through the kernel's tables
 /// where they map it, else the early map.
-fn fallback_console() -> Option<Pl011> {
+fn fallback_console() -> Option<Uart> {
     let pa = FALLBACK_UART.load(Ordering::Relaxed);
     let va = match FALLBACK_UART_VA.load(Ordering::Relaxed) {
         0 => early_map::map(pa, 0x1000, Memory::Device).ok()?,
@@ -44,7 +45,7 @@ fn fallback_console() -> Option<Pl011> {
     // else drives it.
     let mut uart = unsafe { Pl011::new(va) };
     uart.init(if pa == rpi4::PL011_BASE { Some(rpi4::PL011_CLOCK_HZ) } else { None }, 115_200);
-    Some(uart)
+    Some(Uart::Pl011(uart))
 }
 
 /// Exit status after a panic.
@@ -143,6 +144,7 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
                     DtbWarning::ReservedOutsideRam { .. } => "reserved-outside-ram",
                     DtbWarning::ReservedClipped { .. } => "reserved-clipped",
                     DtbWarning::RedistributorRegionsIgnored { .. } => "redistributor-regions-ignored",
+                    DtbWarning::ConsoleNotStdout { .. } => "console-not-stdout",
                 };
                 result!("dtb.warning", false, kind = kind, what = w);
             }
@@ -215,7 +217,7 @@ fn switch_to_kernel_tables(
     // the fallback console.
     let fallback = machine.uart.is_none();
     match machine.uart {
-        Some(uart) => devices.push(uart),
+        Some(uart) => devices.push(uart.range),
         None => devices.push(PhysRange::saturating(FALLBACK_UART.load(Ordering::Relaxed), 0x1000)),
     }
     if board == Board::RaspberryPi4 {
@@ -231,11 +233,11 @@ fn switch_to_kernel_tables(
             if let (Some(&uart_va), true) = (tables.devices.first(), fallback) {
                 FALLBACK_UART_VA.store(uart_va, Ordering::Relaxed);
             }
-            if let (Some(&uart_va), Some(_)) = (tables.devices.first(), machine.uart) {
-                // SAFETY: the new tables map the same PL011 as device memory
+            if let (Some(&uart_va), Some(uart)) = (tables.devices.first(), machine.uart) {
+                // SAFETY: the new tables map the same UART as device memory
                 // at `uart_va`; the old console mapping is gone, so this is
                 // now the only one.
-                console::set_console(unsafe { Pl011::new(uart_va as usize) });
+                console::set_console(unsafe { console_uart(uart.kind, uart_va as usize) });
             }
             if let Some((version, _, parts)) = &gic
                 && let Some(vas) = tables.devices.get(gic_index..gic_index + 1 + parts.len())
@@ -289,7 +291,7 @@ fn no_machine(problem: DtbError, entry_el: u64) -> ! {
         // SAFETY: QEMU virt always has a PL011 at PL011_BASE, mapped just now.
         let mut uart = unsafe { Pl011::new(va) };
         uart.init(None, 115_200);
-        console::set_console(uart);
+        console::set_console(Uart::Pl011(uart));
     }
     result!("dtb", false, address = 0, why = problem);
     println!(
@@ -300,28 +302,57 @@ fn no_machine(problem: DtbError, entry_el: u64) -> ! {
     exit::exit(NO_MACHINE_EXIT_STATUS)
 }
 
+/// The console driver for a UART of `kind` at `va`.
+///
+/// # Safety
+/// `va` must map that UART's registers as device memory for the rest of the
+/// kernel's life, and nothing else may program it.
+unsafe fn console_uart(kind: UartKind, va: usize) -> Uart {
+    // SAFETY: the caller's guarantee, for the driver of this kind.
+    unsafe {
+        match kind {
+            UartKind::Pl011 => Uart::Pl011(Pl011::new(va)),
+            UartKind::Ns16550 { reg_shift, reg_io_width } => {
+                Uart::Ns16550(crate::drivers::ns16550::Ns16550::new(va, reg_shift, reg_io_width))
+            }
+        }
+    }
+}
+
 fn start_console(machine: &Machine, board: Board) {
     let Some(uart) = machine.uart else { return };
-    let Ok(va) = early_map::map(uart.start(), uart.size().max(0x1000), Memory::Device) else { return };
-    // SAFETY: the DTB (or the board defaults) says a PL011 is there, and the
-    // early map just mapped it as device memory; nothing else drives it.
-    let mut pl011 = unsafe { Pl011::new(va) };
-    if board == Board::RaspberryPi4 {
-        if let Ok(gpio) = early_map::map(rpi4::GPIO_BASE, 0x1000, Memory::Device) {
-            // SAFETY: the BCM2711 GPIO block, mapped just now.
-            unsafe { crate::drivers::bcm2711_gpio::route_pl011_to_header(gpio) };
+    let Ok(va) = early_map::map(uart.range.start(), uart.range.size().max(0x1000), Memory::Device) else { return };
+    match uart.kind {
+        UartKind::Pl011 => {
+            // SAFETY: the DTB (or the board defaults) says a PL011 is there,
+            // and the early map just mapped it as device memory; nothing
+            // else drives it.
+            let mut pl011 = unsafe { Pl011::new(va) };
+            if board == Board::RaspberryPi4 {
+                if let Ok(gpio) = early_map::map(rpi4::GPIO_BASE, 0x1000, Memory::Device) {
+                    // SAFETY: the BCM2711 GPIO block, mapped just now.
+                    unsafe { crate::drivers::bcm2711_gpio::route_pl011_to_header(gpio) };
+                }
+                pl011.init(Some(rpi4::PL011_CLOCK_HZ), 115_200);
+            } else {
+                pl011.init(None, 115_200);
+            }
+            console::set_console(Uart::Pl011(pl011));
         }
-        pl011.init(Some(rpi4::PL011_CLOCK_HZ), 115_200);
-    } else {
-        pl011.init(None, 115_200);
+        UartKind::Ns16550 { reg_shift, reg_io_width } => {
+            // SAFETY: the DTB says a 16550 of this shape is there, mapped
+            // just now as device memory; nothing else drives it.
+            let mut uart = unsafe { crate::drivers::ns16550::Ns16550::new(va, reg_shift, reg_io_width) };
+            uart.init();
+            console::set_console(Uart::Ns16550(uart));
+        }
     }
-    console::set_console(pl011);
 }
 
 fn report_devices(machine: &Machine) {
     match machine.uart {
-        Some(uart) => result!("console", true, driver = "pl011", base = Hex(uart.start())),
-        None => result!("console", false, why = "no PL011 found"),
+        Some(uart) => result!("console", true, driver = uart.kind.name(), base = Hex(uart.range.start())),
+        None => result!("console", false, why = "no UART folio drives (PL011, 16550)"),
     }
     match machine.gic {
         Some(GicInfo::V2 { distributor, cpu_interface }) => result!(

@@ -25,7 +25,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::dtb::{CpuInfo, EnableMethod, GicInfo, Machine, MemoryBank, ReservedRegion};
+use crate::dtb::{CpuInfo, EnableMethod, GicInfo, Machine, MemoryBank, ReservedRegion, Uart, UartKind};
 use crate::mm::PhysRange;
 
 pub const RAM_DEFAULT_END: u64 = 0x3C00_0000;
@@ -101,7 +101,7 @@ pub fn default_machine(atags: Option<&Atags>) -> Machine {
         reserved: vec![ReservedRegion { range: range(0, 0x1000), source: "spin table (rpi4 default)".into() }],
         bootargs: atags.and_then(|a| a.cmdline.clone()),
         stdout_path: None,
-        uart: Some(range(PL011_BASE, 0x200)),
+        uart: Some(Uart { range: range(PL011_BASE, 0x200), kind: UartKind::Pl011 }),
         gic: Some(GicInfo::V2 {
             distributor: range(GIC_DISTRIBUTOR, 0x1000),
             cpu_interface: range(GIC_CPU_INTERFACE, 0x2000),

@@ -60,6 +60,64 @@ pub enum DtbError {
     },
 }
 
+/// A UART folio can drive as its console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uart {
+    pub range: PhysRange,
+    pub kind: UartKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// ARM PrimeCell PL011 (`arm,pl011`).
+    Pl011,
+    /// A 16550/8250 (`ns16550a`, `ns16550`, `ns16450`, `snps,dw-apb-uart`,
+    /// and the 16550-compatible `mediatek,mt6577-uart`): register `i` at
+    /// `i << reg_shift`, accessed `reg_io_width` bytes wide. (Not the Pi's
+    /// `brcm,bcm2835-aux-uart`: its baud rate follows the VPU clock and its
+    /// pins need ALT5; folio's Pi set-up frees the PL011 instead.)
+    Ns16550 { reg_shift: u8, reg_io_width: u8 },
+}
+
+impl UartKind {
+    /// The driver for a node's compatible strings, with its properties.
+    fn of(compatible: &[&str], reg_shift: Option<u32>, reg_io_width: Option<u32>) -> Option<UartKind> {
+        let is = |c: &str| compatible.contains(&c);
+        if is("arm,pl011") {
+            return Some(UartKind::Pl011);
+        }
+        // MediaTek's spaces its registers 4 bytes apart whatever the DTB says.
+        let implied_shift = if is("mediatek,mt6577-uart") { Some(2) } else { None };
+        let family = ["ns16550a", "ns16550", "ns16450", "snps,dw-apb-uart", "mediatek,mt6577-uart"];
+        if !family.iter().any(|c| is(c)) {
+            return None;
+        }
+        let reg_shift = reg_shift.or(implied_shift).unwrap_or(0);
+        let reg_io_width = reg_io_width.unwrap_or(if implied_shift.is_some() { 4 } else { 1 });
+        // Only shapes a plain load or store can reach.
+        if reg_shift > 2 || !matches!(reg_io_width, 1 | 4) {
+            return None;
+        }
+        Some(UartKind::Ns16550 { reg_shift: reg_shift as u8, reg_io_width: reg_io_width as u8 })
+    }
+
+    /// Where register `index` (0 = THR/RBR, 5 = LSR, ...) lies from the
+    /// UART's base, and how wide an access it takes (PL011: its own map).
+    pub fn register(&self, index: u64) -> (u64, u8) {
+        match *self {
+            UartKind::Pl011 => (index * 4, 4),
+            UartKind::Ns16550 { reg_shift, reg_io_width } => (index << reg_shift, reg_io_width),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            UartKind::Pl011 => "pl011",
+            UartKind::Ns16550 { .. } => "ns16550",
+        }
+    }
+}
+
 /// What discovery corrected in a DTB Linux would boot, and said so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DtbWarning {
@@ -75,6 +133,9 @@ pub enum DtbWarning {
     /// More GICv3 redistributor regions than folio uses: the cores whose
     /// redistributors lie in the others are left out.
     RedistributorRegionsIgnored { listed: usize, used: usize },
+    /// `stdout-path` names a UART folio has no driver for (or nothing):
+    /// the console is another one.
+    ConsoleNotStdout { stdout_path: String, used: String },
 }
 
 impl fmt::Display for DtbWarning {
@@ -91,6 +152,9 @@ impl fmt::Display for DtbWarning {
             }
             DtbWarning::RedistributorRegionsIgnored { listed, used } => {
                 write!(f, "{listed} GICv3 redistributor regions listed, the first {used} used")
+            }
+            DtbWarning::ConsoleNotStdout { stdout_path, used } => {
+                write!(f, "stdout-path {stdout_path} names no UART folio drives: the console is {used}")
             }
         }
     }
@@ -198,9 +262,10 @@ pub struct Machine {
     pub reserved: Vec<ReservedRegion>,
     pub bootargs: Option<String>,
     pub stdout_path: Option<String>,
-    /// The PL011 the console uses: the one `stdout-path` names when that is a
-    /// PL011, else the first enabled PL011.
-    pub uart: Option<PhysRange>,
+    /// The console's UART: the one `stdout-path` names when folio has a
+    /// driver for it, else the first enabled UART it has one for (with a
+    /// warning when `stdout-path` named another).
+    pub uart: Option<Uart>,
     pub gic: Option<GicInfo>,
     /// The virtual timer's interrupt ID (a PPI, so 16 + its number).
     pub virtual_timer_intid: Option<u32>,
@@ -234,7 +299,7 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
     let mut walk = Walk {
         machine: &mut machine,
         aliases: Vec::new(),
-        pl011s: Vec::new(),
+        uarts: Vec::new(),
         interrupt_parents: Vec::new(),
         controllers: Vec::new(),
         timer: None,
@@ -248,10 +313,11 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
     }
     walk.node(root, "", Cells::ROOT_DEFAULT, &[])?;
     let virtual_timer_intid = walk.virtual_timer_intid();
-    let Walk { pl011s, aliases, .. } = walk;
+    let Walk { uarts, aliases, .. } = walk;
     machine.virtual_timer_intid = virtual_timer_intid;
 
-    // The console: stdout-path when it names a PL011, else the first PL011.
+    // The console: stdout-path when it names a UART folio drives, else the
+    // first PL011, else the first other UART folio drives.
     let stdout_node = machine.stdout_path.as_deref().map(|p| {
         let p = p.split(':').next().unwrap_or(p);
         if p.starts_with('/') {
@@ -260,8 +326,12 @@ pub fn discover(blob: &[u8]) -> Result<Machine, DtbError> {
             aliases.iter().find(|(name, _)| name == p).map_or_else(|| p.to_string(), |(_, t)| t.clone())
         }
     });
-    machine.uart =
-        pl011s.iter().find(|(path, _)| Some(path) == stdout_node.as_ref()).or(pl011s.first()).map(|(_, range)| *range);
+    let named = uarts.iter().find(|(path, _)| Some(path) == stdout_node.as_ref());
+    let first = uarts.iter().find(|(_, u)| u.kind == UartKind::Pl011).or(uarts.first());
+    if let (None, Some(stdout_path), Some((used, _))) = (named, &machine.stdout_path, first) {
+        machine.warnings.push(DtbWarning::ConsoleNotStdout { stdout_path: stdout_path.clone(), used: used.clone() });
+    }
+    machine.uart = named.or(first).map(|(_, uart)| *uart);
 
     settle_memory(&mut machine)?;
     Ok(machine)
@@ -353,7 +423,8 @@ enum BusTranslation {
 struct Walk<'m> {
     machine: &'m mut Machine,
     aliases: Vec<(String, String)>,
-    pl011s: Vec<(String, PhysRange)>,
+    /// Enabled UARTs folio drives, in tree order: (path, UART).
+    uarts: Vec<(String, Uart)>,
     /// The interrupt parent in force (a phandle), innermost last: a node's
     /// own `interrupt-parent`, else its parent's.
     interrupt_parents: Vec<Option<u32>>,
@@ -449,11 +520,14 @@ impl Walk<'_> {
             self.machine.bootargs = prop_str(node, "bootargs").map(String::from);
             self.machine.stdout_path = prop_str(node, "stdout-path").map(String::from);
         }
-        if enabled
-            && is("arm,pl011")
-            && let Some(first) = regs()?.first()
-        {
-            self.pl011s.push((path.to_string(), *first));
+        if enabled {
+            let compatible: Vec<&str> = prop_strings(node, "compatible").collect();
+            let kind = UartKind::of(&compatible, prop_u32(node, "reg-shift"), prop_u32(node, "reg-io-width"));
+            if let Some(kind) = kind
+                && let Some(first) = regs()?.first()
+            {
+                self.uarts.push((path.to_string(), Uart { range: *first, kind }));
+            }
         }
         if enabled && self.machine.gic.is_none() {
             // Qualcomm's GICv2 is named only `qcom,msm-qgic2` on some boards.

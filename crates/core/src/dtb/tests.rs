@@ -125,7 +125,7 @@ fn rpi4_devices_are_found_at_cpu_addresses() {
         vec![ReservedRegion { range: PhysRange::from_start_size(0, 0x1000).unwrap(), source: "/memreserve/".into() }]
     );
     // Bus address 0x7e201000 through /soc's ranges.
-    assert_eq!(machine.uart.map(|u| u.start()), Some(0xfe20_1000));
+    assert_eq!(machine.uart.map(|u| (u.range.start(), u.kind)), Some((0xfe20_1000, UartKind::Pl011)));
     assert_eq!(
         machine.gic,
         Some(GicInfo::V2 {
@@ -177,6 +177,12 @@ fn range(start: u64, size: u64) -> PhysRange {
     PhysRange::from_start_size(start, size).unwrap()
 }
 
+/// The warnings about memory (the Pi's DTB also names a console folio does
+/// not drive; see `the_console_follows_stdout_path_where_folio_has_a_driver`).
+fn memory_warnings(machine: &Machine) -> Vec<DtbWarning> {
+    machine.warnings.iter().filter(|w| !matches!(w, DtbWarning::ConsoleNotStdout { .. })).cloned().collect()
+}
+
 /// Overlapping banks are merged, as Linux does, with a warning.
 #[test]
 fn overlapping_banks_are_merged() {
@@ -185,7 +191,7 @@ fn overlapping_banks_are_merged() {
     let banks: Vec<PhysRange> = machine.memory.iter().map(|b| b.range).collect();
     assert_eq!(banks, vec![range(0, 0x4800_0000)]);
     assert_eq!(
-        machine.warnings,
+        memory_warnings(&machine),
         vec![DtbWarning::BanksMerged {
             first: range(0, 0x3c00_0000),
             second: range(0x3000_0000, 0x1800_0000),
@@ -205,7 +211,7 @@ fn reserved_regions_outside_ram_are_ignored_or_clipped() {
     assert_eq!(kept, vec![range(0, 0x1000), range(0x3bff_f000, 0x1000)]);
     let source = String::from("/memreserve/");
     assert_eq!(
-        machine.warnings,
+        memory_warnings(&machine),
         vec![
             DtbWarning::ReservedOutsideRam { region: range(0x8000_0000, 0x1000), source: source.clone() },
             DtbWarning::ReservedClipped {
@@ -407,14 +413,14 @@ fn expected(name: &str) -> Expected {
             stdout: Some("/soc@0/usi@108800c0/serial@10880000"),
             warnings: 1,
         },
-        // A 4-cell GIC specifier for the timer.
+        // A 4-cell GIC specifier for the timer; a 16550-like console.
         "mt8183-evb" => Expected {
             model: "MediaTek MT8183 evaluation board",
             banks: 1,
             ram: 2 << 30,
             gic: (3, 0x0c00_0000),
             cpus: 8,
-            uart: None,
+            uart: Some(0x1100_2000),
             stdout: Some("serial0:921600n8"),
             warnings: 0,
         },
@@ -440,7 +446,7 @@ fn real_boards_are_described_as_linux_sees_them() {
         assert_eq!(m.psci, Some(PsciConduit::Smc), "{name}");
         assert_eq!(m.cpus.len(), e.cpus, "{name}");
         assert!(m.cpus.iter().all(|c| c.enable_method == Some(EnableMethod::Psci)), "{name}: {:?}", m.cpus);
-        assert_eq!(m.uart.map(|u| u.start()), e.uart, "{name}");
+        assert_eq!(m.uart.map(|u| u.range.start()), e.uart, "{name}");
         assert_eq!(m.stdout_path.as_deref(), e.stdout, "{name}");
         assert_eq!(m.warnings.len(), e.warnings, "{name}: {:?}", m.warnings);
     }
@@ -536,4 +542,44 @@ fn every_gicv3_redistributor_region_is_read() {
         let warning = DtbWarning::RedistributorRegionsIgnored { listed: listed as usize, used };
         assert_eq!(m.warnings.contains(&warning), warned, "{:?}", m.warnings);
     }
+}
+
+/// `stdout-path` (an alias or a path, with options) picks the console when
+/// folio drives that UART (PL011, 16550 with `reg-shift`/`reg-io-width`);
+/// otherwise the first PL011, else the first 16550, with a warning.
+#[test]
+fn the_console_follows_stdout_path_where_folio_has_a_driver() {
+    let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
+    // The Pi names its mini UART (serial1), which folio does not drive.
+    let m = discover(&root.encode(&rsv)).unwrap();
+    assert_eq!(m.uart.map(|u| (u.range.start(), u.kind)), Some((0xfe20_1000, UartKind::Pl011)));
+    assert!(m.warnings.contains(&DtbWarning::ConsoleNotStdout {
+        stdout_path: "serial1:115200n8".into(),
+        used: "/soc/serial@7e201000".into()
+    }));
+    // A 16550 at the mini UART's place, 32-bit registers 4 bytes apart,
+    // named by path with options: it is the console, silently.
+    let uart = root.child("soc").child("serial@7e215040");
+    uart.set("compatible", b"snps,dw-apb-uart\0".to_vec());
+    uart.set("reg-shift", 2u32.to_be_bytes().to_vec());
+    uart.set("reg-io-width", 4u32.to_be_bytes().to_vec());
+    root.child("chosen").set("stdout-path", b"/soc/serial@7e215040:115200n8\0".to_vec());
+    let m = discover(&root.encode(&rsv)).unwrap();
+    let kind = UartKind::Ns16550 { reg_shift: 2, reg_io_width: 4 };
+    assert_eq!(m.uart.map(|u| (u.range.start(), u.kind)), Some((0xfe21_5040, kind)));
+    assert!(!m.warnings.iter().any(|w| matches!(w, DtbWarning::ConsoleNotStdout { .. })));
+    assert_eq!(kind.register(5), (0x14, 4), "LSR");
+    // Byte-wide registers, packed: the default for `ns16550a`.
+    let uart = root.child("soc").child("serial@7e215040");
+    uart.set("compatible", b"ns16550a\0".to_vec());
+    uart.props.retain(|(n, _)| n != "reg-shift" && n != "reg-io-width");
+    let m = discover(&root.encode(&rsv)).unwrap();
+    assert_eq!(m.uart.map(|u| u.kind), Some(UartKind::Ns16550 { reg_shift: 0, reg_io_width: 1 }));
+    // A register shape no plain access reaches (8-byte registers) is not
+    // driven: back to the PL011, with the warning.
+    let uart = root.child("soc").child("serial@7e215040");
+    uart.set("reg-io-width", 8u32.to_be_bytes().to_vec());
+    let m = discover(&root.encode(&rsv)).unwrap();
+    assert_eq!(m.uart.map(|u| u.kind), Some(UartKind::Pl011));
+    assert!(m.warnings.iter().any(|w| matches!(w, DtbWarning::ConsoleNotStdout { .. })));
 }

@@ -5,4 +5,6 @@
 pub mod bcm2711_gpio;
 #[cfg(target_os = "none")]
 pub mod gic;
+#[cfg(target_os = "none")]
+pub mod ns16550;
 pub mod pl011;
