@@ -63,8 +63,9 @@ pub mod map {
     pub const WRITABLE: u64 = 1 << 0;
     /// Every page maps the one frame `pa` (a shared tail).
     pub const REPEAT: u64 = 1 << 1;
-    /// Entries one call takes at most.
-    pub const MAX_ENTRIES: u64 = 4096;
+    /// Entries one call takes at most: as many as pages, so a batch of
+    /// scattered frames is still one call (one break-before-make batch).
+    pub const MAX_ENTRIES: u64 = 16384;
     /// Pages one REMAP_SELF changes at most (one break-before-make batch).
     pub const MAX_REMAP_PAGES: u64 = 16384;
     /// Frame capability kinds (MEM_CAP's x1, bits 0..8).

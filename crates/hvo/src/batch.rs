@@ -142,15 +142,21 @@ impl<B: VmemmapHw> Hvo<B> {
     }
 
     pub(crate) fn restore_batch(&mut self, folios: &[Folio]) -> Result<BatchReport, HvoError> {
-        let mut report = BatchReport::default();
-        let mut remaps = Vec::new();
-        let mut done = Vec::new();
-        let mut failure = None;
+        // Every folio is checked before any frame is taken, so a refused
+        // batch holds nothing.
+        let mut heads = Vec::with_capacity(folios.len());
         for &folio in folios {
             let head = self.head_of(folio)?;
             if head.flags & FLAG_OPTIMIZED == 0 {
                 return Err(HvoError::NotOptimized);
             }
+            heads.push(head);
+        }
+        let mut report = BatchReport::default();
+        let mut remaps = Vec::new();
+        let mut done = Vec::new();
+        let mut failure = None;
+        for (&folio, &head) in folios.iter().zip(&heads) {
             let n = self.pages_of(folio.order);
             let mut fresh = Vec::with_capacity(n as usize - 1);
             for _ in 1..n {

@@ -524,3 +524,21 @@ fn descriptors_round_trip_through_words() {
     assert_eq!(w[3], 0xa55a_0312_dead_beef);
     assert_eq!(PageDescriptor::from_words([0; 8]), PageDescriptor::default());
 }
+
+/// A restore batch that names a plain folio after an optimized one is
+/// refused before anything is allocated: nothing leaks, nothing changes.
+#[test]
+fn a_restore_batch_mixing_optimized_and_plain_folios_leaks_nothing() {
+    for granule in Granule::ALL {
+        let min = min_optimizable_order(granule);
+        let mut s = setup(granule, 1 << (min + 3));
+        let optimized = s.folio(min + 1, true);
+        let plain = s.folio(min + 1, false);
+        let before = s.hvo.accounting();
+        assert_eq!(s.hvo.restore(&[optimized, plain]), Err(HvoError::NotOptimized), "{granule}");
+        assert_eq!(s.hvo.accounting(), before, "{granule}");
+        assert!(s.hvo.is_optimized(optimized));
+        assert_exact(&s, "mixed restore");
+        s.hvo.hw().judge("mixed restore");
+    }
+}

@@ -38,6 +38,12 @@ use protocol::{OK, QUERY, error, flags, layout, op};
 
 pub type Message = [u64; 4];
 
+/// Every engine batch fits one REMAP_SELF call, so a batch the kernel
+/// refuses changed nothing (the engine's undo relies on it).
+pub const ONE_CALL_PER_BATCH: bool = folio_abi::map::MAX_ENTRIES >= folio_hvo::MAX_BATCH_PAGES
+    && folio_abi::map::MAX_REMAP_PAGES >= folio_hvo::MAX_BATCH_PAGES;
+const _: () = assert!(ONE_CALL_PER_BATCH);
+
 /// The kernel refused a mapping call; its status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelRefused(pub u64);

@@ -22,6 +22,7 @@ struct FakeKernel {
     mappings: BTreeMap<(u64, u64), (u64, u64)>,
     zeroed: Vec<(u64, u64)>,
     fail_next_map: bool,
+    fail_next_unmap: bool,
 }
 
 impl FakeKernel {
@@ -51,6 +52,9 @@ impl ClientMemory for FakeKernel {
     }
 
     fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
+        if core::mem::take(&mut self.fail_next_unmap) {
+            return Err(KernelRefused(15));
+        }
         let key = self
             .mappings
             .range(..=(self.caller, va))
@@ -494,4 +498,20 @@ fn adoption_carves_blocks_when_the_grant_is_too_small() {
     let t = setup_with(granule, &pool, 8, u64::MAX);
     assert_eq!(t.service.carved_bytes(), 2 << 20, "one 2 MiB block is 512 frames");
     assert_eq!(t.service.free_folios(), vec![(9, 199)]);
+}
+
+/// FREE unmaps before it gives anything back: when the kernel refuses the
+/// unmap, the client still holds (and maps) the folio, its descriptors are
+/// intact and the pool has not taken it back.
+#[test]
+fn a_free_whose_unmap_fails_loses_nothing() {
+    let mut t = setup(Granule::K4, 64 << 20, u64::MAX);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    let free_before = t.service.pool_free_bytes();
+    t.kernel.fail_next_unmap = true;
+    assert_eq!(t.ask(1, [op::FREE, a[1], 0, 0])[0], error::MAPPING_FAILED);
+    assert_eq!(t.service.pool_free_bytes(), free_before);
+    assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[1], a[2], "still held");
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    t.service.hvo().hw().judge("free after a refused unmap");
 }

@@ -166,20 +166,25 @@ impl VmemmapHw for ServiceVmemmap {
         Ok(())
     }
 
+    /// One kernel call: one break-before-make batch, which the engine's
+    /// undo relies on (it changed everything or nothing). The engine never
+    /// remaps more than `MAX_BATCH_PAGES` pages at once, and a call takes
+    /// that many entries (`folio_memsvc::ONE_CALL_PER_BATCH`).
     fn remap_pages(&mut self, pages: &[(u64, u64, bool)]) -> Result<Vec<u64>, HvoError> {
-        let entries = self.entries(pages);
-        let mut old = alloc::vec![0u64; pages.len()];
-        let mut at = 0;
-        // One call (one break-before-make batch) unless the frames are so
-        // scattered that the entries overflow a call.
-        for chunk in entries.chunks(nr_map::MAX_ENTRIES as usize) {
-            let n: u64 = chunk.iter().map(|e| e[2]).sum();
-            let out = &mut old[at..at + n as usize];
-            let r =
-                syscall(nr::REMAP_SELF, [chunk.as_ptr() as u64, chunk.len() as u64, out.as_mut_ptr() as u64, n, 0, 0]);
-            check(r).map_err(|_| HvoError::Paging)?;
-            at += n as usize;
+        if pages.is_empty() {
+            // A batch with nothing to remap (every folio failed to prepare).
+            return Ok(Vec::new());
         }
+        let entries = self.entries(pages);
+        if entries.len() as u64 > nr_map::MAX_ENTRIES || pages.len() as u64 > nr_map::MAX_REMAP_PAGES {
+            return Err(HvoError::Paging);
+        }
+        let mut old = alloc::vec![0u64; pages.len()];
+        let r = syscall(
+            nr::REMAP_SELF,
+            [entries.as_ptr() as u64, entries.len() as u64, old.as_mut_ptr() as u64, old.len() as u64, 0, 0],
+        );
+        check(r).map_err(|_| HvoError::Paging)?;
         Ok(old)
     }
 
