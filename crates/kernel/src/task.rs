@@ -738,6 +738,8 @@ fn user_trap(frame: &mut TrapFrame) {
     let esr = frame.esr;
 
     let mut yielded = false;
+    // What a `write` asked to print, printed after the system lock is gone.
+    let mut output: Option<Vec<u8>> = None;
     if frame.vector_index == 9 {
         // An interrupt while a task ran: the time slice ended (or noise).
         if let Some(gic) = GIC.lock().as_ref() {
@@ -772,7 +774,15 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::EXIT => {
                 end_task(system, current, x[0]);
             }
-            syscall::WRITE => frame.x[0] = write(system, current, x[0], x[1]),
+            syscall::WRITE => match read_task_buffer(system, current, x[0], x[1], syscall::MAX_WRITE) {
+                // Printed once the system lock is released (below): a slow
+                // UART must not stall the other cores.
+                Ok(bytes) => {
+                    output = Some(bytes);
+                    frame.x[0] = 0;
+                }
+                Err(e) => frame.x[0] = e as u64,
+            },
             syscall::LABEL => frame.x[0] = label(system, current, [x[0], x[1], x[2], x[3], x[4]]),
             syscall::YIELD => {
                 frame.x[0] = 0;
@@ -859,12 +869,15 @@ fn user_trap(frame: &mut TrapFrame) {
                 system.ran_on[next] |= 1 << core;
                 frame.copy_from(&system.tasks[next].frame);
             }
+            drop(guard);
+            print_task_output(output.as_deref());
         }
         None => {
             system.tasks[current].frame.copy_from(frame);
             system.current[core] = None;
             let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
+            print_task_output(output.as_deref());
             // SAFETY: `kernel` is this core's context in SYSTEM, filled by
             // the run_user call in `run_core`, which is still on this stack;
             // the system lock was just released and nothing else is held.
@@ -873,7 +886,22 @@ fn user_trap(frame: &mut TrapFrame) {
     }
 }
 
-/// `write`: the buffer must lie in the task's own readable mappings.
+/// Task `write`s printed, and how many of those while the system lock was
+/// held (kernel test `task_output_is_printed_without_the_system_lock`).
+pub static TASK_WRITES: AtomicU64 = AtomicU64::new(0);
+pub static TASK_WRITES_UNDER_LOCK: AtomicU64 = AtomicU64::new(0);
+
+/// Prints what a task's `write` copied in, with the system lock released,
+/// so a slow UART stalls only this core (its own task is in the call).
+fn print_task_output(bytes: Option<&[u8]>) {
+    let Some(bytes) = bytes else { return };
+    TASK_WRITES.fetch_add(1, Ordering::Relaxed);
+    if SYSTEM.try_lock().is_none() {
+        TASK_WRITES_UNDER_LOCK.fetch_add(1, Ordering::Relaxed);
+    }
+    print!("{}", String::from_utf8_lossy(bytes));
+}
+
 /// Copies the task's buffer [va, va + len) (at most `max` bytes) in through
 /// its own user mappings: what `write` and `label` read.
 fn read_task_buffer(system: &mut System, task: TaskId, va: u64, len: u64, max: u64) -> Result<Vec<u8>, SysError> {
@@ -899,16 +927,6 @@ fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5
         .and_then(|bytes| system.tasks[task].labels.add(va, size, when, &bytes));
     match result {
         Ok(()) => 0,
-        Err(e) => e as u64,
-    }
-}
-
-fn write(system: &mut System, task: TaskId, va: u64, len: u64) -> u64 {
-    match read_task_buffer(system, task, va, len, syscall::MAX_WRITE) {
-        Ok(bytes) => {
-            print!("{}", String::from_utf8_lossy(&bytes));
-            0
-        }
         Err(e) => e as u64,
     }
 }

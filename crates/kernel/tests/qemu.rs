@@ -355,6 +355,8 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         )
         .expect("ktest.memsvc_write_to_a_shared_tail_is_named", &[])
         .expect("ktest.deadlines", &[("ran", "yes"), ("with_a_spinner", "sleeper:0,spinner:0")])
+        // A task's write is printed with the system lock released.
+        .expect("ktest.write_lock", &[("ran", "yes"), ("under_lock", "0")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
