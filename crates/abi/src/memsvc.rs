@@ -20,8 +20,8 @@
 //! | [`op::DEMOTE`] 4 | a = handle, b = new size shift | r1 = first handle, r2 = count: fresh consecutive handles in address order; the old handle is gone |
 //! | [`op::OPTIMIZE`] 5 | a = handle | - |
 //! | [`op::RESTORE`] 6 | a = handle | - |
-//! | [`op::STATS`] 7 | a = index | entry `index` of the per-(zone, size) table: r1 = zone \| size shift << 8 \| in use << 16 \| optimized << 40, r2 = vmemmap bytes a plain vmemmap needs for them, r3 = vmemmap bytes they use now; `NO_SUCH_ENTRY` past the end |
-//! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free block's size shift |
+//! | [`op::STATS`] 7 | a = index | entry `index` of the per-(zone, size) table: r1 = zone \| size shift << 8 \| folios described (free and held) << 16 \| optimized << 40, r2 = vmemmap bytes a plain vmemmap needs for them, r3 = vmemmap bytes they use now; `NO_SUCH_ENTRY` past the end |
+//! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free folio's size shift |
 //! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
 //!
