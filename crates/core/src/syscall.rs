@@ -54,6 +54,11 @@ use folio_abi::status;
 /// The longest write.
 pub const MAX_WRITE: u64 = 4096;
 
+/// Grants (map_caller ranges) another task may hold in one task: each is a
+/// kernel record and page-table entries, so a hostile granter gets
+/// `OutOfMemory` past this instead of exhausting the kernel's heap.
+pub const MAX_GRANTS: usize = 1024;
+
 /// Status codes of the non-IPC calls (distinct from `ipc::IpcError`'s 1..4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]

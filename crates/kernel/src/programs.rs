@@ -23,6 +23,8 @@ pub static IPCSERVER: &[u8] = program!("ipcserver");
 pub static MEMCLIENT: &[u8] = program!("memclient");
 pub static ASIDCHECK: &[u8] = program!("asidcheck");
 pub static SIMDCHECK: &[u8] = program!("simdcheck");
+pub static GRANTFLOOD: &[u8] = program!("grantflood");
+pub static GRANTVICTIM: &[u8] = program!("grantvictim");
 pub static TORTURE: &[u8] = program!("torture");
 pub static MEMBENCH: &[u8] = program!("membench");
 /// The memory service, a package of its own (user/memsvc): the program

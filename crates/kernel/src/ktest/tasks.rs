@@ -15,7 +15,41 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
     ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
     ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
     ("task_output_is_printed_without_the_system_lock", task_output_is_printed_without_the_system_lock),
+    (
+        "a_hostile_granter_gets_out_of_memory_not_the_kernels_heap",
+        a_hostile_granter_gets_out_of_memory_not_the_kernels_heap,
+    ),
 ];
+
+/// A holder of pool memory that maps one page at ever more addresses of
+/// its caller gets `OutOfMemory` at the bound on grants
+/// (`folio_core::syscall::MAX_GRANTS`): the kernel's heap is not exhausted,
+/// both tasks end normally, and every frame goes back.
+fn a_hostile_granter_gets_out_of_memory_not_the_kernels_heap(k: &mut BootInfo) -> TestResult {
+    use crate::task::Spec;
+    let start = crate::frames::free_frames();
+    let specs = [
+        Spec {
+            name: "grantflood",
+            image: crate::programs::GRANTFLOOD,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "grantvictim",
+            image: crate::programs::GRANTVICTIM,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: None,
+        },
+    ];
+    let statuses = crate::memory_service::run_as_holder(k, &specs)?;
+    result!("ktest.grants", true, statuses = super::statuses(&statuses), bound = folio_core::syscall::MAX_GRANTS);
+    check(statuses == [("grantflood", Some(0)), ("grantvictim", Some(0))], || format!("{statuses:?}"))?;
+    let end = crate::frames::free_frames();
+    check(end == start, || format!("free frames {end} != {start}: something leaked"))
+}
 
 /// A task's `write` is printed after the system lock is released, so a
 /// slow UART (115200 baud: 0.36 s for 4 KiB) stalls no other core. Checked

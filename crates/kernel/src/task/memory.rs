@@ -227,6 +227,9 @@ fn map_caller(system: &mut System, server: TaskId, va: u64, pa: u64, size: u64) 
     if task.grants.iter().any(|g| va < g.va + g.size && g.va < va + size) {
         return Err(SysError::InvalidArgument);
     }
+    if task.grants.len() >= syscall::MAX_GRANTS {
+        return Err(SysError::OutOfMemory);
+    }
     task.tables.map(va, pa, size, Attributes::USER_RW, Policy::Largest).map_err(paging_error)?;
     task.grants.push(Grant { va, size, granter: server });
     Ok(0)
@@ -242,6 +245,11 @@ fn unmap_caller(system: &mut System, server: TaskId, va: u64, size: u64) -> Resu
         .iter()
         .position(|g| g.granter == server && va >= g.va && va + size <= g.va + g.size)
         .ok_or(SysError::NotPermitted)?;
+    // Unmapping the middle of a grant leaves two: within the bound too.
+    let (g, end) = (task.grants[i], va + size);
+    if va > g.va && end < g.va + g.size && task.grants.len() >= syscall::MAX_GRANTS {
+        return Err(SysError::OutOfMemory);
+    }
     task.tables.unmap(va, size).map_err(paging_error)?;
     let g = task.grants.swap_remove(i);
     if va > g.va {

@@ -1,0 +1,51 @@
+//! A hostile holder of pool memory: on its caller's one call it maps one
+//! pool page at ever more addresses of the caller (a grant each), until the
+//! kernel refuses, and answers with how many it got and the refusal.
+//! The kernel bounds a task's grants (`folio_core::syscall::MAX_GRANTS`), so
+//! this ends with `OUT_OF_MEMORY` instead of exhausting the kernel's heap.
+#![forbid(unsafe_code)]
+#![no_std]
+#![no_main]
+
+use folio_rt::abi::map;
+use folio_rt::memsvc::layout;
+use folio_rt::{nr, recv, reply, syscall};
+
+/// Tries at most this many (far above any sane bound).
+const TRIES: u64 = 1 << 20;
+
+fn main() -> u64 {
+    // The first pool capability and the granule.
+    let mut pool = None;
+    for index in 0..64 {
+        let r = syscall(nr::MEM_CAP, [index, 0, 0, 0, 0, 0]);
+        if r[0] != 0 {
+            break;
+        }
+        if r[1] & 0xff == map::CAP_POOL {
+            pool = Some((r[2], 1u64 << r[5]));
+            break;
+        }
+    }
+    let Some((pa, page)) = pool else { return 2 };
+    let (status, _, _) = recv(0);
+    if status != 0 {
+        return 3;
+    }
+    let mut granted = 0;
+    let mut refusal = 0;
+    while granted < TRIES {
+        // Every other page, so no two grants touch.
+        let va = layout::CLIENT_WINDOW + 2 * granted * page;
+        let r = syscall(nr::MAP_CALLER, [va, pa, page, 0, 0, 0]);
+        if r[0] != 0 {
+            refusal = r[0];
+            break;
+        }
+        granted += 1;
+    }
+    reply([granted, refusal, 0, 0]);
+    0
+}
+
+folio_rt::entry!(main);
