@@ -359,6 +359,7 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         .expect("ktest.write_lock", &[("ran", "yes"), ("under_lock", "0")])
         // A hostile holder of pool memory stops at the bound on grants.
         .expect("grantflood", &[("granted", "1024"), ("refusal", "12")])
+        .expect("linkflood", &[("linked", "64"), ("refusal", "12")])
         .expect("ktest.a_hostile_granter_gets_out_of_memory_not_the_kernels_heap", &[])
         .assert_memory_service()
         .assert_ktests_pass();

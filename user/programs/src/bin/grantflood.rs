@@ -3,6 +3,9 @@
 //! kernel refuses, and answers with how many it got and the refusal.
 //! The kernel bounds a task's grants (`folio_core::syscall::MAX_GRANTS`), so
 //! this ends with `OUT_OF_MEMORY` instead of exhausting the kernel's heap.
+//! First it links shared tables of ever more distinct frames in its own
+//! vmemmap window (`LINK_SHARED_SELF`), which the kernel bounds too
+//! (`map::MAX_SHARED_TABLES`), then unlinks them.
 #![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
@@ -28,6 +31,20 @@ fn main() -> u64 {
         }
     }
     let Some((pa, page)) = pool else { return 2 };
+    // Shared tables, one per distinct frame, one span each.
+    let span = page * (page / 8);
+    let (mut linked, mut refusal) = (0u64, 0u64);
+    while linked < 4 * map::MAX_SHARED_TABLES as u64 {
+        let r =
+            syscall(nr::LINK_SHARED_SELF, [layout::SERVICE_VMEMMAP + linked * span, 1, pa + linked * page, 0, 0, 0]);
+        if r[0] != 0 {
+            refusal = r[0];
+            break;
+        }
+        linked += 1;
+    }
+    let unlinked = syscall(nr::UNMAP_SELF, [layout::SERVICE_VMEMMAP, linked.max(1) * span, 0, 0, 0, 0])[0];
+    folio_rt::result!("linkflood", unlinked == 0, linked = linked, refusal = refusal);
     let (status, _, _) = recv(0);
     if status != 0 {
         return 3;
