@@ -26,7 +26,7 @@ mod savings;
 #[cfg(test)]
 mod tests;
 
-pub use pool::{CARVED, FREE};
+pub use pool::{CARVED, FREE, LOW_WATER};
 pub use savings::{Savings, SavingsRow};
 
 use alloc::collections::BTreeMap;

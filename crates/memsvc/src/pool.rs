@@ -277,10 +277,20 @@ impl<B: VmemmapHw> MemoryService<B> {
             if !pieces.iter().all(|p| free.is_some_and(|s| s.contains(&p.pfn))) {
                 break;
             }
-            let Ok(merged) = self.engine(|h| h.merge(&pieces, next, FREE)) else { break };
+            // Off the free lists before the engine runs: carving (which the
+            // engine call may do first) must not take one of them.
             for p in &pieces {
                 self.pool.remove(p.pfn, p.order, shift);
             }
+            let merged = match self.engine(|h| h.merge(&pieces, next, FREE)) {
+                Ok(m) => m,
+                Err(_) => {
+                    for p in &pieces {
+                        self.pool.insert(p.pfn, p.order, shift);
+                    }
+                    break;
+                }
+            };
             if self.eligible(next) && !self.hvo.is_optimized(merged) {
                 let _ = self.engine(|h| h.optimize(&[merged]));
             }

@@ -515,3 +515,36 @@ fn a_free_whose_unmap_fails_loses_nothing() {
     ok(t.ask(1, [op::FREE, a[1], 0, 0]));
     t.service.hvo().hw().judge("free after a refused unmap");
 }
+
+/// Carving while a freed folio merges must not take one of the pieces
+/// being merged: with the vmemmap's frames low, FREE of a piece of a split
+/// block carves before the merge, and the pool's accounting still holds.
+#[test]
+fn carving_during_a_merge_never_takes_a_piece_of_it() {
+    let granule = Granule::K4;
+    let pool = [PoolRange {
+        range: PhysRange::from_start_size(0x4000_0000, 32 << 20).unwrap(),
+        zone: 0,
+        folio_shift: Some(25),
+    }];
+    // Adoption takes a page 0 and the shared tail: 64 frames stay free, so
+    // the split below leaves fewer than LOW_WATER.
+    let mut t = setup_with(granule, &pool, 66, u64::MAX);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    t.service.hvo().hw().judge("free with frames low");
+    // Pieces of the smallest size, which carving takes whole: a 2 MiB
+    // block split into 64 KiB folios (restored first: they are below HVO's
+    // minimum order), one held, then freed with the frames low.
+    let pool = [PoolRange {
+        range: PhysRange::from_start_size(0x4000_0000, 2 << 20).unwrap(),
+        zone: 0,
+        folio_shift: Some(21),
+    }];
+    let mut t = setup_with(granule, &pool, 71, u64::MAX);
+    let a = ok(t.ask(1, [op::ALLOC, 16, 0, 0]));
+    assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    t.service.hvo().hw().judge("free of a 64 KiB piece with frames low");
+}
