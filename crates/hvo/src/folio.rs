@@ -65,11 +65,7 @@ impl<B: VmemmapHw> Hvo<B> {
         self.accounting.never_populated += n - 1;
         // As if populated and then optimized, so restore and demote account alike.
         self.accounting.freed_by_hvo += n - 1;
-        let s = self.stats_for(zone, order);
-        s.folios += 1;
-        s.optimized += 1;
-        s.vmemmap_pages_before += n;
-        s.vmemmap_pages_after += 1;
+        self.count_new_optimized_folio(zone, order, n);
         Ok(folio)
     }
 
@@ -103,6 +99,16 @@ impl<B: VmemmapHw> Hvo<B> {
         s.folios += 1;
         s.vmemmap_pages_before += n;
         s.vmemmap_pages_after += n;
+    }
+
+    /// Counts a folio of `order` described already optimized: `n` vmemmap
+    /// pages a plain one would use, one it uses.
+    fn count_new_optimized_folio(&mut self, zone: u8, order: u32, n: u64) {
+        let s = self.stats_for(zone, order);
+        s.folios += 1;
+        s.optimized += 1;
+        s.vmemmap_pages_before += n;
+        s.vmemmap_pages_after += 1;
     }
 
     pub(crate) fn check_folio(&self, pfn: u64, order: u32) -> Result<u8, HvoError> {
@@ -246,11 +252,7 @@ impl<B: VmemmapHw> Hvo<B> {
         s.optimized -= count;
         s.vmemmap_pages_before -= count * m;
         s.vmemmap_pages_after -= count;
-        let s = self.stats_for(zone, to);
-        s.folios += 1;
-        s.optimized += 1;
-        s.vmemmap_pages_before += n;
-        s.vmemmap_pages_after += 1;
+        self.count_new_optimized_folio(zone, to, n);
         Ok(folio)
     }
 

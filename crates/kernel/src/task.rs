@@ -870,14 +870,18 @@ fn user_trap(frame: &mut TrapFrame) {
                 frame.copy_from(&system.tasks[next].frame);
             }
             drop(guard);
-            print_task_output(output.as_deref());
+            if let Some(bytes) = output {
+                print_task_output(&bytes);
+            }
         }
         None => {
             system.tasks[current].frame.copy_from(frame);
             system.current[core] = None;
             let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
-            print_task_output(output.as_deref());
+            if let Some(bytes) = output {
+                print_task_output(&bytes);
+            }
             // SAFETY: `kernel` is this core's context in SYSTEM, filled by
             // the run_user call in `run_core`, which is still on this stack;
             // the system lock was just released and nothing else is held.
@@ -893,8 +897,10 @@ pub static TASK_WRITES_UNDER_LOCK: AtomicU64 = AtomicU64::new(0);
 
 /// Prints what a task's `write` copied in, with the system lock released,
 /// so a slow UART stalls only this core (its own task is in the call).
-fn print_task_output(bytes: Option<&[u8]>) {
-    let Some(bytes) = bytes else { return };
+/// Out of line and cold: most traps print nothing.
+#[cold]
+#[inline(never)]
+fn print_task_output(bytes: &[u8]) {
     TASK_WRITES.fetch_add(1, Ordering::Relaxed);
     if SYSTEM.try_lock().is_none() {
         TASK_WRITES_UNDER_LOCK.fetch_add(1, Ordering::Relaxed);

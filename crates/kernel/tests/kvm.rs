@@ -13,11 +13,14 @@
 //!
 //! Every QEMU has a timeout (the outer one, and `timeout` around each guest).
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Line, image, parse_line};
 
 /// The whole nested session: the outer boot and every guest run.
 const OUTER_TIMEOUT: Duration = Duration::from_secs(900);
@@ -36,14 +39,6 @@ fn root() -> PathBuf {
         "no KVM userland at {}: run `make test` or `make test-kvm`, which fetch it first",
         path.display()
     );
-    path
-}
-
-fn image() -> PathBuf {
-    let path = std::env::var_os("FOLIO_IMAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/folio.img"));
-    assert!(path.exists(), "no kernel image at {}: run `make test`, which builds it first", path.display());
     path
 }
 
@@ -163,63 +158,30 @@ fn nested(runs: &[GuestRun], outer_cmdline: &str, tag: &str) -> String {
     let init = init_script(runs).into_bytes();
     let folio = std::fs::read(image()).unwrap();
     write_initramfs(&root, &[("init", init, 0o755), ("folio.img", folio, 0o644)], &initrd);
-    let mut child = Command::new("qemu-system-aarch64")
-        .args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "4G"])
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "4G"])
         .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", outer_cmdline])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("qemu-system-aarch64 runs (make test installs it)");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + OUTER_TIMEOUT;
-    let mut output = String::new();
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                output.push_str(line.trim_end_matches('\r'));
-                output.push('\n');
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the nested KVM session did not finish within {OUTER_TIMEOUT:?}; output so far:\n{output}");
-            }
-        }
-    }
-    let _ = child.wait();
+        .args(["-append", outer_cmdline]);
+    let output = common::run_until(cmd, OUTER_TIMEOUT, None).output;
     let _ = std::fs::remove_file(&initrd);
     output
 }
 
-/// One result line: its name, pass or fail, and its key=value fields.
-type ResultLine<'a> = (&'a str, bool, Vec<(&'a str, &'a str)>);
-
 /// One guest run's console: its result lines and the VMM's exit status.
 struct Guest<'a> {
     name: &'a str,
-    results: Vec<ResultLine<'a>>,
+    results: Vec<Line>,
     vmm_status: Option<i32>,
     text: &'a str,
 }
 
 impl Guest<'_> {
     fn has(&self, name: &str, pass: bool, fields: &[(&str, &str)]) -> bool {
-        self.results.iter().any(|(n, p, f)| *n == name && *p == pass && fields.iter().all(|kv| f.contains(kv)))
+        self.results.iter().any(|l| l.name == name && l.pass == pass && l.matches(fields))
     }
 
     fn expect(&self, name: &str, fields: &[(&str, &str)]) -> &Self {
@@ -252,17 +214,7 @@ fn guests(output: &str) -> Vec<Guest<'_>> {
         let Some(end) = after.find(&end_marker) else { break };
         let text = &after[..end];
         let status = after[end + end_marker.len()..].lines().next().and_then(|s| s.trim().parse().ok());
-        let results = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("result "))
-            .map(|l| {
-                let mut words = l.split_whitespace();
-                let name = words.next().unwrap_or("");
-                let pass = words.next() == Some("pass");
-                let fields = words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k, v.trim_matches('"'))).collect();
-                (name, pass, fields)
-            })
-            .collect();
+        let results = text.lines().filter_map(parse_line).collect();
         out.push(Guest { name, results, vmm_status: status, text });
         rest = &after[end..];
     }

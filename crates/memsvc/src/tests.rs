@@ -88,11 +88,14 @@ struct Setup {
 /// small frames the kernel grants: the service carves pool folios when the
 /// vmemmap needs more.
 fn setup(granule: Granule, zone_size: u64, quota: u64) -> Setup {
-    let pool = [
-        PoolRange { range: PhysRange::from_start_size(0x4000_0000, zone_size).unwrap(), zone: 0, folio_shift: None },
-        PoolRange { range: PhysRange::from_start_size(0x10_0000_0000, zone_size).unwrap(), zone: 1, folio_shift: None },
-    ];
+    let pool = [pool_range(0x4000_0000, zone_size, 0, None), pool_range(0x10_0000_0000, zone_size, 1, None)];
     setup_with(granule, &pool, SMALL_FRAMES, quota)
+}
+
+/// A pool range the kernel grants: [start, start + size) in bank `zone`,
+/// of `2^folio_shift`-byte huge pages (a `hugepages=` pool) or any mix.
+fn pool_range(start: u64, size: u64, zone: u8, folio_shift: Option<u32>) -> PoolRange {
+    PoolRange { range: PhysRange::from_start_size(start, size).unwrap(), zone, folio_shift }
 }
 
 /// The kernel's fixed grant of small frames in these tests.
@@ -442,17 +445,9 @@ fn hugepages_pools_are_adopted_born_optimized_with_shared_tables() {
     for (granule, shift, count) in [(Granule::K4, 30, 4), (Granule::K16, 30, 4), (Granule::K64, 29, 4)] {
         let size = 1u64 << shift;
         let pool = [
-            PoolRange {
-                range: PhysRange::from_start_size(0x40_0000_0000, count * size).unwrap(),
-                zone: 0,
-                folio_shift: Some(shift),
-            },
+            pool_range(0x40_0000_0000, count * size, 0, Some(shift)),
             // The rest of a pool: cut into the largest sizes that fit.
-            PoolRange {
-                range: PhysRange::from_start_size(0x80_0000_0000 + size, 2 * size).unwrap(),
-                zone: 1,
-                folio_shift: None,
-            },
+            pool_range(0x80_0000_0000 + size, 2 * size, 1, None),
         ];
         let mut t = setup_with(granule, &pool, SMALL_FRAMES, u64::MAX);
         let page = granule.size();
@@ -490,11 +485,7 @@ fn hugepages_pools_are_adopted_born_optimized_with_shared_tables() {
 #[test]
 fn adoption_carves_blocks_when_the_grant_is_too_small() {
     let granule = Granule::K4;
-    let pool = [PoolRange {
-        range: PhysRange::from_start_size(0x4000_0000, 200 << 21).unwrap(),
-        zone: 0,
-        folio_shift: Some(21),
-    }];
+    let pool = [pool_range(0x4000_0000, 200 << 21, 0, Some(21))];
     let t = setup_with(granule, &pool, 8, u64::MAX);
     assert_eq!(t.service.carved_bytes(), 2 << 20, "one 2 MiB block is 512 frames");
     assert_eq!(t.service.free_folios(), vec![(9, 199)]);
@@ -522,11 +513,7 @@ fn a_free_whose_unmap_fails_loses_nothing() {
 #[test]
 fn carving_during_a_merge_never_takes_a_piece_of_it() {
     let granule = Granule::K4;
-    let pool = [PoolRange {
-        range: PhysRange::from_start_size(0x4000_0000, 32 << 20).unwrap(),
-        zone: 0,
-        folio_shift: Some(25),
-    }];
+    let pool = [pool_range(0x4000_0000, 32 << 20, 0, Some(25))];
     // Adoption takes a page 0 and the shared tail: 64 frames stay free, so
     // the split below leaves fewer than LOW_WATER.
     let mut t = setup_with(granule, &pool, 66, u64::MAX);
@@ -537,11 +524,7 @@ fn carving_during_a_merge_never_takes_a_piece_of_it() {
     // Pieces of the smallest size, which carving takes whole: a 2 MiB
     // block split into 64 KiB folios (restored first: they are below HVO's
     // minimum order), one held, then freed with the frames low.
-    let pool = [PoolRange {
-        range: PhysRange::from_start_size(0x4000_0000, 2 << 20).unwrap(),
-        zone: 0,
-        folio_shift: Some(21),
-    }];
+    let pool = [pool_range(0x4000_0000, 2 << 20, 0, Some(21))];
     let mut t = setup_with(granule, &pool, 71, u64::MAX);
     let a = ok(t.ask(1, [op::ALLOC, 16, 0, 0]));
     assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
