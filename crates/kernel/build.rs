@@ -2,7 +2,7 @@
 //! target (host builds, the stub and its tests, are untouched), and tells
 //! `src/programs.rs` where the EL0 programs were built (`make` builds them
 //! first: `user/programs` with the `el0` profile, `user/memsvc` with the
-//! `service` profile).
+//! `service` profile; the IPC benchmark pair also soft-float).
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -16,5 +16,6 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=--no-relax");
         let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{dir}/../../target"));
         println!("cargo:rustc-env=FOLIO_EL0_DIR={target_dir}/aarch64-unknown-none");
+        println!("cargo:rustc-env=FOLIO_EL0_SOFT_FLOAT_DIR={target_dir}/aarch64-unknown-none-softfloat");
     }
 }

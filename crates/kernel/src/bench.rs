@@ -57,9 +57,12 @@ pub fn run(granule: Granule, timer_intid: Option<u32>) {
     }
     paging(granule);
     tlb();
-    ipc(granule, timer_intid, 0);
+    use crate::programs::{IPCBENCH, IPCBENCH_SOFT_FLOAT, IPCSERVER, IPCSERVER_SOFT_FLOAT};
+    ipc(granule, timer_intid, 0, (IPCBENCH, IPCSERVER), false);
+    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), false);
+    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), true);
     if crate::smp::online_cores() > 1 {
-        ipc(granule, timer_intid, 1);
+        ipc(granule, timer_intid, 1, (IPCBENCH, IPCSERVER), false);
     }
 }
 
@@ -94,29 +97,37 @@ fn tlb() {
 }
 
 /// Call and reply between two address spaces (the ipcbench and ipcserver
-/// programs print their figures).
-fn ipc(granule: Granule, timer_intid: Option<u32>, server_core: usize) {
-    use crate::programs;
+/// programs, `pair`, print their figures). With `fp_neighbour`, a task that
+/// uses FP/SIMD shares the client's core and runs between its rounds: a
+/// client that never uses FP/SIMD must measure the same as without it.
+fn ipc(
+    granule: Granule,
+    timer_intid: Option<u32>,
+    server_core: usize,
+    (client, server): (&'static [u8], &'static [u8]),
+    fp_neighbour: bool,
+) {
     use crate::task::{self, Objects, Spec};
     use folio_core::ipc::Object;
-    let specs = [
+    let mut specs = alloc::vec![
         Spec {
             name: "ipcserver",
-            image: programs::IPCSERVER,
+            image: server,
             priority: 2,
             handles: &[(Object::Endpoint(0), 0)],
             core: Some(server_core),
         },
-        Spec {
-            name: "ipcbench",
-            image: programs::IPCBENCH,
-            priority: 1,
-            handles: &[(Object::Endpoint(0), 1)],
-            core: Some(0),
-        },
+        Spec { name: "ipcbench", image: client, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: Some(0) },
     ];
-    // ipcbench labels its line "across cores" when x0 says so.
-    let arguments = [(1, [server_core as u64, 0])];
+    // ipcbench labels its line "across cores" when x0 says so, and yields
+    // before each round when x1 does.
+    let mut arguments = alloc::vec![(1, [server_core as u64, fp_neighbour as u64])];
+    if fp_neighbour {
+        // simdcheck: FP/SIMD values in all 32 registers, a yield, a spin.
+        let image = crate::programs::SIMDCHECK;
+        specs.push(Spec { name: "simdcheck", image, priority: 1, handles: &[], core: Some(0) });
+        arguments.push((2, [0xf00d, 40]));
+    }
     let objects = Objects {
         endpoint_owners: &[0],
         notifications: 0,

@@ -27,6 +27,13 @@ pub static GRANTFLOOD: &[u8] = program!("grantflood");
 pub static GRANTVICTIM: &[u8] = program!("grantvictim");
 pub static TORTURE: &[u8] = program!("torture");
 pub static MEMBENCH: &[u8] = program!("membench");
+pub static TLSCHECK: &[u8] = program!("tlscheck");
+pub static SVECHECK: &[u8] = program!("svecheck");
+/// The IPC benchmark pair built for the soft-float target: code that never
+/// touches FP/SIMD (the hard-float build uses q registers in memcpy and
+/// struct moves, so it takes the lazy FP/SIMD trap once per switch-in).
+pub static IPCBENCH_SOFT_FLOAT: &[u8] = include_bytes!(concat!(env!("FOLIO_EL0_SOFT_FLOAT_DIR"), "/el0/ipcbench"));
+pub static IPCSERVER_SOFT_FLOAT: &[u8] = include_bytes!(concat!(env!("FOLIO_EL0_SOFT_FLOAT_DIR"), "/el0/ipcserver"));
 /// The memory service, a package of its own (user/memsvc): the program
 /// that owns the huge-page pool and its metadata.
 pub static MEMSVC: &[u8] = include_bytes!(concat!(env!("FOLIO_EL0_DIR"), "/service/memsvc"));

@@ -17,12 +17,14 @@
 //! Not here: creating tasks while a set runs (a run's tasks are fixed when
 //! it starts).
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
+use crate::arch::aarch64::fpsimd::{self, FpState};
 use crate::arch::aarch64::mmu::{self, KernelHw};
 use crate::arch::aarch64::timer;
 use crate::drivers::gic::{GIC, RESCHEDULE_SGI, SPURIOUS};
@@ -51,7 +53,14 @@ struct UserTask {
     name: &'static str,
     tables: PageTable<KernelHw>,
     asid: Asid,
-    frame: TrapFrame,
+    /// The task's save area: the EL0 vectors save its registers straight
+    /// into it (boxed, so it stays in place while the task runs).
+    frame: Box<TrapFrame>,
+    /// Its FP/SIMD registers while they are not in the CPU (see `fp_live`).
+    fp: FpState,
+    /// How many times its FP/SIMD state was loaded (its first FP/SIMD
+    /// instruction after a switch-in).
+    fp_loads: u64,
     frames: Vec<u64>,
     status: Option<u64>,
     /// Physical memory this task may map (the memory service's).
@@ -104,6 +113,12 @@ struct System {
     table_changes: u64,
     /// Reschedule SGIs taken by cores running a task.
     reschedule_ipis: u64,
+    /// Cores whose FP/SIMD registers hold their current task's state (bit
+    /// per core): the task used them since it was switched in, so EL0 may
+    /// use them untrapped, and they are saved when it leaves the core.
+    fp_live: u32,
+    /// FP/SIMD states saved at switch-out.
+    fp_saves: u64,
 }
 
 /// Each core's MPIDR, recorded when it sets up its interrupts (the target
@@ -172,7 +187,8 @@ fn drop_user_space(system: &mut System, core: usize) {
 /// Whether a data or instruction abort from EL0 hit an address that the
 /// task's own tables now map with the access allowed: it raced with a
 /// break-before-make change by another core and can simply run again.
-fn retry_after_change(task: &mut UserTask, frame: &TrapFrame) -> bool {
+fn retry_after_change(task: &mut UserTask) -> bool {
+    let frame = *task.frame;
     let class = (frame.esr >> 26) & 0x3f;
     let fsc = frame.esr & 0x3f;
     // Translation, access-flag and permission faults at any level.
@@ -317,7 +333,9 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         name: spec.name,
         tables,
         asid,
-        frame: TrapFrame::user(program.entry, STACK_TOP, start_flags()),
+        frame: Box::new(TrapFrame::user(program.entry, STACK_TOP, start_flags())),
+        fp: FpState::ZERO,
+        fp_loads: 0,
         frames,
         status: None,
         caps: Vec::new(),
@@ -372,6 +390,12 @@ pub struct Outcome {
     /// Whether every core had dropped the run's tables (EPD0 set) when they
     /// were freed; otherwise they were kept, not freed.
     pub tables_retired: bool,
+    /// For each task, how many times its FP/SIMD state was loaded (lazily,
+    /// at its first FP/SIMD use after a switch-in).
+    pub fp_loads: Vec<u64>,
+    /// FP/SIMD states saved at switch-out (only of tasks that used them
+    /// since they were switched in).
+    pub fp_saves: u64,
 }
 
 /// Work the boot core does instead of running tasks (a test that changes
@@ -406,6 +430,8 @@ pub fn run_with(
         retried_faults: 0,
         reschedule_ipis: 0,
         tables_retired: true,
+        fp_loads: Vec::new(),
+        fp_saves: 0,
     };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
@@ -482,6 +508,8 @@ pub fn run_with(
         retried_faults: 0,
         table_changes: 0,
         reschedule_ipis: 0,
+        fp_live: 0,
+        fp_saves: 0,
     };
     *USER_TRAP_HANDLER.lock() = Some(user_trap);
     let mut system = system;
@@ -534,6 +562,8 @@ pub fn run_with(
     let asid_rollovers = system.asids.rollovers();
     let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
     let tables_retired = system.user_space_live == 0;
+    let fp_loads = system.tasks.iter().map(|t| t.fp_loads).collect();
+    let fp_saves = system.fp_saves;
     if tables_retired {
         system.tasks.into_iter().for_each(retire);
     } else {
@@ -543,7 +573,17 @@ pub fn run_with(
         crate::result!("tasks.retire", false, cores_still_walking = cores);
         core::mem::forget(system.tasks);
     }
-    Outcome { statuses, ended, ran_on, asid_rollovers, retried_faults, reschedule_ipis, tables_retired }
+    Outcome {
+        statuses,
+        ended,
+        ran_on,
+        asid_rollovers,
+        retried_faults,
+        reschedule_ipis,
+        tables_retired,
+        fp_loads,
+        fp_saves,
+    }
 }
 
 /// The boot core runs `agent` step by step, each step with the task set
@@ -634,15 +674,16 @@ pub fn run_core(core: usize) {
             system.current[core] = Some(task);
             system.ran_on[task] |= 1 << core;
             system.in_user |= 1 << core;
-            let frame = system.tasks[task].frame;
+            let frame: *mut TrapFrame = &mut *system.tasks[task].frame;
             switch_to(system, core, task);
             let kernel: *mut KernelContext = &mut system.kernel[core];
             drop(guard);
             // SAFETY: `kernel` points into SYSTEM's static storage, which
             // stays in place until this run ends; only enter_user and
             // user_trap's exit path on this core use it, never while the
-            // lock is held.
-            run_user(&frame, unsafe { &mut *kernel });
+            // lock is held. `frame` is the task's boxed save area, which
+            // only this core touches while the task runs here.
+            run_user(frame, unsafe { &mut *kernel });
             timer::stop_virtual();
             if let Some(system) = SYSTEM.lock().as_mut() {
                 system.in_user &= !(1 << core);
@@ -725,22 +766,40 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
     }
 }
 
-/// Every exception from EL0: system calls, faults.
-fn user_trap(frame: &mut TrapFrame) {
+/// This core's task leaves it: its FP/SIMD registers go to its save area
+/// if it used them since it was switched in (otherwise the save area holds
+/// them already), and EL0 traps FP/SIMD again, so the next task cannot see
+/// them. Nothing of the state stays in this core, so the task may run on
+/// any core next without an IPI.
+fn switch_out_fp(system: &mut System, core: usize, task: TaskId) {
+    if system.fp_live & (1 << core) != 0 {
+        if system.tasks[task].status.is_none() {
+            fpsimd::save(&mut system.tasks[task].fp);
+            system.fp_saves += 1;
+        }
+        fpsimd::allow_el0(false);
+        system.fp_live &= !(1 << core);
+    }
+}
+
+/// Every exception from EL0: system calls, faults. `saved` is the running
+/// task's save area (its registers, just saved); returns the save area to
+/// resume.
+fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     let core = core_id();
     let mut guard = SYSTEM.lock();
-    let Some(system) = guard.as_mut() else { return };
-    let Some(current) = system.current.get(core).copied().flatten() else { return };
-    // The running task's registers stay in `frame` (832 bytes with the
-    // FP/SIMD state): they are copied into the task only when it stops
-    // running on this core.
+    let Some(system) = guard.as_mut() else { return saved };
+    let Some(current) = system.current.get(core).copied().flatten() else { return saved };
+    // The registers are reached through the task table from here on (never
+    // through `saved`, the same memory).
     let readied_before = system.ipc.readied();
-    let esr = frame.esr;
+    let (esr, vector_index) = (system.tasks[current].frame.esr, system.tasks[current].frame.vector_index);
+    let class = (esr >> 26) & 0x3f;
 
     let mut yielded = false;
     // What a `write` asked to print, printed after the system lock is gone.
     let mut output: Option<Vec<u8>> = None;
-    if frame.vector_index == 9 {
+    if vector_index == 9 {
         // An interrupt while a task ran: the time slice ended (or noise).
         if let Some(gic) = GIC.lock().as_ref() {
             let taken = gic.acknowledge();
@@ -767,9 +826,10 @@ fn user_trap(frame: &mut TrapFrame) {
                 yielded = true;
             }
         }
-    } else if (esr >> 26) & 0x3f == 0x15 && frame.vector_index == 8 {
-        let x = frame.x;
+    } else if class == 0x15 && vector_index == 8 {
+        let x = system.tasks[current].frame.x;
         let msg = [x[1], x[2], x[3], x[4]];
+        let regs = &mut system.tasks[current].frame.x;
         match x[8] {
             syscall::EXIT => {
                 end_task(system, current, x[0]);
@@ -779,13 +839,13 @@ fn user_trap(frame: &mut TrapFrame) {
                 // UART must not stall the other cores.
                 Ok(bytes) => {
                     output = Some(bytes);
-                    frame.x[0] = 0;
+                    system.tasks[current].frame.x[0] = 0;
                 }
-                Err(e) => frame.x[0] = e as u64,
+                Err(e) => system.tasks[current].frame.x[0] = e as u64,
             },
-            syscall::LABEL => frame.x[0] = label(system, current, [x[0], x[1], x[2], x[3], x[4]]),
+            syscall::LABEL => system.tasks[current].frame.x[0] = label(system, current, [x[0], x[1], x[2], x[3], x[4]]),
             syscall::YIELD => {
-                frame.x[0] = 0;
+                regs[0] = 0;
                 yielded = true;
             }
             syscall::CALL => system.ipc.call(current, x[0], msg),
@@ -798,12 +858,20 @@ fn user_trap(frame: &mut TrapFrame) {
             syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
             syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
                 let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
-                frame.x[..6].copy_from_slice(&r);
+                system.tasks[current].frame.x[..6].copy_from_slice(&r);
             }
-            _ => frame.x[0] = SysError::Unknown as u64,
+            _ => regs[0] = SysError::Unknown as u64,
         }
-    } else if system.tasks[current].last_retry != Some((frame.elr, frame.far, system.table_changes))
-        && retry_after_change(&mut system.tasks[current], frame)
+    } else if class == fpsimd::EC_FP_SIMD_TRAPPED && vector_index == 8 && system.fp_live & (1 << core) == 0 {
+        // The task's first FP/SIMD instruction since it was switched in:
+        // its registers come back and it runs that instruction again.
+        fpsimd::restore(&system.tasks[current].fp);
+        fpsimd::allow_el0(true);
+        system.fp_live |= 1 << core;
+        system.tasks[current].fp_loads += 1;
+    } else if system.tasks[current].last_retry
+        != Some((system.tasks[current].frame.elr, system.tasks[current].frame.far, system.table_changes))
+        && retry_after_change(&mut system.tasks[current])
     {
         // The access met a mapping another core was changing (break-before-
         // make); the change is complete now (it held the lock this trap
@@ -811,32 +879,10 @@ fn user_trap(frame: &mut TrapFrame) {
         // with no change to any table in between would be a kernel bug (a
         // translation the TLB kept): it is reported below, not retried.
         system.retried_faults += 1;
+        let frame = &system.tasks[current].frame;
         system.tasks[current].last_retry = Some((frame.elr, frame.far, system.table_changes));
     } else {
-        let name = system.tasks[current].name;
-        match Vector::from_index(frame.vector_index) {
-            Some(vector) => {
-                let report = ExceptionReport { vector, esr, far: frame.far, elr: frame.elr, spsr: frame.spsr };
-                // A write that hit a read-only page: a permission fault
-                // (FSC 0x0c..=0x0f) of a data abort on a write.
-                let write_to_read_only = report.exception_class() == 0x24 && report.is_write() && esr & 0x3c == 0x0c;
-                let label = system.tasks[current].labels.name(frame.far, FaultKind { write_to_read_only });
-                match label {
-                    Some(label) => print!(
-                        "{PREFIX}task.fault fail task={}{} label={}\n",
-                        Value(name),
-                        ReportFields(&report),
-                        Value(label)
-                    ),
-                    None => print!("{PREFIX}task.fault fail task={}{}\n", Value(name), ReportFields(&report)),
-                }
-                if let Some(label) = label {
-                    println!("task {name}: the faulting address is labelled \"{label}\"");
-                }
-                print!("task {name} faulted and was stopped: {report}");
-            }
-            None => crate::result!("task.fault", false, task = name, vector = frame.vector_index),
-        }
+        report_fault(&system.tasks[current]);
         end_task(system, current, FAULT_STATUS);
     }
     let next = if system.ipc.state(current) == State::Ready && !yielded {
@@ -846,11 +892,10 @@ fn user_trap(frame: &mut TrapFrame) {
         system.ipc.next_to_run_on(core)
     };
     // Results go to tasks that are not running anywhere (woken or failed),
-    // and to this one (in `frame`).
+    // and to this one.
     for t in 0..system.tasks.len() {
         if let Some(result) = system.ipc.take_result(t) {
-            let x = if t == current { &mut frame.x } else { &mut system.tasks[t].frame.x };
-            x[..6].copy_from_slice(&result);
+            system.tasks[t].frame.x[..6].copy_from_slice(&result);
         }
     }
     // Wake the other cores only for news: a task became ready in this trap,
@@ -862,20 +907,23 @@ fn user_trap(frame: &mut TrapFrame) {
     }
     match next {
         Some(next) => {
-            if next != current {
-                system.tasks[current].frame.copy_from(frame);
+            let resume: *mut TrapFrame = if next != current {
+                switch_out_fp(system, core, current);
                 switch_to(system, core, next);
                 system.current[core] = Some(next);
                 system.ran_on[next] |= 1 << core;
-                frame.copy_from(&system.tasks[next].frame);
-            }
+                &mut *system.tasks[next].frame
+            } else {
+                saved
+            };
             drop(guard);
             if let Some(bytes) = output {
                 print_task_output(&bytes);
             }
+            resume
         }
         None => {
-            system.tasks[current].frame.copy_from(frame);
+            switch_out_fp(system, core, current);
             system.current[core] = None;
             let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
@@ -887,6 +935,38 @@ fn user_trap(frame: &mut TrapFrame) {
             // the system lock was just released and nothing else is held.
             unsafe { leave_user_mode(kernel) }
         }
+    }
+}
+
+/// Prints what a task's fault was: a result line and the decoded report,
+/// with the label the task gave the faulting address, if any.
+#[cold]
+#[inline(never)]
+fn report_fault(task: &UserTask) {
+    let (name, frame) = (task.name, &task.frame);
+    let esr = frame.esr;
+    match Vector::from_index(frame.vector_index) {
+        Some(vector) => {
+            let report = ExceptionReport { vector, esr, far: frame.far, elr: frame.elr, spsr: frame.spsr };
+            // A write that hit a read-only page: a permission fault
+            // (FSC 0x0c..=0x0f) of a data abort on a write.
+            let write_to_read_only = report.exception_class() == 0x24 && report.is_write() && esr & 0x3c == 0x0c;
+            let label = task.labels.name(frame.far, FaultKind { write_to_read_only });
+            match label {
+                Some(label) => print!(
+                    "{PREFIX}task.fault fail task={}{} label={}\n",
+                    Value(name),
+                    ReportFields(&report),
+                    Value(label)
+                ),
+                None => print!("{PREFIX}task.fault fail task={}{}\n", Value(name), ReportFields(&report)),
+            }
+            if let Some(label) = label {
+                println!("task {name}: the faulting address is labelled \"{label}\"");
+            }
+            print!("task {name} faulted and was stopped: {report}");
+        }
+        None => crate::result!("task.fault", false, task = name, vector = frame.vector_index),
     }
 }
 

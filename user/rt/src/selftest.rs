@@ -6,7 +6,8 @@
 /// system call, spins `spins` times (long enough for the timer to preempt
 /// the task and other tasks to run), and returns how many of the 64 halves
 /// came back changed: the kernel must keep each task's FP/SIMD state its
-/// own.
+/// own. (Not in a soft-float build, which has no FP/SIMD instructions.)
+#[cfg(target_feature = "neon")]
 pub fn simd_registers_survive(tag: u64, spins: u64) -> u64 {
     let bad: u64;
     // SAFETY: only registers change; the SVC is a yield, which returns.
@@ -93,4 +94,38 @@ pub fn simd_registers_survive(tag: u64, spins: u64) -> u64 {
         );
     }
     bad
+}
+
+/// The thread pointer (TPIDR_EL0): each task's own, saved and restored by
+/// the kernel, zero at start.
+pub fn thread_pointer() -> u64 {
+    let value: u64;
+    // SAFETY: reads a register EL0 owns.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Sets the thread pointer (TPIDR_EL0).
+pub fn set_thread_pointer(value: u64) {
+    // SAFETY: writes a register EL0 owns; nothing in folio-rt uses it.
+    unsafe { core::arch::asm!("msr tpidr_el0, {}", in(reg) value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// The read-only thread pointer (TPIDRRO_EL0), which folio clears: no
+/// value set by the kernel or another task may reach a task through it.
+pub fn read_only_thread_pointer() -> u64 {
+    let value: u64;
+    // SAFETY: reads a register EL0 may read.
+    unsafe { core::arch::asm!("mrs {}, tpidrro_el0", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Runs one SVE instruction (RDVL): folio keeps SVE trapped, so the task
+/// is stopped here (where the CPU has no SVE, the instruction is undefined
+/// and the task is stopped all the same). Returns only if neither happened.
+pub fn use_sve() -> u64 {
+    let vector_length: u64;
+    // SAFETY: reads the SVE vector length into a register; no memory.
+    unsafe { core::arch::asm!(".inst 0x04bf5020", out("x0") vector_length, options(nomem, nostack)) };
+    vector_length
 }

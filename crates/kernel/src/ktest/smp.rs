@@ -101,17 +101,44 @@ fn tasks_survive_remapping_under_them(k: &mut BootInfo) -> TestResult {
 
 /// Six tasks each keep their own tag in all 32 FP/SIMD registers across
 /// yields and busy loops long enough for the timer to preempt them in the
-/// middle: none may see another's values (or the kernel's).
+/// middle (each check alternates FP/SIMD work with long stretches of none,
+/// so a task is switched out both with its state live in the registers and
+/// with it only in its save area), beside four tasks that never use
+/// FP/SIMD and check their thread pointer (TPIDR_EL0) instead. On several
+/// cores they migrate. None may see another's values (or the kernel's);
+/// the FP/SIMD state is loaded lazily: only for the tasks that use it.
 fn tasks_keep_their_fp_simd_registers(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
-    let spec = Spec { name: "simdcheck", image: programs::SIMDCHECK, priority: 1, handles: &[], core: None };
-    let specs = [spec; 6];
-    let arguments: Vec<(usize, [u64; 2])> = (0..specs.len()).map(|i| (i, [0x51_3d00 + i as u64, 8])).collect();
+    const SIMD: usize = 6;
+    const TLS: usize = 4;
+    let simd = Spec { name: "simdcheck", image: programs::SIMDCHECK, priority: 1, handles: &[], core: None };
+    let tls = Spec { name: "tlscheck", image: programs::TLSCHECK, priority: 1, handles: &[], core: None };
+    let specs: Vec<Spec> = core::iter::repeat_n(simd, SIMD).chain(core::iter::repeat_n(tls, TLS)).collect();
+    let arguments: Vec<(usize, [u64; 2])> = (0..SIMD)
+        .map(|i| (i, [0x51_3d00 + i as u64, 8]))
+        .chain((0..TLS).map(|i| (SIMD + i, [0x7170_0000 + i as u64, 60])))
+        .collect();
     let objects = Objects { start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    result!("ktest.simd", true, changed = statuses(&outcome.statuses));
-    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))
+    let migrated = outcome.ran_on.iter().filter(|c| c.count_ones() > 1).count();
+    let simd_loads: u64 = outcome.fp_loads[..SIMD].iter().sum();
+    let tls_loads: u64 = outcome.fp_loads[SIMD..].iter().sum();
+    result!(
+        "ktest.simd",
+        true,
+        changed = statuses(&outcome.statuses),
+        migrated = migrated,
+        fp_loads = simd_loads,
+        fp_saves = outcome.fp_saves,
+        non_fp_loads = tls_loads
+    );
+    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
+    // Every simdcheck round loads its state at least once (after its yield).
+    check(simd_loads >= (SIMD * 8) as u64, || format!("only {simd_loads} FP/SIMD loads"))?;
+    check(tls_loads == 0, || format!("tasks that never use FP/SIMD had their state loaded {tls_loads} times"))?;
+    let cores = crate::smp::online_cores();
+    check(cores == 1 || migrated > 0, || format!("no task moved between the {cores} cores"))
 }
 
 /// More tasks than ASIDs (the run is limited to 19 values): 24 tasks that

@@ -19,7 +19,25 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
         "a_hostile_granter_gets_out_of_memory_not_the_kernels_heap",
         a_hostile_granter_gets_out_of_memory_not_the_kernels_heap,
     ),
+    ("tasks_using_sve_are_stopped", tasks_using_sve_are_stopped),
 ];
+
+/// SVE stays trapped (CPACR_EL1.ZEN): a task that uses it is reported
+/// (class 0x19 where the CPU has SVE, 0x0 where it has not) and stopped,
+/// and the task beside it runs to its end.
+fn tasks_using_sve_are_stopped(k: &mut BootInfo) -> TestResult {
+    use crate::task::{self, Objects, Spec};
+    let specs = [
+        Spec { name: "svecheck", image: crate::programs::SVECHECK, priority: 1, handles: &[], core: None },
+        Spec { name: "hello", image: crate::programs::HELLO, priority: 1, handles: &[], core: None },
+    ];
+    let outcome = task::run(&specs, &Objects::default(), k.granule, k.machine.virtual_timer_intid);
+    let sve = if crate::arch::aarch64::cpu::has_sve() { "yes" } else { "no" };
+    result!("ktest.sve", true, sve = sve, statuses = super::statuses(&outcome.statuses));
+    check(outcome.statuses == [("svecheck", Some(task::FAULT_STATUS)), ("hello", Some(7))], || {
+        format!("{:?}", outcome.statuses)
+    })
+}
 
 /// A holder of pool memory that maps one page at ever more addresses of
 /// its caller gets `OutOfMemory` at the bound on grants

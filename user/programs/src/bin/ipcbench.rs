@@ -2,11 +2,17 @@
 //! counter (instructions under QEMU -icount) read just before the system
 //! call and just after the other side returns from its own, 16 warm-up
 //! rounds, then the minimum of 16, the counter's own cost subtracted.
+//!
+//! x0 at start: 1 when the server runs on another core. x1: 1 to yield
+//! before every round, so that a task sharing this core (one that uses
+//! FP/SIMD, in `make bench`) runs between the rounds. The line says which
+//! build this is: hard-float (`aarch64-unknown-none`, whose memcpy and
+//! struct moves use q registers) or soft-float (no FP/SIMD at all).
 #![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
-use folio_rt::{CycleCounter, call, println, start_arguments, syscall};
+use folio_rt::{CycleCounter, call, println, start_arguments, syscall, yield_now};
 
 fn main() -> u64 {
     let Some(counter) = CycleCounter::get() else {
@@ -15,8 +21,12 @@ fn main() -> u64 {
     };
     let cycles = || counter.read();
     let overhead = (0..16).map(|_| cycles().wrapping_neg().wrapping_add(cycles())).min().unwrap_or(0);
+    let [across, yielding] = start_arguments();
     let (mut null, mut one_way, mut reply, mut round) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     for i in 0..32 {
+        if yielding == 1 {
+            yield_now();
+        }
         let t0 = cycles();
         syscall(99, [0; 6]);
         let t1 = cycles();
@@ -38,14 +48,16 @@ fn main() -> u64 {
     // x0 = 1: the kernel put the server on another core. Each core's cycle
     // counter starts at its own moment, so only the round trip (both ends
     // read on this core) means anything then.
-    if start_arguments()[0] == 1 {
+    if across == 1 {
         println!(
             "ipcbench across cores: call+reply {round} instructions of virtual time (counter overhead {overhead}, server status {status})"
         );
         return 0;
     }
+    let build = if cfg!(target_feature = "neon") { "hard-float" } else { "soft-float" };
+    let neighbour = if yielding == 1 { ", FP/SIMD task on the core" } else { "" };
     println!(
-        "ipcbench: null syscall {null}, call {one_way}, reply {reply}, call+reply {round} instructions (counter overhead {overhead}, server status {status})"
+        "ipcbench ({build}{neighbour}): null syscall {null}, call {one_way}, reply {reply}, call+reply {round} instructions (counter overhead {overhead}, server status {status})"
     );
     0
 }

@@ -156,8 +156,10 @@ running_at_el1:
     msr     daifset, #0xf
     ldr     x0, =SCTLR_EL1_RES1     // MMU and caches off, known state
     msr     sctlr_el1, x0
-    mov     x0, #(3 << 20)          // CPACR_EL1.FPEN: no FP/SIMD traps
+    mov     x0, #(1 << 20)          // CPACR_EL1.FPEN: EL0 traps (lazy FP/SIMD), SVE/SME trapped
     msr     cpacr_el1, x0
+    msr     tpidrro_el0, xzr        // carries nothing to any task
+    msr     tpidr_el0, xzr          // each task's own from its save area
     isb
 
     mrs     x0, id_aa64mmfr0_el1    // the boot tables use the 4 KiB granule
@@ -416,8 +418,10 @@ secondary_at_el1:
     msr     daifset, #0xf
     ldr     x0, =SCTLR_EL1_RES1
     msr     sctlr_el1, x0
-    mov     x0, #(3 << 20)
+    mov     x0, #(1 << 20)          // as on the boot core
     msr     cpacr_el1, x0
+    msr     tpidrro_el0, xzr
+    msr     tpidr_el0, xzr
     isb
     ldr     x0, =MAIR_VALUE
     msr     mair_el1, x0

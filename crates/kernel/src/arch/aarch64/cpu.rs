@@ -1,6 +1,6 @@
 //! Identification registers and small CPU helpers.
 
-use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ID_AA64PFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable};
 
 pub fn midr() -> u64 {
     MIDR_EL1.get()
@@ -13,6 +13,11 @@ pub fn mpidr() -> u64 {
 /// Raw ID_AA64MMFR0_EL1 (granule support, PARange, ASID bits).
 pub fn mmfr0() -> u64 {
     ID_AA64MMFR0_EL1.get()
+}
+
+/// Whether the CPU implements SVE (ID_AA64PFR0_EL1.SVE, bits 35:32).
+pub fn has_sve() -> bool {
+    (ID_AA64PFR0_EL1.get() >> 32) & 0xf != 0
 }
 
 /// A readable name for the part number in MIDR_EL1.

@@ -12,7 +12,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::SpinLock;
 use folio_core::exception::{ExceptionReport, ReportFields, Vector, VectorKind};
 
-/// The interrupted context as `vectors.s` saved it.
+/// The interrupted context as `vectors.s` saved it: on the kernel stack for
+/// an exception from EL1, in the running task's own save area for one from
+/// EL0. A task's FP/SIMD registers are not here: they are saved lazily
+/// ([`super::fpsimd`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TrapFrame {
@@ -23,15 +26,12 @@ pub struct TrapFrame {
     pub esr: u64,
     pub far: u64,
     pub vector_index: u64,
-    _padding: u64,
-    pub fpcr: u64,
-    pub fpsr: u64,
-    /// q0..q31: a task's FP/SIMD registers are its context too.
-    pub v: [u128; 32],
+    /// The task's thread pointer (saved and restored on EL0 entries only).
+    pub tpidr_el0: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 832);
-const _: () = assert!(core::mem::offset_of!(TrapFrame, v) == 320);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 304);
+const _: () = assert!(core::mem::offset_of!(TrapFrame, tpidr_el0) == 296);
 
 /// Status the machine exits with after an unexpected exception.
 pub const FAULT_EXIT_STATUS: u32 = 3;
@@ -55,7 +55,10 @@ pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
 }
 
 /// Where exceptions from EL0 go (the task layer); `None` until tasks exist.
-pub static USER_TRAP_HANDLER: SpinLock<Option<fn(&mut TrapFrame)>> = SpinLock::new(None);
+/// It gets the running task's save area, the registers just saved, and
+/// returns the save area to resume at EL0: the same one, or the next
+/// task's (a task switch).
+pub static USER_TRAP_HANDLER: SpinLock<Option<fn(*mut TrapFrame) -> *mut TrapFrame>> = SpinLock::new(None);
 
 /// The kernel's registers while a task runs (see `enter_user` in vectors.s).
 #[repr(C)]
@@ -66,16 +69,20 @@ pub struct KernelContext {
 }
 
 unsafe extern "C" {
-    fn enter_user(frame: *const TrapFrame, kernel: *mut KernelContext);
+    fn enter_user(frame: *mut TrapFrame, kernel: *mut KernelContext);
     fn return_to_kernel(kernel: *const KernelContext) -> !;
 }
 
-/// Runs tasks from `first`: returns when the task layer calls
-/// [`leave_user_mode`] with the same context.
-pub fn run_user(first: &TrapFrame, kernel: &mut KernelContext) {
+/// Runs tasks from `first`, the save area of the task to run: returns when
+/// the task layer calls [`leave_user_mode`] with the same context. From
+/// here until then the EL0 vectors save into `first` (and into whatever
+/// save area the handler returns), so it must stay in place and be touched
+/// by nobody else while its task runs.
+pub fn run_user(first: *mut TrapFrame, kernel: &mut KernelContext) {
     // SAFETY: `first` is a complete EL0 frame (EL0t SPSR, entry ELR, user
-    // SP); enter_user saves the kernel's context in `kernel`, which outlives
-    // the call because return_to_kernel comes back here through it.
+    // SP) in a save area the task layer keeps in place while the task runs;
+    // enter_user saves the kernel's context in `kernel`, which outlives the
+    // call because return_to_kernel comes back here through it.
     unsafe { enter_user(first, kernel) }
 }
 
@@ -99,57 +106,25 @@ impl TrapFrame {
     pub fn user(entry: u64, sp: u64, flags: u64) -> TrapFrame {
         let mut x = [0; 31];
         x[2] = flags;
-        TrapFrame {
-            x,
-            sp_el0: sp,
-            elr: entry,
-            spsr: 0x340,
-            esr: 0,
-            far: 0,
-            vector_index: 0,
-            _padding: 0,
-            fpcr: 0,
-            fpsr: 0,
-            v: [0; 32],
-        }
+        TrapFrame { x, sp_el0: sp, elr: entry, spsr: 0x340, esr: 0, far: 0, vector_index: 0, tpidr_el0: 0 }
     }
 }
 
-impl TrapFrame {
-    /// Copies a whole frame 32 bytes at a time (a task switch moves two of
-    /// them; a general memcpy moves 8 bytes per step).
-    pub fn copy_from(&mut self, src: &TrapFrame) {
-        const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(32));
-        // SAFETY: both frames are valid, 16-byte aligned (u128 fields) and
-        // distinct (`&mut` and `&`); exactly size_of::<TrapFrame>() bytes
-        // are read and written. q0/q1 are scratch: a task's own FP/SIMD
-        // state lives in its frame, not in the registers, while the kernel
-        // runs.
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                "ldp q0, q1, [{src}], #32",
-                "stp q0, q1, [{dst}], #32",
-                "subs {n}, {n}, #1",
-                "b.ne 2b",
-                src = inout(reg) src as *const TrapFrame => _,
-                dst = inout(reg) self as *mut TrapFrame => _,
-                n = inout(reg) core::mem::size_of::<TrapFrame>() / 32 => _,
-                out("v0") _, out("v1") _,
-                options(nostack),
-            );
-        }
+/// Every exception from EL0 (`trap_user` in vectors.s): the task layer's,
+/// or unexpected while no task set runs.
+#[unsafe(no_mangle)]
+extern "C" fn handle_user_exception(frame: *mut TrapFrame) -> *mut TrapFrame {
+    let handler = *USER_TRAP_HANDLER.lock();
+    match handler {
+        Some(handler) => handler(frame),
+        // SAFETY: the vectors just saved a whole frame at `frame`.
+        None => unexpected(unsafe { &*frame }, None),
     }
 }
 
+/// Every exception from EL1 (`trap_kernel` in vectors.s).
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame) {
-    if (8..16).contains(&frame.vector_index) {
-        let handler = *USER_TRAP_HANDLER.lock();
-        if let Some(handler) = handler {
-            return handler(frame);
-        }
-    }
     let vector = Vector::from_index(frame.vector_index);
     let report = vector.map(|vector| ExceptionReport {
         vector,
@@ -170,6 +145,20 @@ extern "C" fn handle_exception(frame: &mut TrapFrame) {
             return;
         }
     }
+    unexpected(frame, report)
+}
+
+/// Reports an exception nobody expected and ends the machine.
+fn unexpected(frame: &TrapFrame, report: Option<ExceptionReport>) -> ! {
+    let report = report.or_else(|| {
+        Vector::from_index(frame.vector_index).map(|vector| ExceptionReport {
+            vector,
+            esr: frame.esr,
+            far: frame.far,
+            elr: frame.elr,
+            spsr: frame.spsr,
+        })
+    });
     let had_console = crate::console::has_console();
     crate::console::emergency_print(format_args!("\n*** folio: unexpected exception\n"));
     match report {

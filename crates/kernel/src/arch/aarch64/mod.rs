@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod early_map;
 pub mod exception;
 pub mod exit;
+pub mod fpsimd;
 pub mod mmu;
 pub mod pmu;
 pub mod psci;

@@ -1,50 +1,38 @@
 // Exception vectors for EL1: all 16 entries (4 sources x 4 kinds).
 //
-// Owns: saving the interrupted context into a TrapFrame on the current stack,
-// calling the Rust dispatcher `handle_exception(frame)`, and restoring the
-// (possibly edited) frame on return.
-// Must never: decide anything; every policy lives in exception.rs.
+// Owns: saving the interrupted registers into a TrapFrame, calling the Rust
+// dispatcher, and restoring the (possibly edited, possibly another task's)
+// frame on return.
+// Must never: decide anything; every policy lives in exception.rs and the
+// task layer. Touch an FP/SIMD register: the kernel is soft-float, and a
+// task's FP/SIMD state is saved lazily (fpsimd.s, task.rs).
 //
 // TrapFrame layout (must match arch::aarch64::exception::TrapFrame):
 //   0..248  x0..x30     248 sp_el0   256 elr   264 spsr
-//   272     esr         280 far      288 vector index   296 padding
-//   304     fpcr        312 fpsr     320..832 q0..q31
-// The FP/SIMD registers are part of every task's context: EL0 may use them
-// (CPACR_EL1.FPEN), compiled code keeps values in them across system calls,
-// and the kernel's own code uses them too.
+//   272     esr         280 far      288 vector index   296 tpidr_el0
+//
+// Where the frame lives:
+// - From EL1 (vectors 0-7): on the kernel stack, as usual.
+// - From EL0 (vectors 8-15): in the running task's own save area. While a
+//   task runs at EL0, SP_EL1 points just past its save area, so the entry's
+//   `sub sp` lands on it and the registers go straight into the task: a
+//   task switch copies nothing, it only resumes from another save area.
+//   Once saved, the handler runs on this core's kernel stack, found through
+//   TPIDR_EL1 (this core's KernelContext, set by enter_user).
 
-.equ FRAME_SIZE, 832
+.equ FRAME_SIZE, 304
+.equ KERNEL_SP, 96          // KernelContext.sp
 
-.macro vector_entry index
+.macro vector_entry index, path
     .balign 0x80
     sub     sp, sp, #FRAME_SIZE
     stp     x0, x1, [sp, #0]
     mov     x0, #\index
-    b       trap_common
+    b       \path
 .endm
 
-.section .text
-.balign 2048
-.global exception_vectors
-exception_vectors:
-    vector_entry 0      // current EL, SP_EL0: synchronous
-    vector_entry 1      //                     IRQ
-    vector_entry 2      //                     FIQ
-    vector_entry 3      //                     SError
-    vector_entry 4      // current EL, SP_ELx: synchronous
-    vector_entry 5      //                     IRQ
-    vector_entry 6      //                     FIQ
-    vector_entry 7      //                     SError
-    vector_entry 8      // lower EL, AArch64:  synchronous
-    vector_entry 9      //                     IRQ
-    vector_entry 10     //                     FIQ
-    vector_entry 11     //                     SError
-    vector_entry 12     // lower EL, AArch32:  synchronous
-    vector_entry 13     //                     IRQ
-    vector_entry 14     //                     FIQ
-    vector_entry 15     //                     SError
-
-trap_common:
+// x0 holds the vector index, x0/x1 are saved already.
+.macro save_registers
     str     x0, [sp, #288]
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
@@ -68,49 +56,10 @@ trap_common:
     mrs     x1, esr_el1
     mrs     x2, far_el1
     stp     x1, x2, [sp, #272]
-    mrs     x1, fpcr
-    mrs     x2, fpsr
-    stp     x1, x2, [sp, #304]
-    add     x1, sp, #320
-    stp     q0, q1, [x1, #0]
-    stp     q2, q3, [x1, #32]
-    stp     q4, q5, [x1, #64]
-    stp     q6, q7, [x1, #96]
-    stp     q8, q9, [x1, #128]
-    stp     q10, q11, [x1, #160]
-    stp     q12, q13, [x1, #192]
-    stp     q14, q15, [x1, #224]
-    stp     q16, q17, [x1, #256]
-    stp     q18, q19, [x1, #288]
-    stp     q20, q21, [x1, #320]
-    stp     q22, q23, [x1, #352]
-    stp     q24, q25, [x1, #384]
-    stp     q26, q27, [x1, #416]
-    stp     q28, q29, [x1, #448]
-    stp     q30, q31, [x1, #480]
-    mov     x0, sp
-    bl      handle_exception
-trap_restore:
-    add     x1, sp, #320
-    ldp     q0, q1, [x1, #0]
-    ldp     q2, q3, [x1, #32]
-    ldp     q4, q5, [x1, #64]
-    ldp     q6, q7, [x1, #96]
-    ldp     q8, q9, [x1, #128]
-    ldp     q10, q11, [x1, #160]
-    ldp     q12, q13, [x1, #192]
-    ldp     q14, q15, [x1, #224]
-    ldp     q16, q17, [x1, #256]
-    ldp     q18, q19, [x1, #288]
-    ldp     q20, q21, [x1, #320]
-    ldp     q22, q23, [x1, #352]
-    ldp     q24, q25, [x1, #384]
-    ldp     q26, q27, [x1, #416]
-    ldp     q28, q29, [x1, #448]
-    ldp     q30, q31, [x1, #480]
-    ldp     x1, x2, [sp, #304]
-    msr     fpcr, x1
-    msr     fpsr, x2
+.endm
+
+// Restores the frame at sp and pops it.
+.macro restore_registers_and_return
     ldp     x1, x2, [sp, #256]
     msr     elr_el1, x1
     msr     spsr_el1, x2
@@ -133,12 +82,58 @@ trap_restore:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #FRAME_SIZE
     eret
+.endm
 
-// Enters a task: saves the kernel's callee-saved registers and stack pointer
-// in a KernelContext, copies the task's TrapFrame onto the kernel stack and
-// returns to EL0 through the ordinary restore path. Exceptions from EL0
-// then find the kernel stack exactly where enter_user left it.
-//   x0 = *const TrapFrame   x1 = *mut KernelContext (13 words)
+.section .text
+.balign 2048
+.global exception_vectors
+exception_vectors:
+    vector_entry 0, trap_kernel     // current EL, SP_EL0: synchronous
+    vector_entry 1, trap_kernel     //                     IRQ
+    vector_entry 2, trap_kernel     //                     FIQ
+    vector_entry 3, trap_kernel     //                     SError
+    vector_entry 4, trap_kernel     // current EL, SP_ELx: synchronous
+    vector_entry 5, trap_kernel     //                     IRQ
+    vector_entry 6, trap_kernel     //                     FIQ
+    vector_entry 7, trap_kernel     //                     SError
+    vector_entry 8, trap_user       // lower EL, AArch64:  synchronous
+    vector_entry 9, trap_user       //                     IRQ
+    vector_entry 10, trap_user      //                     FIQ
+    vector_entry 11, trap_user      //                     SError
+    vector_entry 12, trap_user      // lower EL, AArch32:  synchronous
+    vector_entry 13, trap_user      //                     IRQ
+    vector_entry 14, trap_user      //                     FIQ
+    vector_entry 15, trap_user      //                     SError
+
+// An exception taken from EL1: the frame is on the kernel stack.
+trap_kernel:
+    save_registers
+    mov     x0, sp
+    bl      handle_exception
+    restore_registers_and_return
+
+// An exception taken from EL0: the frame is the running task's save area.
+trap_user:
+    save_registers
+    mrs     x1, tpidr_el0
+    str     x1, [sp, #296]
+    mov     x0, sp
+    mrs     x1, tpidr_el1
+    ldr     x1, [x1, #KERNEL_SP]
+    mov     sp, x1
+    bl      handle_user_exception
+    // x0: the save area of the task to run now (this one or another).
+resume_user:
+    mov     sp, x0
+    ldr     x1, [sp, #296]
+    msr     tpidr_el0, x1
+    restore_registers_and_return
+
+// Enters task mode: saves the kernel's callee-saved registers and stack
+// pointer in this core's KernelContext, makes TPIDR_EL1 point at it (the
+// EL0 vectors find the kernel stack there), and resumes the task from its
+// save area.
+//   x0 = *mut TrapFrame (the task's save area)   x1 = *mut KernelContext
 .global enter_user
 enter_user:
     stp     x19, x20, [x1, #0]
@@ -148,15 +143,9 @@ enter_user:
     stp     x27, x28, [x1, #64]
     stp     x29, x30, [x1, #80]
     mov     x2, sp
-    str     x2, [x1, #96]
-    sub     sp, sp, #FRAME_SIZE
-    mov     x2, #0
-1:  ldr     x3, [x0, x2]
-    str     x3, [sp, x2]
-    add     x2, x2, #8
-    cmp     x2, #FRAME_SIZE
-    b.lo    1b
-    b       trap_restore
+    str     x2, [x1, #KERNEL_SP]
+    msr     tpidr_el1, x1
+    b       resume_user
 
 // Leaves task mode: back to the caller of enter_user, as if it returned.
 //   x0 = *const KernelContext
@@ -168,6 +157,6 @@ return_to_kernel:
     ldp     x25, x26, [x0, #48]
     ldp     x27, x28, [x0, #64]
     ldp     x29, x30, [x0, #80]
-    ldr     x2, [x0, #96]
+    ldr     x2, [x0, #KERNEL_SP]
     mov     sp, x2
     ret
