@@ -123,6 +123,8 @@ struct Task {
     owes: Option<TaskId>,
     /// Registers to load when it next runs.
     result: Option<[u64; 6]>,
+    /// Whether it is in `Ipc::pending_results` (at most once).
+    listed: bool,
     /// The only core it may run on, if pinned.
     pinned: Option<usize>,
 }
@@ -144,6 +146,9 @@ pub struct Ipc {
     /// scheduler compares it across a change to know whether other cores
     /// have news.
     readied: u64,
+    /// Tasks whose `result` may be set, each at most once
+    /// ([`Ipc::next_result`]).
+    pending_results: Vec<TaskId>,
 }
 
 /// How long a receive may wait.
@@ -175,10 +180,13 @@ impl Ipc {
             handles: Vec::new(),
             owes: None,
             result: None,
+            listed: false,
             pinned: None,
         });
         let id = self.tasks.len() - 1;
         self.ready.push_back(id);
+        // A task is listed at most once: the list never grows past this.
+        self.pending_results.reserve(self.tasks.len() - self.pending_results.len());
         id
     }
 
@@ -232,6 +240,32 @@ impl Ipc {
         self.tasks[task].result.take()
     }
 
+    /// Hands every pending result to `deliver` (the task and its six
+    /// registers) and forgets it. The kernel writes them into each task's
+    /// saved registers after every system call (its only writer of IPC
+    /// results), without looking at every task.
+    pub fn deliver_results(&mut self, mut deliver: impl FnMut(TaskId, &[u64; 6])) {
+        while let Some(task) = self.pending_results.pop() {
+            let t = &mut self.tasks[task];
+            t.listed = false;
+            if let Some(result) = &t.result {
+                deliver(task, result);
+                t.result = None;
+            }
+        }
+    }
+
+    /// Sets `task`'s result; it is listed once until taken.
+    fn set_result(&mut self, task: TaskId, result: [u64; 6]) {
+        let t = &mut self.tasks[task];
+        t.result = Some(result);
+        if !t.listed {
+            t.listed = true;
+            // Capacity for every task was reserved by `add_task`.
+            self.pending_results.push(task);
+        }
+    }
+
     fn handle(&self, task: TaskId, handle: u64) -> Option<Handle> {
         usize::try_from(handle).ok().and_then(|h| self.tasks[task].handles.get(h).copied())
     }
@@ -259,14 +293,14 @@ impl Ipc {
             return;
         }
         t.state = State::Ready;
-        t.result = Some(result);
         self.ready.push_back(task);
         self.readied += 1;
+        self.set_result(task, result);
     }
 
     /// Fails a system call without blocking: the task keeps running.
     fn fail(&mut self, task: TaskId, e: IpcError) {
-        self.tasks[task].result = Some(err(e));
+        self.set_result(task, err(e));
     }
 
     /// Blocks the running `task`.
@@ -316,7 +350,7 @@ impl Ipc {
             return self.fail(task, IpcError::NotOwner);
         }
         if let Some(word) = self.take_bound_word(endpoint) {
-            self.tasks[task].result = Some(ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
             return;
         }
         match self.endpoints[endpoint].queue.pop_front() {
@@ -326,7 +360,7 @@ impl Ipc {
                 };
                 self.tasks[caller].state = State::AwaitingReply { server: task };
                 self.tasks[task].owes = Some(caller);
-                self.tasks[task].result = Some(ok(msg, badge));
+                self.set_result(task, ok(msg, badge));
             }
             None => match wait {
                 Wait::Never => self.fail(task, IpcError::WouldBlock),
@@ -357,7 +391,7 @@ impl Ipc {
         match self.notification_of(task, handle) {
             Ok((n, badge)) => {
                 self.raise(n, badge);
-                self.tasks[task].result = Some(ok([0; MSG_WORDS], 0));
+                self.set_result(task, ok([0; MSG_WORDS], 0));
             }
             Err(e) => self.fail(task, e),
         }
@@ -387,7 +421,7 @@ impl Ipc {
         let notification = &mut self.notifications[n];
         if notification.word != 0 {
             let word = core::mem::take(&mut notification.word);
-            self.tasks[task].result = Some(ok([word, 0, 0, 0], 0));
+            self.set_result(task, ok([word, 0, 0, 0], 0));
         } else if notification.waiter.is_some() {
             self.fail(task, IpcError::WouldBlock);
         } else {
@@ -400,7 +434,7 @@ impl Ipc {
         match self.tasks[server].owes.take() {
             Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
                 self.wake(caller, ok(msg, 0));
-                self.tasks[server].result = Some(ok([0; MSG_WORDS], 0));
+                self.set_result(server, ok([0; MSG_WORDS], 0));
             }
             _ => self.fail(server, IpcError::NoCaller),
         }

@@ -97,9 +97,9 @@ fn tlb() {
 }
 
 /// Call and reply between two address spaces (the ipcbench and ipcserver
-/// programs, `pair`, print their figures). With `fp_neighbour`, a task that
-/// uses FP/SIMD shares the client's core and runs between its rounds: a
-/// client that never uses FP/SIMD must measure the same as without it.
+/// programs, `pair`, print their figures). With `fp_neighbour`, the client
+/// calls a server that uses FP/SIMD (`fpserver`, same core) before each
+/// round: a pair that never uses FP/SIMD must measure the same as without.
 fn ipc(
     granule: Granule,
     timer_intid: Option<u32>,
@@ -119,17 +119,16 @@ fn ipc(
         },
         Spec { name: "ipcbench", image: client, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: Some(0) },
     ];
-    // ipcbench labels its line "across cores" when x0 says so, and yields
-    // before each round when x1 does.
-    let mut arguments = alloc::vec![(1, [server_core as u64, fp_neighbour as u64])];
+    // ipcbench labels its line "across cores" when x0 says so, and calls
+    // the FP/SIMD server before each round when x1 does.
+    let arguments = [(1, [server_core as u64, fp_neighbour as u64])];
     if fp_neighbour {
-        // simdcheck: FP/SIMD values in all 32 registers, a yield, a spin.
-        let image = crate::programs::SIMDCHECK;
-        specs.push(Spec { name: "simdcheck", image, priority: 1, handles: &[], core: Some(0) });
-        arguments.push((2, [0xf00d, 40]));
+        let image = crate::programs::FPSERVER;
+        specs.push(Spec { name: "fpserver", image, priority: 2, handles: &[(Object::Endpoint(1), 0)], core: Some(0) });
+        specs[1].handles = &[(Object::Endpoint(0), 1), (Object::Endpoint(1), 1)];
     }
     let objects = Objects {
-        endpoint_owners: &[0],
+        endpoint_owners: if fp_neighbour { &[0, 2] } else { &[0] },
         notifications: 0,
         death_notifications: &[],
         start_arguments: &arguments,

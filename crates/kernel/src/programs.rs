@@ -29,6 +29,7 @@ pub static TORTURE: &[u8] = program!("torture");
 pub static MEMBENCH: &[u8] = program!("membench");
 pub static TLSCHECK: &[u8] = program!("tlscheck");
 pub static SVECHECK: &[u8] = program!("svecheck");
+pub static FPSERVER: &[u8] = program!("fpserver");
 /// The IPC benchmark pair built for the soft-float target: code that never
 /// touches FP/SIMD (the hard-float build uses q registers in memcpy and
 /// struct moves, so it takes the lazy FP/SIMD trap once per switch-in).

@@ -668,9 +668,7 @@ pub fn run_core(core: usize) {
             if let Some((_, ticks)) = system.timer {
                 timer::arm_virtual(ticks);
             }
-            if let Some(result) = system.ipc.take_result(task) {
-                system.tasks[task].frame.x[..6].copy_from_slice(&result);
-            }
+            deliver_results(system);
             system.current[core] = Some(task);
             system.ran_on[task] |= 1 << core;
             system.in_user |= 1 << core;
@@ -764,6 +762,21 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
             poke_cores(system, core_id());
         }
     }
+}
+
+/// Writes the IPC results pending (woken and failed tasks') into their
+/// saved registers: none of those tasks runs anywhere, or it is the
+/// calling one, whose save area is its registers.
+fn deliver_results(system: &mut System) {
+    let tasks = &mut system.tasks;
+    system.ipc.deliver_results(|task, result| {
+        let x = &mut tasks[task].frame.x;
+        // Word by word: a 48-byte copy would be a memcpy call here (the
+        // target is strict-align and soft-float).
+        for (register, &word) in x.iter_mut().zip(result) {
+            *register = word;
+        }
+    });
 }
 
 /// This core's task leaves it: its FP/SIMD registers go to its save area
@@ -893,11 +906,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     };
     // Results go to tasks that are not running anywhere (woken or failed),
     // and to this one.
-    for t in 0..system.tasks.len() {
-        if let Some(result) = system.ipc.take_result(t) {
-            system.tasks[t].frame.x[..6].copy_from_slice(&result);
-        }
-    }
+    deliver_results(system);
     // Wake the other cores only for news: a task became ready in this trap,
     // or the end. (Waking on every trap would keep idle cores waking each
     // other and contending for the system lock.)

@@ -736,7 +736,17 @@ fn four_cores_with_16k_and_64k_granules() {
             .expect("ktest.tasks_survive_remapping_under_them", &[])
             .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
             .expect("ktest.tasks_recycle_asids_across_generations", &[])
+            // FP/SIMD state loaded lazily, only for the tasks that use it,
+            // kept across migrations; thread pointers kept per task.
+            .expect("ktest.simd", &[("non_fp_loads", "0")])
+            .expect("ktest.tasks_keep_their_fp_simd_registers", &[])
             .assert_ktests_pass();
+        // SVE stays trapped: where the CPU has it (max), its use is class
+        // 0x19 (where not, undefined: class 0x0); the task is stopped.
+        let (sve, class) = if cpu == "max" { ("yes", "0x19") } else { ("no", "0x0") };
+        run.expect_fail("task.fault", &[("task", "svecheck"), ("class", class)])
+            .expect("ktest.sve", &[("sve", sve), ("statuses", "svecheck:139,hello:7")])
+            .expect("ktest.tasks_using_sve_are_stopped", &[]);
     }
 }
 

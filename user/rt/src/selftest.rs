@@ -129,3 +129,30 @@ pub fn use_sve() -> u64 {
     unsafe { core::arch::asm!(".inst 0x04bf5020", out("x0") vector_length, options(nomem, nostack)) };
     vector_length
 }
+
+/// Puts `tag` in all 32 FP/SIMD registers (a task that uses FP/SIMD, for
+/// the benchmark beside one that does not).
+#[cfg(target_feature = "neon")]
+pub fn fill_simd_registers(tag: u64) {
+    // SAFETY: only FP/SIMD registers change (declared clobbered).
+    unsafe {
+        core::arch::asm!(
+            "dup v0.2d, {tag}", "dup v1.2d, {tag}", "dup v2.2d, {tag}", "dup v3.2d, {tag}",
+            "dup v4.2d, {tag}", "dup v5.2d, {tag}", "dup v6.2d, {tag}", "dup v7.2d, {tag}",
+            "dup v8.2d, {tag}", "dup v9.2d, {tag}", "dup v10.2d, {tag}", "dup v11.2d, {tag}",
+            "dup v12.2d, {tag}", "dup v13.2d, {tag}", "dup v14.2d, {tag}", "dup v15.2d, {tag}",
+            "dup v16.2d, {tag}", "dup v17.2d, {tag}", "dup v18.2d, {tag}", "dup v19.2d, {tag}",
+            "dup v20.2d, {tag}", "dup v21.2d, {tag}", "dup v22.2d, {tag}", "dup v23.2d, {tag}",
+            "dup v24.2d, {tag}", "dup v25.2d, {tag}", "dup v26.2d, {tag}", "dup v27.2d, {tag}",
+            "dup v28.2d, {tag}", "dup v29.2d, {tag}", "dup v30.2d, {tag}", "dup v31.2d, {tag}",
+            tag = in(reg) tag,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _,
+            out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _,
+            out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _, out("v18") _,
+            out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _,
+            out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _,
+            out("v31") _,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+}

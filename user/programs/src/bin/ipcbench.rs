@@ -3,16 +3,17 @@
 //! call and just after the other side returns from its own, 16 warm-up
 //! rounds, then the minimum of 16, the counter's own cost subtracted.
 //!
-//! x0 at start: 1 when the server runs on another core. x1: 1 to yield
-//! before every round, so that a task sharing this core (one that uses
-//! FP/SIMD, in `make bench`) runs between the rounds. The line says which
+//! x0 at start: 1 when the server runs on another core. x1: 1 to call a
+//! second server (handle 1, `fpserver`, on this core) before every round:
+//! it uses FP/SIMD, so its FP/SIMD state is live on the core just before
+//! each measured round. The line says which
 //! build this is: hard-float (`aarch64-unknown-none`, whose memcpy and
 //! struct moves use q registers) or soft-float (no FP/SIMD at all).
 #![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 
-use folio_rt::{CycleCounter, call, println, start_arguments, syscall, yield_now};
+use folio_rt::{CycleCounter, call, println, start_arguments, syscall};
 
 fn main() -> u64 {
     let Some(counter) = CycleCounter::get() else {
@@ -21,11 +22,11 @@ fn main() -> u64 {
     };
     let cycles = || counter.read();
     let overhead = (0..16).map(|_| cycles().wrapping_neg().wrapping_add(cycles())).min().unwrap_or(0);
-    let [across, yielding] = start_arguments();
+    let [across, fp_neighbour] = start_arguments();
     let (mut null, mut one_way, mut reply, mut round) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     for i in 0..32 {
-        if yielding == 1 {
-            yield_now();
+        if fp_neighbour == 1 {
+            call(1, [i + 1, 0, 0, 0]);
         }
         let t0 = cycles();
         syscall(99, [0; 6]);
@@ -45,6 +46,9 @@ fn main() -> u64 {
         }
     }
     let (status, _) = call(0, [u64::MAX, 0, 0, 0]);
+    if fp_neighbour == 1 {
+        call(1, [u64::MAX, 0, 0, 0]);
+    }
     // x0 = 1: the kernel put the server on another core. Each core's cycle
     // counter starts at its own moment, so only the round trip (both ends
     // read on this core) means anything then.
@@ -55,7 +59,7 @@ fn main() -> u64 {
         return 0;
     }
     let build = if cfg!(target_feature = "neon") { "hard-float" } else { "soft-float" };
-    let neighbour = if yielding == 1 { ", FP/SIMD task on the core" } else { "" };
+    let neighbour = if fp_neighbour == 1 { ", an FP/SIMD server called between rounds" } else { "" };
     println!(
         "ipcbench ({build}{neighbour}): null syscall {null}, call {one_way}, reply {reply}, call+reply {round} instructions (counter overhead {overhead}, server status {status})"
     );

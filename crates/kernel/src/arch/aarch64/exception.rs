@@ -58,7 +58,10 @@ pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
 /// It gets the running task's save area, the registers just saved, and
 /// returns the save area to resume at EL0: the same one, or the next
 /// task's (a task switch).
-pub static USER_TRAP_HANDLER: SpinLock<Option<fn(*mut TrapFrame) -> *mut TrapFrame>> = SpinLock::new(None);
+pub static USER_TRAP_HANDLER: SpinLock<Option<UserTrapHandler>> = SpinLock::new(None);
+
+/// See [`USER_TRAP_HANDLER`].
+pub type UserTrapHandler = fn(*mut TrapFrame) -> *mut TrapFrame;
 
 /// The kernel's registers while a task runs (see `enter_user` in vectors.s).
 #[repr(C)]
