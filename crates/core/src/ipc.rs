@@ -121,8 +121,11 @@ struct Task {
     handles: Vec<Handle>,
     /// The caller this task owes a reply to.
     owes: Option<TaskId>,
-    /// Registers to load when it next runs.
-    result: Option<[u64; 6]>,
+    /// Registers to load when it next runs, if `has_result`. (Not an
+    /// `Option`: six plain stores, where setting an `Option<[u64; 6]>` is a
+    /// byte-wise memcpy call on the kernel's strict-align target.)
+    result: [u64; 6],
+    has_result: bool,
     /// Whether it is in `Ipc::pending_results` (at most once).
     listed: bool,
     /// The only core it may run on, if pinned.
@@ -149,6 +152,8 @@ pub struct Ipc {
     /// Tasks whose `result` may be set, each at most once
     /// ([`Ipc::next_result`]).
     pending_results: Vec<TaskId>,
+    /// Tasks not dead.
+    alive: usize,
 }
 
 /// How long a receive may wait.
@@ -179,12 +184,14 @@ impl Ipc {
             priority,
             handles: Vec::new(),
             owes: None,
-            result: None,
+            result: [0; 6],
+            has_result: false,
             listed: false,
             pinned: None,
         });
         let id = self.tasks.len() - 1;
         self.ready.push_back(id);
+        self.alive += 1;
         // A task is listed at most once: the list never grows past this.
         self.pending_results.reserve(self.tasks.len() - self.pending_results.len());
         id
@@ -237,7 +244,8 @@ impl Ipc {
 
     /// The registers `task` should see when it resumes, if any changed.
     pub fn take_result(&mut self, task: TaskId) -> Option<[u64; 6]> {
-        self.tasks[task].result.take()
+        let t = &mut self.tasks[task];
+        core::mem::take(&mut t.has_result).then_some(t.result)
     }
 
     /// Hands every pending result to `deliver` (the task and its six
@@ -248,9 +256,8 @@ impl Ipc {
         while let Some(task) = self.pending_results.pop() {
             let t = &mut self.tasks[task];
             t.listed = false;
-            if let Some(result) = &t.result {
-                deliver(task, result);
-                t.result = None;
+            if core::mem::take(&mut t.has_result) {
+                deliver(task, &t.result);
             }
         }
     }
@@ -258,7 +265,9 @@ impl Ipc {
     /// Sets `task`'s result; it is listed once until taken.
     fn set_result(&mut self, task: TaskId, result: [u64; 6]) {
         let t = &mut self.tasks[task];
-        t.result = Some(result);
+        let r = &mut t.result;
+        [r[0], r[1], r[2], r[3], r[4], r[5]] = result;
+        t.has_result = true;
         if !t.listed {
             t.listed = true;
             // Capacity for every task was reserved by `add_task`.
@@ -451,8 +460,11 @@ impl Ipc {
 
     /// Ends `task`; whoever waits on it learns it died.
     pub fn exit(&mut self, task: TaskId, status: u64) {
+        if !matches!(self.tasks[task].state, State::Dead { .. }) {
+            self.alive -= 1;
+        }
         self.tasks[task].state = State::Dead { status };
-        self.tasks[task].result = None;
+        self.tasks[task].has_result = false;
         self.ready.retain(|&t| t != task);
         for n in self.notifications.iter_mut() {
             if n.waiter == Some(task) {
@@ -501,10 +513,19 @@ impl Ipc {
     /// The next task `core` may run: the first ready one of the highest
     /// priority among those not pinned to another core.
     pub fn next_to_run_on(&mut self, core: usize) -> Option<TaskId> {
-        let allowed = |t: &Task| t.pinned.is_none_or(|c| c == core);
-        let best = self.ready.iter().filter(|&&t| allowed(&self.tasks[t])).map(|&t| self.tasks[t].priority).max()?;
-        let i = self.ready.iter().position(|&t| allowed(&self.tasks[t]) && self.tasks[t].priority == best)?;
-        self.ready.remove(i)
+        // One pass: the first of the highest priority (a later one must be
+        // strictly higher to win).
+        let mut best: Option<(usize, u8)> = None;
+        for (i, &t) in self.ready.iter().enumerate() {
+            let task = &self.tasks[t];
+            if task.pinned.is_none_or(|c| c == core) && best.is_none_or(|(_, p)| task.priority > p) {
+                best = Some((i, task.priority));
+            }
+        }
+        let (i, _) = best?;
+        // The head leaves without moving the rest (`remove` shifts
+        // elements with a memmove).
+        if i == 0 { self.ready.pop_front() } else { self.ready.remove(i) }
     }
 
     pub fn priority(&self, task: TaskId) -> u8 {
@@ -539,13 +560,42 @@ impl Ipc {
     }
 
     pub fn all_dead(&self) -> bool {
-        self.tasks.iter().all(|t| matches!(t.state, State::Dead { .. }))
+        self.alive == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_dead_counts_each_task_once() {
+        let mut ipc = Ipc::new();
+        let (a, b) = (ipc.add_task(1), ipc.add_task(1));
+        ipc.exit(a, 0);
+        ipc.exit(a, 1);
+        assert!(!ipc.all_dead(), "b still runs");
+        ipc.exit(b, 0);
+        assert!(ipc.all_dead());
+    }
+
+    #[test]
+    fn results_are_delivered_once_each() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(2);
+        let client = ipc.add_task(1);
+        let e = ipc.add_endpoint(server);
+        ipc.grant(server, Object::Endpoint(e), 0);
+        ipc.grant(client, Object::Endpoint(e), 7);
+        ipc.recv(server, 0);
+        ipc.call(client, 0, [1, 2, 3, 4]);
+        ipc.call(client, 9, [0; 4]); // a failed call: a second result set for the client
+        let mut got = Vec::new();
+        ipc.deliver_results(|t, r| got.push((t, *r)));
+        got.sort();
+        assert_eq!(got, [(server, [0, 1, 2, 3, 4, 7]), (client, [IpcError::InvalidHandle as u64, 0, 0, 0, 0, 0])]);
+        ipc.deliver_results(|t, _| panic!("task {t} delivered twice"));
+    }
 
     #[test]
     fn call_meets_a_waiting_server_and_the_reply_wakes_the_caller() {

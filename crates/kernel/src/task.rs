@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::aarch64::exception::{KernelContext, TrapFrame, USER_TRAP_HANDLER, leave_user_mode, run_user};
+use crate::arch::aarch64::exception::{KernelContext, TrapFrame, leave_user_mode, run_user, set_user_trap_handler};
 use crate::arch::aarch64::fpsimd::{self, FpState};
 use crate::arch::aarch64::mmu::{self, KernelHw};
 use crate::arch::aarch64::timer;
@@ -511,13 +511,13 @@ pub fn run_with(
         fp_live: 0,
         fp_saves: 0,
     };
-    *USER_TRAP_HANDLER.lock() = Some(user_trap);
+    set_user_trap_handler(Some(user_trap));
     let mut system = system;
     if let Some(agent) = agent.as_deref_mut() {
         let mut tables: Vec<&mut PageTable<KernelHw>> = system.tasks.iter_mut().map(|t| &mut t.tables).collect();
         if let Err(e) = agent.prepare(&mut tables) {
             println!("tasks: the boot core's agent cannot start: {e}");
-            *USER_TRAP_HANDLER.lock() = None;
+            set_user_trap_handler(None);
             system.tasks.into_iter().for_each(retire);
             return nothing();
         }
@@ -554,7 +554,7 @@ pub fn run_with(
         core::hint::spin_loop();
     }
     timer::stop_virtual();
-    *USER_TRAP_HANDLER.lock() = None;
+    set_user_trap_handler(None);
     let Some(system) = SYSTEM.lock().take() else { return nothing() };
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
@@ -771,11 +771,9 @@ fn deliver_results(system: &mut System) {
     let tasks = &mut system.tasks;
     system.ipc.deliver_results(|task, result| {
         let x = &mut tasks[task].frame.x;
-        // Word by word: a 48-byte copy would be a memcpy call here (the
-        // target is strict-align and soft-float).
-        for (register, &word) in x.iter_mut().zip(result) {
-            *register = word;
-        }
+        // Six stores: a 48-byte copy would be a call to the soft-float
+        // target's byte-wise memcpy.
+        [x[0], x[1], x[2], x[3], x[4], x[5]] = *result;
     });
 }
 
@@ -871,7 +869,8 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
             syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
                 let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
-                system.tasks[current].frame.x[..6].copy_from_slice(&r);
+                let x = &mut system.tasks[current].frame.x;
+                [x[0], x[1], x[2], x[3], x[4], x[5]] = r;
             }
             _ => regs[0] = SysError::Unknown as u64,
         }

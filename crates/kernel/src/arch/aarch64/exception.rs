@@ -7,7 +7,7 @@
 //! failure status. Nothing hangs silently.
 //! Must never: return into an instruction that will fault again.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::sync::SpinLock;
 use folio_core::exception::{ExceptionReport, ReportFields, Vector, VectorKind};
@@ -54,14 +54,20 @@ pub fn catch_fault(f: impl FnOnce()) -> Option<ExceptionReport> {
     CAUGHT.lock().take()
 }
 
-/// Where exceptions from EL0 go (the task layer); `None` until tasks exist.
+/// Where exceptions from EL0 go (the task layer); none until tasks exist.
 /// It gets the running task's save area, the registers just saved, and
 /// returns the save area to resume at EL0: the same one, or the next
-/// task's (a task switch).
-pub static USER_TRAP_HANDLER: SpinLock<Option<UserTrapHandler>> = SpinLock::new(None);
+/// task's (a task switch). Kept as the function's address in an atomic (0:
+/// none), so that every trap does not take a lock to find it.
+static USER_TRAP_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 /// See [`USER_TRAP_HANDLER`].
 pub type UserTrapHandler = fn(*mut TrapFrame) -> *mut TrapFrame;
+
+/// Sets (or with `None` removes) the handler of exceptions from EL0.
+pub fn set_user_trap_handler(handler: Option<UserTrapHandler>) {
+    USER_TRAP_HANDLER.store(handler.map_or(0, |h| h as usize), Ordering::Release);
+}
 
 /// The kernel's registers while a task runs (see `enter_user` in vectors.s).
 #[repr(C)]
@@ -117,11 +123,15 @@ impl TrapFrame {
 /// or unexpected while no task set runs.
 #[unsafe(no_mangle)]
 extern "C" fn handle_user_exception(frame: *mut TrapFrame) -> *mut TrapFrame {
-    let handler = *USER_TRAP_HANDLER.lock();
-    match handler {
-        Some(handler) => handler(frame),
+    match USER_TRAP_HANDLER.load(Ordering::Acquire) {
         // SAFETY: the vectors just saved a whole frame at `frame`.
-        None => unexpected(unsafe { &*frame }, None),
+        0 => unexpected(unsafe { &*frame }, None),
+        address => {
+            // SAFETY: a non-zero value was stored by set_user_trap_handler
+            // from a `UserTrapHandler`, so it is that function's address.
+            let handler = unsafe { core::mem::transmute::<usize, UserTrapHandler>(address) };
+            handler(frame)
+        }
     }
 }
 
