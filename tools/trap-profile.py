@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Where a trap's instructions go: boots the kernel under QEMU with one
+instruction per translation block and an execution trace of the kernel's
+text (`-d exec,nochain -dfilter`), cuts the trace at every entry of the
+lower-EL synchronous vector (exception_vectors + 0x400: system calls and
+faults from EL0), and prints, for the most frequent trap lengths, how many
+instructions each kernel function ran. EL0 code is not traced, so a length
+is the kernel's whole share of one trap, vector to ERET.
+
+With the default boot arguments (`bench granule=4k memsvc=off`) the only
+EL0 traps are the IPC benchmark's: 171 instructions is the null system
+call, the 5xx lengths are call and reply legs.
+
+    tools/trap-profile.py [KERNEL_ELF] [KERNEL_IMG] [BOOTARGS]
+"""
+import bisect
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+elf = sys.argv[1] if len(sys.argv) > 1 else "target/aarch64-unknown-none-softfloat/release/folio"
+img = sys.argv[2] if len(sys.argv) > 2 else "target/folio.img"
+bootargs = sys.argv[3] if len(sys.argv) > 3 else "bench granule=4k memsvc=off"
+
+sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True).stdout.strip()
+host = re.search(r"host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout).group(1)
+nm = f"{sysroot}/lib/rustlib/{host}/bin/llvm-nm"
+symbols = []
+for line in subprocess.run([nm, "-n", "-C", elf], capture_output=True, text=True, check=True).stdout.splitlines():
+    parts = line.split(" ", 2)
+    if len(parts) == 3 and parts[1] in "tT":
+        symbols.append((int(parts[0], 16), re.sub(r"::h[0-9a-f]{16}$", "", parts[2])))
+starts = [a for a, _ in symbols]
+address = dict((name, a) for a, name in symbols)
+vectors, text_end = address["exception_vectors"], address["__text_end"]
+sync_lower = vectors + 0x400
+
+
+def function(pc):
+    return symbols[bisect.bisect_right(starts, pc) - 1][1]
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    log = os.path.join(tmp, "trace.log")
+    subprocess.run(
+        ["timeout", "300", "qemu-system-aarch64", "-nographic", "-no-reboot", "-semihosting", "-nic", "none",
+         "-icount", "shift=0,sleep=off", "-m", "1G", "-M", "virt", "-cpu", "cortex-a72", "-kernel", img,
+         "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain", "-dfilter", f"{vectors:#x}..{text_end:#x}",
+         "-D", log, "-append", f"exit=semihosting loglevel=warn {bootargs}"],
+        stdout=subprocess.DEVNULL, check=True)
+    traps, current = [], None
+    pc_field = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
+    with open(log) as trace:
+        for line in trace:
+            m = pc_field.search(line)
+            if not m:
+                continue
+            pc = int(m.group(1), 16)
+            if pc == sync_lower:
+                if current is not None:
+                    traps.append(current)
+                current = []
+            if current is not None:
+                current.append(pc)
+    if current:
+        traps.append(current)
+
+lengths = collections.Counter(len(t) for t in traps)
+print(f"{len(traps)} traps from EL0; most frequent lengths: {lengths.most_common(6)}")
+for length, count in sorted(lengths.most_common(4)):
+    trap = next(t for t in traps if len(t) == length)
+    per_function = collections.Counter(function(pc) for pc in trap)
+    print(f"\n{length} instructions ({count} traps):")
+    for name, n in per_function.most_common():
+        print(f"  {n:5}  {name}")
