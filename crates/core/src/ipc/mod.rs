@@ -38,10 +38,20 @@
 //!   the word (cleared), owing nobody a reply. A pending word is delivered
 //!   before queued callers. So a server blocks in one place for calls and
 //!   for the kernel's death notices.
-//! - Scheduling: one ready queue, FIFO within a priority, higher priority
-//!   first.
+//! - Scheduling: FIFO within a priority, higher priority first, a pinned
+//!   task only on its core ([`schedule`]).
+//!
+//! The code follows the semantics: endpoints in [`endpoint`](self::endpoint),
+//! notifications in [`notification`](self::notification), the ready queues
+//! and priorities in [`schedule`]; this file holds the tasks, their
+//! handles, results and deaths.
+
+mod endpoint;
+mod notification;
+pub mod schedule;
 
 use alloc::collections::VecDeque;
+use schedule::Scheduler;
 
 use alloc::vec::Vec;
 use folio_abi::status;
@@ -117,7 +127,6 @@ struct Notification {
 
 struct Task {
     state: State,
-    priority: u8,
     handles: Vec<Handle>,
     /// The caller this task owes a reply to.
     owes: Option<TaskId>,
@@ -128,8 +137,6 @@ struct Task {
     has_result: bool,
     /// Whether it is in `Ipc::pending_results` (at most once).
     listed: bool,
-    /// The only core it may run on, if pinned.
-    pinned: Option<usize>,
 }
 
 struct Endpoint {
@@ -144,24 +151,13 @@ pub struct Ipc {
     tasks: Vec<Task>,
     endpoints: Vec<Endpoint>,
     notifications: Vec<Notification>,
-    ready: VecDeque<TaskId>,
-    /// How many times a task joined `ready` after it was created: the
-    /// scheduler compares it across a change to know whether other cores
-    /// have news.
-    readied: u64,
+    /// The ready queues and priorities.
+    schedule: Scheduler,
     /// Tasks whose `result` may be set, each at most once
     /// ([`Ipc::next_result`]).
     pending_results: Vec<TaskId>,
     /// Tasks not dead.
     alive: usize,
-}
-
-/// How long a receive may wait.
-#[derive(Clone, Copy)]
-enum Wait {
-    Never,
-    Forever,
-    Until(u64),
 }
 
 fn ok(msg: Message, badge: u64) -> [u64; 6] {
@@ -181,16 +177,14 @@ impl Ipc {
     pub fn add_task(&mut self, priority: u8) -> TaskId {
         self.tasks.push(Task {
             state: State::Ready,
-            priority,
             handles: Vec::new(),
             owes: None,
             result: [0; 6],
             has_result: false,
             listed: false,
-            pinned: None,
         });
-        let id = self.tasks.len() - 1;
-        self.ready.push_back(id);
+        let id = self.schedule.add_task(priority);
+        debug_assert_eq!(id, self.tasks.len() - 1);
         self.alive += 1;
         // A task is listed at most once: the list never grows past this.
         self.pending_results.reserve(self.tasks.len() - self.pending_results.len());
@@ -202,40 +196,12 @@ impl Ipc {
         self.endpoints.len() - 1
     }
 
-    pub fn add_notification(&mut self) -> usize {
-        self.notifications.push(Notification { word: 0, waiter: None, bound_to: None });
-        self.notifications.len() - 1
-    }
-
-    /// The kernel will signal `notification` when a holder of a handle to
-    /// `endpoint` dies.
-    pub fn notify_client_deaths(&mut self, endpoint: EndpointId, notification: usize) {
-        self.endpoints[endpoint].on_client_death = Some(notification);
-    }
-
-    /// Binds `notification` to `endpoint`: the endpoint's owner receives
-    /// the word in `recv` (see the module docs).
-    pub fn bind_notification(&mut self, endpoint: EndpointId, notification: usize) {
-        self.notifications[notification].bound_to = Some(endpoint);
-    }
-
     /// Gives `task` a handle to `object` carrying `badge`; returns its
     /// number. [`NOTIFICATION_BADGE`] is reserved and becomes 0.
     pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
         let badge = if badge == NOTIFICATION_BADGE { 0 } else { badge };
         self.tasks[task].handles.push(Handle { object, badge });
         self.tasks[task].handles.len() as u64 - 1
-    }
-
-    /// The client `server` owes a reply to, if it is still waiting for it.
-    pub fn caller_owed(&self, server: TaskId) -> Option<TaskId> {
-        self.tasks[server].owes.filter(|&c| self.tasks[c].state == (State::AwaitingReply { server }))
-    }
-
-    /// The word of a notification bound to `endpoint`, taken, if non-zero.
-    fn take_bound_word(&mut self, endpoint: EndpointId) -> Option<u64> {
-        let n = self.notifications.iter_mut().find(|n| n.bound_to == Some(endpoint) && n.word != 0)?;
-        Some(core::mem::take(&mut n.word))
     }
 
     pub fn state(&self, task: TaskId) -> State {
@@ -302,8 +268,7 @@ impl Ipc {
             return;
         }
         t.state = State::Ready;
-        self.ready.push_back(task);
-        self.readied += 1;
+        self.schedule.make_ready(task);
         self.set_result(task, result);
     }
 
@@ -317,147 +282,6 @@ impl Ipc {
         self.tasks[task].state = state;
     }
 
-    pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) {
-        let (endpoint, badge) = match self.endpoint_of(caller, handle) {
-            Ok(h) => h,
-            Err(e) => return self.fail(caller, e),
-        };
-        let server = self.endpoints[endpoint].owner;
-        if matches!(self.tasks[server].state, State::Dead { .. }) {
-            return self.fail(caller, IpcError::DeadPeer);
-        }
-        if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
-            self.tasks[server].owes = Some(caller);
-            self.wake(server, ok(msg, badge));
-            self.block(caller, State::AwaitingReply { server });
-        } else {
-            self.endpoints[endpoint].queue.push_back(caller);
-            self.block(caller, State::Sending { endpoint, badge, msg });
-        }
-    }
-
-    pub fn recv(&mut self, task: TaskId, handle: u64) {
-        self.recv_with(task, handle, Wait::Forever)
-    }
-
-    /// `recv` that returns `WouldBlock` instead of waiting.
-    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
-        self.recv_with(task, handle, Wait::Never)
-    }
-
-    /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
-    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
-        self.recv_with(task, handle, Wait::Until(deadline))
-    }
-
-    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) {
-        let endpoint = match self.endpoint_of(task, handle) {
-            Ok((e, _)) => e,
-            Err(e) => return self.fail(task, e),
-        };
-        if self.endpoints[endpoint].owner != task {
-            return self.fail(task, IpcError::NotOwner);
-        }
-        if let Some(word) = self.take_bound_word(endpoint) {
-            self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
-            return;
-        }
-        match self.endpoints[endpoint].queue.pop_front() {
-            Some(caller) => {
-                let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
-                    return self.fail(task, IpcError::DeadPeer);
-                };
-                self.tasks[caller].state = State::AwaitingReply { server: task };
-                self.tasks[task].owes = Some(caller);
-                self.set_result(task, ok(msg, badge));
-            }
-            None => match wait {
-                Wait::Never => self.fail(task, IpcError::WouldBlock),
-                Wait::Forever => self.block(task, State::Receiving { endpoint, deadline: None }),
-                Wait::Until(deadline) => self.block(task, State::Receiving { endpoint, deadline: Some(deadline) }),
-            },
-        }
-    }
-
-    /// Wakes every timed receive whose deadline is at or before `now` with
-    /// `TimedOut`. Returns the earliest deadline still pending.
-    pub fn expire(&mut self, now: u64) -> Option<u64> {
-        let mut earliest = None;
-        for t in 0..self.tasks.len() {
-            if let State::Receiving { deadline: Some(d), .. } = self.tasks[t].state {
-                if d <= now {
-                    self.wake(t, err(IpcError::TimedOut));
-                } else {
-                    earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
-                }
-            }
-        }
-        earliest
-    }
-
-    /// ORs the handle's badge into its notification's word, waking a waiter.
-    pub fn signal(&mut self, task: TaskId, handle: u64) {
-        match self.notification_of(task, handle) {
-            Ok((n, badge)) => {
-                self.raise(n, badge);
-                self.set_result(task, ok([0; MSG_WORDS], 0));
-            }
-            Err(e) => self.fail(task, e),
-        }
-    }
-
-    fn raise(&mut self, n: usize, bits: u64) {
-        let notification = &mut self.notifications[n];
-        notification.word |= bits;
-        if let Some(waiter) = notification.waiter.take() {
-            let word = core::mem::take(&mut notification.word);
-            self.wake(waiter, ok([word, 0, 0, 0], 0));
-        } else if let Some(endpoint) = notification.bound_to {
-            let owner = self.endpoints[endpoint].owner;
-            if matches!(self.tasks[owner].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
-                let word = core::mem::take(&mut self.notifications[n].word);
-                self.wake(owner, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
-            }
-        }
-    }
-
-    /// Takes the notification's word, or waits until it is non-zero.
-    pub fn wait(&mut self, task: TaskId, handle: u64) {
-        let n = match self.notification_of(task, handle) {
-            Ok((n, _)) => n,
-            Err(e) => return self.fail(task, e),
-        };
-        let notification = &mut self.notifications[n];
-        if notification.word != 0 {
-            let word = core::mem::take(&mut notification.word);
-            self.set_result(task, ok([word, 0, 0, 0], 0));
-        } else if notification.waiter.is_some() {
-            self.fail(task, IpcError::WouldBlock);
-        } else {
-            notification.waiter = Some(task);
-            self.block(task, State::Waiting { notification: n });
-        }
-    }
-
-    pub fn reply(&mut self, server: TaskId, msg: Message) {
-        match self.tasks[server].owes.take() {
-            Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
-                self.wake(caller, ok(msg, 0));
-                self.set_result(server, ok([0; MSG_WORDS], 0));
-            }
-            _ => self.fail(server, IpcError::NoCaller),
-        }
-    }
-
-    pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) {
-        if let Some(caller) = self.tasks[server].owes.take()
-            && self.tasks[caller].state == (State::AwaitingReply { server })
-        {
-            self.wake(caller, ok(msg, 0));
-        }
-        self.recv(server, handle);
-    }
-
     /// Ends `task`; whoever waits on it learns it died.
     pub fn exit(&mut self, task: TaskId, status: u64) {
         if !matches!(self.tasks[task].state, State::Dead { .. }) {
@@ -465,7 +289,7 @@ impl Ipc {
         }
         self.tasks[task].state = State::Dead { status };
         self.tasks[task].has_result = false;
-        self.ready.retain(|&t| t != task);
+        self.schedule.remove(task);
         for n in self.notifications.iter_mut() {
             if n.waiter == Some(task) {
                 n.waiter = None;
@@ -500,67 +324,53 @@ impl Ipc {
         }
     }
 
+    pub fn all_dead(&self) -> bool {
+        self.alive == 0
+    }
+
     /// The next task to run: the first ready one of the highest priority.
     pub fn next_to_run(&mut self) -> Option<TaskId> {
-        self.next_to_run_on(0)
+        self.schedule.next_for(0)
+    }
+
+    /// The next task `core` may run, taken out of the ready queues: the
+    /// first ready one of the highest priority among those not pinned to
+    /// another core.
+    pub fn next_to_run_on(&mut self, core: usize) -> Option<TaskId> {
+        self.schedule.next_for(core)
     }
 
     /// Restricts `task` to `core`.
     pub fn pin(&mut self, task: TaskId, core: usize) {
-        self.tasks[task].pinned = Some(core);
-    }
-
-    /// The next task `core` may run: the first ready one of the highest
-    /// priority among those not pinned to another core.
-    pub fn next_to_run_on(&mut self, core: usize) -> Option<TaskId> {
-        // One pass: the first of the highest priority (a later one must be
-        // strictly higher to win).
-        let mut best: Option<(usize, u8)> = None;
-        for (i, &t) in self.ready.iter().enumerate() {
-            let task = &self.tasks[t];
-            if task.pinned.is_none_or(|c| c == core) && best.is_none_or(|(_, p)| task.priority > p) {
-                best = Some((i, task.priority));
-            }
-        }
-        let (i, _) = best?;
-        // The head leaves without moving the rest (`remove` shifts
-        // elements with a memmove).
-        if i == 0 { self.ready.pop_front() } else { self.ready.remove(i) }
+        self.schedule.pin(task, core);
     }
 
     pub fn priority(&self, task: TaskId) -> u8 {
-        self.tasks[task].priority
+        self.schedule.priority(task)
     }
 
     /// The highest priority among ready tasks that `core` may run.
     pub fn best_ready_for(&self, core: usize) -> Option<u8> {
-        self.ready
-            .iter()
-            .filter(|&&t| self.tasks[t].pinned.is_none_or(|c| c == core))
-            .map(|&t| self.tasks[t].priority)
-            .max()
+        self.schedule.best_priority_for(core)
     }
 
     /// Whether any task is ready to run (on some core).
     pub fn any_ready(&self) -> bool {
-        !self.ready.is_empty()
+        self.schedule.any_ready()
     }
 
-    /// How many times a task became ready (woken or put back) so far.
+    /// How many times a task became ready (woken or put back) after it was
+    /// created: compared across a change, it tells whether other cores
+    /// have news.
     pub fn readied(&self) -> u64 {
-        self.readied
+        self.schedule.readied()
     }
 
-    /// Puts a task that was running and is still ready back in the queue.
+    /// Puts a task that was running and is still ready back in its queue.
     pub fn requeue(&mut self, task: TaskId) {
-        if self.tasks[task].state == State::Ready && !self.ready.contains(&task) {
-            self.ready.push_back(task);
-            self.readied += 1;
+        if self.tasks[task].state == State::Ready {
+            self.schedule.make_ready(task);
         }
-    }
-
-    pub fn all_dead(&self) -> bool {
-        self.alive == 0
     }
 }
 

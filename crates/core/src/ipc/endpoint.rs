@@ -1,0 +1,126 @@
+//! Endpoints: `call`, `recv` (blocking, polling, timed), `reply` and
+//! `reply_recv`, as the module docs of [`super`] define them.
+//!
+//! Owns: the rendezvous of a caller and an endpoint's owner, the queue of
+//! callers on each endpoint, the reply owed, and timed receives' deadlines.
+//! Must never: block a task on an error, or let any task but the owner
+//! receive.
+
+use super::{Ipc, IpcError, MSG_WORDS, Message, NOTIFICATION_BADGE, State, TaskId, err, ok};
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Forever,
+    Until(u64),
+}
+
+impl Ipc {
+    pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) {
+        let (endpoint, badge) = match self.endpoint_of(caller, handle) {
+            Ok(h) => h,
+            Err(e) => return self.fail(caller, e),
+        };
+        let server = self.endpoints[endpoint].owner;
+        if matches!(self.tasks[server].state, State::Dead { .. }) {
+            return self.fail(caller, IpcError::DeadPeer);
+        }
+        if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
+            self.tasks[server].owes = Some(caller);
+            self.wake(server, ok(msg, badge));
+            self.block(caller, State::AwaitingReply { server });
+        } else {
+            self.endpoints[endpoint].queue.push_back(caller);
+            self.block(caller, State::Sending { endpoint, badge, msg });
+        }
+    }
+
+    pub fn recv(&mut self, task: TaskId, handle: u64) {
+        self.recv_with(task, handle, Wait::Forever)
+    }
+
+    /// `recv` that returns `WouldBlock` instead of waiting.
+
+    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
+        self.recv_with(task, handle, Wait::Never)
+    }
+
+    /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
+
+    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
+        self.recv_with(task, handle, Wait::Until(deadline))
+    }
+
+    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) {
+        let endpoint = match self.endpoint_of(task, handle) {
+            Ok((e, _)) => e,
+            Err(e) => return self.fail(task, e),
+        };
+        if self.endpoints[endpoint].owner != task {
+            return self.fail(task, IpcError::NotOwner);
+        }
+        if let Some(word) = self.take_bound_word(endpoint) {
+            self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
+            return;
+        }
+        match self.endpoints[endpoint].queue.pop_front() {
+            Some(caller) => {
+                let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
+                    return self.fail(task, IpcError::DeadPeer);
+                };
+                self.tasks[caller].state = State::AwaitingReply { server: task };
+                self.tasks[task].owes = Some(caller);
+                self.set_result(task, ok(msg, badge));
+            }
+            None => match wait {
+                Wait::Never => self.fail(task, IpcError::WouldBlock),
+                Wait::Forever => self.block(task, State::Receiving { endpoint, deadline: None }),
+                Wait::Until(deadline) => self.block(task, State::Receiving { endpoint, deadline: Some(deadline) }),
+            },
+        }
+    }
+
+    /// Wakes every timed receive whose deadline is at or before `now` with
+
+    /// `TimedOut`. Returns the earliest deadline still pending.
+
+    pub fn expire(&mut self, now: u64) -> Option<u64> {
+        let mut earliest = None;
+        for t in 0..self.tasks.len() {
+            if let State::Receiving { deadline: Some(d), .. } = self.tasks[t].state {
+                if d <= now {
+                    self.wake(t, err(IpcError::TimedOut));
+                } else {
+                    earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+                }
+            }
+        }
+        earliest
+    }
+
+    pub fn reply(&mut self, server: TaskId, msg: Message) {
+        match self.tasks[server].owes.take() {
+            Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
+                self.wake(caller, ok(msg, 0));
+                self.set_result(server, ok([0; MSG_WORDS], 0));
+            }
+            _ => self.fail(server, IpcError::NoCaller),
+        }
+    }
+
+    pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) {
+        if let Some(caller) = self.tasks[server].owes.take()
+            && self.tasks[caller].state == (State::AwaitingReply { server })
+        {
+            self.wake(caller, ok(msg, 0));
+        }
+        self.recv(server, handle);
+    }
+
+    /// The client `server` owes a reply to, if it is still waiting for it.
+
+    pub fn caller_owed(&self, server: TaskId) -> Option<TaskId> {
+        self.tasks[server].owes.filter(|&c| self.tasks[c].state == (State::AwaitingReply { server }))
+    }
+}
