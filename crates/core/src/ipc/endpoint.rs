@@ -41,13 +41,11 @@ impl Ipc {
     }
 
     /// `recv` that returns `WouldBlock` instead of waiting.
-
     pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
         self.recv_with(task, handle, Wait::Never)
     }
 
     /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
-
     pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
         self.recv_with(task, handle, Wait::Until(deadline))
     }
@@ -82,9 +80,7 @@ impl Ipc {
     }
 
     /// Wakes every timed receive whose deadline is at or before `now` with
-
     /// `TimedOut`. Returns the earliest deadline still pending.
-
     pub fn expire(&mut self, now: u64) -> Option<u64> {
         let mut earliest = None;
         for t in 0..self.tasks.len() {
@@ -119,7 +115,6 @@ impl Ipc {
     }
 
     /// The client `server` owes a reply to, if it is still waiting for it.
-
     pub fn caller_owed(&self, server: TaskId) -> Option<TaskId> {
         self.tasks[server].owes.filter(|&c| self.tasks[c].state == (State::AwaitingReply { server }))
     }

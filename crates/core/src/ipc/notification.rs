@@ -15,30 +15,24 @@ impl Ipc {
     }
 
     /// The kernel will signal `notification` when a holder of a handle to
-
     /// `endpoint` dies.
-
     pub fn notify_client_deaths(&mut self, endpoint: EndpointId, notification: usize) {
         self.endpoints[endpoint].on_client_death = Some(notification);
     }
 
     /// Binds `notification` to `endpoint`: the endpoint's owner receives
-
     /// the word in `recv` (see the module docs).
-
     pub fn bind_notification(&mut self, endpoint: EndpointId, notification: usize) {
         self.notifications[notification].bound_to = Some(endpoint);
     }
 
     /// The word of a notification bound to `endpoint`, taken, if non-zero.
-
     pub(super) fn take_bound_word(&mut self, endpoint: EndpointId) -> Option<u64> {
         let n = self.notifications.iter_mut().find(|n| n.bound_to == Some(endpoint) && n.word != 0)?;
         Some(core::mem::take(&mut n.word))
     }
 
     /// ORs the handle's badge into its notification's word, waking a waiter.
-
     pub fn signal(&mut self, task: TaskId, handle: u64) {
         match self.notification_of(task, handle) {
             Ok((n, badge)) => {
@@ -65,7 +59,6 @@ impl Ipc {
     }
 
     /// Takes the notification's word, or waits until it is non-zero.
-
     pub fn wait(&mut self, task: TaskId, handle: u64) {
         let n = match self.notification_of(task, handle) {
             Ok((n, _)) => n,
