@@ -12,6 +12,9 @@ EL0 traps are the IPC benchmark's: 171 instructions is the null system
 call, the 5xx lengths are call and reply legs.
 
     tools/trap-profile.py [KERNEL_ELF] [KERNEL_IMG] [BOOTARGS]
+
+With FOLIO_TRAP_DUMP=N in the environment, it also prints the
+instructions of one trap of length N, disassembled.
 """
 import bisect
 import collections
@@ -76,3 +79,17 @@ for length, count in sorted(lengths.most_common(4)):
     print(f"\n{length} instructions ({count} traps):")
     for name, n in per_function.most_common():
         print(f"  {n:5}  {name}")
+
+dump = os.environ.get("FOLIO_TRAP_DUMP")
+if dump:
+    objdump = f"{sysroot}/lib/rustlib/{host}/bin/llvm-objdump"
+    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", elf], capture_output=True, text=True).stdout
+    disassembly = {}
+    for line in text.splitlines():
+        m = re.match(r"^([0-9a-f]+):\s+(.*)$", line)
+        if m:
+            disassembly[int(m.group(1), 16)] = m.group(2).strip()
+    trap = next((t for t in traps if len(t) == int(dump)), [])
+    print(f"\none trap of {dump} instructions:")
+    for pc in trap:
+        print(f"  {pc:#x}  {function(pc)[:40]:40}  {disassembly.get(pc, '?')[:70]}")

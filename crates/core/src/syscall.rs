@@ -6,7 +6,7 @@
 //! | 0 | exit | x0 = status | (does not return) |
 //! | 1 | write | x0 = buffer, x1 = length (at most 4096) | 0, or `BadAddress`, `TooLong` |
 //! | 2 | yield | - | 0 |
-//! | 3 | call | x0 = handle, x1..x4 = message | status (`ipc::IpcError`), x1..x4 = reply |
+//! | 3 | call | x0 = handle, x1..x4 = message | status (`SysError`), x1..x4 = reply |
 //! | 4 | recv | x0 = handle | status, x1..x4 = message, x5 = badge |
 //! | 5 | reply | x0..x3 = message | status |
 //! | 6 | reply_recv | x0 = handle, x1..x4 = reply | as recv |
@@ -59,10 +59,25 @@ pub const MAX_WRITE: u64 = 4096;
 /// `OutOfMemory` past this instead of exhausting the kernel's heap.
 pub const MAX_GRANTS: usize = 1024;
 
-/// Status codes of the non-IPC calls (distinct from `ipc::IpcError`'s 1..4).
+/// Every system call's error: one type over the ABI's status codes
+/// (`folio_abi::status`), returned in x0 (x1..x5 zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum SysError {
+    /// IPC: a handle the task does not hold.
+    InvalidHandle = status::INVALID_HANDLE,
+    /// IPC: a receive on an endpoint the task does not own.
+    NotOwner = status::NOT_OWNER,
+    /// IPC: a reply with no call owed.
+    NoCaller = status::NO_CALLER,
+    /// IPC: the peer died.
+    DeadPeer = status::DEAD_PEER,
+    /// IPC: a timed receive's deadline passed.
+    TimedOut = status::TIMED_OUT,
+    /// IPC: a polling receive or wait found nothing.
+    WouldBlock = status::WOULD_BLOCK,
+    /// IPC: a notification operation on an endpoint handle, or the reverse.
+    WrongKind = status::WRONG_KIND,
     BadAddress = status::BAD_ADDRESS,
     TooLong = status::TOO_LONG,
     Unknown = status::UNKNOWN_CALL,

@@ -5,8 +5,9 @@
 //! (TTBR0, tagged with an ASID from `folio_core::mm::asid`), frames, frame
 //! capabilities and grants (`memory`), and which task each core runs. The
 //! IPC rules live in [`folio_core::ipc`], the argument checks in
-//! [`folio_core::syscall`]; this module only moves registers between them and
-//! the CPU. Tasks are preempted by each core's virtual timer, and a core
+//! [`folio_core::syscall`], the system calls in `syscall` (one function each,
+//! returning what happens next or the error); this module runs the trap:
+//! it decodes it, switches tasks, and hands FP/SIMD state over lazily. Tasks are preempted by each core's virtual timer, and a core
 //! running a task is sent the reschedule SGI when a task of higher
 //! priority becomes ready for it.
 //! Must never: touch a task's memory except through its own translations
@@ -35,14 +36,17 @@ use folio_abi::report::{PREFIX, Value};
 use folio_core::elf;
 use folio_core::exception::{ExceptionReport, ReportFields, Vector};
 use folio_core::ipc::{Ipc, Object, State, TaskId};
-use folio_core::labels::{self, FaultKind, Labels};
+use folio_core::labels::{FaultKind, Labels};
 use folio_core::mm::Granule;
 use folio_core::mm::asid::{Asid, AsidAllocator};
 use folio_core::mm::layout;
 use folio_core::mm::paging::{Attributes, PageTable, Policy, Unit};
-use folio_core::syscall::{self, FrameCap, SysError};
+use folio_core::syscall::FrameCap;
 
 mod memory;
+mod syscall;
+
+use syscall::Next;
 
 /// Every task's stack: the ABI's task layout.
 pub use folio_abi::task::{STACK_SIZE, STACK_TOP};
@@ -61,6 +65,8 @@ struct UserTask {
     /// How many times its FP/SIMD state was loaded (its first FP/SIMD
     /// instruction after a switch-in).
     fp_loads: u64,
+    /// The cores it has run on (bit per core).
+    ran_on: u32,
     frames: Vec<u64>,
     status: Option<u64>,
     /// Physical memory this task may map (the memory service's).
@@ -98,8 +104,6 @@ struct System {
     user_space_live: u32,
     /// Whether cores should look for tasks.
     active: bool,
-    /// The cores each task has run on (bit per core).
-    ran_on: Vec<u32>,
     /// The virtual timer's interrupt, when the GIC takes it (preemption).
     timer: Option<(u32, u64)>,
     /// Tasks in the order they ended.
@@ -336,6 +340,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         frame: Box::new(TrapFrame::user(program.entry, STACK_TOP, start_flags())),
         fp: FpState::ZERO,
         fp_loads: 0,
+        ran_on: 0,
         frames,
         status: None,
         caps: Vec::new(),
@@ -491,7 +496,6 @@ pub fn run_with(
     }
     // Preemption: each core's virtual timer through the GIC, if there is one.
     let timer = timer_intid.filter(|_| GIC.lock().is_some()).map(|intid| (intid, quantum()));
-    let ran_on = alloc::vec![0; tasks.len()];
     let system = System {
         ipc,
         tasks,
@@ -501,7 +505,6 @@ pub fn run_with(
         in_user: 0,
         user_space_live: 0,
         active: true,
-        ran_on,
         timer,
         ended: Vec::new(),
         asids,
@@ -558,7 +561,7 @@ pub fn run_with(
     let Some(system) = SYSTEM.lock().take() else { return nothing() };
     let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
-    let ran_on = system.ran_on.clone();
+    let ran_on = system.tasks.iter().map(|t| t.ran_on).collect();
     let asid_rollovers = system.asids.rollovers();
     let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
     let tables_retired = system.user_space_live == 0;
@@ -670,7 +673,7 @@ pub fn run_core(core: usize) {
             }
             deliver_results(system);
             system.current[core] = Some(task);
-            system.ran_on[task] |= 1 << core;
+            system.tasks[task].ran_on |= 1 << core;
             system.in_user |= 1 << core;
             let frame: *mut TrapFrame = &mut *system.tasks[task].frame;
             switch_to(system, core, task);
@@ -769,12 +772,7 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
 /// calling one, whose save area is its registers.
 fn deliver_results(system: &mut System) {
     let tasks = &mut system.tasks;
-    system.ipc.deliver_results(|task, result| {
-        let x = &mut tasks[task].frame.x;
-        // Six stores: a 48-byte copy would be a call to the soft-float
-        // target's byte-wise memcpy.
-        [x[0], x[1], x[2], x[3], x[4], x[5]] = *result;
-    });
+    system.ipc.deliver_results(|task, result| syscall::set_result_registers(&mut tasks[task].frame.x, result));
 }
 
 /// This core's task leaves it: its FP/SIMD registers go to its save area
@@ -838,41 +836,16 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             }
         }
     } else if class == 0x15 && vector_index == 8 {
-        let x = system.tasks[current].frame.x;
-        let msg = [x[1], x[2], x[3], x[4]];
-        let regs = &mut system.tasks[current].frame.x;
-        match x[8] {
-            syscall::EXIT => {
-                end_task(system, current, x[0]);
-            }
-            syscall::WRITE => match read_task_buffer(system, current, x[0], x[1], syscall::MAX_WRITE) {
-                // Printed once the system lock is released (below): a slow
-                // UART must not stall the other cores.
-                Ok(bytes) => {
-                    output = Some(bytes);
-                    system.tasks[current].frame.x[0] = 0;
-                }
-                Err(e) => system.tasks[current].frame.x[0] = e as u64,
-            },
-            syscall::LABEL => system.tasks[current].frame.x[0] = label(system, current, [x[0], x[1], x[2], x[3], x[4]]),
-            syscall::YIELD => {
-                regs[0] = 0;
-                yielded = true;
-            }
-            syscall::CALL => system.ipc.call(current, x[0], msg),
-            syscall::RECV => system.ipc.recv(current, x[0]),
-            syscall::REPLY => system.ipc.reply(current, [x[0], x[1], x[2], x[3]]),
-            syscall::REPLY_RECV => system.ipc.reply_recv(current, x[0], msg),
-            syscall::SIGNAL => system.ipc.signal(current, x[0]),
-            syscall::WAIT => system.ipc.wait(current, x[0]),
-            syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(current, x[0]),
-            syscall::RECV_TIMED => system.ipc.recv_timed(current, x[0], timer::counter().saturating_add(x[1])),
-            syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
-                let r = memory::call(system, current, x[8], [x[0], x[1], x[2], x[3]]);
-                let x = &mut system.tasks[current].frame.x;
-                [x[0], x[1], x[2], x[3], x[4], x[5]] = r;
-            }
-            _ => regs[0] = SysError::Unknown as u64,
+        let regs = &system.tasks[current].frame.x;
+        let (number, args) = (regs[8], [regs[0], regs[1], regs[2], regs[3], regs[4]]);
+        let outcome = syscall::dispatch(system, current, number, args);
+        if let Some(result) = syscall::result_registers(&outcome) {
+            syscall::set_result_registers(&mut system.tasks[current].frame.x, &result);
+        }
+        match outcome {
+            Ok(Next::Print(bytes)) => output = Some(bytes),
+            Ok(Next::Yield) => yielded = true,
+            _ => {}
         }
     } else if class == fpsimd::EC_FP_SIMD_TRAPPED && vector_index == 8 && system.fp_live & (1 << core) == 0 {
         // The task's first FP/SIMD instruction since it was switched in:
@@ -919,7 +892,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
                 switch_out_fp(system, core, current);
                 switch_to(system, core, next);
                 system.current[core] = Some(next);
-                system.ran_on[next] |= 1 << core;
+                system.tasks[next].ran_on |= 1 << core;
                 &mut *system.tasks[next].frame
             } else {
                 saved
@@ -994,33 +967,4 @@ fn print_task_output(bytes: &[u8]) {
         TASK_WRITES_UNDER_LOCK.fetch_add(1, Ordering::Relaxed);
     }
     print!("{}", String::from_utf8_lossy(bytes));
-}
-
-/// Copies the task's buffer [va, va + len) (at most `max` bytes) in through
-/// its own user mappings: what `write` and `label` read.
-fn read_task_buffer(system: &mut System, task: TaskId, va: u64, len: u64, max: u64) -> Result<Vec<u8>, SysError> {
-    let granule = system.granule;
-    let tables = &mut system.tasks[task].tables;
-    let pieces = syscall::user_buffer_up_to(va, len, max, granule.size(), &mut |page| {
-        tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
-    })?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    for (pa, n) in pieces {
-        let src = layout::linear(pa).ok_or(SysError::BadAddress)?;
-        // SAFETY: the range was translated through the task's own user
-        // mappings and lies in RAM the linear map covers.
-        bytes.extend_from_slice(unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) });
-    }
-    Ok(bytes)
-}
-
-/// LABEL: the text comes in through the task's own mappings; the label
-/// goes to the task's bounded table.
-fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5]) -> u64 {
-    let result = read_task_buffer(system, task, text, len, labels::MAX_LEN)
-        .and_then(|bytes| system.tasks[task].labels.add(va, size, when, &bytes));
-    match result {
-        Ok(()) => 0,
-        Err(e) => e as u64,
-    }
 }

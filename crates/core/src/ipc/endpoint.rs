@@ -6,7 +6,7 @@
 //! Must never: block a task on an error, or let any task but the owner
 //! receive.
 
-use super::{Ipc, IpcError, MSG_WORDS, Message, NOTIFICATION_BADGE, State, TaskId, err, ok};
+use super::{Ipc, MSG_WORDS, Message, NOTIFICATION_BADGE, State, SysError, TaskId, err, ok};
 
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
@@ -17,14 +17,13 @@ enum Wait {
 }
 
 impl Ipc {
-    pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) {
-        let (endpoint, badge) = match self.endpoint_of(caller, handle) {
-            Ok(h) => h,
-            Err(e) => return self.fail(caller, e),
-        };
+    /// Errors (nothing changed, the caller keeps running) are returned;
+    /// otherwise the caller blocks until the reply.
+    pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) -> Result<(), SysError> {
+        let (endpoint, badge) = self.endpoint_of(caller, handle)?;
         let server = self.endpoints[endpoint].owner;
         if matches!(self.tasks[server].state, State::Dead { .. }) {
-            return self.fail(caller, IpcError::DeadPeer);
+            return Err(SysError::DeadPeer);
         }
         if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
             self.tasks[server].owes = Some(caller);
@@ -34,49 +33,50 @@ impl Ipc {
             self.endpoints[endpoint].queue.push_back(caller);
             self.block(caller, State::Sending { endpoint, badge, msg });
         }
+        Ok(())
     }
 
-    pub fn recv(&mut self, task: TaskId, handle: u64) {
+    pub fn recv(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
         self.recv_with(task, handle, Wait::Forever)
     }
 
     /// `recv` that returns `WouldBlock` instead of waiting.
-    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) {
+    pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
         self.recv_with(task, handle, Wait::Never)
     }
 
     /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
-    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) {
+    pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) -> Result<(), SysError> {
         self.recv_with(task, handle, Wait::Until(deadline))
     }
 
-    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) {
-        let endpoint = match self.endpoint_of(task, handle) {
-            Ok((e, _)) => e,
-            Err(e) => return self.fail(task, e),
-        };
+    /// A message (or a bound notification's word) at once is the task's
+    /// result; with none it blocks, or fails with `WouldBlock`.
+    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) -> Result<(), SysError> {
+        let (endpoint, _) = self.endpoint_of(task, handle)?;
         if self.endpoints[endpoint].owner != task {
-            return self.fail(task, IpcError::NotOwner);
+            return Err(SysError::NotOwner);
         }
         if let Some(word) = self.take_bound_word(endpoint) {
             self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
-            return;
+            return Ok(());
         }
         match self.endpoints[endpoint].queue.pop_front() {
             Some(caller) => {
                 let State::Sending { badge, msg, .. } = self.tasks[caller].state else {
-                    return self.fail(task, IpcError::DeadPeer);
+                    return Err(SysError::DeadPeer);
                 };
                 self.tasks[caller].state = State::AwaitingReply { server: task };
                 self.tasks[task].owes = Some(caller);
                 self.set_result(task, ok(msg, badge));
             }
             None => match wait {
-                Wait::Never => self.fail(task, IpcError::WouldBlock),
+                Wait::Never => return Err(SysError::WouldBlock),
                 Wait::Forever => self.block(task, State::Receiving { endpoint, deadline: None }),
                 Wait::Until(deadline) => self.block(task, State::Receiving { endpoint, deadline: Some(deadline) }),
             },
         }
+        Ok(())
     }
 
     /// Wakes every timed receive whose deadline is at or before `now` with
@@ -86,7 +86,7 @@ impl Ipc {
         for t in 0..self.tasks.len() {
             if let State::Receiving { deadline: Some(d), .. } = self.tasks[t].state {
                 if d <= now {
-                    self.wake(t, err(IpcError::TimedOut));
+                    self.wake(t, err(SysError::TimedOut));
                 } else {
                     earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
                 }
@@ -95,23 +95,25 @@ impl Ipc {
         earliest
     }
 
-    pub fn reply(&mut self, server: TaskId, msg: Message) {
+    pub fn reply(&mut self, server: TaskId, msg: Message) -> Result<(), SysError> {
         match self.tasks[server].owes.take() {
             Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
                 self.wake(caller, ok(msg, 0));
                 self.set_result(server, ok([0; MSG_WORDS], 0));
+                Ok(())
             }
-            _ => self.fail(server, IpcError::NoCaller),
+            _ => Err(SysError::NoCaller),
         }
     }
 
-    pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) {
+    /// `reply` (if a call is owed) then `recv`: an error is the receive's.
+    pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) -> Result<(), SysError> {
         if let Some(caller) = self.tasks[server].owes.take()
             && self.tasks[caller].state == (State::AwaitingReply { server })
         {
             self.wake(caller, ok(msg, 0));
         }
-        self.recv(server, handle);
+        self.recv(server, handle)
     }
 
     /// The client `server` owes a reply to, if it is still waiting for it.

@@ -53,8 +53,8 @@ pub mod schedule;
 use alloc::collections::VecDeque;
 use schedule::Scheduler;
 
+pub use crate::syscall::SysError;
 use alloc::vec::Vec;
-use folio_abi::status;
 
 pub type TaskId = usize;
 pub type EndpointId = usize;
@@ -63,20 +63,6 @@ pub const MSG_WORDS: usize = 4;
 pub type Message = [u64; MSG_WORDS];
 /// The badge `recv` reports for a bound notification's word; never granted.
 pub const NOTIFICATION_BADGE: u64 = u64::MAX;
-
-/// Status codes returned in x0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum IpcError {
-    InvalidHandle = status::INVALID_HANDLE,
-    NotOwner = status::NOT_OWNER,
-    NoCaller = status::NO_CALLER,
-    DeadPeer = status::DEAD_PEER,
-    TimedOut = status::TIMED_OUT,
-    WouldBlock = status::WOULD_BLOCK,
-    /// A notification operation on an endpoint handle, or the reverse.
-    WrongKind = status::WRONG_KIND,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -164,7 +150,7 @@ fn ok(msg: Message, badge: u64) -> [u64; 6] {
     [0, msg[0], msg[1], msg[2], msg[3], badge]
 }
 
-fn err(e: IpcError) -> [u64; 6] {
+fn err(e: SysError) -> [u64; 6] {
     [e as u64, 0, 0, 0, 0, 0]
 }
 
@@ -246,19 +232,19 @@ impl Ipc {
     }
 
     /// The endpoint a handle names, or the error to return.
-    fn endpoint_of(&self, task: TaskId, handle: u64) -> Result<(EndpointId, u64), IpcError> {
+    fn endpoint_of(&self, task: TaskId, handle: u64) -> Result<(EndpointId, u64), SysError> {
         match self.handle(task, handle) {
             Some(Handle { object: Object::Endpoint(e), badge }) => Ok((e, badge)),
-            Some(_) => Err(IpcError::WrongKind),
-            None => Err(IpcError::InvalidHandle),
+            Some(_) => Err(SysError::WrongKind),
+            None => Err(SysError::InvalidHandle),
         }
     }
 
-    fn notification_of(&self, task: TaskId, handle: u64) -> Result<(usize, u64), IpcError> {
+    fn notification_of(&self, task: TaskId, handle: u64) -> Result<(usize, u64), SysError> {
         match self.handle(task, handle) {
             Some(Handle { object: Object::Notification(n), badge }) => Ok((n, badge)),
-            Some(_) => Err(IpcError::WrongKind),
-            None => Err(IpcError::InvalidHandle),
+            Some(_) => Err(SysError::WrongKind),
+            None => Err(SysError::InvalidHandle),
         }
     }
 
@@ -270,11 +256,6 @@ impl Ipc {
         t.state = State::Ready;
         self.schedule.make_ready(task);
         self.set_result(task, result);
-    }
-
-    /// Fails a system call without blocking: the task keeps running.
-    fn fail(&mut self, task: TaskId, e: IpcError) {
-        self.set_result(task, err(e));
     }
 
     /// Blocks the running `task`.
@@ -320,7 +301,7 @@ impl Ipc {
         waiters
             .extend((0..self.tasks.len()).filter(|&t| self.tasks[t].state == (State::AwaitingReply { server: task })));
         for t in waiters {
-            self.wake(t, err(IpcError::DeadPeer));
+            self.wake(t, err(SysError::DeadPeer));
         }
     }
 
@@ -397,13 +378,17 @@ mod tests {
         let e = ipc.add_endpoint(server);
         ipc.grant(server, Object::Endpoint(e), 0);
         ipc.grant(client, Object::Endpoint(e), 7);
-        ipc.recv(server, 0);
-        ipc.call(client, 0, [1, 2, 3, 4]);
-        ipc.call(client, 9, [0; 4]); // a failed call: a second result set for the client
+        let other = ipc.add_task(1);
+        let n = ipc.add_notification();
+        let signal = ipc.grant(other, Object::Notification(n), 1);
+        ipc.recv(server, 0).unwrap();
+        ipc.call(client, 0, [1, 2, 3, 4]).unwrap();
+        ipc.signal(other, signal).unwrap();
+        ipc.signal(other, signal).unwrap(); // a second result for the same task: listed once
         let mut got = Vec::new();
         ipc.deliver_results(|t, r| got.push((t, *r)));
         got.sort();
-        assert_eq!(got, [(server, [0, 1, 2, 3, 4, 7]), (client, [IpcError::InvalidHandle as u64, 0, 0, 0, 0, 0])]);
+        assert_eq!(got, [(server, [0, 1, 2, 3, 4, 7]), (other, [0; 6])]);
         ipc.deliver_results(|t, _| panic!("task {t} delivered twice"));
     }
 
@@ -414,12 +399,12 @@ mod tests {
         let ep = ipc.add_endpoint(server);
         let sh = ipc.grant(server, Object::Endpoint(ep), 0);
         let ch = ipc.grant(client, Object::Endpoint(ep), 0xbad6e);
-        ipc.recv(server, sh);
+        ipc.recv(server, sh).unwrap();
         assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: None });
-        ipc.call(client, ch, [1, 2, 3, 4]);
+        ipc.call(client, ch, [1, 2, 3, 4]).unwrap();
         assert_eq!(ipc.state(client), State::AwaitingReply { server });
         assert_eq!(ipc.take_result(server), Some([0, 1, 2, 3, 4, 0xbad6e]));
-        ipc.reply(server, [9, 8, 7, 6]);
+        ipc.reply(server, [9, 8, 7, 6]).unwrap();
         assert_eq!(ipc.take_result(client), Some([0, 9, 8, 7, 6, 0]));
         assert_eq!(ipc.state(client), State::Ready);
     }
@@ -433,10 +418,10 @@ mod tests {
         let clients: Vec<TaskId> = (0..3).map(|_| ipc.add_task(1)).collect();
         for (i, &c) in clients.iter().enumerate() {
             let h = ipc.grant(c, Object::Endpoint(ep), 100 + i as u64);
-            ipc.call(c, h, [i as u64, 0, 0, 0]);
+            ipc.call(c, h, [i as u64, 0, 0, 0]).unwrap();
         }
         for i in 0..3u64 {
-            ipc.reply_recv(server, sh, [i, 0, 0, 0]);
+            ipc.reply_recv(server, sh, [i, 0, 0, 0]).unwrap();
             let r = ipc.take_result(server).unwrap();
             assert_eq!((r[1], r[5]), (i, 100 + i));
         }
@@ -448,12 +433,10 @@ mod tests {
         let (server, client) = (ipc.add_task(1), ipc.add_task(1));
         let ep = ipc.add_endpoint(server);
         let ch = ipc.grant(client, Object::Endpoint(ep), 1);
-        ipc.call(client, 7, [0; 4]);
-        assert_eq!(ipc.take_result(client).map(|r| r[0]), Some(IpcError::InvalidHandle as u64));
-        ipc.recv(client, ch);
-        assert_eq!(ipc.take_result(client).map(|r| r[0]), Some(IpcError::NotOwner as u64));
-        ipc.reply(server, [0; 4]);
-        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::NoCaller as u64));
+        assert_eq!(ipc.call(client, 7, [0; 4]), Err(SysError::InvalidHandle));
+        assert_eq!(ipc.recv(client, ch), Err(SysError::NotOwner));
+        assert_eq!(ipc.reply(server, [0; 4]), Err(SysError::NoCaller));
+        assert_eq!((ipc.take_result(client), ipc.take_result(server)), (None, None), "errors are returned");
         assert_eq!((ipc.state(client), ipc.state(server)), (State::Ready, State::Ready));
     }
 
@@ -465,16 +448,15 @@ mod tests {
         let sh = ipc.grant(server, Object::Endpoint(ep), 0);
         let (a, b) = (ipc.add_task(1), ipc.add_task(1));
         let (ha, hb) = (ipc.grant(a, Object::Endpoint(ep), 1), ipc.grant(b, Object::Endpoint(ep), 2));
-        ipc.call(a, ha, [0; 4]);
-        ipc.call(b, hb, [0; 4]);
-        ipc.recv(server, sh); // takes a; a awaits the reply, b stays queued
+        ipc.call(a, ha, [0; 4]).unwrap();
+        ipc.call(b, hb, [0; 4]).unwrap();
+        ipc.recv(server, sh).unwrap(); // takes a; a awaits the reply, b stays queued
         ipc.exit(server, 3);
         for t in [a, b] {
-            assert_eq!(ipc.take_result(t).map(|r| r[0]), Some(IpcError::DeadPeer as u64));
+            assert_eq!(ipc.take_result(t).map(|r| r[0]), Some(SysError::DeadPeer as u64));
             assert_eq!(ipc.state(t), State::Ready);
         }
-        ipc.call(a, ha, [0; 4]);
-        assert_eq!(ipc.take_result(a).map(|r| r[0]), Some(IpcError::DeadPeer as u64));
+        assert_eq!(ipc.call(a, ha, [0; 4]), Err(SysError::DeadPeer));
     }
 
     #[test]
@@ -483,13 +465,12 @@ mod tests {
         let server = ipc.add_task(1);
         let ep = ipc.add_endpoint(server);
         let sh = ipc.grant(server, Object::Endpoint(ep), 0);
-        ipc.recv_nonblocking(server, sh);
-        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WouldBlock as u64));
-        ipc.recv_timed(server, sh, 1000);
+        assert_eq!(ipc.recv_nonblocking(server, sh), Err(SysError::WouldBlock));
+        ipc.recv_timed(server, sh, 1000).unwrap();
         assert_eq!(ipc.expire(999), Some(1000));
         assert_eq!(ipc.state(server), State::Receiving { endpoint: ep, deadline: Some(1000) });
         assert_eq!(ipc.expire(1000), None);
-        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::TimedOut as u64));
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(SysError::TimedOut as u64));
         assert_eq!(ipc.state(server), State::Ready);
     }
 
@@ -504,18 +485,17 @@ mod tests {
         ipc.grant(a, Object::Endpoint(ep), 0b01);
         ipc.grant(b, Object::Endpoint(ep), 0b10);
         let signal = ipc.grant(a, Object::Notification(n), 0b100);
-        ipc.wait(server, nh);
+        ipc.wait(server, nh).unwrap();
         assert_eq!(ipc.state(server), State::Waiting { notification: n });
-        ipc.signal(a, signal);
+        ipc.signal(a, signal).unwrap();
         assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b100));
         ipc.exit(a, 0);
         ipc.exit(b, 0);
-        ipc.wait(server, nh);
+        ipc.wait(server, nh).unwrap();
         assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b11), "both clients' badges");
         // Notification operations on an endpoint handle are refused.
         let eh = ipc.grant(server, Object::Endpoint(ep), 0);
-        ipc.wait(server, eh);
-        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(IpcError::WrongKind as u64));
+        assert_eq!(ipc.wait(server, eh), Err(SysError::WrongKind));
     }
 
     #[test]
@@ -555,17 +535,17 @@ mod tests {
         let _ah = ipc.grant(a, Object::Endpoint(ep), 0b01);
         let bh = ipc.grant(b, Object::Endpoint(ep), NOTIFICATION_BADGE);
         // Blocked in recv: a client's death wakes the server with its badge.
-        ipc.recv(server, sh);
+        ipc.recv(server, sh).unwrap();
         ipc.exit(a, 0);
         assert_eq!(ipc.state(server), State::Ready);
         assert_eq!(ipc.take_result(server), Some([0, 0b01, 0, 0, 0, NOTIFICATION_BADGE]));
         assert_eq!(ipc.caller_owed(server), None);
         // A pending word is delivered before a queued caller, then the call.
-        ipc.call(b, bh, [7, 0, 0, 0]);
+        ipc.call(b, bh, [7, 0, 0, 0]).unwrap();
         ipc.raise(n, 0b100);
-        ipc.recv(server, sh);
+        ipc.recv(server, sh).unwrap();
         assert_eq!(ipc.take_result(server), Some([0, 0b100, 0, 0, 0, NOTIFICATION_BADGE]));
-        ipc.recv(server, sh);
+        ipc.recv(server, sh).unwrap();
         // The reserved badge was never granted: b's handle carries 0.
         assert_eq!(ipc.take_result(server), Some([0, 7, 0, 0, 0, 0]));
         assert_eq!(ipc.caller_owed(server), Some(b));

@@ -6,7 +6,7 @@
 //! a notification is bound to.
 //! Must never: block in `signal`.
 
-use super::{EndpointId, Ipc, IpcError, MSG_WORDS, NOTIFICATION_BADGE, Notification, State, TaskId, ok};
+use super::{EndpointId, Ipc, MSG_WORDS, NOTIFICATION_BADGE, Notification, State, SysError, TaskId, ok};
 
 impl Ipc {
     pub fn add_notification(&mut self) -> usize {
@@ -33,14 +33,11 @@ impl Ipc {
     }
 
     /// ORs the handle's badge into its notification's word, waking a waiter.
-    pub fn signal(&mut self, task: TaskId, handle: u64) {
-        match self.notification_of(task, handle) {
-            Ok((n, badge)) => {
-                self.raise(n, badge);
-                self.set_result(task, ok([0; MSG_WORDS], 0));
-            }
-            Err(e) => self.fail(task, e),
-        }
+    pub fn signal(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
+        let (n, badge) = self.notification_of(task, handle)?;
+        self.raise(n, badge);
+        self.set_result(task, ok([0; MSG_WORDS], 0));
+        Ok(())
     }
 
     pub(super) fn raise(&mut self, n: usize, bits: u64) {
@@ -59,20 +56,19 @@ impl Ipc {
     }
 
     /// Takes the notification's word, or waits until it is non-zero.
-    pub fn wait(&mut self, task: TaskId, handle: u64) {
-        let n = match self.notification_of(task, handle) {
-            Ok((n, _)) => n,
-            Err(e) => return self.fail(task, e),
-        };
+    /// A second waiter fails with `WouldBlock` (one waiter per word).
+    pub fn wait(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
+        let (n, _) = self.notification_of(task, handle)?;
         let notification = &mut self.notifications[n];
         if notification.word != 0 {
             let word = core::mem::take(&mut notification.word);
             self.set_result(task, ok([word, 0, 0, 0], 0));
         } else if notification.waiter.is_some() {
-            self.fail(task, IpcError::WouldBlock);
+            return Err(SysError::WouldBlock);
         } else {
             notification.waiter = Some(task);
             self.block(task, State::Waiting { notification: n });
         }
+        Ok(())
     }
 }

@@ -176,7 +176,7 @@ fn tasks_are_preempted_by_the_timer(k: &mut BootInfo) -> TestResult {
 fn tasks_calling_a_dead_server_get_an_error(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Spec};
-    let dead_peer = folio_core::ipc::IpcError::DeadPeer as u64;
+    let dead_peer = folio_core::syscall::SysError::DeadPeer as u64;
     let specs = [
         Spec {
             name: "crasher",

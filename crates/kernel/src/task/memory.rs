@@ -18,7 +18,6 @@
 use alloc::vec::Vec;
 
 use folio_abi::memsvc::layout;
-use folio_abi::status;
 use folio_core::mm::layout as kernel_layout;
 use folio_core::mm::paging::{Attributes, PagingError, Policy, Remap, Unit};
 use folio_core::syscall::{self, CapKind, MapEntry, SysError, map};
@@ -92,11 +91,11 @@ fn attributes(flags: u64) -> Attributes {
     if flags & map::WRITABLE != 0 { Attributes::USER_RW } else { Attributes::USER_RO }
 }
 
-/// Runs memory call `number` for `current`; returns x0..x5.
-pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4]) -> [u64; 6] {
+/// Runs memory call `number` for `current`: x1..x5, or the error.
+pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4]) -> Result<[u64; 5], SysError> {
     let page = system.granule.size();
     if system.tasks[current].caps.is_empty() {
-        return [SysError::NotPermitted as u64, 0, 0, 0, 0, 0];
+        return Err(SysError::NotPermitted);
     }
     let result = match number {
         syscall::MEM_CAP => {
@@ -105,9 +104,9 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
                 Some(c) => {
                     let kind = if c.kind == CapKind::Pool { map::CAP_POOL } else { map::CAP_META };
                     let kind = kind | (c.folio_shift as u64) << map::CAP_FOLIO_SHIFT;
-                    [status::OK, kind, c.range.start(), c.range.size(), c.zone as u64, system.granule.shift() as u64]
+                    Ok([kind, c.range.start(), c.range.size(), c.zone as u64, system.granule.shift() as u64])
                 }
-                None => [SysError::InvalidArgument as u64, 0, 0, 0, 0, 0],
+                None => Err(SysError::InvalidArgument),
             };
         }
         syscall::MAP_SELF => map_self(&mut system.tasks[current], x[0], x[1], page),
@@ -131,10 +130,7 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
         syscall::LINK_SHARED_SELF => link_shared_self(&mut system.tasks[current], x, page),
         _ => Err(SysError::Unknown),
     };
-    match result {
-        Ok(x1) => [status::OK, x1, 0, 0, 0, 0],
-        Err(e) => [e as u64, 0, 0, 0, 0, 0],
-    }
+    result.map(|x1| [x1, 0, 0, 0, 0])
 }
 
 /// Maps every entry, or nothing: a failure unmaps the entries before it.

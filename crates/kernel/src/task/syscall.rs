@@ -1,0 +1,117 @@
+//! The system calls, one function each (Hubris's and seL4's shape): a plain
+//! function over the system and the calling task that returns what happens
+//! next, or the error.
+//!
+//! Owns: the system-call table ([`dispatch`]), what each call reads of the
+//! caller's argument registers, and the one function that writes result
+//! registers ([`set_result_registers`]), for a call's own outcome and for
+//! the IPC results other tasks' calls produce.
+//! Must never: touch a task's memory except through its own translations
+//! (`syscall::user_buffer_up_to`); print while the system lock is held
+//! (a `write` returns its bytes in [`Next::Print`]).
+//!
+//! The numbers and registers are `folio_core::syscall`'s table; every
+//! error is one [`SysError`], a status code of `folio_abi::status`.
+
+use alloc::vec::Vec;
+
+use folio_core::ipc::TaskId;
+use folio_core::labels;
+use folio_core::mm::layout;
+use folio_core::syscall::{self, SysError};
+
+use super::{System, end_task, memory};
+use crate::arch::aarch64::timer;
+
+/// What happens after a system call that did not fail.
+pub(super) enum Next {
+    /// The caller goes on with x0 = 0 and these in x1..x5.
+    Continue([u64; 5]),
+    /// As `Continue([0; 5])`; the bytes are printed once the system lock
+    /// is released (a slow UART stalls nobody else).
+    Print(Vec<u8>),
+    /// IPC decided: the caller goes on or is blocked, and its registers
+    /// come with IPC's results ([`folio_core::ipc::Ipc::deliver_results`]).
+    Ipc,
+    /// The caller gives up the rest of its time slice (x0 = 0).
+    Yield,
+    /// The caller ended.
+    Exit,
+}
+
+/// Runs system call `number` for `task` with its argument registers x0..x4.
+/// (Inlined into the trap handler: a table of calls, most of them one
+/// line.)
+#[inline(always)]
+pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 5]) -> Result<Next, SysError> {
+    let msg = [x[1], x[2], x[3], x[4]];
+    match number {
+        syscall::EXIT => {
+            end_task(system, task, x[0]);
+            Ok(Next::Exit)
+        }
+        syscall::WRITE => read_task_buffer(system, task, x[0], x[1], syscall::MAX_WRITE).map(Next::Print),
+        syscall::LABEL => label(system, task, x),
+        syscall::YIELD => Ok(Next::Yield),
+        syscall::CALL => system.ipc.call(task, x[0], msg).map(|()| Next::Ipc),
+        syscall::RECV => system.ipc.recv(task, x[0]).map(|()| Next::Ipc),
+        syscall::REPLY => system.ipc.reply(task, [x[0], x[1], x[2], x[3]]).map(|()| Next::Ipc),
+        syscall::REPLY_RECV => system.ipc.reply_recv(task, x[0], msg).map(|()| Next::Ipc),
+        syscall::SIGNAL => system.ipc.signal(task, x[0]).map(|()| Next::Ipc),
+        syscall::WAIT => system.ipc.wait(task, x[0]).map(|()| Next::Ipc),
+        syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(task, x[0]).map(|()| Next::Ipc),
+        syscall::RECV_TIMED => {
+            let deadline = timer::counter().saturating_add(x[1]);
+            system.ipc.recv_timed(task, x[0], deadline).map(|()| Next::Ipc)
+        }
+        syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
+            memory::call(system, task, number, [x[0], x[1], x[2], x[3]]).map(Next::Continue)
+        }
+        _ => Err(SysError::Unknown),
+    }
+}
+
+/// The one writer of result registers: x0 = status, x1..x5. Six plain
+/// stores (a 48-byte copy would be a call to the soft-float target's
+/// byte-wise memcpy).
+pub(super) fn set_result_registers(x: &mut [u64; 31], result: &[u64; 6]) {
+    [x[0], x[1], x[2], x[3], x[4], x[5]] = *result;
+}
+
+/// The registers a call's outcome leaves in the caller, if it sets any
+/// itself (IPC's results come separately).
+#[inline(always)]
+pub(super) fn result_registers(outcome: &Result<Next, SysError>) -> Option<[u64; 6]> {
+    match outcome {
+        Ok(Next::Continue([a, b, c, d, e])) => Some([0, *a, *b, *c, *d, *e]),
+        Ok(Next::Print(_) | Next::Yield) => Some([0; 6]),
+        Ok(Next::Ipc | Next::Exit) => None,
+        Err(e) => Some([*e as u64, 0, 0, 0, 0, 0]),
+    }
+}
+
+/// Copies the task's buffer [va, va + len) (at most `max` bytes) in through
+/// its own user mappings: what `write` and `label` read.
+fn read_task_buffer(system: &mut System, task: TaskId, va: u64, len: u64, max: u64) -> Result<Vec<u8>, SysError> {
+    let granule = system.granule;
+    let tables = &mut system.tasks[task].tables;
+    let pieces = syscall::user_buffer_up_to(va, len, max, granule.size(), &mut |page| {
+        tables.translate(page).filter(|m| m.attributes.user).map(|m| m.pa + (page - m.va))
+    })?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    for (pa, n) in pieces {
+        let src = layout::linear(pa).ok_or(SysError::BadAddress)?;
+        // SAFETY: the range was translated through the task's own user
+        // mappings and lies in RAM the linear map covers.
+        bytes.extend_from_slice(unsafe { core::slice::from_raw_parts(src as *const u8, n as usize) });
+    }
+    Ok(bytes)
+}
+
+/// LABEL: the text comes in through the task's own mappings; the label
+/// goes to the task's bounded table.
+fn label(system: &mut System, task: TaskId, [va, size, when, text, len]: [u64; 5]) -> Result<Next, SysError> {
+    let bytes = read_task_buffer(system, task, text, len, labels::MAX_LEN)?;
+    system.tasks[task].labels.add(va, size, when, &bytes)?;
+    Ok(Next::Continue([0; 5]))
+}
