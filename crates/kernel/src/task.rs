@@ -133,11 +133,17 @@ static CORE_MPIDR: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) };
 /// task of higher priority is ready for it: that core runs its scheduler
 /// now instead of at its next timer tick. Idle cores need no interrupt:
 /// `wake_cores` (SEV) already woke them.
+#[inline(always)]
 fn poke_cores(system: &System, this_core: usize) {
-    // Only cores in task mode can need it.
-    if system.timer.is_none() || system.in_user & !(1 << this_core) == 0 {
-        return;
+    // Only cores in task mode can need it (checked inline: on one core,
+    // or with every other core idle, that is all there is to do).
+    if system.timer.is_some() && system.in_user & !(1 << this_core) != 0 {
+        poke_running_cores(system, this_core);
     }
+}
+
+#[inline(never)]
+fn poke_running_cores(system: &System, this_core: usize) {
     for (core, running) in system.current.iter().enumerate() {
         let Some(task) = *running else { continue };
         if core == this_core || system.ipc.best_ready_for(core).is_none_or(|p| p <= system.ipc.priority(task)) {
