@@ -781,6 +781,17 @@ fn deliver_results(system: &mut System) {
     system.ipc.deliver_results(|task, result| syscall::set_result_registers(&mut tasks[task].frame.x, result));
 }
 
+/// This core switches from task `current` to `next`: FP/SIMD handed over
+/// lazily, `next`'s address space, and its save area to resume from.
+#[inline(always)]
+fn switch_task(system: &mut System, core: usize, current: TaskId, next: TaskId) -> *mut TrapFrame {
+    switch_out_fp(system, core, current);
+    switch_to(system, core, next);
+    system.current[core] = Some(next);
+    system.tasks[next].ran_on |= 1 << core;
+    &mut *system.tasks[next].frame
+}
+
 /// This core's task leaves it: its FP/SIMD registers go to its save area
 /// if it used them since it was switched in (otherwise the save area holds
 /// them already), and EL0 traps FP/SIMD again, so the next task cannot see
@@ -810,6 +821,28 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     let readied_before = system.ipc.readied();
     let (esr, vector_index) = (system.tasks[current].frame.esr, system.tasks[current].frame.vector_index);
     let class = (esr >> 26) & 0x3f;
+    let number = system.tasks[current].frame.x[8];
+    if class == 0x15
+        && vector_index == 8
+        && (number == folio_core::syscall::CALL || number == folio_core::syscall::REPLY_RECV)
+    {
+        let x = &system.tasks[current].frame.x;
+        let (handle, msg) = (x[0], [x[1], x[2], x[3], x[4]]);
+        let fast = if number == folio_core::syscall::CALL {
+            system.ipc.fast_call(current, handle, msg, core)
+        } else {
+            system.ipc.fast_reply_recv(current, handle, msg, core)
+        };
+        if let Ok((next, result)) = fast {
+            // The fast path (folio_core::ipc::fastpath): the state is as
+            // the general path would leave it, nobody else became ready
+            // (no wake-ups for other cores), and `next` runs here now.
+            syscall::set_result_registers(&mut system.tasks[next].frame.x, &result);
+            let resume = switch_task(system, core, current, next);
+            drop(guard);
+            return resume;
+        }
+    }
 
     let mut yielded = false;
     // What a `write` asked to print, printed after the system lock is gone.
@@ -894,15 +927,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     }
     match next {
         Some(next) => {
-            let resume: *mut TrapFrame = if next != current {
-                switch_out_fp(system, core, current);
-                switch_to(system, core, next);
-                system.current[core] = Some(next);
-                system.tasks[next].ran_on |= 1 << core;
-                &mut *system.tasks[next].frame
-            } else {
-                saved
-            };
+            let resume = if next != current { switch_task(system, core, current, next) } else { saved };
             drop(guard);
             if let Some(bytes) = output {
                 print_task_output(&bytes);

@@ -47,6 +47,7 @@
 //! handles, results and deaths.
 
 mod endpoint;
+pub mod fastpath;
 mod notification;
 pub mod schedule;
 

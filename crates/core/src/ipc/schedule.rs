@@ -150,6 +150,31 @@ impl Scheduler {
         Some(task)
     }
 
+    /// Whether `task` may run on `core` (not pinned to another).
+    pub fn may_run_on(&self, task: TaskId, core: usize) -> bool {
+        let pinned = self.tasks[task].pinned;
+        pinned == NONE || pinned == core
+    }
+
+    /// Every queue's tasks in order, highest priority first (for tests
+    /// that compare schedulers).
+    #[cfg(test)]
+    pub fn order(&self) -> Vec<Vec<TaskId>> {
+        (0..LEVELS)
+            .rev()
+            .map(|p| {
+                let mut order = Vec::new();
+                let mut task = self.queues[p].head;
+                while task != NONE {
+                    order.push(task);
+                    task = self.tasks[task].next;
+                }
+                order
+            })
+            .filter(|q| !q.is_empty())
+            .collect()
+    }
+
     /// The highest priority among ready tasks that `core` may run.
     pub fn best_priority_for(&self, core: usize) -> Option<u8> {
         self.best(core).map(|t| self.tasks[t].priority)
