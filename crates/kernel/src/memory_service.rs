@@ -300,7 +300,7 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
-    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses));
+    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses), fast_ipc = outcome.fast_ipc);
     if all_ok { 0 } else { 1 }
 }
 
@@ -318,6 +318,6 @@ fn bench(k: &BootInfo, reserved: &Reserved, quota: u64) -> u32 {
     let objects = service_objects(1, Some(&reserved.caps), &arguments);
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let all_ok = outcome.statuses.iter().all(|(_, s)| *s == Some(0));
-    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses));
+    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses), fast_ipc = outcome.fast_ipc);
     if all_ok { 0 } else { 1 }
 }

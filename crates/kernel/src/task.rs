@@ -117,6 +117,8 @@ struct System {
     table_changes: u64,
     /// Reschedule SGIs taken by cores running a task.
     reschedule_ipis: u64,
+    /// `call`s and `reply_recv`s the fast path took.
+    fast_ipc: u64,
     /// Cores whose FP/SIMD registers hold their current task's state (bit
     /// per core): the task used them since it was switched in, so EL0 may
     /// use them untrapped, and they are saved when it leaves the core.
@@ -398,6 +400,8 @@ pub struct Outcome {
     pub retried_faults: u64,
     /// Reschedule SGIs taken by cores running a task.
     pub reschedule_ipis: u64,
+    /// `call`s and `reply_recv`s the fast path took.
+    pub fast_ipc: u64,
     /// Whether every core had dropped the run's tables (EPD0 set) when they
     /// were freed; otherwise they were kept, not freed.
     pub tables_retired: bool,
@@ -440,6 +444,7 @@ pub fn run_with(
         asid_rollovers: 0,
         retried_faults: 0,
         reschedule_ipis: 0,
+        fast_ipc: 0,
         tables_retired: true,
         fp_loads: Vec::new(),
         fp_saves: 0,
@@ -517,6 +522,7 @@ pub fn run_with(
         retried_faults: 0,
         table_changes: 0,
         reschedule_ipis: 0,
+        fast_ipc: 0,
         fp_live: 0,
         fp_saves: 0,
     };
@@ -569,7 +575,7 @@ pub fn run_with(
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
     let ran_on = system.tasks.iter().map(|t| t.ran_on).collect();
     let asid_rollovers = system.asids.rollovers();
-    let (retried_faults, reschedule_ipis) = (system.retried_faults, system.reschedule_ipis);
+    let (retried_faults, reschedule_ipis, fast_ipc) = (system.retried_faults, system.reschedule_ipis, system.fast_ipc);
     let tables_retired = system.user_space_live == 0;
     let fp_loads = system.tasks.iter().map(|t| t.fp_loads).collect();
     let fp_saves = system.fp_saves;
@@ -589,6 +595,7 @@ pub fn run_with(
         asid_rollovers,
         retried_faults,
         reschedule_ipis,
+        fast_ipc,
         tables_retired,
         fp_loads,
         fp_saves,
@@ -838,6 +845,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             // the general path would leave it, nobody else became ready
             // (no wake-ups for other cores), and `next` runs here now.
             syscall::set_result_registers(&mut system.tasks[next].frame.x, &result);
+            system.fast_ipc += 1;
             let resume = switch_task(system, core, current, next);
             drop(guard);
             return resume;

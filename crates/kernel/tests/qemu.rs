@@ -98,7 +98,10 @@ impl Boot {
         }
         self.find(&run, "memclient.isolation", true, &[("instance", "1")]);
         self.find(&run, "memclient.isolation-data", true, &[("instance", "2"), ("detail", "2 of 2 folios untouched")]);
-        self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")]);
+        let service = self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")]);
+        // The service waits in reply_recv: its requests take the IPC fast
+        // path (folio_core::ipc::fastpath) whenever its preconditions hold.
+        assert!(service.num("fast_ipc") > 0, "no request took the IPC fast path: {service:?}");
         let summary = self.find(&run, "memsvc", true, &[]);
         assert_eq!(summary.num("pool_free"), summary.num("pool_total"), "the pool is not whole again: {summary:?}");
         self
