@@ -98,6 +98,32 @@ pub mod task {
     /// the PMU cycle counter (PMCCNTR_EL0; only where the CPU has a PMU),
     /// otherwise it times itself with the virtual counter.
     pub const START_CYCLE_COUNTER: u64 = 1 << 0;
+    /// The task's IPC buffer ([`crate::ipc`]): one page of its granule,
+    /// read-write and its own, 64 KiB above its stack's top (aligned for
+    /// every granule).
+    pub const IPC_BUFFER: u64 = STACK_TOP + (64 << 10);
+}
+
+/// Long messages: up to [`MAX_MESSAGE_WORDS`](ipc::MAX_MESSAGE_WORDS)
+/// words, the first four in x1..x4 as always, the rest in the IPC buffers
+/// ([`task::IPC_BUFFER`]) at the same word index (word 4 at buffer word 4).
+///
+/// The long form of `call`, `recv` and `reply_recv` is the call's number
+/// plus [`LONG`](ipc::LONG). It takes x5 = the words sent (`call`,
+/// `reply_recv`; at most `MAX_MESSAGE_WORDS`, else `INVALID_ARGUMENT`) and
+/// x6 = the most words this task accepts (0: `MAX_MESSAGE_WORDS`), and
+/// returns x6 = the words the other side sent. A message longer than the
+/// receiver accepts arrives cut to what it accepts, with x0 = `TRUNCATED`;
+/// the buffer past that is left as it was. The short forms accept four
+/// words: a longer message reaches them truncated. Messages of four words
+/// or fewer never touch a buffer.
+pub mod ipc {
+    /// Added to `nr::CALL`, `nr::RECV` and `nr::REPLY_RECV`: the long form.
+    pub const LONG: u64 = 1 << 8;
+    /// The longest message.
+    pub const MAX_MESSAGE_WORDS: u64 = 64;
+    /// Words carried in registers (x1..x4).
+    pub const REGISTER_WORDS: u64 = 4;
 }
 
 /// Status codes returned in x0 (0 is success).
@@ -115,5 +141,7 @@ pub mod status {
     pub const BAD_ADDRESS: u64 = 14;
     pub const INVALID_ARGUMENT: u64 = 15;
     pub const TOO_LONG: u64 = 22;
+    /// A message longer than the receiver accepts arrived cut short.
+    pub const TRUNCATED: u64 = 23;
     pub const UNKNOWN_CALL: u64 = 38;
 }

@@ -78,6 +78,9 @@ pub enum SysError {
     WouldBlock = status::WOULD_BLOCK,
     /// IPC: a notification operation on an endpoint handle, or the reverse.
     WrongKind = status::WRONG_KIND,
+    /// IPC: a message longer than the receiver accepts arrived cut short
+    /// (a status of the receive, not an error of the sender).
+    Truncated = status::TRUNCATED,
     BadAddress = status::BAD_ADDRESS,
     TooLong = status::TOO_LONG,
     Unknown = status::UNKNOWN_CALL,

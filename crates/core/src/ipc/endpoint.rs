@@ -6,7 +6,7 @@
 //! Must never: block a task on an error, or let any task but the owner
 //! receive.
 
-use super::{Ipc, MSG_WORDS, Message, NOTIFICATION_BADGE, State, SysError, TaskId, err, ok};
+use super::{Form, Ipc, MSG_WORDS, Message, NOTIFICATION_BADGE, State, SysError, TaskId, err, ok};
 
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
@@ -20,14 +20,21 @@ impl Ipc {
     /// Errors (nothing changed, the caller keeps running) are returned;
     /// otherwise the caller blocks until the reply.
     pub fn call(&mut self, caller: TaskId, handle: u64, msg: Message) -> Result<(), SysError> {
+        self.call_long(caller, handle, msg, Form::SHORT)
+    }
+
+    /// `call` in `form`: a long message's words past the registers are in
+    /// the caller's IPC buffer, and the reply may be long too.
+    pub fn call_long(&mut self, caller: TaskId, handle: u64, msg: Message, form: Form) -> Result<(), SysError> {
         let (endpoint, badge) = self.endpoint_of(caller, handle)?;
         let server = self.endpoints[endpoint].owner;
         if matches!(self.tasks[server].state, State::Dead { .. }) {
             return Err(SysError::DeadPeer);
         }
+        self.set_form(caller, form);
         if matches!(self.tasks[server].state, State::Receiving { endpoint: e, .. } if e == endpoint) {
             self.tasks[server].owes = Some(caller);
-            self.wake(server, ok(msg, badge));
+            self.wake_with_message(server, caller, msg, form.sends, badge);
             self.block(caller, State::AwaitingReply { server });
         } else {
             self.endpoints[endpoint].queue.push_back(caller);
@@ -37,26 +44,32 @@ impl Ipc {
     }
 
     pub fn recv(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
-        self.recv_with(task, handle, Wait::Forever)
+        self.recv_with(task, handle, Wait::Forever, Form::SHORT)
+    }
+
+    /// `recv` in `form` (only what it accepts matters).
+    pub fn recv_long(&mut self, task: TaskId, handle: u64, form: Form) -> Result<(), SysError> {
+        self.recv_with(task, handle, Wait::Forever, form)
     }
 
     /// `recv` that returns `WouldBlock` instead of waiting.
     pub fn recv_nonblocking(&mut self, task: TaskId, handle: u64) -> Result<(), SysError> {
-        self.recv_with(task, handle, Wait::Never)
+        self.recv_with(task, handle, Wait::Never, Form::SHORT)
     }
 
     /// `recv` that gives up with `TimedOut` at `deadline` (see [`Ipc::expire`]).
     pub fn recv_timed(&mut self, task: TaskId, handle: u64, deadline: u64) -> Result<(), SysError> {
-        self.recv_with(task, handle, Wait::Until(deadline))
+        self.recv_with(task, handle, Wait::Until(deadline), Form::SHORT)
     }
 
     /// A message (or a bound notification's word) at once is the task's
     /// result; with none it blocks, or fails with `WouldBlock`.
-    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait) -> Result<(), SysError> {
+    fn recv_with(&mut self, task: TaskId, handle: u64, wait: Wait, form: Form) -> Result<(), SysError> {
         let (endpoint, _) = self.endpoint_of(task, handle)?;
         if self.endpoints[endpoint].owner != task {
             return Err(SysError::NotOwner);
         }
+        self.set_form(task, form);
         if let Some(word) = self.take_bound_word(endpoint) {
             self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
             return Ok(());
@@ -68,7 +81,8 @@ impl Ipc {
                 };
                 self.tasks[caller].state = State::AwaitingReply { server: task };
                 self.tasks[task].owes = Some(caller);
-                self.set_result(task, ok(msg, badge));
+                let sends = self.tasks[caller].sending;
+                self.set_message(task, caller, msg, sends, badge);
             }
             None => match wait {
                 Wait::Never => return Err(SysError::WouldBlock),
@@ -98,7 +112,7 @@ impl Ipc {
     pub fn reply(&mut self, server: TaskId, msg: Message) -> Result<(), SysError> {
         match self.tasks[server].owes.take() {
             Some(caller) if self.tasks[caller].state == (State::AwaitingReply { server }) => {
-                self.wake(caller, ok(msg, 0));
+                self.wake_with_message(caller, server, msg, Form::SHORT.sends, 0);
                 self.set_result(server, ok([0; MSG_WORDS], 0));
                 Ok(())
             }
@@ -108,12 +122,18 @@ impl Ipc {
 
     /// `reply` (if a call is owed) then `recv`: an error is the receive's.
     pub fn reply_recv(&mut self, server: TaskId, handle: u64, msg: Message) -> Result<(), SysError> {
+        self.reply_recv_long(server, handle, msg, Form::SHORT)
+    }
+
+    /// `reply_recv` in `form`: the reply sends `form.sends` words, the
+    /// receive accepts `form.accepts`.
+    pub fn reply_recv_long(&mut self, server: TaskId, handle: u64, msg: Message, form: Form) -> Result<(), SysError> {
         if let Some(caller) = self.tasks[server].owes.take()
             && self.tasks[caller].state == (State::AwaitingReply { server })
         {
-            self.wake(caller, ok(msg, 0));
+            self.wake_with_message(caller, server, msg, form.sends, 0);
         }
-        self.recv(server, handle)
+        self.recv_with(server, handle, Wait::Forever, form)
     }
 
     /// The client `server` owes a reply to, if it is still waiting for it.

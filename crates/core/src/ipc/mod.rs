@@ -124,7 +124,59 @@ struct Task {
     has_result: bool,
     /// Whether it is in `Ipc::pending_results` (at most once).
     listed: bool,
+    /// How its current IPC call takes messages: the long form (x6 says
+    /// the length sent) or the short one, and the most words it accepts
+    /// (4 for the short forms).
+    long: bool,
+    accepts: u8,
+    /// The words of the message its pending call sends (while queued).
+    sending: u8,
+    /// With a message result: the words the other side sent (x6 of the
+    /// long form), and the words past the registers to copy into this
+    /// task's buffer from the sender's (`Delivery::copy`).
+    sent: u8,
+    copy: Option<(TaskId, u8)>,
 }
+
+/// What comes with a task's result registers (x0..x5) when it resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// x6 for a task in a long-form call: the words the other side sent.
+    pub x6: Option<u64>,
+    /// Words 4..n of the message to copy from task `.0`'s IPC buffer into
+    /// this task's, at the same index (only for messages longer than the
+    /// registers, cut to what this task accepts).
+    pub copy: Option<(TaskId, u8)>,
+}
+
+/// How a task takes part in a message: words sent, words accepted, and
+/// whether it used the long form (`folio_abi::ipc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Form {
+    pub sends: u8,
+    pub accepts: u8,
+    pub long: bool,
+}
+
+impl Form {
+    /// The short forms: four words in registers each way.
+    pub const SHORT: Form = Form { sends: REGISTER_WORDS, accepts: REGISTER_WORDS, long: false };
+
+    /// The long form with `sends` words sent (x5) and `accepts` accepted
+    /// (x6, 0: the most). Too long a message is `InvalidArgument`.
+    pub fn long(sends: u64, accepts: u64) -> Result<Form, SysError> {
+        if sends > MAX_MESSAGE_WORDS as u64 {
+            return Err(SysError::InvalidArgument);
+        }
+        let accepts = if accepts == 0 { MAX_MESSAGE_WORDS as u64 } else { accepts.min(MAX_MESSAGE_WORDS as u64) };
+        Ok(Form { sends: sends as u8, accepts: accepts as u8, long: true })
+    }
+}
+
+/// The longest message, in words (`folio_abi::ipc`).
+pub const MAX_MESSAGE_WORDS: u8 = folio_abi::ipc::MAX_MESSAGE_WORDS as u8;
+/// Words carried in registers.
+pub const REGISTER_WORDS: u8 = folio_abi::ipc::REGISTER_WORDS as u8;
 
 struct Endpoint {
     owner: TaskId,
@@ -169,6 +221,11 @@ impl Ipc {
             result: [0; 6],
             has_result: false,
             listed: false,
+            long: false,
+            accepts: REGISTER_WORDS,
+            sending: REGISTER_WORDS,
+            sent: 0,
+            copy: None,
         });
         let id = self.schedule.add_task(priority);
         debug_assert_eq!(id, self.tasks.len() - 1);
@@ -201,23 +258,60 @@ impl Ipc {
         core::mem::take(&mut t.has_result).then_some(t.result)
     }
 
-    /// Hands every pending result to `deliver` (the task and its six
-    /// registers) and forgets it. The kernel writes them into each task's
-    /// saved registers after every system call (its only writer of IPC
-    /// results), without looking at every task.
-    pub fn deliver_results(&mut self, mut deliver: impl FnMut(TaskId, &[u64; 6])) {
+    /// Hands every pending result to `deliver` (the task, its six
+    /// registers, and what comes with them) and forgets it. The kernel
+    /// writes them into each task's saved registers after every system
+    /// call (its only writer of IPC results), without looking at every
+    /// task.
+    pub fn deliver_results(&mut self, mut deliver: impl FnMut(TaskId, &[u64; 6], Delivery)) {
         while let Some(task) = self.pending_results.pop() {
             let t = &mut self.tasks[task];
             t.listed = false;
             if core::mem::take(&mut t.has_result) {
-                deliver(task, &t.result);
+                let delivery = Delivery { x6: t.long.then_some(t.sent as u64), copy: t.copy.take() };
+                deliver(task, &t.result, delivery);
             }
         }
+    }
+
+    /// Sets `to`'s result to a message from `from`: `form` is how `from`
+    /// sent it, `to`'s own form says how much it accepts.
+    fn set_message(&mut self, to: TaskId, from: TaskId, msg: Message, sends: u8, badge: u64) {
+        let accepts = self.tasks[to].accepts;
+        let arrives = sends.min(accepts);
+        let mut result = ok(msg, badge);
+        if sends > accepts {
+            result[0] = SysError::Truncated as u64;
+        }
+        self.set_result(to, result);
+        let t = &mut self.tasks[to];
+        t.sent = sends;
+        t.copy = (arrives > REGISTER_WORDS).then_some((from, arrives));
+    }
+
+    /// Wakes `to` with a message (see [`Ipc::set_message`]).
+    fn wake_with_message(&mut self, to: TaskId, from: TaskId, msg: Message, sends: u8, badge: u64) {
+        if matches!(self.tasks[to].state, State::Dead { .. }) {
+            return;
+        }
+        self.tasks[to].state = State::Ready;
+        self.schedule.make_ready(to);
+        self.set_message(to, from, msg, sends, badge);
+    }
+
+    /// Records how `task` takes part in the IPC call it is making.
+    fn set_form(&mut self, task: TaskId, form: Form) {
+        let t = &mut self.tasks[task];
+        t.long = form.long;
+        t.accepts = form.accepts;
+        t.sending = form.sends;
     }
 
     /// Sets `task`'s result; it is listed once until taken.
     fn set_result(&mut self, task: TaskId, result: [u64; 6]) {
         let t = &mut self.tasks[task];
+        t.sent = 0;
+        t.copy = None;
         let r = &mut t.result;
         [r[0], r[1], r[2], r[3], r[4], r[5]] = result;
         t.has_result = true;
@@ -360,6 +454,77 @@ impl Ipc {
 mod tests {
     use super::*;
 
+    /// Takes one task's pending result with what comes with it.
+    fn delivered(ipc: &mut Ipc, task: TaskId) -> Option<([u64; 6], Delivery)> {
+        let mut got = None;
+        let mut others = Vec::new();
+        ipc.deliver_results(|t, r, d| if t == task { got = Some((*r, d)) } else { others.push(t) });
+        assert!(others.is_empty(), "results for {others:?} too");
+        got
+    }
+
+    #[test]
+    fn long_message_forms_are_bounded() {
+        assert_eq!(Form::long(0, 0), Ok(Form { sends: 0, accepts: 64, long: true }));
+        assert_eq!(Form::long(64, 64), Ok(Form { sends: 64, accepts: 64, long: true }));
+        assert_eq!(Form::long(65, 0), Err(SysError::InvalidArgument));
+        assert_eq!(Form::long(u64::MAX, 0), Err(SysError::InvalidArgument));
+        assert_eq!(Form::long(3, 1000).map(|f| f.accepts), Ok(64), "at most the longest message");
+    }
+
+    #[test]
+    fn long_messages_arrive_whole_or_cut_to_what_the_receiver_accepts() {
+        let mut ipc = Ipc::new();
+        let (server, client) = (ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 9);
+        // 64 words to a server that accepts 8: cut, TRUNCATED, x6 = 64,
+        // and only words 4..8 are copied from the client's buffer.
+        ipc.recv_long(server, sh, Form::long(0, 8).unwrap()).unwrap();
+        ipc.call_long(client, ch, [1, 2, 3, 4], Form::long(64, 0).unwrap()).unwrap();
+        let (r, d) = delivered(&mut ipc, server).unwrap();
+        assert_eq!(r, [SysError::Truncated as u64, 1, 2, 3, 4, 9]);
+        assert_eq!(d, Delivery { x6: Some(64), copy: Some((client, 8)) });
+        // A 64-word reply to a client that accepts 64: whole.
+        ipc.reply_recv_long(server, sh, [5, 6, 7, 8], Form::long(64, 0).unwrap()).unwrap();
+        let (r, d) = delivered(&mut ipc, client).unwrap();
+        assert_eq!(r, [0, 5, 6, 7, 8, 0]);
+        assert_eq!(d, Delivery { x6: Some(64), copy: Some((server, 64)) });
+        // A queued long call keeps its length until it is received.
+        ipc.call_long(client, ch, [0; 4], Form::long(5, 0).unwrap()).unwrap();
+        assert_eq!(ipc.state(client), State::AwaitingReply { server }, "the server was waiting");
+        let (_, d) = delivered(&mut ipc, server).unwrap();
+        assert_eq!(d, Delivery { x6: Some(5), copy: Some((client, 5)) });
+        // A message that fits the registers never touches a buffer; length
+        // zero neither.
+        for sends in [0, 4] {
+            ipc.reply_recv_long(server, sh, [0; 4], Form::long(sends, 0).unwrap()).unwrap();
+            let (_, d) = delivered(&mut ipc, client).unwrap();
+            assert_eq!(d, Delivery { x6: Some(sends), copy: None });
+            ipc.call_long(client, ch, [0; 4], Form::long(sends, 0).unwrap()).unwrap();
+            let (_, d) = delivered(&mut ipc, server).unwrap();
+            assert_eq!(d, Delivery { x6: Some(sends), copy: None });
+        }
+    }
+
+    #[test]
+    fn short_forms_get_long_messages_cut_to_the_registers() {
+        let mut ipc = Ipc::new();
+        let (server, client) = (ipc.add_task(1), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 0);
+        ipc.recv(server, sh).unwrap();
+        ipc.call_long(client, ch, [1, 2, 3, 4], Form::long(10, 0).unwrap()).unwrap();
+        let (r, d) = delivered(&mut ipc, server).unwrap();
+        assert_eq!(r[0], SysError::Truncated as u64);
+        assert_eq!(d, Delivery { x6: None, copy: None }, "no x6 and no buffer for the short form");
+        // Its reply is short: the long-form client sees 4 words sent.
+        ipc.reply_recv(server, sh, [0; 4]).unwrap();
+        assert_eq!(delivered(&mut ipc, client).unwrap().1, Delivery { x6: Some(4), copy: None });
+    }
+
     #[test]
     fn all_dead_counts_each_task_once() {
         let mut ipc = Ipc::new();
@@ -387,10 +552,10 @@ mod tests {
         ipc.signal(other, signal).unwrap();
         ipc.signal(other, signal).unwrap(); // a second result for the same task: listed once
         let mut got = Vec::new();
-        ipc.deliver_results(|t, r| got.push((t, *r)));
+        ipc.deliver_results(|t, r, _| got.push((t, *r)));
         got.sort();
         assert_eq!(got, [(server, [0, 1, 2, 3, 4, 7]), (other, [0; 6])]);
-        ipc.deliver_results(|t, _| panic!("task {t} delivered twice"));
+        ipc.deliver_results(|t, _, _| panic!("task {t} delivered twice"));
     }
 
     #[test]
