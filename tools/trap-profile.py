@@ -13,8 +13,9 @@ call, the 5xx lengths are call and reply legs.
 
     tools/trap-profile.py [KERNEL_ELF] [KERNEL_IMG] [BOOTARGS]
 
-With FOLIO_TRAP_DUMP=N in the environment, it also prints the
-instructions of one trap of length N, disassembled.
+With FOLIO_TRAP_TOP=N it profiles the N most frequent lengths (4 by
+default); with FOLIO_TRAP_DUMP=N it also prints the instructions of one
+trap of length N, disassembled.
 """
 import bisect
 import collections
@@ -72,8 +73,8 @@ with tempfile.TemporaryDirectory() as tmp:
         traps.append(current)
 
 lengths = collections.Counter(len(t) for t in traps)
-print(f"{len(traps)} traps from EL0; most frequent lengths: {lengths.most_common(6)}")
-for length, count in sorted(lengths.most_common(4)):
+print(f"{len(traps)} traps from EL0; most frequent lengths: {lengths.most_common(12)}")
+for length, count in sorted(lengths.most_common(int(os.environ.get("FOLIO_TRAP_TOP", "4")))):
     trap = next(t for t in traps if len(t) == length)
     per_function = collections.Counter(function(pc) for pc in trap)
     print(f"\n{length} instructions ({count} traps):")

@@ -61,6 +61,7 @@ pub fn run(granule: Granule, timer_intid: Option<u32>) {
     ipc(granule, timer_intid, 0, (IPCBENCH, IPCSERVER), false);
     ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), false);
     ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), true);
+    ipc_long(granule, timer_intid);
     if crate::smp::online_cores() > 1 {
         ipc(granule, timer_intid, 1, (IPCBENCH, IPCSERVER), false);
     }
@@ -136,6 +137,27 @@ fn ipc(
     };
     let outcome = task::run(&specs, &objects, granule, timer_intid);
     println!("bench ipc: tasks ended {:?}, fast path taken {} times", outcome.statuses, outcome.fast_ipc);
+}
+
+/// Long messages through the IPC buffers: `longbench` against
+/// `longserver`, same core, separate address spaces.
+fn ipc_long(granule: Granule, timer_intid: Option<u32>) {
+    use crate::programs::{LONGBENCH, LONGSERVER};
+    use crate::task::{self, Objects, Spec};
+    use folio_core::ipc::Object;
+    let specs = [
+        Spec {
+            name: "longserver",
+            image: LONGSERVER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: Some(0),
+        },
+        Spec { name: "longbench", image: LONGBENCH, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: Some(0) },
+    ];
+    let objects = Objects { endpoint_owners: &[0], ..Default::default() };
+    let outcome = task::run(&specs, &objects, granule, timer_intid);
+    println!("bench ipc long: tasks ended {:?}", outcome.statuses);
 }
 
 fn paging(granule: Granule) {

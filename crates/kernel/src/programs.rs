@@ -30,6 +30,9 @@ pub static MEMBENCH: &[u8] = program!("membench");
 pub static TLSCHECK: &[u8] = program!("tlscheck");
 pub static SVECHECK: &[u8] = program!("svecheck");
 pub static FPSERVER: &[u8] = program!("fpserver");
+pub static LONGCLIENT: &[u8] = program!("longclient");
+pub static LONGSERVER: &[u8] = program!("longserver");
+pub static LONGBENCH: &[u8] = program!("longbench");
 /// The IPC benchmark pair built for the soft-float target: code that never
 /// touches FP/SIMD (the hard-float build uses q registers in memcpy and
 /// struct moves, so it takes the lazy FP/SIMD trap once per switch-in).

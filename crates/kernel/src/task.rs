@@ -67,6 +67,9 @@ struct UserTask {
     fp_loads: u64,
     /// The cores it has run on (bit per core).
     ran_on: u32,
+    /// Its IPC buffer's frame (mapped at `folio_abi::task::IPC_BUFFER`):
+    /// long messages' words past the registers.
+    ipc_buffer: u64,
     frames: Vec<u64>,
     status: Option<u64>,
     /// Physical memory this task may map (the memory service's).
@@ -341,6 +344,20 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         }
         va += page;
     }
+    // The IPC buffer: one page of its own (long messages).
+    let mut ipc_buffer = 0;
+    if result.is_ok() {
+        match alloc_zeroed_frame(granule) {
+            Ok(pa) => {
+                frames.push(pa);
+                ipc_buffer = pa;
+                result = tables
+                    .map(folio_abi::task::IPC_BUFFER, pa, page, Attributes::USER_RW, Policy::Force(Unit::PAGE))
+                    .map_err(|e| format!("{e}"));
+            }
+            Err(e) => result = Err(e),
+        }
+    }
     let task = UserTask {
         name: spec.name,
         tables,
@@ -349,6 +366,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         fp: FpState::ZERO,
         fp_loads: 0,
         ran_on: 0,
+        ipc_buffer,
         frames,
         status: None,
         caps: Vec::new(),
@@ -783,9 +801,25 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
 /// Writes the IPC results pending (woken and failed tasks') into their
 /// saved registers: none of those tasks runs anywhere, or it is the
 /// calling one, whose save area is its registers.
+#[inline(always)]
 fn deliver_results(system: &mut System) {
+    if system.ipc.results_pending() {
+        deliver_pending_results(system);
+    }
+}
+
+#[inline(never)]
+fn deliver_pending_results(system: &mut System) {
     let tasks = &mut system.tasks;
-    system.ipc.deliver_results(|task, result| syscall::set_result_registers(&mut tasks[task].frame.x, result));
+    system.ipc.deliver_results(|task, result, delivery| {
+        syscall::set_result_registers(&mut tasks[task].frame.x, result);
+        if let Some(x6) = delivery.x6 {
+            tasks[task].frame.x[6] = x6;
+        }
+        if let Some((from, words)) = delivery.copy {
+            syscall::copy_message(tasks[from].ipc_buffer, tasks[task].ipc_buffer, words);
+        }
+    });
 }
 
 /// This core switches from task `current` to `next`: FP/SIMD handed over

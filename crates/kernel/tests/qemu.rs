@@ -690,6 +690,10 @@ fn four_cores_come_up_with_psci_on_virt() {
             .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
             .expect("ktest.tasks_recycle_asids_across_generations", &[])
             .expect("ktest.tasks_keep_their_fp_simd_registers", &[])
+            // Long messages through the IPC buffers, on 4K.
+            .expect("longipc.lengths", &[("bad", "0")])
+            .expect("longipc.truncated", &[("sent", "40"), ("untouched", "true")])
+            .expect("ktest.tasks_send_long_messages", &[])
             // Deadlines expire on one core and on a secondary one.
             .expect("ktest.deadlines", &[("ran", "yes"), ("alone", "sleeper:0")])
             .expect("ktest.deadlines.secondary", &[("ran", "yes"), ("core", "3"), ("statuses", "sleeper:0")])
@@ -739,6 +743,10 @@ fn four_cores_with_16k_and_64k_granules() {
             .expect("ktest.tasks_survive_remapping_under_them", &[])
             .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
             .expect("ktest.tasks_recycle_asids_across_generations", &[])
+            // Long messages through the IPC buffers, on 16K and 64K.
+            .expect("longipc.lengths", &[("bad", "0")])
+            .expect("longipc.truncated", &[("sent", "40"), ("untouched", "true")])
+            .expect("ktest.tasks_send_long_messages", &[])
             // FP/SIMD state loaded lazily, only for the tasks that use it,
             // kept across migrations; thread pointers kept per task.
             .expect("ktest.simd", &[("non_fp_loads", "0")])

@@ -25,6 +25,7 @@ pub use folio_abi::memsvc;
 
 #[cfg(feature = "heap")]
 pub mod heap;
+pub mod long;
 pub mod memory;
 pub mod selftest;
 

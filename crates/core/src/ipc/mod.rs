@@ -258,6 +258,12 @@ impl Ipc {
         core::mem::take(&mut t.has_result).then_some(t.result)
     }
 
+    /// Whether any result waits to be delivered.
+    #[inline]
+    pub fn results_pending(&self) -> bool {
+        !self.pending_results.is_empty()
+    }
+
     /// Hands every pending result to `deliver` (the task, its six
     /// registers, and what comes with them) and forgets it. The kernel
     /// writes them into each task's saved registers after every system

@@ -20,7 +20,42 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
         a_hostile_granter_gets_out_of_memory_not_the_kernels_heap,
     ),
     ("tasks_using_sve_are_stopped", tasks_using_sve_are_stopped),
+    ("tasks_send_long_messages", tasks_send_long_messages),
 ];
+
+/// Long messages through the IPC buffers (`folio_abi::ipc`): every length
+/// from 0 to 64 words makes the round trip intact, a reply longer than the
+/// client accepts arrives cut with TRUNCATED and leaves the rest of its
+/// buffer alone, 65 words are refused, and the short form still works
+/// (the client's own result lines say which). Every frame goes back.
+fn tasks_send_long_messages(k: &mut BootInfo) -> TestResult {
+    use crate::task::{self, Objects, Spec};
+    let start = crate::frames::free_frames();
+    let specs = [
+        Spec {
+            name: "longserver",
+            image: crate::programs::LONGSERVER,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "longclient",
+            image: crate::programs::LONGCLIENT,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: None,
+        },
+    ];
+    let objects = Objects { endpoint_owners: &[0], ..Default::default() };
+    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    result!("ktest.long", true, statuses = super::statuses(&outcome.statuses));
+    check(outcome.statuses == [("longserver", Some(0)), ("longclient", Some(0))], || {
+        format!("{:?}", outcome.statuses)
+    })?;
+    let end = crate::frames::free_frames();
+    check(end == start, || format!("free frames {end} != {start}: something leaked"))
+}
 
 /// SVE stays trapped (CPACR_EL1.ZEN): a task that uses it is reported
 /// (class 0x19 where the CPU has SVE, 0x0 where it has not) and stopped,

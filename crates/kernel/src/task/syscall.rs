@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use folio_core::ipc::TaskId;
+use folio_core::ipc::{Form, TaskId};
 use folio_core::labels;
 use folio_core::mm::layout;
 use folio_core::syscall::{self, SysError};
@@ -67,7 +67,52 @@ pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 
         syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
             memory::call(system, task, number, [x[0], x[1], x[2], x[3]]).map(Next::Continue)
         }
+        CALL_LONG | RECV_LONG | REPLY_RECV_LONG => long_message(system, task, number, x[0], msg),
         _ => Err(SysError::Unknown),
+    }
+}
+
+/// The long forms of `call`, `recv` and `reply_recv`, out of line (the
+/// short forms are the common case).
+#[inline(never)]
+fn long_message(system: &mut System, task: TaskId, number: u64, handle: u64, msg: [u64; 4]) -> Result<Next, SysError> {
+    let form = long_form(system, task)?;
+    match number {
+        CALL_LONG => system.ipc.call_long(task, handle, msg, form),
+        RECV_LONG => system.ipc.recv_long(task, handle, form),
+        _ => system.ipc.reply_recv_long(task, handle, msg, form),
+    }
+    .map(|()| Next::Ipc)
+}
+
+/// The long forms of `call`, `recv` and `reply_recv` (`folio_abi::ipc`).
+const CALL_LONG: u64 = syscall::CALL | folio_abi::ipc::LONG;
+const RECV_LONG: u64 = syscall::RECV | folio_abi::ipc::LONG;
+const REPLY_RECV_LONG: u64 = syscall::REPLY_RECV | folio_abi::ipc::LONG;
+
+/// A long-form call's x5 (words sent) and x6 (words accepted).
+fn long_form(system: &System, task: TaskId) -> Result<Form, SysError> {
+    let x = &system.tasks[task].frame.x;
+    Form::long(x[5], x[6])
+}
+
+/// Copies words 4..`words` of a long message from one task's IPC buffer
+/// to another's, at the same index (the registers carried words 0..4).
+/// Nothing else of either buffer is read or written.
+pub(super) fn copy_message(from: u64, to: u64, words: u8) {
+    let first = folio_abi::ipc::REGISTER_WORDS as usize;
+    let words = (words as usize).min(folio_core::ipc::MAX_MESSAGE_WORDS as usize);
+    if words <= first {
+        return;
+    }
+    let (Some(src), Some(dst)) = (layout::linear(from), layout::linear(to)) else { return };
+    // SAFETY: both are IPC buffer frames (one page each, at least 512
+    // bytes on every granule) that their tasks own and the linear map
+    // covers; words 4..64 lie inside them; the tasks differ (a task cannot
+    // call itself: it would wait for its own reply), and even if not, `copy`
+    // allows overlap.
+    unsafe {
+        core::ptr::copy((src as *const u64).add(first), (dst as *mut u64).add(first), words - first);
     }
 }
 
