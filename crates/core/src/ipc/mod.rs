@@ -38,11 +38,23 @@
 //!   the word (cleared), owing nobody a reply. A pending word is delivered
 //!   before queued callers. So a server blocks in one place for calls and
 //!   for the kernel's death notices.
+//! - **Long messages** (`folio_abi::ipc`): the long forms of `call`,
+//!   `recv` and `reply_recv` say how many words they send (at most 64,
+//!   else `InvalidArgument`) and how many they accept. Words 0..4 travel in
+//!   registers, words 4.. from the sender's IPC buffer to the receiver's at
+//!   the same index. A message longer than the receiver accepts arrives
+//!   cut to what it accepts, with `Truncated`; the receiver's buffer past
+//!   that is not written. The short forms send and accept four words; the
+//!   long form's receiver also learns how many words were sent (x6).
+//!   Nothing but the sender's words 4..n ever reaches another buffer.
 //! - Scheduling: FIFO within a priority, higher priority first, a pinned
 //!   task only on its core ([`schedule`]).
+//! - The **fast path** ([`fastpath`]) takes `call` and `reply_recv` with a
+//!   short message when the task to switch to runs next here anyway; it
+//!   leaves exactly the state the general path would.
 //!
-//! The code follows the semantics: endpoints in [`endpoint`](self::endpoint),
-//! notifications in [`notification`](self::notification), the ready queues
+//! The code follows the semantics: endpoints in `endpoint.rs`,
+//! notifications in `notification.rs`, the ready queues
 //! and priorities in [`schedule`]; this file holds the tasks, their
 //! handles, results and deaths.
 
