@@ -58,12 +58,13 @@ pub fn run(granule: Granule, timer_intid: Option<u32>) {
     paging(granule);
     tlb();
     use crate::programs::{IPCBENCH, IPCBENCH_SOFT_FLOAT, IPCSERVER, IPCSERVER_SOFT_FLOAT};
-    ipc(granule, timer_intid, 0, (IPCBENCH, IPCSERVER), false);
-    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), false);
-    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), true);
+    ipc(granule, timer_intid, 0, (IPCBENCH, IPCSERVER), Neighbour::None);
+    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), Neighbour::None);
+    ipc(granule, timer_intid, 0, (IPCBENCH_SOFT_FLOAT, IPCSERVER_SOFT_FLOAT), Neighbour::FpServer);
     ipc_long(granule, timer_intid);
     if crate::smp::online_cores() > 1 {
-        ipc(granule, timer_intid, 1, (IPCBENCH, IPCSERVER), false);
+        ipc(granule, timer_intid, 1, (IPCBENCH, IPCSERVER), Neighbour::None);
+        ipc(granule, timer_intid, 1, (IPCBENCH, IPCSERVER), Neighbour::Napper);
     }
 }
 
@@ -97,17 +98,29 @@ fn tlb() {
     );
 }
 
+/// A third task in an IPC benchmark.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Neighbour {
+    None,
+    /// `fpserver` on the client's core, called before each round: a pair
+    /// that never uses FP/SIMD must measure the same as without it.
+    FpServer,
+    /// `napper` on the server's core, sleeping in a timed receive: idle
+    /// cores wait in WFI for their timer (not WFE), so each call and reply
+    /// wakes the other core with the reschedule SGI.
+    Napper,
+}
+
 /// Call and reply between two address spaces (the ipcbench and ipcserver
-/// programs, `pair`, print their figures). With `fp_neighbour`, the client
-/// calls a server that uses FP/SIMD (`fpserver`, same core) before each
-/// round: a pair that never uses FP/SIMD must measure the same as without.
+/// programs, `pair`, print their figures), with `neighbour`.
 fn ipc(
     granule: Granule,
     timer_intid: Option<u32>,
     server_core: usize,
     (client, server): (&'static [u8], &'static [u8]),
-    fp_neighbour: bool,
+    neighbour: Neighbour,
 ) {
+    let fp_neighbour = neighbour == Neighbour::FpServer;
     use crate::task::{self, Objects, Spec};
     use folio_core::ipc::Object;
     let mut specs = alloc::vec![
@@ -120,16 +133,29 @@ fn ipc(
         },
         Spec { name: "ipcbench", image: client, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: Some(0) },
     ];
-    // ipcbench labels its line "across cores" when x0 says so, and calls
-    // the FP/SIMD server before each round when x1 does.
-    let arguments = [(1, [server_core as u64, fp_neighbour as u64])];
+    // ipcbench labels its line "across cores" when x0 says so, calls the
+    // FP/SIMD server before each round when x1 = 1, says the server's core
+    // idles in WFI when x1 = 2.
+    let mut arguments = alloc::vec![(1, [server_core as u64, neighbour as u64])];
+    if neighbour == Neighbour::Napper {
+        let image = crate::programs::NAPPER;
+        specs.push(Spec {
+            name: "napper",
+            image,
+            priority: 1,
+            handles: &[(Object::Endpoint(1), 0)],
+            core: Some(server_core),
+        });
+        // It sleeps 200 ms, longer than the benchmark runs.
+        arguments.push((2, [200, 0]));
+    }
     if fp_neighbour {
         let image = crate::programs::FPSERVER;
         specs.push(Spec { name: "fpserver", image, priority: 2, handles: &[(Object::Endpoint(1), 0)], core: Some(0) });
         specs[1].handles = &[(Object::Endpoint(0), 1), (Object::Endpoint(1), 1)];
     }
     let objects = Objects {
-        endpoint_owners: if fp_neighbour { &[0, 2] } else { &[0] },
+        endpoint_owners: if neighbour == Neighbour::None { &[0] } else { &[0, 2] },
         notifications: 0,
         death_notifications: &[],
         start_arguments: &arguments,

@@ -100,6 +100,9 @@ struct System {
     kernel: [KernelContext; MAX_CORES],
     /// Cores in task mode (bit per core).
     in_user: u32,
+    /// Idle cores waiting in WFI for their timer (a deadline is pending):
+    /// SEV does not wake them, the reschedule SGI does.
+    idle_in_wfi: u32,
     /// Cores whose TTBR0 points at a task's tables (EPD0 clear): a bit is
     /// set when a core switches to a task and cleared, under this lock,
     /// once the core has dropped its user space (`mmu::no_user_space`).
@@ -122,6 +125,8 @@ struct System {
     reschedule_ipis: u64,
     /// `call`s and `reply_recv`s the fast path took.
     fast_ipc: u64,
+    /// Idle cores in WFI woken by the reschedule SGI.
+    wfi_wakeups: u64,
     /// Cores whose FP/SIMD registers hold their current task's state (bit
     /// per core): the task used them since it was switched in, so EL0 may
     /// use them untrapped, and they are saved when it leaves the core.
@@ -135,31 +140,41 @@ struct System {
 static CORE_MPIDR: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(u64::MAX) }; MAX_CORES];
 
 /// Sends the reschedule SGI to every other core that runs a task while a
-/// task of higher priority is ready for it: that core runs its scheduler
-/// now instead of at its next timer tick. Idle cores need no interrupt:
-/// `wake_cores` (SEV) already woke them.
+/// task of higher priority is ready for it (that core runs its scheduler
+/// now instead of at its next timer tick), and to every other idle core
+/// that waits in WFI for its timer (SEV does not wake those). Idle cores
+/// in WFE need no interrupt: `wake_cores` (SEV) already woke them.
 #[inline(always)]
 fn poke_cores(system: &System, this_core: usize) {
-    // Only cores in task mode can need it (checked inline: on one core,
-    // or with every other core idle, that is all there is to do).
-    if system.timer.is_some() && system.in_user & !(1 << this_core) != 0 {
+    // Checked inline: on one core, or with every other core idle in WFE,
+    // that is all there is to do.
+    let others = !(1u32 << this_core);
+    if (system.timer.is_some() && system.in_user & others != 0) || system.idle_in_wfi & others != 0 {
         poke_running_cores(system, this_core);
     }
 }
 
 #[inline(never)]
 fn poke_running_cores(system: &System, this_core: usize) {
+    for core in (0..MAX_CORES).filter(|&c| c != this_core && system.idle_in_wfi & (1 << c) != 0) {
+        send_reschedule(core);
+    }
     for (core, running) in system.current.iter().enumerate() {
         let Some(task) = *running else { continue };
         if core == this_core || system.ipc.best_ready_for(core).is_none_or(|p| p <= system.ipc.priority(task)) {
             continue;
         }
-        let mpidr = CORE_MPIDR[core].load(Ordering::Acquire);
-        if mpidr != u64::MAX
-            && let Some(gic) = GIC.lock().as_ref()
-        {
-            gic.send_reschedule(mpidr);
-        }
+        send_reschedule(core);
+    }
+}
+
+/// The reschedule SGI to `core`.
+fn send_reschedule(core: usize) {
+    let mpidr = CORE_MPIDR[core].load(Ordering::Acquire);
+    if mpidr != u64::MAX
+        && let Some(gic) = GIC.lock().as_ref()
+    {
+        gic.send_reschedule(mpidr);
     }
 }
 
@@ -420,6 +435,8 @@ pub struct Outcome {
     pub reschedule_ipis: u64,
     /// `call`s and `reply_recv`s the fast path took.
     pub fast_ipc: u64,
+    /// Idle cores in WFI woken by the reschedule SGI.
+    pub wfi_wakeups: u64,
     /// Whether every core had dropped the run's tables (EPD0 set) when they
     /// were freed; otherwise they were kept, not freed.
     pub tables_retired: bool,
@@ -463,6 +480,7 @@ pub fn run_with(
         retried_faults: 0,
         reschedule_ipis: 0,
         fast_ipc: 0,
+        wfi_wakeups: 0,
         tables_retired: true,
         fp_loads: Vec::new(),
         fp_saves: 0,
@@ -532,6 +550,7 @@ pub fn run_with(
         granule,
         kernel: core::array::from_fn(|_| KernelContext::default()),
         in_user: 0,
+        idle_in_wfi: 0,
         user_space_live: 0,
         active: true,
         timer,
@@ -541,6 +560,7 @@ pub fn run_with(
         table_changes: 0,
         reschedule_ipis: 0,
         fast_ipc: 0,
+        wfi_wakeups: 0,
         fp_live: 0,
         fp_saves: 0,
     };
@@ -594,6 +614,7 @@ pub fn run_with(
     let ran_on = system.tasks.iter().map(|t| t.ran_on).collect();
     let asid_rollovers = system.asids.rollovers();
     let (retried_faults, reschedule_ipis, fast_ipc) = (system.retried_faults, system.reschedule_ipis, system.fast_ipc);
+    let wfi_wakeups = system.wfi_wakeups;
     let tables_retired = system.user_space_live == 0;
     let fp_loads = system.tasks.iter().map(|t| t.fp_loads).collect();
     let fp_saves = system.fp_saves;
@@ -614,6 +635,7 @@ pub fn run_with(
         retried_faults,
         reschedule_ipis,
         fast_ipc,
+        wfi_wakeups,
         tables_retired,
         fp_loads,
         fp_saves,
@@ -752,6 +774,10 @@ pub fn run_core(core: usize) {
             // expire it (whichever core the task may run on; no other core
             // is bound to be awake).
             (Some(timer_config), true) => {
+                // Said under the lock, so whoever makes work for this core
+                // after it sends the SGI, which ends the WFI (or keeps it
+                // from starting: the interrupt stays pending).
+                system.idle_in_wfi |= 1 << core;
                 drop(guard);
                 idle_for_the_timer(timer_config);
             }
@@ -782,13 +808,17 @@ fn idle_for_the_timer((_, ticks): (u32, u64)) {
     timer::arm_virtual(ticks);
     aarch64_cpu::asm::wfi();
     timer::stop_virtual();
+    let mut woken_by_sgi = false;
     if let Some(gic) = GIC.lock().as_ref() {
         let taken = gic.acknowledge();
+        woken_by_sgi = taken.intid == RESCHEDULE_SGI;
         if taken.intid != SPURIOUS {
             gic.end_of_interrupt(taken);
         }
     }
     if let Some(system) = SYSTEM.lock().as_mut() {
+        system.idle_in_wfi &= !(1 << core_id());
+        system.wfi_wakeups += u64::from(woken_by_sgi);
         let readied_before = system.ipc.readied();
         system.ipc.expire(timer::counter());
         if system.ipc.readied() != readied_before {

@@ -722,6 +722,23 @@ fn a_vcpu_without_a_pmu_boots_and_tasks_use_the_virtual_counter() {
         .expect("hello", &[("cycles_from", "pmu")]);
 }
 
+/// Cores idle in WFI (a deadline is pending) are woken by the reschedule
+/// SGI when a call or a reply is for them: under icount the run is exact,
+/// and the kernel test counts the SGI wake-ups (none without them), on two
+/// cores and four, GICv2 and v3.
+#[test]
+fn idle_cores_in_wfi_are_woken_by_the_reschedule_sgi() {
+    for (machine, cores) in [("virt", "2"), ("virt,gic-version=3", "4")] {
+        let run = boot(
+            &["-M", machine, "-cpu", "cortex-a72", "-m", "1G", "-smp", cores, "-icount", "shift=0,sleep=off"],
+            "exit=semihosting ktest=tasks_wake memsvc=off",
+        );
+        run.assert_status(EXIT_OK).expect("ktest.tasks_wake_cores_sleeping_in_wfi", &[]).assert_ktests_pass();
+        let line = run.find(&run.results_since("ktest.wfi"), "ktest.wfi", true, &[("ran", "yes")]);
+        assert!(line.num("wakeups") > 0, "no core in WFI was woken by the SGI: {line:?}");
+    }
+}
+
 /// The SMP tests on the 16K and 64K granules (four cores, GICv2 and v3).
 #[test]
 fn four_cores_with_16k_and_64k_granules() {

@@ -6,7 +6,8 @@
 //! x0 at start: 1 when the server runs on another core. x1: 1 to call a
 //! second server (handle 1, `fpserver`, on this core) before every round:
 //! it uses FP/SIMD, so its FP/SIMD state is live on the core just before
-//! each measured round. The line says which
+//! each measured round; 2 when the server's core idles in WFI (a task
+//! there sleeps in a timed receive), which only labels the line. The line says which
 //! build this is: hard-float (`aarch64-unknown-none`, whose memcpy and
 //! struct moves use q registers) or soft-float (no FP/SIMD at all).
 #![forbid(unsafe_code)]
@@ -53,8 +54,9 @@ fn main() -> u64 {
     // counter starts at its own moment, so only the round trip (both ends
     // read on this core) means anything then.
     if across == 1 {
+        let idle = if fp_neighbour == 2 { "WFI" } else { "WFE" };
         println!(
-            "ipcbench across cores: call+reply {round} instructions of virtual time (counter overhead {overhead}, server status {status})"
+            "ipcbench across cores (server's core idle in {idle}): call+reply {round} instructions of virtual time (counter overhead {overhead}, server status {status})"
         );
         return 0;
     }
