@@ -23,9 +23,9 @@ pub struct Received {
     pub sent: usize,
 }
 
-/// A system call with x0..x6.
+/// A system call with x0..x6 (the long forms read and write x6).
 #[inline(always)]
-fn syscall7(number: u64, args: [u64; 7]) -> [u64; 7] {
+pub fn syscall7(number: u64, args: [u64; 7]) -> [u64; 7] {
     let mut r = args;
     // SAFETY: SVC enters the kernel, which validates every argument and
     // writes only x0..x6 of this task (and its IPC buffer).
