@@ -14,6 +14,7 @@
 //! | 8 | wait | x0 = notification handle | status, x1 = the word |
 //! | 9 | recv_nonblocking | x0 = handle | as recv, or `WouldBlock` |
 //! | 10 | recv_timed | x0 = handle, x1 = timeout in counter ticks | as recv, or `TimedOut` |
+//! | 3, 4, 6 + `LONG` (256) | call, recv, reply_recv in the long form | as above, and x5 = words sent (at most 64, else `InvalidArgument`), x6 = words accepted (0: 64); words 4.. in the IPC buffer (`folio_abi::ipc`) | as above, x6 = words sent; `Truncated` when cut to what was accepted |
 //!
 //! | 11 | mem_cap | x0 = index | x1 = kind (`map::CAP_POOL`, `CAP_META`; bits 8..16 the folio size shift of a `hugepages=` pool), x2 = base, x3 = size, x4 = zone, x5 = granule shift; `InvalidArgument` past the last |
 //! | 12 | map_self | x0 = entries `[va, pa, pages, flags]`, x1 = count | status |
