@@ -22,7 +22,8 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
 /// (10 ms). `napper` keeps a deadline pending for 300 ms; one `ping` on
 /// core 0 calls `pong` on core 1 forty times, so both cores idle between
 /// the calls. Without the SGI to idle cores, no core in WFI is ever woken
-/// by it (0 under icount, where the run is exact).
+/// by it (0 under icount, where the run is exact), and the calls wait for
+/// timer ticks.
 fn tasks_wake_cores_sleeping_in_wfi(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
@@ -45,11 +46,11 @@ fn tasks_wake_cores_sleeping_in_wfi(k: &mut BootInfo) -> TestResult {
     let objects = Objects { endpoint_owners: &[0, 1], start_arguments: &arguments, ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     result!("ktest.wfi", true, ran = "yes", wakeups = outcome.wfi_wakeups, statuses = statuses(&outcome.statuses));
-    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))?;
-    // How many of the eighty wake-ups found the other core in WFI rather
-    // than WFE depends on timing (exact under icount: the QEMU test
-    // `idle_cores_in_wfi_are_woken_by_the_reschedule_sgi`); some must.
-    check(outcome.wfi_wakeups > 0, || "no core in WFI was woken by the SGI".into())
+    // How many of the eighty wake-ups find the other core in WFI rather
+    // than WFE depends on timing, so it is reported, not checked, here; the
+    // QEMU test `idle_cores_in_wfi_are_woken_by_the_reschedule_sgi` runs
+    // this under icount, where it is exact, and requires some.
+    check(outcome.statuses.iter().all(|(_, s)| *s == Some(0)), || format!("{:?}", outcome.statuses))
 }
 
 /// Core 1 runs a spinner (200 ms, never a system call) when its
