@@ -248,6 +248,29 @@ pub(crate) fn run_as_holder(k: &BootInfo, specs: &[Spec]) -> Result<Vec<(&'stati
     Ok(outcome.statuses)
 }
 
+/// Runs the service with the protocol fuzzer (`memfuzz`: `requests`
+/// seeded random requests) as its only client, for the kernel's tests;
+/// returns the tasks' statuses.
+pub(crate) fn run_fuzzer(
+    k: &BootInfo,
+    seed: u64,
+    requests: u64,
+) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
+    let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default, false)?;
+    let fuzzer = Spec {
+        name: "memfuzz",
+        image: programs::MEMFUZZ,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), 1)],
+        core: None,
+    };
+    let arguments = [(0, [0, 1]), (1, [seed, requests])];
+    let objects = service_objects(1, Some(&reserved.caps), &arguments);
+    let outcome = task::run(&[SERVICE, fuzzer], &objects, k.granule, k.machine.virtual_timer_intid);
+    reserved.give_back();
+    Ok(outcome.statuses)
+}
+
 /// Runs the memory service and two test clients; the status is 0 when the
 /// service and both clients end with 0.
 pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {

@@ -225,6 +225,10 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         // frame comes back.
         .expect("sysfuzz", &[("calls", "100000"), ("strange", "0")])
         .expect("ktest.a_system_call_fuzzer_hurts_nobody", &[])
+        // 20,000 random requests to the memory service: every reply a
+        // protocol status, the pool whole afterwards, every frame back.
+        .expect("memfuzz", &[("requests", "20000"), ("strange", "0"), ("pool_whole", "yes")])
+        .expect("ktest.memsvc_survives_a_protocol_fuzzer", &[])
         .expect("hvo.savings", &[("granule", "4K"), ("size", "64 KiB"), ("eligible", "no"), ("min_order", "7")])
         .assert_tasks_ran()
         .expect_fail("memsvc.start", &[])
@@ -459,6 +463,7 @@ fn virt_with_3g_and_cpu_max() {
         .expect("pan", &[("state", "on")])
         .expect("ktest.pan", &[("pan", "on"), ("kernel_read", "faulted")])
         .expect("sysfuzz", &[("calls", "100000"), ("strange", "0")])
+        .expect("memfuzz", &[("requests", "20000"), ("strange", "0"), ("pool_whole", "yes")])
         .assert_memory_service()
         .assert_ktests_pass();
 }

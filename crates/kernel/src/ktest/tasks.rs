@@ -22,7 +22,21 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_using_sve_are_stopped", tasks_using_sve_are_stopped),
     ("tasks_send_long_messages", tasks_send_long_messages),
     ("a_system_call_fuzzer_hurts_nobody", a_system_call_fuzzer_hurts_nobody),
+    ("memsvc_survives_a_protocol_fuzzer", memsvc_survives_a_protocol_fuzzer),
 ];
+
+/// `memfuzz` sends 20,000 seeded random requests to the memory service,
+/// valid sequences mixed with garbage: every reply is a status of the
+/// protocol, the pool is whole at the end (the fuzzer checks), the service
+/// ends normally once its only client has, and every frame comes back.
+fn memsvc_survives_a_protocol_fuzzer(k: &mut BootInfo) -> TestResult {
+    let start = crate::frames::free_frames();
+    let statuses = crate::memory_service::run_fuzzer(k, FUZZ_SEED, 20_000)?;
+    result!("ktest.memfuzz", true, statuses = super::statuses(&statuses));
+    check(statuses == [("memsvc", Some(0)), ("memfuzz", Some(0))], || format!("{statuses:?}"))?;
+    let end = crate::frames::free_frames();
+    check(end == start, || format!("free frames {end} != {start}: something leaked"))
+}
 
 /// The fuzzer's seed and calls (issue: at least 100,000); the seed is
 /// printed with its result line, so a failure can be run again.
