@@ -156,3 +156,15 @@ pub fn fill_simd_registers(tag: u64) {
         );
     }
 }
+
+/// A seeded xorshift64 generator: the fuzzers' reproducible randomness
+/// (the same seed, the same sequence).
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -241,8 +241,20 @@ mod tests {
                 let msg = [random(100), 1, 2, 3];
                 let (fast_next, slow_next);
                 match random(8) {
-                    0 | 1 => {
-                        fast_next = match fast.fast_call(current, handle, msg, core) {
+                    pick @ 0..=3 => {
+                        // A call (0, 1) or a reply_recv (2, 3): the fast path
+                        // where it takes it, the general path otherwise; the
+                        // other instance always the general path.
+                        let calling = pick < 2;
+                        let fast_try = if calling {
+                            fast.fast_call(current, handle, msg, core)
+                        } else {
+                            fast.fast_reply_recv(current, handle, msg, core)
+                        };
+                        let general_op = |ipc: &mut Ipc| {
+                            if calling { ipc.call(current, handle, msg) } else { ipc.reply_recv(current, handle, msg) }
+                        };
+                        fast_next = match fast_try {
                             Ok((next, r)) => {
                                 fast_regs[next] = r;
                                 taken += 1;
@@ -250,27 +262,11 @@ mod tests {
                             }
                             Err(why) => {
                                 declined.insert(why);
-                                let op = fast.call(current, handle, msg);
+                                let op = general_op(&mut fast);
                                 general(&mut fast, &mut fast_regs, current, core, op)
                             }
                         };
-                        let op = slow.call(current, handle, msg);
-                        slow_next = general(&mut slow, &mut slow_regs, current, core, op);
-                    }
-                    2 | 3 => {
-                        fast_next = match fast.fast_reply_recv(current, handle, msg, core) {
-                            Ok((next, r)) => {
-                                fast_regs[next] = r;
-                                taken += 1;
-                                Some(next)
-                            }
-                            Err(why) => {
-                                declined.insert(why);
-                                let op = fast.reply_recv(current, handle, msg);
-                                general(&mut fast, &mut fast_regs, current, core, op)
-                            }
-                        };
-                        let op = slow.reply_recv(current, handle, msg);
+                        let op = general_op(&mut slow);
                         slow_next = general(&mut slow, &mut slow_regs, current, core, op);
                     }
                     4 => {

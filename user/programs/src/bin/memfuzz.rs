@@ -21,13 +21,7 @@ const HOSTILE: [u64; 14] = [0, 1, 2, 11, 12, 16, 21, 30, 31, 63, 64, 1 << 32, u6
 
 fn main() -> u64 {
     let [seed, requests] = start_arguments();
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = folio_rt::selftest::xorshift(seed);
     let ask = |msg: [u64; 4]| -> Option<[u64; 4]> {
         let (status, reply) = call(SERVICE, msg);
         (status == 0).then_some(reply)
@@ -45,7 +39,7 @@ fn main() -> u64 {
         let pick = |next: &mut dyn FnMut() -> u64| HOSTILE[(next() % HOSTILE.len() as u64) as usize];
         let some_handle = if count > 0 { held[(next() % count as u64) as usize] } else { next() % 100 };
         let msg = match next() % 10 {
-            0 | 1 if count < HELD => [op::ALLOC, if next() % 8 == 0 { larger } else { smallest }, next() % 2, 0],
+            0 | 1 if count < HELD => [op::ALLOC, if next().is_multiple_of(8) { larger } else { smallest }, next() % 2, 0],
             2 => [op::FREE, some_handle, 0, 0],
             3 => [op::DEMOTE, some_handle, smallest, 0],
             4 => [op::OPTIMIZE + next() % 2, some_handle, 0, 0],
@@ -53,7 +47,7 @@ fn main() -> u64 {
             6 => [op::QUOTA, QUERY, 0, 0],
             // Garbage: any operation but QUOTA, hostile words.
             _ => {
-                let mut o = if next() % 2 == 0 { next() % 12 } else { next() };
+                let mut o = if next().is_multiple_of(2) { next() % 12 } else { next() };
                 if o == op::QUOTA {
                     o = op::INFO;
                 }

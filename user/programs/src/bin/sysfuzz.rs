@@ -64,13 +64,7 @@ const KNOWN: [u64; 15] = [
 
 fn main() -> u64 {
     let [seed, calls] = start_arguments();
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = folio_rt::selftest::xorshift(seed);
     let mut counts = [0u64; KNOWN.len()];
     let mut strange = 0;
     for _ in 0..calls {
@@ -84,10 +78,10 @@ fn main() -> u64 {
         };
         let mut args = [0u64; 6];
         for a in &mut args {
-            *a = if next() % 4 == 0 { next() } else { HOSTILE[(next() % HOSTILE.len() as u64) as usize] };
+            *a = if next().is_multiple_of(4) { next() } else { HOSTILE[(next() % HOSTILE.len() as u64) as usize] };
         }
         // Handles: the two it holds, or anything.
-        if next() % 2 == 0 {
+        if next().is_multiple_of(2) {
             args[0] = next() % 3;
         }
         let number = match number {
