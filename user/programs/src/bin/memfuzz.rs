@@ -39,7 +39,9 @@ fn main() -> u64 {
         let pick = |next: &mut dyn FnMut() -> u64| HOSTILE[(next() % HOSTILE.len() as u64) as usize];
         let some_handle = if count > 0 { held[(next() % count as u64) as usize] } else { next() % 100 };
         let msg = match next() % 10 {
-            0 | 1 if count < HELD => [op::ALLOC, if next().is_multiple_of(8) { larger } else { smallest }, next() % 2, 0],
+            0 | 1 if count < HELD => {
+                [op::ALLOC, if next().is_multiple_of(8) { larger } else { smallest }, next() % 2, 0]
+            }
             2 => [op::FREE, some_handle, 0, 0],
             3 => [op::DEMOTE, some_handle, smallest, 0],
             4 => [op::OPTIMIZE + next() % 2, some_handle, 0, 0],
