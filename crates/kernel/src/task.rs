@@ -7,7 +7,8 @@
 //! IPC rules live in [`folio_core::ipc`], the argument checks in
 //! [`folio_core::syscall`], the system calls in `syscall` (one function each,
 //! returning what happens next or the error); this module runs the trap:
-//! it decodes it, switches tasks, and hands FP/SIMD state over lazily. Tasks are preempted by each core's virtual timer, and a core
+//! it decodes it, switches tasks, and hands FP/SIMD state over lazily.
+//! Tasks are preempted by each core's virtual timer, and a core
 //! running a task is sent the reschedule SGI when a task of higher
 //! priority becomes ready for it.
 //! Must never: touch a task's memory except through its own translations
@@ -150,12 +151,12 @@ fn poke_cores(system: &System, this_core: usize) {
     // that is all there is to do.
     let others = !(1u32 << this_core);
     if (system.timer.is_some() && system.in_user & others != 0) || system.idle_in_wfi & others != 0 {
-        poke_running_cores(system, this_core);
+        send_reschedule_sgis(system, this_core);
     }
 }
 
 #[inline(never)]
-fn poke_running_cores(system: &System, this_core: usize) {
+fn send_reschedule_sgis(system: &System, this_core: usize) {
     for core in (0..MAX_CORES).filter(|&c| c != this_core && system.idle_in_wfi & (1 << c) != 0) {
         send_reschedule(core);
     }
@@ -218,16 +219,16 @@ fn drop_user_space(system: &mut System, core: usize) {
 /// task's own tables now map with the access allowed: it raced with a
 /// break-before-make change by another core and can simply run again.
 fn retry_after_change(task: &mut UserTask) -> bool {
-    let frame = *task.frame;
-    let class = (frame.esr >> 26) & 0x3f;
-    let fsc = frame.esr & 0x3f;
+    let (esr, far, vector_index) = (task.frame.esr, task.frame.far, task.frame.vector_index);
+    let class = (esr >> 26) & 0x3f;
+    let fsc = esr & 0x3f;
     // Translation, access-flag and permission faults at any level.
     let change_fault = matches!(fsc, 0x04..=0x0f);
-    if frame.vector_index != 8 || !matches!(class, 0x20 | 0x24) || !change_fault {
+    if vector_index != 8 || !matches!(class, 0x20 | 0x24) || !change_fault {
         return false;
     }
-    let write = class == 0x24 && frame.esr & (1 << 6) != 0;
-    match task.tables.translate(frame.far) {
+    let write = class == 0x24 && esr & (1 << 6) != 0;
+    match task.tables.translate(far) {
         Some(m) if class == 0x20 => m.attributes.user && m.attributes.user_exec,
         Some(m) => m.attributes.user && (!write || m.attributes.writable),
         None => false,

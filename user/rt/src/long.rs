@@ -61,9 +61,9 @@ fn stage(msg: &[u64]) -> ([u64; 4], u64) {
 }
 
 /// Copies a received message into `into`: the register words, then what
-/// arrived in the IPC buffer (`arrived` words in all).
+/// arrived in the IPC buffer (`arrived` words in all, at most 64).
 fn collect(r: &[u64; 7], into: &mut [u64], arrived: usize) {
-    for (i, slot) in into.iter_mut().enumerate().take(arrived.min(MAX)) {
+    for (i, slot) in into.iter_mut().enumerate().take(arrived) {
         *slot = if i < IN_REGISTERS {
             r[1 + i]
         } else {
@@ -83,29 +83,27 @@ fn received(r: &[u64; 7]) -> Received {
 /// `INVALID_ARGUMENT`) and receives the reply into `reply` (accepting
 /// `reply.len()` words, at most 64).
 pub fn call_long(handle: u64, msg: &[u64], reply: &mut [u64]) -> Received {
-    let (regs, len) = stage(msg);
-    let accepts = reply.len().min(MAX);
-    let r = syscall7(nr::CALL | LONG, [handle, regs[0], regs[1], regs[2], regs[3], len, accepts.max(1) as u64]);
-    let got = received(&r);
-    collect(&r, reply, got.sent.min(accepts));
-    got
+    long_form(nr::CALL, handle, msg, reply)
 }
 
 /// Waits for a call on `handle`, accepting `into.len()` words (at most 64).
 pub fn recv_long(handle: u64, into: &mut [u64]) -> Received {
-    let accepts = into.len().min(MAX);
-    let r = syscall7(nr::RECV | LONG, [handle, 0, 0, 0, 0, 0, accepts.max(1) as u64]);
-    let got = received(&r);
-    collect(&r, into, got.sent.min(accepts));
-    got
+    long_form(nr::RECV, handle, &[], into)
 }
 
 /// Replies `reply` (up to 64 words) to the caller owed, then waits for the
 /// next call on `handle`, accepting `into.len()` words.
 pub fn reply_recv_long(handle: u64, reply: &[u64], into: &mut [u64]) -> Received {
-    let (regs, len) = stage(reply);
-    let accepts = into.len().min(MAX);
-    let r = syscall7(nr::REPLY_RECV | LONG, [handle, regs[0], regs[1], regs[2], regs[3], len, accepts.max(1) as u64]);
+    long_form(nr::REPLY_RECV, handle, reply, into)
+}
+
+/// The long form of call `number`: sends `send` (nothing for `recv`),
+/// accepts `into.len()` words (at least 1, since 0 means the most, and at
+/// most 64) and collects what arrived.
+fn long_form(number: u64, handle: u64, send: &[u64], into: &mut [u64]) -> Received {
+    let (regs, len) = stage(send);
+    let accepts = into.len().clamp(1, MAX);
+    let r = syscall7(number | LONG, [handle, regs[0], regs[1], regs[2], regs[3], len, accepts as u64]);
     let got = received(&r);
     collect(&r, into, got.sent.min(accepts));
     got

@@ -309,12 +309,9 @@ impl Ipc {
 
     /// Wakes `to` with a message (see [`Ipc::set_message`]).
     fn wake_with_message(&mut self, to: TaskId, from: TaskId, msg: Message, sends: u8, badge: u64) {
-        if matches!(self.tasks[to].state, State::Dead { .. }) {
-            return;
+        if self.make_ready(to) {
+            self.set_message(to, from, msg, sends, badge);
         }
-        self.tasks[to].state = State::Ready;
-        self.schedule.make_ready(to);
-        self.set_message(to, from, msg, sends, badge);
     }
 
     /// Records how `task` takes part in the IPC call it is making.
@@ -362,13 +359,21 @@ impl Ipc {
     }
 
     fn wake(&mut self, task: TaskId, result: [u64; 6]) {
+        if self.make_ready(task) {
+            self.set_result(task, result);
+        }
+    }
+
+    /// Makes a blocked `task` ready (queued), unless it is dead; says
+    /// whether it did.
+    fn make_ready(&mut self, task: TaskId) -> bool {
         let t = &mut self.tasks[task];
         if matches!(t.state, State::Dead { .. }) {
-            return;
+            return false;
         }
         t.state = State::Ready;
         self.schedule.make_ready(task);
-        self.set_result(task, result);
+        true
     }
 
     /// Blocks the running `task`.

@@ -38,6 +38,16 @@ fn memsvc_survives_a_protocol_fuzzer(k: &mut BootInfo) -> TestResult {
     check(end == start, || format!("free frames {end} != {start}: something leaked"))
 }
 
+/// `longserver` as the owner of endpoint 0: it answers calls of any
+/// length, short or long, until a message's first word is u64::MAX.
+const LONG_SERVER: crate::task::Spec = crate::task::Spec {
+    name: "longserver",
+    image: crate::programs::LONGSERVER,
+    priority: 2,
+    handles: &[(Object::Endpoint(0), 0)],
+    core: None,
+};
+
 /// The fuzzer's seed and calls (issue: at least 100,000); the seed is
 /// printed with its result line, so a failure can be run again.
 const FUZZ_SEED: u64 = 0x5eed_f011_0511;
@@ -50,13 +60,7 @@ fn a_system_call_fuzzer_hurts_nobody(k: &mut BootInfo) -> TestResult {
     use crate::task::{self, Objects, Spec};
     let start = crate::frames::free_frames();
     let specs = [
-        Spec {
-            name: "longserver",
-            image: crate::programs::LONGSERVER,
-            priority: 2,
-            handles: &[(Object::Endpoint(0), 0)],
-            core: None,
-        },
+        LONG_SERVER,
         Spec {
             name: "sysfuzz",
             image: crate::programs::SYSFUZZ,
@@ -86,13 +90,7 @@ fn tasks_send_long_messages(k: &mut BootInfo) -> TestResult {
     use crate::task::{self, Objects, Spec};
     let start = crate::frames::free_frames();
     let specs = [
-        Spec {
-            name: "longserver",
-            image: crate::programs::LONGSERVER,
-            priority: 2,
-            handles: &[(Object::Endpoint(0), 0)],
-            core: None,
-        },
+        LONG_SERVER,
         Spec {
             name: "longclient",
             image: crate::programs::LONGCLIENT,
