@@ -172,6 +172,12 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     // Huge-page pools first, while aligned ranges are still free.
     crate::memory_service::reserve_hugepages(&mut frames, granule, &args);
     switch_to_kernel_tables(&machine, &memory_map, board, image, granule, frames);
+    // The boot core's timer interrupt, before any other core starts: without
+    // it no task could be preempted here, so the machine is not one folio runs on.
+    if let Err(why) = crate::task::init_core_interrupts(crate::task::core_id(), machine.virtual_timer_intid) {
+        result!("interrupts", false, core = 0, why = why);
+        exit::exit(NO_MACHINE_EXIT_STATUS)
+    }
     crate::smp::start_secondaries(&machine, granule);
     // PAN: EL1 cannot touch task memory, where the CPU has it (each
     // secondary core turns it on for itself).

@@ -72,7 +72,6 @@ unsafe extern "C" {
 pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
     let Some(boot) = *SECONDARY_BOOT.lock() else { return 0 };
     TIMER_INTID.store(machine.virtual_timer_intid.map_or(0, |i| i as u64 + 1), Ordering::Release);
-    crate::task::init_core_interrupts(crate::task::core_id(), machine.virtual_timer_intid);
     let me = cpu::mpidr() & 0xff_00ff_ffff;
     let to_pa = |va: u64| va - KERNEL_BASE + boot.load_pa;
     let entry = to_pa(core::ptr::addr_of!(secondary_entry) as u64);
@@ -132,15 +131,17 @@ pub fn start_secondaries(machine: &Machine, granule: Granule) -> usize {
         while record.online.load(Ordering::Acquire) == 0 && timer::counter() < deadline {
             core::hint::spin_loop();
         }
-        // Up once it reported (1), and with its GIC interface ready (2).
+        // Up once it reported (1), and with its GIC interface ready (2);
+        // 3 when the GIC cannot serve it (it then waits, running nothing).
         while record.online.load(Ordering::Acquire) == 1 && timer::counter() < deadline {
             core::hint::spin_loop();
         }
-        if record.online.load(Ordering::Acquire) != 0 {
-            up += 1;
-        } else {
-            // The system goes on without it.
-            result!("core", false, index = index, why = "did not come up");
+        // The system goes on without a core that did not come up or has no
+        // interrupts.
+        match record.online.load(Ordering::Acquire) {
+            0 => result!("core", false, index = index, why = "did not come up"),
+            3 => result!("core", false, index = index, why = "no interrupts: no redistributor of the DTB serves it"),
+            _ => up += 1,
         }
     }
     ONLINE.store(up as u64 + 1, Ordering::Release);
@@ -160,7 +161,12 @@ extern "C" fn secondary_main(record: &SecondaryRecord) -> ! {
     timer::stop_virtual();
     // Run tasks whenever a task set is active; otherwise wait for an event.
     let core = crate::task::core_id();
-    crate::task::init_core_interrupts(core, TIMER_INTID.load(Ordering::Acquire).checked_sub(1).map(|i| i as u32));
+    let timer_intid = TIMER_INTID.load(Ordering::Acquire).checked_sub(1).map(|i| i as u32);
+    if crate::task::init_core_interrupts(core, timer_intid).is_err() {
+        // Without interrupts it could not be preempted or woken: left out.
+        record.online.store(3, Ordering::Release);
+        crate::arch::aarch64::cpu::halt();
+    }
     record.online.store(2, Ordering::Release);
     loop {
         if crate::task::active() {

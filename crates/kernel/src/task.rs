@@ -684,14 +684,12 @@ fn wake_cores() {
 
 /// Sets up this core's GIC interface for its virtual timer's PPI, so the
 /// timer preempts the tasks it runs; every core calls it once at start.
-pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) {
+/// An error when the GIC cannot serve this core (no redistributor of the
+/// DTB's regions is this core's): it must then run no task.
+pub fn init_core_interrupts(core: usize, timer_intid: Option<u32>) -> Result<(), &'static str> {
     CORE_MPIDR[core.min(MAX_CORES - 1)].store(crate::arch::aarch64::cpu::mpidr(), Ordering::Release);
-    let Some(intid) = timer_intid else { return };
-    // The GIC lock is a leaf: the console is used only after it is dropped.
-    let result = GIC.lock().as_ref().map(|gic| gic.init_and_enable_ppi(crate::arch::aarch64::cpu::mpidr(), intid));
-    if let Some(Err(e)) = result {
-        println!("core {core}: no timer interrupts: {e}");
-    }
+    let Some(intid) = timer_intid else { return Ok(()) };
+    GIC.lock().as_ref().map_or(Ok(()), |gic| gic.init_and_enable_ppi(crate::arch::aarch64::cpu::mpidr(), intid))
 }
 
 /// Waits until `WORK` moves on from `seen` (or the run ends).

@@ -25,6 +25,7 @@ const RPI4_DTB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/bcm2
 const EXIT_OK: i32 = 0;
 const EXIT_PANIC: i32 = 2;
 const EXIT_FAULT: i32 = 3;
+const EXIT_NO_MACHINE: i32 = 4;
 const EXIT_NO_CONSOLE: i32 = 5;
 
 struct Boot {
@@ -615,6 +616,177 @@ fn a_failure_with_no_console_is_reported_on_the_boards_uart() {
         .assert_status(EXIT_NO_CONSOLE)
         .expect_fail("panic", &[("message", "crash=panic asked for a panic")])
         .expect_fail("exit", &[("status", "5")]);
+}
+
+/// Writes `blob` to a file of the temporary directory named for this test
+/// run, for QEMU's `-dtb`.
+fn temp_dtb(name: &str, blob: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("folio-{name}-{}.dtb", std::process::id()));
+    std::fs::write(&path, blob).expect("write the DTB");
+    path
+}
+
+/// The Aspeed AST2700 (four Cortex-A35, GICv3, thirteen 16550 UARTs with
+/// 32-bit registers, RAM at 16 GiB) as its DTB would describe it for
+/// folio: one core (QEMU gives this machine no PSCI), the GIC, the timer,
+/// and two 16550s of which `stdout-path` names the second, the one QEMU
+/// connects to `-serial` (UART12; UART0 goes nowhere). QEMU's own `virt`
+/// has no 16550, and this is the machine of QEMU's that has one and a
+/// GICv3: the console of kvmtool, Firecracker and crosvm guests is the
+/// same `ns16550a`.
+fn ast2700_dtb() -> Vec<u8> {
+    use folio_core::testing::fdt::{Node, cells, string};
+    let uart = |base: u32| {
+        Node::new(&format!("serial@{base:x}"))
+            .with("compatible", string("ns16550a"))
+            .with("reg", cells(&[base, 0x100]))
+            .with("reg-shift", cells(&[2]))
+            .with("reg-io-width", cells(&[4]))
+            .with("clock-frequency", cells(&[1_846_153]))
+            .with("interrupts", cells(&[0, 132, 4]))
+    };
+    let soc = Node::new("soc")
+        .with("compatible", string("simple-bus"))
+        .with("#address-cells", cells(&[1]))
+        .with("#size-cells", cells(&[1]))
+        .with("ranges", Vec::new())
+        .with_child(
+            Node::new("interrupt-controller@12200000")
+                .with("compatible", string("arm,gic-v3"))
+                .with("#interrupt-cells", cells(&[3]))
+                .with("interrupt-controller", Vec::new())
+                .with("reg", cells(&[0x1220_0000, 0x1_0000, 0x1228_0000, 0x8_0000]))
+                .with("phandle", cells(&[1])),
+        )
+        .with_child(uart(0x14c3_3000))
+        .with_child(uart(0x14c3_3b00));
+    Node::new("")
+        .with("compatible", string("aspeed,ast2700-evb"))
+        .with("#address-cells", cells(&[2]))
+        .with("#size-cells", cells(&[2]))
+        .with("interrupt-parent", cells(&[1]))
+        .with_child(Node::new("chosen").with("stdout-path", string("serial12:115200n8")))
+        .with_child(
+            Node::new("aliases")
+                .with("serial0", string("/soc/serial@14c33000"))
+                .with("serial12", string("/soc/serial@14c33b00")),
+        )
+        .with_child(
+            Node::new("memory@400000000")
+                .with("device_type", string("memory"))
+                .with("reg", cells(&[4, 0, 0, 0x4000_0000])),
+        )
+        .with_child(
+            Node::new("cpus").with("#address-cells", cells(&[1])).with("#size-cells", cells(&[0])).with_child(
+                Node::new("cpu@0")
+                    .with("device_type", string("cpu"))
+                    .with("compatible", string("arm,cortex-a35"))
+                    .with("reg", cells(&[0])),
+            ),
+        )
+        .with_child(
+            Node::new("timer")
+                .with("compatible", string("arm,armv8-timer"))
+                .with("interrupts", cells(&[1, 13, 8, 1, 14, 8, 1, 11, 8, 1, 10, 8])),
+        )
+        .with_child(soc)
+        .encode(&[])
+}
+
+/// A 16550 console, the one `stdout-path` names and not the first listed:
+/// every kernel test on the AST2700 (4K), and the memory service and its
+/// clients on 16K, speak through UART12.
+#[test]
+fn a_16550_console_named_by_stdout_path_on_the_ast2700() {
+    let dtb = temp_dtb("ast2700", &ast2700_dtb());
+    let dtb_text = dtb.display().to_string();
+    let machine = ["-M", "ast2700-evb", "-m", "1G", "-dtb", &dtb_text];
+    let ktest = boot(&machine, "exit=semihosting ktest");
+    let granule_16k = boot(&machine, "exit=semihosting granule=16k");
+    let _ = std::fs::remove_file(&dtb);
+    for run in [&ktest, &granule_16k] {
+        run.assert_status(EXIT_OK)
+            .expect("boot", &[("board", "generic"), ("entry_el", "2"), ("el", "1"), ("cpu", "Cortex-A35")])
+            .expect("console", &[("driver", "ns16550"), ("base", "0x14c33b00")])
+            .expect("gic", &[("version", "3"), ("distributor", "0x12200000")])
+            .expect("timer", &[("intid", "27"), ("frequency", "1125000000")])
+            .expect("bank", &[("start", "0x400000000"), ("end", "0x440000000")])
+            .assert_memory_service();
+    }
+    ktest.expect("frames", &[("granule", "4K")]).assert_tasks_ran().assert_ktests_pass();
+    granule_16k.expect("frames", &[("granule", "16K")]);
+}
+
+/// QEMU virt's own DTB (GICv3, four cores) with its redistributor region
+/// replaced by `regions`, each (first core, cores) of QEMU's frames, in
+/// that order; written for `-dtb`.
+fn virt_gicv3_with_redistributor_regions(name: &str, regions: &[(u64, u64)]) -> std::path::PathBuf {
+    use folio_core::testing::fdt::{Node, cells};
+    const FRAMES: u64 = 0x2_0000;
+    let dumped = std::env::temp_dir().join(format!("folio-virt-gicv3-{name}-{}.dtb", std::process::id()));
+    let status = qemu(&[
+        "-M",
+        &format!("virt,gic-version=3,dumpdtb={}", dumped.display()),
+        "-cpu",
+        "cortex-a72",
+        "-m",
+        "1G",
+        "-smp",
+        "4",
+    ])
+    .status()
+    .expect("QEMU dumps its DTB");
+    assert!(status.success(), "QEMU could not dump virt's DTB");
+    let (rsv, mut root) = Node::decode(&std::fs::read(&dumped).expect("the dumped DTB"));
+    let _ = std::fs::remove_file(&dumped);
+    let gic = root.find(&|n| n.is_compatible("arm,gic-v3")).expect("virt's GICv3");
+    let reg: Vec<u64> =
+        gic.get("reg").expect("the GIC's reg").chunks(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
+    let mut split = vec![reg[0], reg[1]];
+    for &(first, cores) in regions {
+        split.extend([reg[2] + first * FRAMES, cores * FRAMES]);
+    }
+    let words: Vec<u32> = split.iter().flat_map(|&v| [(v >> 32) as u32, v as u32]).collect();
+    gic.set("reg", cells(&words));
+    gic.set("#redistributor-regions", cells(&[regions.len() as u32]));
+    temp_dtb(&format!("virt-gicv3-{name}"), &root.encode(&rsv))
+}
+
+/// GICv3 redistributors in two regions, the boot core's only in the
+/// second (QEMU's one region split in two and listed in reverse: cores
+/// 1-3, then core 0): every core finds its redistributor, never reading
+/// past its region's end (core 0's frame is not flagged last), and the
+/// cross-core tests pass. A core no region serves is reported and left
+/// out; when it is the boot core, the machine is refused (status 4).
+#[test]
+fn gicv3_redistributors_in_two_regions_serve_every_core() {
+    let boot_with = |name: &str, regions: &[(u64, u64)], bootargs: &str| {
+        let dtb = virt_gicv3_with_redistributor_regions(name, regions);
+        let dtb_text = dtb.display().to_string();
+        let run = boot(
+            &["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G", "-smp", "4", "-dtb", &dtb_text],
+            bootargs,
+        );
+        let _ = std::fs::remove_file(&dtb);
+        run
+    };
+    let split = boot_with("split", &[(1, 3), (0, 1)], "exit=semihosting ktest=tasks");
+    split
+        .assert_status(EXIT_OK)
+        .expect("gic", &[("version", "3"), ("redistributor_regions", "2"), ("redistributors", "0x80c0000")])
+        .expect("cores", &[("online", "4"), ("listed", "4")])
+        .expect("ktest.tasks_talk_across_cores", &[])
+        .expect("ktest.tasks_are_rescheduled_by_an_ipi", &[])
+        .assert_ktests_pass();
+    let two_served = boot_with("two-served", &[(0, 1), (1, 1)], "exit=semihosting");
+    two_served.assert_status(EXIT_OK).expect("cores", &[("online", "2"), ("listed", "4")]).assert_memory_service();
+    for core in ["2", "3"] {
+        two_served.expect_fail("core", &[("index", core), ("why", "no interrupts*")]);
+    }
+    let boot_core_unserved = boot_with("boot-core-unserved", &[(1, 3)], "exit=semihosting");
+    boot_core_unserved
+        .assert_status(EXIT_NO_MACHINE)
+        .expect_fail("interrupts", &[("core", "0"), ("why", "no redistributor*")]);
 }
 
 #[test]

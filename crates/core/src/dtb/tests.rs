@@ -4,102 +4,11 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::validate::{self, FDT_MAGIC};
+use super::validate;
 use super::*;
+use crate::testing::fdt::{Node, cells};
 
 const RPI4_DTB: &[u8] = include_bytes!("../../../../fixtures/bcm2711-rpi-4-b.dtb");
-
-/// A decoded device tree that tests edit and re-encode.
-#[derive(Clone, Debug)]
-struct Node {
-    name: String,
-    props: Vec<(String, Vec<u8>)>,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn decode(blob: &[u8]) -> (Vec<(u64, u64)>, Node) {
-        let canonical = validate::normalize(blob).unwrap();
-        let fdt = Fdt::new(&canonical).unwrap();
-        fn walk(n: FdtNode<'_, '_>) -> Node {
-            Node {
-                name: n.name.into(),
-                props: n.properties().map(|p| (p.name.into(), p.value.to_vec())).collect(),
-                children: n.children().map(walk).collect(),
-            }
-        }
-        let rsv = fdt.memory_reservations().map(|r| (r.address() as u64, r.size() as u64)).collect();
-        (rsv, walk(fdt.find_node("/").unwrap()))
-    }
-
-    fn encode(&self, reservations: &[(u64, u64)]) -> Vec<u8> {
-        let mut strings: Vec<u8> = Vec::new();
-        let mut structure: Vec<u8> = Vec::new();
-        fn emit(n: &Node, s: &mut Vec<u8>, strings: &mut Vec<u8>) {
-            s.extend(1u32.to_be_bytes());
-            s.extend(n.name.as_bytes());
-            s.push(0);
-            s.resize((s.len() + 3) & !3, 0);
-            for (name, value) in &n.props {
-                let off = strings.len() as u32;
-                strings.extend(name.as_bytes());
-                strings.push(0);
-                s.extend(3u32.to_be_bytes());
-                s.extend((value.len() as u32).to_be_bytes());
-                s.extend(off.to_be_bytes());
-                s.extend(value);
-                s.resize((s.len() + 3) & !3, 0);
-            }
-            for c in &n.children {
-                emit(c, s, strings);
-            }
-            s.extend(2u32.to_be_bytes());
-        }
-        emit(self, &mut structure, &mut strings);
-        structure.extend(9u32.to_be_bytes());
-        let off_rsv = 40;
-        let off_struct = off_rsv + (reservations.len() + 1) * 16;
-        let off_strings = off_struct + structure.len();
-        let total = off_strings + strings.len();
-        let mut out = Vec::new();
-        for w in [
-            FDT_MAGIC,
-            total as u32,
-            off_struct as u32,
-            off_strings as u32,
-            off_rsv as u32,
-            17,
-            16,
-            0,
-            strings.len() as u32,
-            structure.len() as u32,
-        ] {
-            out.extend(w.to_be_bytes());
-        }
-        for (a, s) in reservations.iter().chain([&(0, 0)]) {
-            out.extend(a.to_be_bytes());
-            out.extend(s.to_be_bytes());
-        }
-        out.extend(structure);
-        out.extend(strings);
-        out
-    }
-
-    fn child(&mut self, name: &str) -> &mut Node {
-        self.children.iter_mut().find(|c| c.name == name).unwrap()
-    }
-
-    fn set(&mut self, prop: &str, value: Vec<u8>) {
-        match self.props.iter_mut().find(|(n, _)| n == prop) {
-            Some((_, v)) => *v = value,
-            None => self.props.push((prop.into(), value)),
-        }
-    }
-}
-
-fn cells(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_be_bytes()).collect()
-}
 
 /// The fixture with its memory node filled in the way the firmware (or QEMU) does.
 fn rpi4_with_memory(reg: &[u32]) -> (Vec<(u64, u64)>, Node) {
@@ -278,33 +187,20 @@ fn psci_is_found_below_the_root() {
 #[test]
 fn a_qcom_qgic2_is_a_gicv2() {
     let (rsv, mut root) = rpi4_with_memory(&[0, 0, 0x3c00_0000]);
-    fn rename(n: &mut Node) -> bool {
-        if let Some((_, v)) = n.props.iter_mut().find(|(k, v)| k == "compatible" && v.starts_with(b"arm,gic-400")) {
-            *v = b"qcom,msm-qgic2\0".to_vec();
-            return true;
-        }
-        n.children.iter_mut().any(rename)
-    }
-    assert!(rename(&mut root), "the fixture has a GIC-400");
+    let gic = root.find(&|n| n.is_compatible("arm,gic-400")).expect("the fixture has a GIC-400");
+    gic.set("compatible", b"qcom,msm-qgic2\0".to_vec());
     let machine = discover(&root.encode(&rsv)).unwrap();
     assert!(matches!(machine.gic, Some(GicInfo::V2 { .. })), "{:?}", machine.gic);
 }
 
 /// The Pi 4 fixture's timer node, and its GIC's phandle.
 fn timer_and_gic(root: &mut Node) -> (&mut Node, u32) {
-    fn find<'a>(n: &'a mut Node, pred: &dyn Fn(&Node) -> bool) -> Option<&'a mut Node> {
-        if pred(n) {
-            return Some(n);
-        }
-        n.children.iter_mut().find_map(|c| find(c, pred))
-    }
-    let has = |n: &Node, c: &[u8]| n.props.iter().any(|(k, v)| k == "compatible" && v.starts_with(c));
-    let gic = find(root, &|n| has(n, b"arm,gic-400")).expect("the fixture's GIC");
-    let phandle =
-        gic.props.iter().find(|(k, _)| k == "phandle").map(|(_, v)| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    let gic = root.find(&|n| n.is_compatible("arm,gic-400")).expect("the fixture's GIC");
+    let phandle = gic.get("phandle").map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
     let phandle = phandle.expect("the GIC has a phandle");
     gic.set("#interrupt-cells", cells(&[4]));
-    (find(root, &|n| has(n, b"arm,armv8-timer") || has(n, b"arm,armv7-timer")).expect("the fixture's timer"), phandle)
+    let timer = root.find(&|n| n.is_compatible("arm,armv8-timer") || n.is_compatible("arm,armv7-timer"));
+    (timer.expect("the fixture's timer"), phandle)
 }
 
 /// Interrupt specifiers are as wide as their controller's

@@ -26,6 +26,8 @@ pub fn part_name(midr: u64) -> &'static str {
     let part = (midr >> 4) & 0xfff;
     match (implementer, part) {
         (0x41, 0xd03) => "Cortex-A53",
+        (0x41, 0xd04) => "Cortex-A35",
+        (0x41, 0xd05) => "Cortex-A55",
         (0x41, 0xd07) => "Cortex-A57",
         (0x41, 0xd08) => "Cortex-A72",
         (0x41, 0xd0b) => "Cortex-A76",

@@ -20,3 +20,5 @@ impl Rng {
         items[self.below(items.len() as u64) as usize]
     }
 }
+
+pub mod fdt;
