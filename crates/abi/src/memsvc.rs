@@ -14,8 +14,8 @@
 //!
 //! | op | request | reply |
 //! |---|---|---|
-//! | [`op::SIZES`] 1 | - | r1 = bit s set when `1 << s` bytes is a huge-page size of this granule, r2 = granule shift, r3 = the pool's total bytes |
-//! | [`op::ALLOC`] 2 | a = size shift, b = flags ([`flags::NO_OPTIMIZE`]) | r1 = handle, r2 = address in the caller, r3 = flags of the folio ([`flags::OPTIMIZED`]) |
+//! | [`op::SIZES`] 1 | - | r1 = bit s set when `1 << s` bytes is a mapping unit (block or contiguous run) of this granule, r2 = granule shift \| the smallest size shift HVO optimizes << 8 \| the largest free folio's size shift << 16, r3 = the pool's total bytes |
+//! | [`op::ALLOC`] 2 | a = size shift: any power of two from the granule's page to its largest mapping unit, b = flags ([`flags::NO_OPTIMIZE`]) | r1 = handle, r2 = address in the caller (mapped with the largest units that fit), r3 = flags of the folio ([`flags::OPTIMIZED`] when its size is at least the smallest HVO optimizes) |
 //! | [`op::FREE`] 3 | a = handle | - |
 //! | [`op::DEMOTE`] 4 | a = handle, b = new size shift | r1 = first handle, r2 = count: fresh consecutive handles in address order; the old handle is gone |
 //! | [`op::OPTIMIZE`] 5 | a = handle | - |
@@ -69,7 +69,7 @@ pub mod flags {
 pub mod error {
     /// The operation number is not one of [`super::op`].
     pub const UNKNOWN_OPERATION: u64 = 1;
-    /// Not a huge-page size of the running granule.
+    /// Below the granule's page or above its largest mapping unit.
     pub const UNSUPPORTED_SIZE: u64 = 2;
     /// Not a handle of a folio the caller holds.
     pub const INVALID_HANDLE: u64 = 3;

@@ -100,6 +100,16 @@ impl Boot {
             let hex = format!("0x{client}");
             self.find(&run, "memsvc.reclaim", true, &[("client", &hex), ("folios", "1")]);
         }
+        // Folios of any order from the page up: one page and two (plain,
+        // below every mapping size), each allocated zeroed and used.
+        let granule = self.line("frames", &[]).get("granule").unwrap_or("").to_string();
+        let page_kib: u64 = granule.trim_end_matches('K').parse().expect("the granule in KiB");
+        for kib in [page_kib, 2 * page_kib] {
+            let status = format!("{kib}K: status 0 *");
+            let alloc = self.find(&run, "memclient.alloc", true, &[("instance", "1"), ("detail", &status)]);
+            assert!(alloc.get("detail").is_some_and(|d| d.ends_with("flags 0")), "{alloc:?}");
+            self.find(&run, "memclient.zeroed", true, &[("instance", "1"), ("detail", &format!("{kib}K: *"))]);
+        }
         self.find(&run, "memclient.isolation", true, &[("instance", "1")]);
         self.find(&run, "memclient.isolation-data", true, &[("instance", "2"), ("detail", "2 of 2 folios untouched")]);
         let service = self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")]);

@@ -38,6 +38,15 @@ use protocol::{OK, QUERY, error, flags, layout, op};
 
 pub type Message = [u64; 4];
 
+/// Folios one client may hold at once. With folios as small as a page the
+/// quota in bytes alone would let one client fill the service's heap with
+/// bookkeeping; past this it gets `QUOTA_EXCEEDED`.
+pub const MAX_FOLIOS_PER_CLIENT: usize = 4096;
+/// Folios all clients together may hold: the service's bookkeeping for
+/// them (about 64 bytes each) stays a fraction of its heap. Past this a
+/// client gets `OUT_OF_MEMORY`.
+pub const MAX_HELD_FOLIOS: usize = 32768;
+
 /// Every engine batch fits one REMAP_SELF call, so a batch the kernel
 /// refuses changed nothing (the engine's undo relies on it).
 pub const ONE_CALL_PER_BATCH: bool = folio_abi::map::MAX_ENTRIES >= folio_hvo::MAX_BATCH_PAGES
@@ -106,6 +115,8 @@ pub struct MemoryService<B: VmemmapHw> {
     pub last_engine_error: Option<HvoError>,
     /// Inside [`pool`]'s carving: engine calls do not carve again.
     carving: bool,
+    /// Folios held by all clients together (at most [`MAX_HELD_FOLIOS`]).
+    held_folios: usize,
 }
 
 /// The huge-page sizes of a granule as size shifts: every mapping unit
@@ -155,6 +166,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             clients: BTreeMap::new(),
             last_engine_error: None,
             carving: false,
+            held_folios: 0,
         };
         service.adopt_pool(pool)?;
         Ok(service)
@@ -265,9 +277,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let [operation, a, b, c] = msg;
         let unused = |words: &[u64]| words.iter().any(|&w| w != 0);
         let result = match operation {
-            op::SIZES if !unused(&[a, b, c]) => {
-                Ok(reply(supported_size_shifts(self.granule), self.granule.shift() as u64, self.pool_total_bytes()))
-            }
+            op::SIZES if !unused(&[a, b, c]) => Ok(self.sizes()),
             op::ALLOC if !unused(&[c]) => self.alloc(badge, a, b, mem),
             op::FREE if !unused(&[b, c]) => self.free(badge, a, mem).map(|_| reply(0, 0, 0)),
             op::DEMOTE if !unused(&[c]) => self.demote(badge, a, b),
@@ -285,12 +295,42 @@ impl<B: VmemmapHw> MemoryService<B> {
         result.unwrap_or_else(fail)
     }
 
-    /// The order of a huge-page size shift, if the granule supports it.
+    /// SIZES: the mapping sizes, then the granule's shift, the smallest
+    /// size HVO can optimize and the largest free folio's size (shifts,
+    /// one byte each), then the pool's bytes.
+    fn sizes(&self) -> Message {
+        let shift = self.granule.shift() as u64;
+        let min_optimizable = min_optimizable_order(self.granule) as u64 + shift;
+        let largest = self.pool.largest_free_order().map_or(0, |o| o as u64 + shift);
+        reply(
+            supported_size_shifts(self.granule),
+            shift | min_optimizable << 8 | largest << 16,
+            self.pool_total_bytes(),
+        )
+    }
+
+    /// The order of a folio of `1 << size_shift` bytes: any power of two
+    /// from the base page to the largest mapping unit (the largest block
+    /// the pool is adopted as).
     fn order_of(&self, size_shift: u64) -> Result<u32, u64> {
-        if size_shift >= 64 || supported_size_shifts(self.granule) & (1 << size_shift) == 0 {
+        let largest = self.orders().last().copied().unwrap_or(0) as u64;
+        let order = size_shift.checked_sub(self.granule.shift() as u64).ok_or(error::UNSUPPORTED_SIZE)?;
+        if order > largest {
             return Err(error::UNSUPPORTED_SIZE);
         }
-        Ok(size_shift as u32 - self.granule.shift())
+        Ok(order as u32)
+    }
+
+    /// Whether client `badge` may hold `more` folios beyond what it holds:
+    /// `Err` with the status when a bound on folios held says no.
+    fn room_for_folios(&mut self, badge: u64, more: usize) -> Result<(), u64> {
+        if self.client(badge).folios.len().saturating_add(more) > MAX_FOLIOS_PER_CLIENT {
+            return Err(error::QUOTA_EXCEEDED);
+        }
+        if self.held_folios.saturating_add(more) > MAX_HELD_FOLIOS {
+            return Err(error::OUT_OF_MEMORY);
+        }
+        Ok(())
     }
 
     fn alloc(&mut self, badge: u64, size_shift: u64, request: u64, mem: &mut dyn ClientMemory) -> Result<Message, u64> {
@@ -307,6 +347,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         if !self.room_for(badge, 0, charge) {
             return Err(error::QUOTA_EXCEEDED);
         }
+        self.room_for_folios(badge, 1)?;
         let folio = match self.take(order) {
             Ok(Some(f)) => f,
             Ok(None) => return Err(error::OUT_OF_MEMORY),
@@ -339,6 +380,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         client.next_handle += 1;
         client.used += charge;
         client.folios.insert(handle, Held { folio, va, charge });
+        self.held_folios += 1;
         let f = self.folio_flags(folio);
         Ok(reply(handle, va, f))
     }
@@ -361,6 +403,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             && let Some(h) = client.folios.remove(&handle)
         {
             client.used -= h.charge;
+            self.held_folios -= 1;
         }
     }
 
@@ -374,9 +417,10 @@ impl<B: VmemmapHw> MemoryService<B> {
         let optimized = self.hvo.is_optimized(held.folio) && self.eligible(to);
         let piece_charge = self.charge(to, optimized);
         let count = 1u64 << (held.folio.order - to);
-        if !self.room_for(badge, held.charge, piece_charge * count) {
+        if !self.room_for(badge, held.charge, piece_charge.saturating_mul(count)) {
             return Err(error::QUOTA_EXCEEDED);
         }
+        self.room_for_folios(badge, usize::try_from(count - 1).unwrap_or(usize::MAX))?;
         let pieces = self.engine(|h| h.demote(held.folio, to)).map_err(|e| self.engine_error(e))?;
         let piece_size = self.granule.size() << to;
         // The pieces get fresh, consecutive handles; the old one is gone.
@@ -389,6 +433,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             client.folios.insert(first + i as u64, piece);
             client.used += piece_charge;
         }
+        self.held_folios += pieces.len();
         Ok(reply(first, pieces.len() as u64, 0))
     }
 
@@ -442,6 +487,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     pub fn client_died(&mut self, badge: u64) -> usize {
         let Some(client) = self.clients.remove(&badge) else { return 0 };
         let count = client.folios.len();
+        self.held_folios -= count;
         for h in client.folios.into_values() {
             self.give_back(h.folio);
         }

@@ -13,10 +13,11 @@
 //! page, the rest mapped to its (zone, order)'s shared tail, whole
 //! last-level tables of tail linked shared. So the full vmemmap is never
 //! populated. A request for a size with no free folio of it splits a
-//! larger one a supported size at a time (demote: the pieces stay
-//! optimized where eligible); a freed folio is optimized again if it was
-//! not, and merges with its free neighbours back up to the block it was
-//! adopted as.
+//! larger one a mapping size at a time, then in halves down to the size
+//! asked for, which may be any power of two from the base page up
+//! (demote: the pieces stay optimized where eligible); a freed folio is
+//! optimized again if it was not, and merges with its free neighbours
+//! back up to the block it was adopted as.
 //!
 //! The vmemmap's frames come from the small frames the kernel granted.
 //! When the engine runs out, the smallest free folio is carved: it stays
@@ -94,6 +95,12 @@ impl Pool {
             self.free_bytes -= 1 << (order + page_shift);
         }
         removed
+    }
+
+    /// Free pages in the block of `order` at `base`.
+    fn free_pages_in(&self, base: u64, order: u32) -> u64 {
+        let end = base + (1u64 << order);
+        self.free.range(..=order).map(|(&o, s)| (s.range(base..end).count() as u64) << o).sum()
     }
 
     /// The order of the block `pfn` was adopted in.
@@ -227,7 +234,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     /// Takes a free folio of `order` off the pool, splitting the smallest
-    /// larger one when there is none. `None`: no free folio that large.
+    /// larger one when there is none (the lowest piece is taken). `None`: no free folio that large.
     /// On an engine failure the pool keeps every byte (pieces already split
     /// stay free).
     pub(crate) fn take(&mut self, order: u32) -> Result<Option<Folio>, HvoError> {
@@ -239,7 +246,11 @@ impl<B: VmemmapHw> MemoryService<B> {
         let mut folio = Folio { pfn, order: from };
         let orders = self.orders();
         while folio.order > order {
-            let next = orders.iter().copied().filter(|&o| o >= order && o < folio.order).max().unwrap_or(order);
+            // A mapping size at a time (one demote each); below the last
+            // one, in halves, so a size no mapping unit has leaves one free
+            // folio of each order between instead of many of its own.
+            let next = orders.iter().copied().filter(|&o| o >= order && o < folio.order).max();
+            let next = next.unwrap_or(folio.order - 1);
             let pieces = match self.engine(|h| h.demote(folio, next)) {
                 Ok(p) => p,
                 Err(e) => {
@@ -257,7 +268,10 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     /// Puts a folio nobody holds back on the free lists: optimized again
     /// where eligible (left plain if the engine cannot), then merged with
-    /// its free neighbours up to the block it was adopted in.
+    /// its free neighbours up to the block it was adopted in: to the next
+    /// mapping size where that whole block is free, else with its buddy
+    /// (one order up). A block that is free but cut into folios of
+    /// several orders (any-order allocations) is put together first.
     pub(crate) fn give_back(&mut self, folio: Folio) {
         let shift = self.granule.shift();
         if self.eligible(folio.order) && !self.hvo.is_optimized(folio) {
@@ -268,34 +282,69 @@ impl<B: VmemmapHw> MemoryService<B> {
         let mut folio = folio;
         let orders = self.orders();
         let limit = self.pool.block_order(folio.pfn).unwrap_or(folio.order);
-        while let Some(next) = orders.iter().copied().find(|&o| o > folio.order && o <= limit) {
-            let base = folio.pfn & !((1u64 << next) - 1);
-            let pieces: Vec<Folio> = (0..1u64 << (next - folio.order))
-                .map(|k| Folio { pfn: base + (k << folio.order), order: folio.order })
-                .collect();
-            let free = self.pool.free.get(&folio.order);
-            if !pieces.iter().all(|p| free.is_some_and(|s| s.contains(&p.pfn))) {
-                break;
-            }
-            // Off the free lists before the engine runs: carving (which the
-            // engine call may do first) must not take one of them.
-            for p in &pieces {
-                self.pool.remove(p.pfn, p.order, shift);
-            }
-            let merged = match self.engine(|h| h.merge(&pieces, next, FREE)) {
-                Ok(m) => m,
-                Err(_) => {
-                    for p in &pieces {
-                        self.pool.insert(p.pfn, p.order, shift);
-                    }
-                    break;
+        'up: loop {
+            let jump = orders.iter().copied().find(|&o| o > folio.order && o <= limit);
+            let buddy = (folio.order < limit).then_some(folio.order + 1);
+            for next in [jump, buddy].into_iter().flatten() {
+                let base = folio.pfn & !((1u64 << next) - 1);
+                if self.pool.free_pages_in(base, next) == 1 << next
+                    && let Some(merged) = self.assemble(base, next)
+                {
+                    folio = merged;
+                    continue 'up;
                 }
-            };
-            if self.eligible(next) && !self.hvo.is_optimized(merged) {
-                let _ = self.engine(|h| h.optimize(&[merged]));
             }
-            self.pool.insert(merged.pfn, merged.order, shift);
-            folio = merged;
+            break;
         }
+    }
+
+    /// Puts the wholly free block of `order` at `base` together into one
+    /// free folio: in one merge where it is cut into folios of one order,
+    /// else its two halves first. `None` when the engine could not (every
+    /// piece stays free, as it was).
+    fn assemble(&mut self, base: u64, order: u32) -> Option<Folio> {
+        let at_base = self.pool.free.iter().find(|(_, s)| s.contains(&base)).map(|(&o, _)| o)?;
+        if at_base == order {
+            return Some(Folio { pfn: base, order });
+        }
+        if let Some(merged) = self.merge_free(Folio { pfn: base, order: at_base }, order) {
+            return Some(merged);
+        }
+        let half = 1u64 << (order - 1);
+        let low = self.assemble(base, order - 1)?;
+        self.assemble(base + half, order - 1)?;
+        self.merge_free(low, order)
+    }
+
+    /// Merges the free folios of `folio`'s order that make up the block of
+    /// order `next` around it, if all of them are free, into one free folio
+    /// (optimized where eligible). `None`: not all free, or the engine
+    /// could not (everything stays as it was).
+    fn merge_free(&mut self, folio: Folio, next: u32) -> Option<Folio> {
+        let shift = self.granule.shift();
+        let base = folio.pfn & !((1u64 << next) - 1);
+        let pieces: Vec<Folio> = (0..1u64 << (next - folio.order))
+            .map(|k| Folio { pfn: base + (k << folio.order), order: folio.order })
+            .collect();
+        let free = self.pool.free.get(&folio.order);
+        if !pieces.iter().all(|p| free.is_some_and(|s| s.contains(&p.pfn))) {
+            return None;
+        }
+        // Off the free lists before the engine runs: carving (which the
+        // engine call may do first) must not take one of them.
+        for p in &pieces {
+            self.pool.remove(p.pfn, p.order, shift);
+        }
+        let Ok(merged) = self.engine(|h| h.merge(&pieces, next, FREE)) else {
+            for p in &pieces {
+                self.pool.insert(p.pfn, p.order, shift);
+            }
+            return None;
+        };
+        if self.eligible(next) && !self.hvo.is_optimized(merged) {
+            let _ = self.engine(|h| h.optimize(&[merged]));
+        }
+        self.pool.insert(merged.pfn, merged.order, shift);
+        Some(merged)
     }
 }

@@ -171,7 +171,10 @@ fn every_operation_on_every_granule() {
         let sizes = ok(t.ask(1, [op::SIZES, 0, 0, 0]));
         assert_eq!(sizes[1], supported_size_shifts(granule));
         assert_ne!(sizes[1] & 1 << small, 0);
-        assert_eq!(sizes[2], granule.shift() as u64);
+        // The granule's shift, the smallest size HVO optimizes (two
+        // vmemmap pages of descriptors: 512K, 8M, 128M), the largest free.
+        let min_optimizable = granule.shift() as u64 + 1 + granule.shift() as u64 - 6;
+        assert_eq!(sizes[2], granule.shift() as u64 | min_optimizable << 8 | large << 16);
         assert_eq!(sizes[3], 2 * zone);
         // Allocate (optimized by default): the pool and the vmemmap move.
         // The pool was born optimized: every block of `large` saves n - 1
@@ -261,8 +264,8 @@ fn hostile_requests_get_typed_errors_and_change_nothing() {
     let cases: [(Message, u64); 14] = [
         ([0, 0, 0, 0], error::UNKNOWN_OPERATION),
         ([u64::MAX, 1, 2, 3], error::UNKNOWN_OPERATION),
-        ([op::ALLOC, 12, 0, 0], error::UNSUPPORTED_SIZE),
-        ([op::ALLOC, 22, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, 11, 0, 0], error::UNSUPPORTED_SIZE),
+        ([op::ALLOC, 31, 0, 0], error::UNSUPPORTED_SIZE),
         ([op::ALLOC, 64, 0, 0], error::UNSUPPORTED_SIZE),
         ([op::ALLOC, u64::MAX, 0, 0], error::UNSUPPORTED_SIZE),
         ([op::ALLOC, 21, 0x80, 0], error::INVALID_ARGUMENT),
@@ -353,8 +356,11 @@ fn long_random_streams_never_break_the_accounting() {
                     rng.below(40)
                 }
             };
-            let size = |rng: &mut Rng| {
-                if rng.below(8) == 0 { rng.below(70) } else { sizes[rng.below(sizes.len() as u64) as usize] }
+            // Mapping sizes, any order from the page up, and nonsense.
+            let size = |rng: &mut Rng| match rng.below(8) {
+                0 => rng.below(70),
+                1..=3 => granule.shift() as u64 + rng.below(sizes[sizes.len() - 1] - granule.shift() as u64 + 1),
+                _ => sizes[rng.below(sizes.len() as u64) as usize],
             };
             let msg = match rng.below(20) {
                 0..=5 => [op::ALLOC, size(&mut rng), if rng.below(4) == 0 { flags::NO_OPTIMIZE } else { 0 }, 0],
@@ -530,4 +536,94 @@ fn carving_during_a_merge_never_takes_a_piece_of_it() {
     assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
     ok(t.ask(1, [op::FREE, a[1], 0, 0]));
     t.service.hvo().hw().judge("free of a 64 KiB piece with frames low");
+}
+
+/// Folios of any power-of-two size from the base page up (the seed's
+/// generalized HVO) on every granule: optimized from the smallest order
+/// whose descriptors fill two vmemmap pages, plain below it, aligned to
+/// their size, demoted into halves, and every byte merged back into the
+/// blocks the pool was adopted as once all are free.
+#[test]
+fn folios_of_any_order_on_every_granule() {
+    for (granule, zone) in [(Granule::K4, 64 << 20), (Granule::K16, 128 << 20), (Granule::K64, 1 << 30)] {
+        let mut t = setup(granule, zone, u64::MAX);
+        let adopted = t.service.free_folios();
+        let shift = granule.shift() as u64;
+        let sizes = ok(t.ask(1, [op::SIZES, 0, 0, 0]));
+        let (min, largest) = ((sizes[2] >> 8) & 0xff, (sizes[2] >> 16) & 0xff);
+        assert_eq!(min, folio_hvo::min_optimizable_order(granule) as u64 + shift);
+        let mut pieces = Vec::new();
+        for size in shift..=largest.min(min + 2) {
+            let a = t.ask(1, [op::ALLOC, size, 0, 0]);
+            assert_eq!(a[0], 0, "{granule}: ALLOC of 2^{size} bytes: {a:?}, free {:?}", t.service.free_folios());
+            let optimized = if size >= min { flags::OPTIMIZED } else { 0 };
+            assert_eq!(a[3], optimized, "{granule}: 2^{size} bytes");
+            assert_eq!(a[2] % (1 << size), 0, "{granule}: 2^{size} bytes at {:#x}", a[2]);
+            assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[2], size);
+            if size > shift {
+                let d = t.ask(1, [op::DEMOTE, a[1], size - 1, 0]);
+                assert_eq!(d[0], 0, "{granule}: DEMOTE of 2^{size} bytes: {d:?}");
+                assert_eq!(d[2], 2);
+                let halves = if size > min { flags::OPTIMIZED } else { 0 };
+                assert_eq!(ok(t.ask(1, [op::INFO, d[1] + 1, 0, 0]))[3], halves, "{granule}: half of 2^{size}");
+                pieces.extend([d[1], d[1] + 1]);
+            } else {
+                pieces.push(a[1]);
+            }
+        }
+        // Freed in an order that leaves buddies of different orders free
+        // side by side until the last one comes back.
+        pieces.reverse();
+        for h in pieces {
+            let f = t.ask(1, [op::FREE, h, 0, 0]);
+            assert_eq!(f[0], 0, "{granule}: FREE of handle {h}: {f:?}");
+        }
+        let left: Vec<(u64, u32)> = t.service.free_list().iter().map(|f| (f.pfn, f.order)).collect();
+        assert_eq!(t.service.free_folios(), adopted, "{granule}: merged back into the adopted blocks: {left:x?}");
+        t.service.hvo().hw().judge("any order");
+    }
+}
+
+/// Page-sized folios make the service's bookkeeping, not the pool, the
+/// thing a client could exhaust: one client stops at
+/// `MAX_FOLIOS_PER_CLIENT` with `QUOTA_EXCEEDED` (a demote past it too),
+/// all together at `MAX_HELD_FOLIOS` with `OUT_OF_MEMORY`, and the others
+/// are served throughout; deaths give everything back.
+#[test]
+fn the_folios_a_client_holds_are_bounded() {
+    let mut t = setup(Granule::K4, 128 << 20, u64::MAX);
+    let fill = |t: &mut Setup, client: u64| {
+        t.kernel.caller = client;
+        let mut held = 0;
+        loop {
+            let r = t.service.handle(client, [op::ALLOC, 12, 0, 0], &mut t.kernel);
+            if r[0] != 0 {
+                return (held, r[0]);
+            }
+            held += 1;
+        }
+    };
+    assert_eq!(fill(&mut t, 1), (MAX_FOLIOS_PER_CLIENT, error::QUOTA_EXCEEDED));
+    t.check();
+    // Another client is served, and its demote past the bound is refused.
+    let big = ok(t.ask(2, [op::ALLOC, 25, 0, 0]));
+    assert_eq!(t.ask(2, [op::DEMOTE, big[1], 12, 0])[0], error::QUOTA_EXCEEDED);
+    let d = ok(t.ask(2, [op::DEMOTE, big[1], 16, 0]));
+    assert_eq!(d[2], 512);
+    for client in 3..=8 {
+        assert_eq!(fill(&mut t, client).1, error::QUOTA_EXCEEDED);
+    }
+    // Seven clients at their bound and client 2's 512 pieces: the ninth
+    // client reaches the bound on all folios held.
+    let (held, status) = fill(&mut t, 9);
+    assert_eq!((held, status), (MAX_HELD_FOLIOS - 7 * MAX_FOLIOS_PER_CLIENT - 512, error::OUT_OF_MEMORY));
+    t.check();
+    for client in 1..=9 {
+        t.kernel.client_died(client);
+        t.service.client_died(client);
+    }
+    t.check();
+    assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes());
+    assert!(ok(t.ask(10, [op::ALLOC, 12, 0, 0]))[0] == 0);
+    t.service.hvo().hw().judge("bounded folios");
 }

@@ -219,7 +219,10 @@ fn main() -> u64 {
     let [id, instances] = folio_rt::start_arguments();
     let mut r = Report { id, passed: 0, failed: 0 };
     let s = ask([op::SIZES, 0, 0, 0]);
-    let (mask, page, pool) = (s[1], 1u64 << s[2], s[3]);
+    // SIZES: the mapping sizes; the page, the smallest size HVO optimizes
+    // and the largest free (shifts, one byte each); the pool's bytes.
+    let (mask, page_shift, min_optimizable, pool) = (s[1], s[2] & 0xff, (s[2] >> 8) & 0xff, s[3]);
+    let page = 1u64 << page_shift;
     r.check(
         "sizes",
         s[0] == 0 && mask != 0 && pool > 0,
@@ -239,6 +242,13 @@ fn main() -> u64 {
             continue;
         }
         exercise(&mut r, shift, mask, page);
+    }
+    // Any power of two from the page up: one page, two, and the smallest
+    // size HVO optimizes, each where it is not a mapping size already.
+    for shift in [page_shift, page_shift + 1, min_optimizable] {
+        if mask & (1 << shift) == 0 && (1u64 << shift).saturating_add(page) <= quota {
+            exercise(&mut r, shift, mask, page);
+        }
     }
     let smallest = sizes(mask).next().unwrap_or(0);
     let small = 1u64 << smallest;
@@ -324,7 +334,7 @@ fn main() -> u64 {
         ("op-0", [0, 0, 0, 0], error::UNKNOWN_OPERATION),
         ("op-99", [99, 1, 2, 3], error::UNKNOWN_OPERATION),
         ("garbage-word", [op::SIZES, 1, 0, 0], error::INVALID_ARGUMENT),
-        ("size-page", [op::ALLOC, s[2], 0, 0], error::UNSUPPORTED_SIZE),
+        ("size-below-page", [op::ALLOC, page_shift - 1, 0, 0], error::UNSUPPORTED_SIZE),
         ("size-64", [op::ALLOC, 64, 0, 0], error::UNSUPPORTED_SIZE),
         ("size-max", [op::ALLOC, u64::MAX, 0, 0], error::UNSUPPORTED_SIZE),
         ("bad-flags", [op::ALLOC, smallest, 0x80, 0], error::INVALID_ARGUMENT),

@@ -32,6 +32,7 @@ fn main() -> u64 {
     // The smallest size: zeroing a larger one would dominate the run.
     let smallest = sizes[1].trailing_zeros() as u64;
     let larger = (sizes[1] & !(1 << smallest)).trailing_zeros() as u64;
+    let page = sizes[2] & 0xff;
     let mut held = [0u64; HELD];
     let mut count = 0;
     let (mut ok, mut refused, mut strange, mut dead) = (0u64, 0u64, 0u64, 0u64);
@@ -40,10 +41,17 @@ fn main() -> u64 {
         let some_handle = if count > 0 { held[(next() % count as u64) as usize] } else { next() % 100 };
         let msg = match next() % 10 {
             0 | 1 if count < HELD => {
-                [op::ALLOC, if next().is_multiple_of(8) { larger } else { smallest }, next() % 2, 0]
+                // Mostly the smallest mapping size, some larger, some any
+                // order from the page up to it.
+                let shift = match next() % 8 {
+                    0 => larger,
+                    1 | 2 => page + next() % (smallest - page + 1),
+                    _ => smallest,
+                };
+                [op::ALLOC, shift, next() % 2, 0]
             }
             2 => [op::FREE, some_handle, 0, 0],
-            3 => [op::DEMOTE, some_handle, smallest, 0],
+            3 => [op::DEMOTE, some_handle, page + next() % (smallest - page + 1), 0],
             4 => [op::OPTIMIZE + next() % 2, some_handle, 0, 0],
             5 => [[op::INFO, op::STATS, op::POOL, op::SIZES][(next() % 4) as usize], next() % 4, 0, 0],
             6 => [op::QUOTA, QUERY, 0, 0],
