@@ -313,7 +313,8 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// from the base page to the largest mapping unit (the largest block
     /// the pool is adopted as).
     fn order_of(&self, size_shift: u64) -> Result<u32, u64> {
-        let largest = self.orders().last().copied().unwrap_or(0) as u64;
+        let largest_shift = 63 - u64::from(supported_size_shifts(self.granule).leading_zeros());
+        let largest = largest_shift - self.granule.shift() as u64;
         let order = size_shift.checked_sub(self.granule.shift() as u64).ok_or(error::UNSUPPORTED_SIZE)?;
         if order > largest {
             return Err(error::UNSUPPORTED_SIZE);
