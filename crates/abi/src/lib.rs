@@ -37,6 +37,10 @@ pub mod nr {
     /// linking a shared, read-only last-level table (a memory call; see
     /// [`map::MAX_SHARED_LINKS`](super::map::MAX_SHARED_LINKS)).
     pub const LINK_SHARED_SELF: u64 = 20;
+    /// Sets the caller's own priority: any priority from 0 up to the one
+    /// it was started with (a server lowers itself to work in the
+    /// background below its clients, and raises itself back to serve).
+    pub const SET_PRIORITY: u64 = 21;
 }
 
 /// LABEL: x0 = va, x1 = size, x2 = when the label applies, x3/x4 = the

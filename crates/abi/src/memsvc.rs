@@ -24,6 +24,7 @@
 //! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free folio's size shift |
 //! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
+//! | [`op::ZEROING`] 11 | - | r1 = free bytes known zero (ALLOC hands them out at once), r2 = free bytes not known zero (ALLOC zeroes them while the caller waits, unless the background gets there first), r3 = bytes the background has to zero now (everything freed, and never-used memory up to the zeroed stock: a sixteenth of the pool, at most 64 MiB); 0 when the service waits idle |
 //!
 //! Handles name folios per client: a handle means nothing to another
 //! client, and a handle that is not the caller's, was freed, or never
@@ -55,6 +56,7 @@ pub mod op {
     pub const POOL: u64 = 8;
     pub const QUOTA: u64 = 9;
     pub const INFO: u64 = 10;
+    pub const ZEROING: u64 = 11;
 }
 
 /// ALLOC's request flags and the folio flags replies report.
@@ -96,6 +98,12 @@ pub mod error {
 /// half the pool), x1 = [`CLIENTS`] bits: how many clients will come, and
 /// the flags below.
 pub mod start {
+    /// The service's priority: above its clients' (1) while it serves; it
+    /// lowers itself to [`BACKGROUND_PRIORITY`] to zero in the background.
+    pub const PRIORITY: u8 = 2;
+    /// Below every client's priority: the service zeroes freed memory only
+    /// when no client has anything to run.
+    pub const BACKGROUND_PRIORITY: u8 = 0;
     /// x1's bits that count the clients.
     pub const CLIENTS: u64 = 0xffff_ffff;
     /// A fault drill for the kernel's tests: right after start, the

@@ -199,8 +199,13 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc, boot_pools: bool
 
 /// The service as task 0: endpoint 0 is its, the death notification 0 is
 /// bound to it.
-pub(crate) const SERVICE: Spec =
-    Spec { name: "memsvc", image: programs::MEMSVC, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None };
+pub(crate) const SERVICE: Spec = Spec {
+    name: "memsvc",
+    image: programs::MEMSVC,
+    priority: folio_abi::memsvc::start::PRIORITY,
+    handles: &[(Object::Endpoint(0), 0)],
+    core: None,
+};
 
 /// The objects of a set with the service as task 0: `notifications` of
 /// them (0 is the service's death notification), the capabilities (if
@@ -301,14 +306,24 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
             name: "memclient-1",
             image: programs::MEMCLIENT,
             priority: 1,
-            handles: &[(Object::Endpoint(0), 1), (Object::Notification(1), 0), (Object::Notification(2), 1)],
+            handles: &[
+                (Object::Endpoint(0), 1),
+                (Object::Notification(1), 0),
+                (Object::Notification(2), 1),
+                (Object::Endpoint(1), 0),
+            ],
             core: None,
         },
         Spec {
             name: "memclient-2",
             image: programs::MEMCLIENT,
             priority: 1,
-            handles: &[(Object::Endpoint(0), 2), (Object::Notification(2), 0), (Object::Notification(1), 1)],
+            handles: &[
+                (Object::Endpoint(0), 2),
+                (Object::Notification(2), 0),
+                (Object::Notification(1), 1),
+                (Object::Endpoint(2), 0),
+            ],
             core: None,
         },
     ];
@@ -319,7 +334,8 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
         return status;
     }
     let arguments = [(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])];
-    let objects = service_objects(3, Some(&reserved.caps), &arguments);
+    // Each client owns an endpoint nobody calls, to nap on (a timed receive).
+    let objects = Objects { endpoint_owners: &[0, 1, 2], ..service_objects(3, Some(&reserved.caps), &arguments) };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
@@ -333,12 +349,14 @@ fn bench(k: &BootInfo, reserved: &Reserved, quota: u64) -> u32 {
         name: "membench",
         image: programs::MEMBENCH,
         priority: 1,
-        handles: &[(Object::Endpoint(0), 1)],
+        handles: &[(Object::Endpoint(0), 1), (Object::Endpoint(1), 0)],
         core: None,
     };
     let specs = [SERVICE, bench];
     let arguments = [(0, [quota, 1])];
-    let objects = service_objects(1, Some(&reserved.caps), &arguments);
+    // membench owns an endpoint nobody calls, to nap on while the service
+    // zeroes in the background.
+    let objects = Objects { endpoint_owners: &[0, 1], ..service_objects(1, Some(&reserved.caps), &arguments) };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let all_ok = outcome.statuses.iter().all(|(_, s)| *s == Some(0));
     result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses), fast_ipc = outcome.fast_ipc);

@@ -118,6 +118,15 @@ impl Boot {
         assert!(service.num("fast_ipc") > 0, "no request took the IPC fast path: {service:?}");
         let summary = self.find(&run, "memsvc", true, &[]);
         assert_eq!(summary.num("pool_free"), summary.num("pool_total"), "the pool is not whole again: {summary:?}");
+        // Both zeroing paths ran: inline (an ALLOC right after a FREE) and
+        // in the background (after the clients napped), and each client
+        // found no byte of a previous owner on either.
+        for client in ["1", "2"] {
+            self.find(&run, "memclient.reuse-zeroed", true, &[("instance", client)]);
+            self.find(&run, "memclient.reuse-zeroed-background", true, &[("instance", client)]);
+        }
+        assert!(summary.num("zeroed_inline_kib") > 0, "nothing was zeroed inline: {summary:?}");
+        assert!(summary.num("zeroed_background_kib") > 0, "nothing was zeroed in the background: {summary:?}");
         self
     }
 

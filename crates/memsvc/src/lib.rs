@@ -22,12 +22,15 @@ extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
 mod pool;
+mod ranges;
 mod savings;
 #[cfg(test)]
 mod tests;
+mod zeroing;
 
 pub use pool::{CARVED, FREE, LOW_WATER};
 pub use savings::{Savings, SavingsRow};
+pub use zeroing::{ZERO_STOCK_MAX, ZeroingCounts};
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -117,6 +120,9 @@ pub struct MemoryService<B: VmemmapHw> {
     carving: bool,
     /// Folios held by all clients together (at most [`MAX_HELD_FOLIOS`]).
     held_folios: usize,
+    /// Bytes ALLOC zeroed while its client waited, and in the background.
+    zeroed_inline: u64,
+    zeroed_background: u64,
 }
 
 /// The huge-page sizes of a granule as size shifts: every mapping unit
@@ -167,6 +173,8 @@ impl<B: VmemmapHw> MemoryService<B> {
             last_engine_error: None,
             carving: false,
             held_folios: 0,
+            zeroed_inline: 0,
+            zeroed_background: 0,
         };
         service.adopt_pool(pool)?;
         Ok(service)
@@ -289,7 +297,11 @@ impl<B: VmemmapHw> MemoryService<B> {
                 let f = self.folio_flags(h.folio);
                 reply(h.va, (h.folio.order + self.granule.shift()) as u64, f)
             }),
-            op::SIZES..=op::INFO => Err(error::INVALID_ARGUMENT),
+            op::ZEROING if !unused(&[a, b, c]) => {
+                let z = self.zeroing_counts();
+                Ok(reply(z.zero, z.dirty + z.unknown, self.zeroing_pending()))
+            }
+            op::SIZES..=op::ZEROING => Err(error::INVALID_ARGUMENT),
             _ => Err(error::UNKNOWN_OPERATION),
         };
         result.unwrap_or_else(fail)
@@ -369,8 +381,9 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         let _ = self.hvo.set_owner(folio, badge);
         let pa = folio.pfn << self.granule.shift();
-        // Nothing of a previous owner survives: zero before mapping.
-        mem.zero(pa, size);
+        // Nothing of a previous owner survives: what the background has not
+        // zeroed yet is zeroed now, before mapping.
+        self.zero_for_client(folio, mem);
         let va = layout::CLIENT_WINDOW + pa;
         if mem.map_to_caller(va, pa, size).is_err() {
             self.give_back(folio);
@@ -395,6 +408,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             return Err(error::MAPPING_FAILED);
         }
         self.forget(badge, handle);
+        self.dirtied(held.folio);
         self.give_back(held.folio);
         Ok(())
     }
@@ -490,6 +504,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let count = client.folios.len();
         self.held_folios -= count;
         for h in client.folios.into_values() {
+            self.dirtied(h.folio);
             self.give_back(h.folio);
         }
         count

@@ -32,6 +32,7 @@ use alloc::vec::Vec;
 use folio_core::mm::PhysRange;
 use folio_hvo::{Folio, Hvo, HvoError, VmemmapHw};
 
+use crate::ranges::RangeSet;
 use crate::{MemoryService, PoolRange, StartError, supported_size_shifts};
 
 /// Owner recorded in the head of a free folio (no client has badge 0).
@@ -45,13 +46,18 @@ pub const LOW_WATER: u64 = 64;
 #[derive(Default)]
 pub(crate) struct Pool {
     /// Free folios by order: their head frame numbers.
-    free: BTreeMap<u32, BTreeSet<u64>>,
+    pub(crate) free: BTreeMap<u32, BTreeSet<u64>>,
     /// The blocks the pool was adopted as: head frame -> order. A freed
     /// folio merges back up to its block, never past it.
     blocks: BTreeMap<u64, u32>,
     free_bytes: u64,
     total_bytes: u64,
     carved_bytes: u64,
+    /// Free frames known to be zero (`zeroing`): never a client's since
+    /// they were zeroed.
+    pub(crate) zero: RangeSet,
+    /// Free frames a client had: to be zeroed before anyone sees them.
+    pub(crate) dirty: RangeSet,
 }
 
 impl Pool {
@@ -228,22 +234,44 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         self.pool.total_bytes -= range.size();
         self.pool.carved_bytes += range.size();
+        // Vmemmap frames now: no longer free pool memory of either kind.
+        let end = folio.pfn + (1 << folio.order);
+        self.pool.zero.remove(folio.pfn, end);
+        self.pool.dirty.remove(folio.pfn, end);
         // Still described, now the service's own.
         let _ = self.hvo.set_owner(folio, CARVED);
         true
     }
 
-    /// Takes a free folio of `order` off the pool, splitting the smallest
-    /// larger one when there is none (the lowest piece is taken). `None`: no free folio that large.
+    /// Takes a free folio of `order` off the pool: one known to be zero
+    /// where there is one (`zeroing`), else the first of the smallest
+    /// order there is, split when larger. `None`: no free folio that large.
     /// On an engine failure the pool keeps every byte (pieces already split
     /// stay free).
     pub(crate) fn take(&mut self, order: u32) -> Result<Option<Folio>, HvoError> {
+        let base =
+            self.zeroed_block(order).or_else(|| self.pool.free.range(order..).find_map(|(_, s)| s.first().copied()));
+        match base {
+            Some(base) => self.take_at(base, order),
+            None => Ok(None),
+        }
+    }
+
+    /// The free folio that holds frame `pfn`, of `order` or larger.
+    pub(crate) fn free_folio_holding(&self, pfn: u64, order: u32) -> Option<Folio> {
+        self.pool.free.range(order..).find_map(|(&o, s)| {
+            let head = pfn & !((1u64 << o) - 1);
+            s.contains(&head).then_some(Folio { pfn: head, order: o })
+        })
+    }
+
+    /// Takes the folio of `order` at frame `base` off the pool, splitting
+    /// the free folio that holds it: a mapping size at a time, then in
+    /// halves, the pieces around it staying free.
+    fn take_at(&mut self, base: u64, order: u32) -> Result<Option<Folio>, HvoError> {
         let shift = self.granule.shift();
-        let Some((from, pfn)) = self.pool.free.range(order..).find_map(|(&o, s)| s.first().map(|&p| (o, p))) else {
-            return Ok(None);
-        };
-        self.pool.remove(pfn, from, shift);
-        let mut folio = Folio { pfn, order: from };
+        let Some(mut folio) = self.free_folio_holding(base, order) else { return Ok(None) };
+        self.pool.remove(folio.pfn, folio.order, shift);
         let orders = self.orders();
         while folio.order > order {
             // A mapping size at a time (one demote each); below the last
@@ -258,10 +286,13 @@ impl<B: VmemmapHw> MemoryService<B> {
                     return Err(e);
                 }
             };
-            for p in &pieces[1..] {
-                self.pool.insert(p.pfn, p.order, shift);
+            let keep = ((base - folio.pfn) >> next) as usize;
+            for (i, p) in pieces.iter().enumerate() {
+                if i != keep {
+                    self.pool.insert(p.pfn, p.order, shift);
+                }
             }
-            folio = pieces[0];
+            folio = pieces[keep];
         }
         Ok(Some(folio))
     }

@@ -34,7 +34,9 @@ use folio_hvo::{self as hvo, HvoError, PageDescriptor, VmemmapHw};
 use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange, Savings};
 use folio_rt::abi::report::{Fields, Hex, PREFIX, verdict};
 use folio_rt::memory::{self, Mapped};
-use folio_rt::{cycles, nr, println, recv, reply_recv, result, syscall};
+use folio_rt::{
+    Message, cycles, nr, println, recv, recv_nonblocking, reply, reply_recv, result, set_priority, status, syscall,
+};
 
 /// The vmemmap's hardware, over the kernel's memory calls: frames from the
 /// small-frame capability, reached through the service's window on them;
@@ -217,8 +219,11 @@ impl VmemmapHw for ServiceVmemmap {
 /// The kernel's side for the client being answered, and zeroing through
 /// the service's pool window.
 struct Kernel {
-    /// Per size shift: how many huge pages were zeroed, and the cycles.
+    /// Per size shift: how many huge pages ALLOC zeroed while its client
+    /// waited, and the cycles (background zeroing is not counted here).
     zeroing: [(u64, u64); 64],
+    /// Zeroing in the background now.
+    background: bool,
 }
 
 impl ClientMemory for Kernel {
@@ -234,6 +239,9 @@ impl ClientMemory for Kernel {
         let start = cycles();
         // A huge page of the pool window, aligned to its size.
         memory::zero(layout::SERVICE_POOL_WINDOW + pa, size);
+        if self.background {
+            return;
+        }
         let spent = cycles().wrapping_sub(start);
         let per_size = &mut self.zeroing[size.trailing_zeros() as usize];
         per_size.0 += 1;
@@ -392,6 +400,56 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
     Ok((service, quota))
 }
 
+/// Bytes zeroed in one background step: a request that arrives meanwhile
+/// waits for at most this much zeroing (64 KiB: about 70,000 instructions).
+const ZERO_CHUNK: u64 = 64 << 10;
+
+/// Sends `owed` (if any) and returns the next request: waiting in
+/// `reply_recv` when there is nothing to zero (the IPC fast path), else
+/// zeroing in the background a chunk at a time, at a priority below every
+/// client's, looking for a request between chunks. A request that is
+/// already waiting is taken before the service lowers itself; it raises
+/// itself again before it takes one, or before it blocks.
+fn next_request(
+    service: &mut MemoryService<ServiceVmemmap>,
+    kernel: &mut Kernel,
+    owed: Option<Message>,
+) -> (u64, u64, Message) {
+    if !service.zeroing_work() {
+        return match owed {
+            Some(answer) => reply_recv(0, answer),
+            None => recv(0),
+        };
+    }
+    if let Some(answer) = owed {
+        reply(answer);
+    }
+    let mut lowered = false;
+    let next = loop {
+        let (got, badge, msg) = recv_nonblocking(0);
+        if got != status::WOULD_BLOCK {
+            break (got, badge, msg);
+        }
+        if !lowered {
+            // Yields: whatever a client has to run, runs first.
+            set_priority(start::BACKGROUND_PRIORITY as u64);
+            lowered = true;
+            continue;
+        }
+        kernel.background = true;
+        let zeroed = service.zero_step(kernel, ZERO_CHUNK);
+        kernel.background = false;
+        if !zeroed {
+            set_priority(start::PRIORITY as u64);
+            return recv(0);
+        }
+    };
+    if lowered {
+        set_priority(start::PRIORITY as u64);
+    }
+    next
+}
+
 fn main() -> u64 {
     let (mut service, _) = match start() {
         Ok(s) => s,
@@ -405,10 +463,12 @@ fn main() -> u64 {
         return drill_write_to_shared_tail(&mut service);
     }
     let mut clients_left = arguments & start::CLIENTS;
-    let mut kernel = Kernel { zeroing: [(0, 0); 64] };
+    let mut kernel = Kernel { zeroing: [(0, 0); 64], background: false };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
-    let (mut status, mut badge, mut msg) = recv(0);
+    // The reply owed to the last caller, sent with the next receive.
+    let mut owed: Option<Message> = None;
     loop {
+        let (status, badge, msg) = next_request(&mut service, &mut kernel, owed.take());
         if status != 0 {
             println!("memsvc: receive failed with status {status}");
             return 1;
@@ -427,7 +487,6 @@ fn main() -> u64 {
             if clients_left == 0 {
                 break;
             }
-            (status, badge, msg) = recv(0);
             continue;
         }
         let answer = service.handle(badge, msg, &mut kernel);
@@ -439,7 +498,7 @@ fn main() -> u64 {
         if msg[0] == op::ALLOC || msg[0] == op::OPTIMIZE || msg[0] == op::DEMOTE {
             peak_saved = peak_saved.max(service.hvo().accounting().freed_by_hvo);
         }
-        (status, badge, msg) = reply_recv(0, answer);
+        owed = Some(answer);
     }
     let page = service.hvo().granule().size();
     let acc = service.hvo().accounting();
@@ -457,7 +516,9 @@ fn main() -> u64 {
         vmemmap_frames = acc.vmemmap_frames + acc.shared_tails,
         peak_saved_kib = (peak_saved * page) >> 10,
         zeroed_mib = mib(zeroed_bytes),
-        zero_cycles = zero_cycles
+        zero_cycles = zero_cycles,
+        zeroed_inline_kib = service.zeroing_counts().inline >> 10,
+        zeroed_background_kib = service.zeroing_counts().background >> 10
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
         let (n, unit) = if shift >= 30 {

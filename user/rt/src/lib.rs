@@ -166,6 +166,12 @@ pub fn yield_now() {
     syscall(nr::YIELD, [0; 6]);
 }
 
+/// Sets this task's priority (at most the one it was started with) and
+/// yields; returns the status (15, InvalidArgument, above it).
+pub fn set_priority(priority: u64) -> u64 {
+    syscall(nr::SET_PRIORITY, [priority, 0, 0, 0, 0, 0])[0]
+}
+
 /// A short message: four words in registers.
 pub type Message = [u64; 4];
 

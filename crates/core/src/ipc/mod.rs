@@ -448,6 +448,14 @@ impl Ipc {
         self.schedule.priority(task)
     }
 
+    /// SET_PRIORITY: `task` runs at `priority` from now on, at most the
+    /// priority it was started with (`InvalidArgument` above it, nothing
+    /// changed).
+    pub fn set_priority(&mut self, task: TaskId, priority: u64) -> Result<(), SysError> {
+        let priority = u8::try_from(priority).map_err(|_| SysError::InvalidArgument)?;
+        if self.schedule.set_priority(task, priority) { Ok(()) } else { Err(SysError::InvalidArgument) }
+    }
+
     /// The highest priority among ready tasks that `core` may run.
     pub fn best_ready_for(&self, core: usize) -> Option<u8> {
         self.schedule.best_priority_for(core)
@@ -710,6 +718,29 @@ mod tests {
         assert_eq!(ipc.next_to_run(), None);
         ipc.requeue(low);
         assert_eq!(ipc.next_to_run(), Some(low));
+    }
+
+    /// A task lowers itself below others and raises itself back, never
+    /// above the priority it was started with; a queued task moves to its
+    /// new priority's queue.
+    #[test]
+    fn a_task_sets_its_own_priority_up_to_the_one_it_started_with() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(5);
+        let client = ipc.add_task(3);
+        assert_eq!(ipc.set_priority(server, 6), Err(SysError::InvalidArgument));
+        assert_eq!(ipc.set_priority(server, 256), Err(SysError::InvalidArgument));
+        assert_eq!(ipc.priority(server), 5);
+        ipc.set_priority(server, 0).unwrap();
+        assert_eq!(ipc.priority(server), 0);
+        assert_eq!(ipc.next_to_run(), Some(client));
+        assert_eq!(ipc.next_to_run(), Some(server));
+        ipc.requeue(server);
+        ipc.requeue(client);
+        ipc.set_priority(server, 5).unwrap();
+        assert_eq!(ipc.next_to_run(), Some(server), "back at its own priority, ahead of the client");
+        assert_eq!(ipc.next_to_run(), Some(client));
+        assert_eq!(ipc.next_to_run(), None);
     }
 
     #[test]

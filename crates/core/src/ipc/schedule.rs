@@ -23,6 +23,8 @@ const NONE: usize = usize::MAX;
 #[derive(Clone, Copy)]
 struct Entry {
     priority: u8,
+    /// The priority it was started with: the highest it may set itself.
+    base: u8,
     queued: bool,
     /// The only core it may run on (`NONE`: any).
     pinned: usize,
@@ -62,7 +64,7 @@ impl Scheduler {
     /// A new task with `priority`, ready (queued, not counted in
     /// [`Scheduler::readied`]).
     pub fn add_task(&mut self, priority: u8) -> TaskId {
-        self.tasks.push(Entry { priority, queued: false, pinned: NONE, prev: NONE, next: NONE });
+        self.tasks.push(Entry { priority, base: priority, queued: false, pinned: NONE, prev: NONE, next: NONE });
         let task = self.tasks.len() - 1;
         self.make_ready(task);
         self.readied -= 1;
@@ -71,6 +73,23 @@ impl Scheduler {
 
     pub fn priority(&self, task: TaskId) -> u8 {
         self.tasks[task].priority
+    }
+
+    /// Gives `task` priority `priority`, at most the one it was started
+    /// with (`false`, nothing changed, above it). A queued task moves to
+    /// the back of its new priority's queue.
+    pub fn set_priority(&mut self, task: TaskId, priority: u8) -> bool {
+        if priority > self.tasks[task].base {
+            return false;
+        }
+        let queued = self.tasks[task].queued;
+        self.remove(task);
+        self.tasks[task].priority = priority;
+        if queued {
+            self.make_ready(task);
+            self.readied -= 1;
+        }
+        true
     }
 
     /// Restricts `task` to `core`.
