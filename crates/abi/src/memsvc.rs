@@ -24,7 +24,7 @@
 //! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free folio's size shift |
 //! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
-//! | [`op::ZEROING`] 11 | - | r1 = free bytes known zero (ALLOC hands them out at once), r2 = free bytes not known zero (ALLOC zeroes them while the caller waits, unless the background gets there first), r3 = bytes the background has to zero now (everything freed, and never-used memory up to the zeroed stock: a sixteenth of the pool, at most 64 MiB); 0 when the service waits idle |
+//! | [`op::ZEROING`] 11 | - | r1 = free bytes known zero (ALLOC hands them out at once), r2 = free bytes not known zero (ALLOC zeroes them while the caller waits, unless the background gets there first), r3 = bytes clients freed that the background has not zeroed yet (it zeroes them first, then never-used memory up to a stock: a sixteenth of the pool, at most 64 MiB) |
 //!
 //! Handles name folios per client: a handle means nothing to another
 //! client, and a handle that is not the caller's, was freed, or never
@@ -111,6 +111,10 @@ pub mod start {
     /// pages, which must fault and be reported by the label the service
     /// gave its vmemmap.
     pub const DRILL_WRITE_TO_SHARED_TAIL: u64 = 1 << 32;
+    /// No background zeroing: every folio is zeroed inline at ALLOC (the
+    /// kernel's protocol-fuzzer test, whose 20,000 requests the background
+    /// runs would slow several-fold on emulated multi-core machines).
+    pub const INLINE_ZEROING_ONLY: u64 = 1 << 33;
     /// The service's exit status when the drill cannot run: no pool range
     /// holds a folio of the smallest optimizable order.
     pub const DRILL_NOT_POSSIBLE: u64 = 2;

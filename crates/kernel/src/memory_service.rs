@@ -269,7 +269,7 @@ pub(crate) fn run_fuzzer(
         handles: &[(Object::Endpoint(0), 1)],
         core: None,
     };
-    let arguments = [(0, [0, 1]), (1, [seed, requests])];
+    let arguments = [(0, [0, 1 | folio_abi::memsvc::start::INLINE_ZEROING_ONLY]), (1, [seed, requests])];
     let objects = service_objects(1, Some(&reserved.caps), &arguments);
     let outcome = task::run(&[SERVICE, fuzzer], &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();

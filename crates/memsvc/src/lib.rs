@@ -299,7 +299,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             }),
             op::ZEROING if !unused(&[a, b, c]) => {
                 let z = self.zeroing_counts();
-                Ok(reply(z.zero, z.dirty + z.unknown, self.zeroing_pending()))
+                Ok(reply(z.zero, z.dirty + z.unknown, z.dirty))
             }
             op::SIZES..=op::ZEROING => Err(error::INVALID_ARGUMENT),
             _ => Err(error::UNKNOWN_OPERATION),

@@ -670,11 +670,9 @@ fn freed_memory_is_zeroed_in_the_background_before_anyone_sees_it() {
         ok(t.ask(1, [op::FREE, a[1], 0, 0]));
         assert_eq!(t.service.zeroing_counts().dirty, 2 << 20);
         // ZEROING: known zero and not, adding up to the free bytes, and
-        // what the background has to zero: the freed folio, and the stock
-        // back to its bound.
+        // what clients freed that the background has not zeroed: the folio.
         let z = ok(t.ask(2, [op::ZEROING, 0, 0, 0]));
-        let shortfall = t.service.zero_stock_bytes().saturating_sub(z[1]);
-        assert_eq!((z[1] + z[2], z[3]), (t.service.pool_free_bytes(), (2 << 20) + shortfall));
+        assert_eq!((z[1] + z[2], z[3]), (t.service.pool_free_bytes(), 2 << 20));
         while t.service.zero_step(&mut t.kernel, 64 << 10) {}
         let after = t.service.zeroing_counts();
         assert_eq!(after.dirty, 0);

@@ -16,7 +16,7 @@ const ROUNDS: u64 = 4;
 /// An endpoint of its own that nobody calls: a timed receive on it naps.
 const NAP: u64 = 1;
 
-/// Naps until the service has nothing left to zero in the background, so
+/// Naps until the service has zeroed in the background what was freed, so
 /// each figure is one request to an idle service. Returns the naps taken.
 fn settle() -> u64 {
     let (_, frequency) = folio_rt::counter();

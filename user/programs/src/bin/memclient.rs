@@ -218,7 +218,7 @@ fn exercise(r: &mut Report, shift: u64, mask: u64, page: u64) {
 }
 
 /// Dirties a folio of `shift`, frees it, and (after napping until the
-/// service has nothing left to zero, with `nap`) allocates one again: it
+/// service has zeroed what was freed, with `nap`) allocates one again: it
 /// must be zero. With `nap` it must come from memory the service zeroed in
 /// the background (its known-zero bytes go down by the folio).
 fn reuse(r: &mut Report, shift: u64, page: u64, nap: bool) {
