@@ -300,9 +300,10 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// Puts a folio nobody holds back on the free lists: optimized again
     /// where eligible (left plain if the engine cannot), then merged with
     /// its free neighbours up to the block it was adopted in: to the next
-    /// mapping size where that whole block is free, else with its buddy
-    /// (one order up). A block that is free but cut into folios of
-    /// several orders (any-order allocations) is put together first.
+    /// mapping size where that whole block is free, else (below a mapping
+    /// size) with its buddy, one order up. A block that is free but cut
+    /// into folios of several orders (any-order allocations) is put
+    /// together first.
     pub(crate) fn give_back(&mut self, folio: Folio) {
         let shift = self.granule.shift();
         if self.eligible(folio.order) && !self.hvo.is_optimized(folio) {
@@ -315,7 +316,10 @@ impl<B: VmemmapHw> MemoryService<B> {
         let limit = self.pool.block_order(folio.pfn).unwrap_or(folio.order);
         'up: loop {
             let jump = orders.iter().copied().find(|&o| o > folio.order && o <= limit);
-            let buddy = (folio.order < limit).then_some(folio.order + 1);
+            // Pairwise only below a mapping size: folios of a mapping size
+            // wait until the whole next size is free and merge in one go
+            // (512 x 2 MiB back into 1 GiB: 33 engine merges, not 511).
+            let buddy = (folio.order < limit && !orders.contains(&folio.order)).then_some(folio.order + 1);
             for next in [jump, buddy].into_iter().flatten() {
                 let base = folio.pfn & !((1u64 << next) - 1);
                 if self.pool.free_pages_in(base, next) == 1 << next

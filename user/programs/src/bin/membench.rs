@@ -100,7 +100,48 @@ fn main() -> u64 {
         }
         smaller = Some(shift);
     }
+    failures += demote_and_merge(mask, quota);
     println!("membench: {failures} failed requests");
+    failures
+}
+
+/// The largest mapping size up to 1 GiB that the quota and the pool allow,
+/// optimized, demoted into 2 MiB pieces (optimized where 2 MiB is
+/// eligible) and merged back: DEMOTE's instructions, and those of all the
+/// pieces' FREEs together, which merge them back into one folio (each
+/// with the free neighbours it finds). Returns the failed requests.
+fn demote_and_merge(mask: u64, quota: u64) -> u64 {
+    const PIECE: u64 = 21;
+    let Some(shift) =
+        (PIECE + 1..=30).rev().find(|&s| mask & (1 << s) != 0 && 1 << s < quota && s <= ask([op::POOL, 0, 0, 0])[3])
+    else {
+        println!("membench: demote and merge: no size above 2 MiB fits");
+        return 0;
+    };
+    let (mut demote, mut merge, mut failures) = (0, 0, 0);
+    for _ in 0..ROUNDS {
+        settle();
+        let a = ask([op::ALLOC, shift, 0, 0]);
+        settle();
+        let (t, d) = timed([op::DEMOTE, a[1], PIECE, 0]);
+        demote += t;
+        failures += (a[0] != 0 || d[0] != 0) as u64;
+        // Every FREE, each merging its piece with the free neighbours it
+        // finds: together they put the folio back.
+        for h in d[1]..d[1] + d[2] {
+            settle();
+            let (t, f) = timed([op::FREE, h, 0, 0]);
+            merge += t;
+            failures += (f[0] != 0) as u64;
+        }
+    }
+    println!(
+        "membench: {} KiB demoted into {} x 2048 KiB: demote {}, freeing every piece (merging all back) {} in all",
+        1u64 << (shift - 10),
+        1u64 << (shift - PIECE),
+        demote / ROUNDS,
+        merge / ROUNDS
+    );
     failures
 }
 
