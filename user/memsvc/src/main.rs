@@ -410,22 +410,22 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
 /// few hundred, is about 2 % of that).
 const ZERO_CHUNK: u64 = 256 << 10;
 
-/// Sends `owed` (if any) and returns the next request. When there is
-/// memory a client freed to zero (or at start, for the stock), it zeroes
-/// in the background a chunk at a time, at a priority below every
-/// client's, looking for a request between chunks: a request already
-/// waiting is taken before the service lowers itself, and it raises itself
-/// again before it takes one or blocks. Otherwise it waits in `reply_recv`
-/// (the IPC fast path): topping up the stock alone does not cost every
-/// request the slow path; it happens in the next background run.
+/// Sends `owed` (if any) and returns the next request. With `zero_now`
+/// (the caller's choice: memory a client freed is waiting, or the service
+/// just started and its stock is empty) and work to do, it zeroes in the
+/// background a chunk at a time, at a priority below every client's,
+/// looking for a request between chunks: a request already waiting is
+/// taken before the service lowers itself, and it raises itself again
+/// before it takes one or blocks. Otherwise it waits in `reply_recv` (the
+/// IPC fast path): topping up the stock alone does not cost every request
+/// the slow path; it happens in the next background run.
 fn next_request(
     service: &mut MemoryService<ServiceVmemmap>,
     kernel: &mut Kernel,
     owed: Option<Message>,
-    at_start: bool,
+    zero_now: bool,
 ) -> (u64, u64, Message) {
-    let freed = service.zeroing_counts().dirty > 0;
-    if !service.zeroing_work() || !(freed || at_start) {
+    if !zero_now || !service.zeroing_work() {
         return match owed {
             Some(answer) => reply_recv(0, answer),
             None => recv(0),
@@ -479,14 +479,8 @@ fn main() -> u64 {
     // The reply owed to the last caller, sent with the next receive.
     let mut owed: Option<Message> = None;
     loop {
-        let (status, badge, msg) = if inline_only {
-            match owed.take() {
-                Some(answer) => reply_recv(0, answer),
-                None => recv(0),
-            }
-        } else {
-            next_request(&mut service, &mut kernel, owed.take(), requests == 0)
-        };
+        let zero_now = !inline_only && (requests == 0 || service.zeroing_counts().dirty > 0);
+        let (status, badge, msg) = next_request(&mut service, &mut kernel, owed.take(), zero_now);
         if status != 0 {
             println!("memsvc: receive failed with status {status}");
             return 1;

@@ -19,10 +19,9 @@ const NAP: u64 = 1;
 /// Naps until the service has zeroed in the background what was freed, so
 /// each figure is one request to an idle service. Returns the naps taken.
 fn settle() -> u64 {
-    let (_, frequency) = folio_rt::counter();
     let mut naps = 0;
     while ask([op::ZEROING, 0, 0, 0])[3] > 0 && naps < 100_000 {
-        folio_rt::recv_timed(NAP, frequency / 1000);
+        folio_rt::nap(NAP, 1);
         naps += 1;
     }
     naps

@@ -232,8 +232,7 @@ fn reuse(r: &mut Report, shift: u64, page: u64, nap: bool) {
     ask([op::FREE, a[1], 0, 0]);
     let mut naps = 0;
     while nap && ask([op::ZEROING, 0, 0, 0])[3] > 0 && naps < 10_000 {
-        let (_, frequency) = folio_rt::counter();
-        folio_rt::recv_timed(NAP, frequency / 1000);
+        folio_rt::nap(NAP, 1);
         naps += 1;
     }
     let zero_before = ask([op::ZEROING, 0, 0, 0])[1];

@@ -6,13 +6,11 @@
 #![no_std]
 #![no_main]
 
-use folio_rt::{counter, recv_timed, start_arguments, status};
+use folio_rt::{nap, start_arguments, status};
 
 fn main() -> u64 {
     let [ms, _] = start_arguments();
-    let (_, frequency) = counter();
-    let (got, _, _) = recv_timed(0, frequency / 1000 * ms);
-    u64::from(got != status::TIMED_OUT)
+    u64::from(nap(0, ms) != status::TIMED_OUT)
 }
 
 folio_rt::entry!(main);
