@@ -236,6 +236,11 @@ fn reuse(r: &mut Report, shift: u64, page: u64, nap: bool) {
         naps += 1;
     }
     let zero_before = ask([op::ZEROING, 0, 0, 0])[1];
+    if nap && zero_before < size {
+        // The other instance (on another core) took the zeroed memory
+        // between the nap and this ALLOC: which path served it cannot be told.
+        return r.skip(name, format_args!("{}: the other client took the zeroed memory", Size(shift)));
+    }
     let b = ask([op::ALLOC, shift, 0, 0]);
     let zero_after = ask([op::ZEROING, 0, 0, 0])[1];
     let from_background = zero_before >= size && zero_after <= zero_before - size;
