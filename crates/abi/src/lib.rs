@@ -41,6 +41,32 @@ pub mod nr {
     /// it was started with (a server lowers itself to work in the
     /// background below its clients, and raises itself back to serve).
     pub const SET_PRIORITY: u64 = 21;
+    /// Starts a packaged program as a new task (only the launcher may; see
+    /// [`spawn`](super::spawn)).
+    pub const SPAWN: u64 = 22;
+}
+
+/// SPAWN: x0 = the program (its index in the set the kernel packaged for
+/// the launcher), x1 = its priority (at most the launcher's), x2 and x3 =
+/// handles of the launcher's to pass (the child's handles 0 and 1;
+/// [`NO_HANDLE`](spawn::NO_HANDLE) for none), x4 = the child's x0 at start.
+/// Every handle passed carries the child's badge, fresh from the kernel
+/// (never one handed out before in the run); SPAWN returns it in x1.
+/// The launcher learns of the child's death as any server does: pass it a
+/// handle to an endpoint of the launcher's own that gives death notices.
+/// Errors: `NOT_PERMITTED` (not the launcher), `INVALID_ARGUMENT` (no such
+/// program, too high a priority), `INVALID_HANDLE`, `OUT_OF_MEMORY` (the
+/// kernel's frames, [`MAX_LIVE`](spawn::MAX_LIVE) children alive, or an
+/// endpoint's death notices all reserved).
+pub mod spawn {
+    /// No handle in this place.
+    pub const NO_HANDLE: u64 = u64::MAX;
+    /// Children of the launcher alive (or dead but not yet cleaned up) at
+    /// once.
+    pub const MAX_LIVE: usize = 64;
+    /// The first badge SPAWN hands out; later ones count up from it (badges
+    /// below it are the boot-time set's).
+    pub const FIRST_BADGE: u64 = 1 << 32;
 }
 
 /// LABEL: x0 = va, x1 = size, x2 = when the label applies, x3/x4 = the
@@ -128,6 +154,12 @@ pub mod ipc {
     pub const MAX_MESSAGE_WORDS: u64 = 64;
     /// Words carried in registers (x1..x4).
     pub const REGISTER_WORDS: u64 = 4;
+    /// x5 of a `recv` that returns a bound notification's word (x1).
+    pub const NOTIFICATION_BADGE: u64 = u64::MAX;
+    /// x5 of a `recv` that returns a death notice: x1 = the dead client's
+    /// badge, x2 = its exit status (one notice per handle it held to the
+    /// endpoint; the owner asked for them).
+    pub const DEATH_BADGE: u64 = u64::MAX - 1;
 }
 
 /// Status codes returned in x0 (0 is success).

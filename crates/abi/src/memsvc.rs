@@ -24,6 +24,7 @@
 //! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free folio's size shift |
 //! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
+//! | [`op::SHUTDOWN`] 12 | - (only from [`start::OPERATOR_BADGE`]: the launcher) | r1 = pool bytes free, r2 = the pool's total bytes; the service then prints its statistics and exits |
 //! | [`op::ZEROING`] 11 | - | r1 = free bytes known zero (ALLOC hands them out at once), r2 = free bytes not known zero (ALLOC zeroes them while the caller waits, unless the background gets there first), r3 = bytes clients freed that the background has not zeroed yet (it zeroes them first, then never-used memory up to a stock: a sixteenth of the pool, at most 64 MiB) |
 //!
 //! Handles name folios per client: a handle means nothing to another
@@ -57,6 +58,7 @@ pub mod op {
     pub const QUOTA: u64 = 9;
     pub const INFO: u64 = 10;
     pub const ZEROING: u64 = 11;
+    pub const SHUTDOWN: u64 = 12;
 }
 
 /// ALLOC's request flags and the folio flags replies report.
@@ -89,6 +91,8 @@ pub mod error {
     pub const NO_SUCH_ENTRY: u64 = 9;
     /// The kernel refused a mapping (a bug in the service, reported).
     pub const MAPPING_FAILED: u64 = 10;
+    /// SHUTDOWN from anyone but the operator.
+    pub const NOT_PERMITTED: u64 = 11;
 }
 
 /// The address-space layout. Physical addresses below [`PHYS_LIMIT`] are
@@ -104,8 +108,14 @@ pub mod start {
     /// Below every client's priority: the service zeroes freed memory only
     /// when no client has anything to run.
     pub const BACKGROUND_PRIORITY: u8 = 0;
-    /// x1's bits that count the clients.
+    /// x1's bits that count the clients: the service exits once that many
+    /// died. 0: it serves clients as they come and go until the operator
+    /// asks it to shut down ([`super::op::SHUTDOWN`]).
     pub const CLIENTS: u64 = 0xffff_ffff;
+    /// The badge of the operator's handle (the launcher's, given at boot):
+    /// the only client that may shut the service down. Badges the kernel
+    /// hands out at run time (`spawn::FIRST_BADGE` up) never equal it.
+    pub const OPERATOR_BADGE: u64 = 0xffff;
     /// A fault drill for the kernel's tests: right after start, the
     /// service optimizes a folio and writes to one of its shared tail
     /// pages, which must fault and be reported by the label the service

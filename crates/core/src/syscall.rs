@@ -27,6 +27,7 @@
 //! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
 //! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |
 //! | 21 | set_priority | x0 = the caller's new priority, at most the one it was started with | status (`InvalidArgument` above it); the caller yields |
+//! | 22 | spawn | x0 = program, x1 = priority, x2, x3 = handles to pass, x4 = the child's x0 (`folio_abi::spawn`) | status, x1 = the child's badge |
 //!
 //! Calls 11..18 and 20 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or

@@ -157,7 +157,7 @@ fn ipc(
     let objects = Objects {
         endpoint_owners: if neighbour == Neighbour::None { &[0] } else { &[0, 2] },
         notifications: 0,
-        death_notifications: &[],
+        death_notices: &[],
         start_arguments: &arguments,
         ..Default::default()
     };

@@ -11,11 +11,11 @@
 //! knows nothing of page descriptors), or give pool frames to anyone but
 //! the service.
 //!
-//! The set: task 0 is the service (endpoint 0, with notification 0 bound
-//! to it and signalled with a client's badge when the client dies); tasks
-//! 1 and 2 are two instances of the test client, with badges 1 and 2, each
-//! with a notification of its own to wait on (1, 2) and the other's to
-//! signal, so they can hold folios at the same time and try each other's.
+//! The set: task 0 is the service (endpoint 0, whose owner gets a death
+//! notice when a client dies); tasks 1 and 2 are two instances of the test
+//! client, with badges 1 and 2, each with a notification of its own to
+//! wait on (0, 1) and the other's to signal, so they can hold folios at the
+//! same time and try each other's.
 
 use alloc::format;
 use alloc::string::String;
@@ -197,8 +197,7 @@ fn reserve(granule: Granule, banks: &[PhysRange], want: Memsvc, boot_pools: bool
     Ok(reserved)
 }
 
-/// The service as task 0: endpoint 0 is its, the death notification 0 is
-/// bound to it.
+/// The service as task 0: endpoint 0 is its, with death notices.
 pub(crate) const SERVICE: Spec = Spec {
     name: "memsvc",
     image: programs::MEMSVC,
@@ -208,8 +207,8 @@ pub(crate) const SERVICE: Spec = Spec {
 };
 
 /// The objects of a set with the service as task 0: `notifications` of
-/// them (0 is the service's death notification), the capabilities (if
-/// any) and the words tasks find at start.
+/// them (the clients'), the capabilities (if any) and the words tasks find
+/// at start.
 pub(crate) fn service_objects<'a>(
     notifications: usize,
     caps: Option<&'a [FrameCap]>,
@@ -218,8 +217,7 @@ pub(crate) fn service_objects<'a>(
     Objects {
         endpoint_owners: &[0],
         notifications,
-        death_notifications: &[(0, 0)],
-        bound_notifications: &[(0, 0)],
+        death_notices: &[0],
         memory_holder: caps.map(|caps| MemoryHolder { task: 0, caps }),
         start_arguments,
         ..Default::default()
@@ -232,7 +230,7 @@ pub(crate) fn service_objects<'a>(
 pub(crate) fn run_alone(k: &BootInfo, flags: u64) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
     let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default, false)?;
     let arguments = [(0, [0, flags])];
-    let objects = service_objects(1, Some(&reserved.caps), &arguments);
+    let objects = service_objects(0, Some(&reserved.caps), &arguments);
     let outcome = task::run(&[SERVICE], &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     Ok(outcome.statuses)
@@ -270,10 +268,44 @@ pub(crate) fn run_fuzzer(
         core: None,
     };
     let arguments = [(0, [0, 1 | folio_abi::memsvc::start::INLINE_ZEROING_ONLY]), (1, [seed, requests])];
-    let objects = service_objects(1, Some(&reserved.caps), &arguments);
+    let objects = service_objects(0, Some(&reserved.caps), &arguments);
     let outcome = task::run(&[SERVICE, fuzzer], &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     Ok(outcome.statuses)
+}
+
+/// What the launcher may start in [`run_lifetimes`].
+static LIFETIME_PROGRAMS: [task::Program; 1] = [task::Program { name: "memlife", image: programs::MEMLIFE }];
+
+/// The memory service long-lived (serving until shut down) and the
+/// launcher, which starts `lifetimes` clients (`memlife`), `at_once` alive
+/// at a time, then shuts the service down; the pool is `pool` bytes (small:
+/// zeroing must not dominate). Returns the run's outcome.
+pub(crate) fn run_lifetimes(
+    k: &BootInfo,
+    lifetimes: u64,
+    at_once: u64,
+    pool: u64,
+) -> Result<task::Outcome, &'static str> {
+    let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Pool(pool), false)?;
+    let launcher = Spec {
+        name: "launcher",
+        image: programs::LAUNCHER,
+        priority: 1,
+        handles: &[(Object::Endpoint(0), folio_abi::memsvc::start::OPERATOR_BADGE), (Object::Endpoint(1), 0)],
+        core: None,
+    };
+    // The service: default quota, no client count (long-lived).
+    let arguments = [(0, [0, 0]), (1, [lifetimes, at_once])];
+    let objects = Objects {
+        endpoint_owners: &[0, 1],
+        death_notices: &[0, 1],
+        launcher: Some((1, &LIFETIME_PROGRAMS)),
+        ..service_objects(0, Some(&reserved.caps), &arguments)
+    };
+    let outcome = task::run(&[SERVICE, launcher], &objects, k.granule, k.machine.virtual_timer_intid);
+    reserved.give_back();
+    Ok(outcome)
 }
 
 /// Runs the memory service and two test clients; the status is 0 when the
@@ -308,8 +340,8 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
             priority: 1,
             handles: &[
                 (Object::Endpoint(0), 1),
-                (Object::Notification(1), 0),
-                (Object::Notification(2), 1),
+                (Object::Notification(0), 0),
+                (Object::Notification(1), 1),
                 (Object::Endpoint(1), 0),
             ],
             core: None,
@@ -320,8 +352,8 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
             priority: 1,
             handles: &[
                 (Object::Endpoint(0), 2),
-                (Object::Notification(2), 0),
-                (Object::Notification(1), 1),
+                (Object::Notification(1), 0),
+                (Object::Notification(0), 1),
                 (Object::Endpoint(2), 0),
             ],
             core: None,
@@ -335,7 +367,7 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     }
     let arguments = [(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])];
     // Each client owns an endpoint nobody calls, to nap on (a timed receive).
-    let objects = Objects { endpoint_owners: &[0, 1, 2], ..service_objects(3, Some(&reserved.caps), &arguments) };
+    let objects = Objects { endpoint_owners: &[0, 1, 2], ..service_objects(2, Some(&reserved.caps), &arguments) };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     reserved.give_back();
     let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
@@ -356,7 +388,7 @@ fn bench(k: &BootInfo, reserved: &Reserved, quota: u64) -> u32 {
     let arguments = [(0, [quota, 1])];
     // membench owns an endpoint nobody calls, to nap on while the service
     // zeroes in the background.
-    let objects = Objects { endpoint_owners: &[0, 1], ..service_objects(1, Some(&reserved.caps), &arguments) };
+    let objects = Objects { endpoint_owners: &[0, 1], ..service_objects(0, Some(&reserved.caps), &arguments) };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let all_ok = outcome.statuses.iter().all(|(_, s)| *s == Some(0));
     result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses), fast_ipc = outcome.fast_ipc);

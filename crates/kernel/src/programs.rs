@@ -36,6 +36,8 @@ pub static LONGBENCH: &[u8] = program!("longbench");
 pub static NAPPER: &[u8] = program!("napper");
 pub static SYSFUZZ: &[u8] = program!("sysfuzz");
 pub static MEMFUZZ: &[u8] = program!("memfuzz");
+pub static LAUNCHER: &[u8] = program!("launcher");
+pub static MEMLIFE: &[u8] = program!("memlife");
 /// The IPC benchmark pair built for the soft-float target: code that never
 /// touches FP/SIMD (the hard-float build uses q registers in memcpy and
 /// struct moves, so it takes the lazy FP/SIMD trap once per switch-in).

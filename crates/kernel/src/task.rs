@@ -16,8 +16,9 @@
 //! system lock while leaving task mode; run a task with an ASID another
 //! task may still hold.
 //!
-//! Not here: creating tasks while a set runs (a run's tasks are fixed when
-//! it starts).
+//! A run starts with a fixed set of tasks; a launcher among them may start
+//! more while it runs, and dead tasks are cleaned up while it goes on
+//! (`lifetime`).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -44,6 +45,7 @@ use folio_core::mm::layout;
 use folio_core::mm::paging::{Attributes, PageTable, Policy, Unit};
 use folio_core::syscall::FrameCap;
 
+mod lifetime;
 mod memory;
 mod syscall;
 
@@ -134,6 +136,26 @@ struct System {
     fp_live: u32,
     /// FP/SIMD states saved at switch-out.
     fp_saves: u64,
+    /// The task whose tables each core's TTBR0 holds (set at a switch,
+    /// cleared when the core drops its user space): a superset of
+    /// `current`. A dead task's memory is freed only once no core holds
+    /// its tables, and its ASID only then given back.
+    loaded: [Option<TaskId>; MAX_CORES],
+    /// Tasks that ended and whose memory is not freed yet.
+    dying: Vec<TaskId>,
+    /// How many tasks the run started with (the launcher's children come
+    /// after them, in slots that are recycled).
+    boot_tasks: usize,
+    /// The task that may start others, if the run has one.
+    launcher: Option<lifetime::Launcher>,
+}
+
+impl System {
+    /// Whether the run is over: every task ended, or the launcher did (the
+    /// system shuts down with it).
+    fn finished(&self) -> bool {
+        self.ipc.all_dead() || self.launcher.as_ref().is_some_and(|l| self.tasks[l.task].status.is_some())
+    }
 }
 
 /// Each core's MPIDR, recorded when it sets up its interrupts (the target
@@ -186,12 +208,7 @@ fn send_reschedule(core: usize) {
 fn switch_to(system: &mut System, core: usize, task: TaskId) {
     if system.tasks[task].asid.generation != system.asids.generation() {
         // The values tasks run with on the other cores right now.
-        let mut running = [0u16; MAX_CORES];
-        let mut n = 0;
-        for t in system.current.iter().enumerate().filter(|&(c, _)| c != core).filter_map(|(_, t)| *t) {
-            running[n] = system.tasks[t].asid.value;
-            n += 1;
-        }
+        let (running, n) = asids_held_elsewhere(system, core);
         let refreshed = system.asids.refresh(Some(system.tasks[task].asid), &running[..n]);
         if refreshed.rolled_over {
             mmu::flush_all_asids();
@@ -203,6 +220,22 @@ fn switch_to(system: &mut System, core: usize, task: TaskId) {
     let t = &system.tasks[task];
     mmu::switch_user_space(t.tables.root(), t.asid.value);
     system.user_space_live |= 1 << core;
+    system.loaded[core] = Some(task);
+    if !system.dying.is_empty() {
+        lifetime::reap(system);
+    }
+}
+
+/// The ASID values other cores' TTBR0s hold right now (tasks running
+/// there, or ended there and not yet dropped): a rollover must keep them.
+fn asids_held_elsewhere(system: &System, core: usize) -> ([u16; MAX_CORES], usize) {
+    let mut running = [0u16; MAX_CORES];
+    let mut n = 0;
+    for t in system.loaded.iter().enumerate().filter(|&(c, _)| c != core).filter_map(|(_, t)| *t) {
+        running[n] = system.tasks[t].asid.value;
+        n += 1;
+    }
+    (running, n)
 }
 
 /// This core stops walking any task's tables (EPD0 set, TTBR0 empty,
@@ -212,6 +245,10 @@ fn drop_user_space(system: &mut System, core: usize) {
     if system.user_space_live & (1 << core) != 0 {
         mmu::no_user_space();
         system.user_space_live &= !(1 << core);
+    }
+    system.loaded[core] = None;
+    if !system.dying.is_empty() {
+        lifetime::reap(system);
     }
 }
 
@@ -235,16 +272,18 @@ fn retry_after_change(task: &mut UserTask) -> bool {
     }
 }
 
-/// A task ended: what others mapped into it goes, and its ASID is flushed
-/// everywhere and given back.
+/// A task ended: what others mapped into it goes, and its memory and ASID
+/// are freed once no core holds its tables (`lifetime::reap`; at once if
+/// none does).
 fn end_task(system: &mut System, task: TaskId, status: u64) {
     system.tasks[task].status = Some(status);
-    system.ended.push(task);
+    if task < system.boot_tasks {
+        system.ended.push(task);
+    }
     memory::revoke_grants(&mut system.tasks[task]);
     system.ipc.exit(task, status);
-    let asid = system.tasks[task].asid;
-    mmu::flush_asid(asid.value);
-    system.asids.release(asid);
+    system.dying.push(task);
+    lifetime::reap(system);
 }
 
 /// Ticks per time slice: 10 ms of the virtual counter.
@@ -267,20 +306,30 @@ pub struct Spec {
 }
 
 /// The objects of a run: endpoint owners (task index), the number of
-/// notifications, which notification an endpoint's owner wants signalled
-/// when a client dies, which notifications are bound to an endpoint
+/// notifications, the endpoints whose owners get death notices (a queue
+/// of them, `folio_core::ipc`), which notifications are bound to an endpoint
 /// (endpoint, notification), a task given frame capabilities, and the
 /// words some tasks find in x0 and x1 at start.
 #[derive(Default)]
 pub struct Objects<'a> {
     pub endpoint_owners: &'a [usize],
     pub notifications: usize,
-    pub death_notifications: &'a [(usize, usize)],
+    pub death_notices: &'a [usize],
     pub bound_notifications: &'a [(usize, usize)],
     pub memory_holder: Option<MemoryHolder<'a>>,
     pub start_arguments: &'a [(usize, [u64; 2])],
     /// Fewer ASIDs than the hardware has (to test rollovers).
     pub asid_limit: Option<u32>,
+    /// The task (index) that may start `programs` while the run goes on
+    /// (`folio_abi::spawn`); the run ends when it does.
+    pub launcher: Option<(usize, &'static [Program])>,
+}
+
+/// A program the launcher may start.
+#[derive(Clone, Copy)]
+pub struct Program {
+    pub name: &'static str,
+    pub image: &'static [u8],
 }
 
 /// A task that holds frame capabilities: its index and the capabilities.
@@ -399,7 +448,8 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
     }
 }
 
-/// Frees a task's frames and tables once its ASID has left every TLB.
+/// Frees a task's frames and tables once its ASID has left every TLB (a
+/// reaped task has only its root table left).
 fn retire(mut task: UserTask) {
     mmu::flush_asid(task.asid.value);
     if let Some(pool) = KERNEL_FRAMES.lock().as_mut() {
@@ -447,6 +497,10 @@ pub struct Outcome {
     /// FP/SIMD states saved at switch-out (only of tasks that used them
     /// since they were switched in).
     pub fp_saves: u64,
+    /// Tasks the launcher started, and how many of those ended and were
+    /// cleaned up while the run went on.
+    pub spawned: u64,
+    pub reaped: u64,
 }
 
 /// Work the boot core does instead of running tasks (a test that changes
@@ -485,6 +539,8 @@ pub fn run_with(
         tables_retired: true,
         fp_loads: Vec::new(),
         fp_saves: 0,
+        spawned: 0,
+        reaped: 0,
     };
     let mut ipc = Ipc::new();
     let mut tasks = Vec::new();
@@ -514,8 +570,8 @@ pub fn run_with(
     for _ in 0..objects.notifications {
         ipc.add_notification();
     }
-    for &(endpoint, notification) in objects.death_notifications {
-        ipc.notify_client_deaths(endpoint, notification);
+    for &endpoint in objects.death_notices {
+        ipc.notify_client_deaths(endpoint);
     }
     for &(endpoint, notification) in objects.bound_notifications {
         ipc.bind_notification(endpoint, notification);
@@ -564,6 +620,10 @@ pub fn run_with(
         wfi_wakeups: 0,
         fp_live: 0,
         fp_saves: 0,
+        loaded: [None; MAX_CORES],
+        dying: Vec::new(),
+        boot_tasks: specs.len(),
+        launcher: objects.launcher.map(|(task, programs)| lifetime::Launcher::new(task, programs)),
     };
     set_user_trap_handler(Some(user_trap));
     let mut system = system;
@@ -610,15 +670,18 @@ pub fn run_with(
     timer::stop_virtual();
     set_user_trap_handler(None);
     let Some(system) = SYSTEM.lock().take() else { return nothing() };
-    let statuses = system.tasks.iter().map(|t| (t.name, t.status)).collect();
+    // The run's own tasks (the launcher's children are counted).
+    let boot = &system.tasks[..system.boot_tasks];
+    let statuses = boot.iter().map(|t| (t.name, t.status)).collect();
     let ended = system.ended.iter().map(|&t| system.tasks[t].name).collect();
-    let ran_on = system.tasks.iter().map(|t| t.ran_on).collect();
+    let ran_on = boot.iter().map(|t| t.ran_on).collect();
     let asid_rollovers = system.asids.rollovers();
     let (retried_faults, reschedule_ipis, fast_ipc) = (system.retried_faults, system.reschedule_ipis, system.fast_ipc);
     let wfi_wakeups = system.wfi_wakeups;
     let tables_retired = system.user_space_live == 0;
-    let fp_loads = system.tasks.iter().map(|t| t.fp_loads).collect();
+    let fp_loads = boot.iter().map(|t| t.fp_loads).collect();
     let fp_saves = system.fp_saves;
+    let (spawned, reaped) = system.launcher.as_ref().map_or((0, 0), |l| (l.spawned, l.reaped));
     if tables_retired {
         system.tasks.into_iter().for_each(retire);
     } else {
@@ -640,6 +703,8 @@ pub fn run_with(
         tables_retired,
         fp_loads,
         fp_saves,
+        spawned,
+        reaped,
     }
 }
 
@@ -651,7 +716,7 @@ fn run_agent(agent: &mut dyn BootCoreAgent) {
         {
             let mut guard = SYSTEM.lock();
             let Some(system) = guard.as_mut() else { return };
-            if !system.active || system.ipc.all_dead() {
+            if !system.active || system.finished() {
                 return;
             }
             if working {
@@ -716,7 +781,7 @@ pub fn run_core(core: usize) {
     loop {
         let mut guard = SYSTEM.lock();
         let Some(system) = guard.as_mut() else { break };
-        if !system.active || system.ipc.all_dead() {
+        if !system.active || system.finished() {
             break;
         }
         if let Some(task) = system.ipc.next_to_run_on(core) {
@@ -980,7 +1045,10 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
         report_fault(&system.tasks[current]);
         end_task(system, current, FAULT_STATUS);
     }
-    let next = if system.ipc.state(current) == State::Ready && !yielded {
+    let next = if system.finished() {
+        // The launcher ended: every core leaves its task (the run is over).
+        None
+    } else if system.ipc.state(current) == State::Ready && !yielded {
         Some(current)
     } else {
         system.ipc.requeue(current);
@@ -992,7 +1060,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     // Wake the other cores only for news: a task became ready in this trap,
     // or the end. (Waking on every trap would keep idle cores waking each
     // other and contending for the system lock.)
-    if system.ipc.readied() != readied_before || system.ipc.all_dead() {
+    if system.ipc.readied() != readied_before || system.finished() {
         wake_cores();
         poke_cores(system, core);
     }

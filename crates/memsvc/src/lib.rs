@@ -37,7 +37,7 @@ use alloc::vec::Vec;
 
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{DESCRIPTOR_SHIFT, Folio, Hvo, HvoError, VmemmapHw, Zone, min_optimizable_order};
-use protocol::{OK, QUERY, error, flags, layout, op};
+use protocol::{OK, QUERY, error, flags, layout, op, start};
 
 pub type Message = [u64; 4];
 
@@ -301,7 +301,11 @@ impl<B: VmemmapHw> MemoryService<B> {
                 let z = self.zeroing_counts();
                 Ok(reply(z.zero, z.dirty + z.unknown, z.dirty))
             }
-            op::SIZES..=op::ZEROING => Err(error::INVALID_ARGUMENT),
+            op::SHUTDOWN if !unused(&[a, b, c]) => match badge {
+                start::OPERATOR_BADGE => Ok(reply(self.pool_free_bytes(), self.pool_total_bytes(), 0)),
+                _ => Err(error::NOT_PERMITTED),
+            },
+            op::SIZES..=op::SHUTDOWN => Err(error::INVALID_ARGUMENT),
             _ => Err(error::UNKNOWN_OPERATION),
         };
         result.unwrap_or_else(fail)

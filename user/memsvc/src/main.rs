@@ -8,10 +8,12 @@
 //! or write a vmemmap page it mapped read-only (a shared tail).
 //!
 //! Start: x0 = the quota of each client in bytes (0: half the pool),
-//! x1 = how many clients will come, and flags (`protocol::start`). Handle 0 is its endpoint, with the
-//! death notification bound to it (so `recv` also reports a client's
-//! death, as the word of client badges). It exits when every client has
-//! died, after printing its statistics.
+//! x1 = how many clients will come, and flags (`protocol::start`). Handle 0
+//! is its endpoint, with death notices (so `recv` also returns a client's
+//! death, one notice per client, with its badge). It exits after printing
+//! its statistics: when that many clients have died, or, with 0 clients
+//! (a long-lived service with clients coming and going), when the operator
+//! asks it to shut down.
 #![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
@@ -25,7 +27,7 @@ use core::fmt::Display;
 use folio_abi::label::ON_WRITE_TO_READ_ONLY;
 use folio_abi::map as nr_map;
 use folio_abi::memsvc::{SHARED_TAIL_LABEL, layout, op, start};
-use folio_core::ipc::NOTIFICATION_BADGE;
+use folio_core::ipc::DEATH_BADGE;
 use folio_core::mm::frame::FramePool;
 use folio_core::mm::memmap::Size;
 use folio_core::mm::paging::Unit;
@@ -472,7 +474,9 @@ fn main() -> u64 {
     if arguments & start::DRILL_WRITE_TO_SHARED_TAIL != 0 {
         return drill_write_to_shared_tail(&mut service);
     }
+    let long_lived = arguments & start::CLIENTS == 0;
     let mut clients_left = arguments & start::CLIENTS;
+    let mut clients_gone = 0u64;
     let inline_only = arguments & start::INLINE_ZEROING_ONLY != 0;
     let mut kernel = Kernel { zeroing: [(0, 0); 64], background: false, background_zeroing: (0, 0) };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
@@ -485,23 +489,25 @@ fn main() -> u64 {
             println!("memsvc: receive failed with status {status}");
             return 1;
         }
-        if badge == NOTIFICATION_BADGE {
-            // Client deaths: the word is the OR of their badges (one bit each).
-            let mut word = msg[0];
-            while word != 0 {
-                let client = 1 << word.trailing_zeros();
-                word &= word - 1;
-                let returned = service.client_died(client);
-                // Gone: its folios are back in the pool.
-                result!("memsvc.reclaim", true, client = Hex(client), folios = returned);
+        if badge == DEATH_BADGE {
+            // A client died (msg[0] its badge, msg[1] its exit status): its
+            // folios are back in the pool.
+            let returned = service.client_died(msg[0]);
+            clients_gone += 1;
+            if !long_lived {
+                result!("memsvc.reclaim", true, client = Hex(msg[0]), folios = returned);
                 clients_left = clients_left.saturating_sub(1);
-            }
-            if clients_left == 0 {
-                break;
+                if clients_left == 0 {
+                    break;
+                }
             }
             continue;
         }
         let answer = service.handle(badge, msg, &mut kernel);
+        if msg[0] == op::SHUTDOWN && answer[0] == 0 {
+            reply(answer);
+            break;
+        }
         if let Some(e) = service.last_engine_error.take() {
             println!("memsvc: request {msg:?} from {badge:#x} failed in the engine: {e:?}");
         }
@@ -530,7 +536,8 @@ fn main() -> u64 {
         zeroed_mib = mib(zeroed_bytes),
         zero_cycles = zero_cycles,
         zeroed_inline_kib = service.zeroing_counts().inline >> 10,
-        zeroed_background_kib = service.zeroing_counts().background >> 10
+        zeroed_background_kib = service.zeroing_counts().background >> 10,
+        clients_gone = clients_gone
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
         let (n, unit) = if shift >= 30 {

@@ -180,6 +180,15 @@ pub fn set_priority(priority: u64) -> u64 {
     syscall(nr::SET_PRIORITY, [priority, 0, 0, 0, 0, 0])[0]
 }
 
+/// Starts packaged program `program` as a new task with `priority`,
+/// passing it `handles` of this task's (its handles 0 and 1;
+/// `abi::spawn::NO_HANDLE` for none) and `argument` in its x0 (only the
+/// launcher may). Returns the child's badge, or the status.
+pub fn spawn(program: u64, priority: u64, handles: [u64; 2], argument: u64) -> Result<u64, u64> {
+    let r = syscall(nr::SPAWN, [program, priority, handles[0], handles[1], argument, 0]);
+    if r[0] == 0 { Ok(r[1]) } else { Err(r[0]) }
+}
+
 /// A short message: four words in registers.
 pub type Message = [u64; 4];
 

@@ -74,6 +74,10 @@ impl Ipc {
             self.set_result(task, ok([word, 0, 0, 0], NOTIFICATION_BADGE));
             return Ok(());
         }
+        if let Some(notice) = self.take_death(endpoint) {
+            self.set_result(task, notice);
+            return Ok(());
+        }
         match self.endpoints[endpoint].queue.pop_front() {
             Some(caller) => {
                 let State::Sending { badge, msg, .. } = self.tasks[caller].state else {

@@ -70,7 +70,7 @@ impl Ipc {
 
     /// `reply_recv(handle, msg)` by `server`, running on `core`, on the
     /// fast path: the caller it owes waits for the reply, the receive would
-    /// block (nobody queued, no bound word pending), and the caller may
+    /// block (nobody queued, no bound word or death notice pending), and the caller may
     /// run here with a higher priority than every task ready for this
     /// core. The server then waits in `recv` and the caller runs now with
     /// the reply.
@@ -92,6 +92,7 @@ impl Ipc {
             return Err(Decline::NotOwner);
         }
         if !self.endpoints[endpoint].queue.is_empty()
+            || self.death_pending(endpoint)
             || self.notifications.iter().any(|n| n.bound_to == Some(endpoint) && n.word != 0)
         {
             return Err(Decline::WouldNotBlock);

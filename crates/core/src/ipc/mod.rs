@@ -28,16 +28,24 @@
 //!   deadline (in ticks of the virtual counter; see [`Ipc::expire`]).
 //! - A **notification** is a word. `signal(h)` ORs the handle's badge into
 //!   it and never blocks; `wait(h)` returns the word and clears it, or
-//!   blocks until it is non-zero. When a task dies, the kernel signals, for
-//!   every endpoint handle the task held, the endpoint's death notification
-//!   (if its owner asked for one) with that handle's badge: a server learns
-//!   which client to clean up after.
+//!   blocks until it is non-zero.
+//! - **Death notices** ([`death`]): an endpoint's owner may ask for them.
+//!   When a task dies, every endpoint it held a handle to that gives them
+//!   queues one notice (that handle's badge and the exit status), and the
+//!   owner's `recv` returns them one at a time, before queued callers, with
+//!   x5 = [`DEATH_BADGE`], x1 = the badge, x2 = the status, owing nobody a
+//!   reply. A queue, not a word of bits: any number of clients may come
+//!   and go over time. Each notice is reserved when its handle is granted
+//!   (at most [`MAX_DEATH_NOTICES`] per endpoint), so none is ever lost.
+//! - A dead task's slot may be **recycled** for a new task once nothing
+//!   refers to it ([`Ipc::recycle`]): it owns no endpoint, and no server
+//!   still owes it a reply.
 //! - A notification may be **bound** to an endpoint (seL4's bound
 //!   notification): its owner's `recv` on that endpoint then also returns
 //!   when the word is non-zero, with x5 = [`NOTIFICATION_BADGE`] and x1 =
 //!   the word (cleared), owing nobody a reply. A pending word is delivered
-//!   before queued callers. So a server blocks in one place for calls and
-//!   for the kernel's death notices.
+//!   before death notices and queued callers. So a server blocks in one
+//!   place for calls, signals and the kernel's death notices.
 //! - **Long messages** (`folio_abi::ipc`): the long forms of `call`,
 //!   `recv` and `reply_recv` say how many words they send (at most 64,
 //!   else `InvalidArgument`) and how many they accept. Words 0..4 travel in
@@ -54,10 +62,11 @@
 //!   leaves exactly the state the general path would.
 //!
 //! The code follows the semantics: endpoints in `endpoint.rs`,
-//! notifications in `notification.rs`, the ready queues
+//! notifications in `notification.rs`, death notices in `death.rs`, the ready queues
 //! and priorities in [`schedule`]; this file holds the tasks, their
 //! handles, results and deaths.
 
+mod death;
 mod endpoint;
 pub mod fastpath;
 mod notification;
@@ -68,6 +77,7 @@ use schedule::Scheduler;
 
 pub use crate::syscall::SysError;
 use alloc::vec::Vec;
+pub use death::{DEATH_BADGE, MAX_DEATH_NOTICES};
 
 pub type TaskId = usize;
 pub type EndpointId = usize;
@@ -75,7 +85,7 @@ pub type EndpointId = usize;
 pub const MSG_WORDS: usize = 4;
 pub type Message = [u64; MSG_WORDS];
 /// The badge `recv` reports for a bound notification's word; never granted.
-pub const NOTIFICATION_BADGE: u64 = u64::MAX;
+pub const NOTIFICATION_BADGE: u64 = folio_abi::ipc::NOTIFICATION_BADGE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -193,8 +203,12 @@ pub const REGISTER_WORDS: u8 = folio_abi::ipc::REGISTER_WORDS as u8;
 struct Endpoint {
     owner: TaskId,
     queue: VecDeque<TaskId>,
-    /// Signalled with a client's badge when a task holding a handle dies.
-    on_client_death: Option<usize>,
+    /// Whether its owner asked for death notices ([`death`]).
+    death_notices: bool,
+    /// Notices not yet received: (badge, exit status).
+    deaths: VecDeque<(u64, u64)>,
+    /// Notices reserved: live handles of clients plus `deaths`.
+    reserved_notices: usize,
 }
 
 #[derive(Default)]
@@ -209,6 +223,8 @@ pub struct Ipc {
     pending_results: Vec<TaskId>,
     /// Tasks not dead.
     alive: usize,
+    /// Slots of dead tasks that [`Ipc::recycle`] freed for new tasks.
+    free_slots: Vec<TaskId>,
 }
 
 fn ok(msg: Message, badge: u64) -> [u64; 6] {
@@ -224,9 +240,9 @@ impl Ipc {
         Ipc::default()
     }
 
-    /// A new ready task.
+    /// A new ready task, in a recycled slot if there is one.
     pub fn add_task(&mut self, priority: u8) -> TaskId {
-        self.tasks.push(Task {
+        let fresh = Task {
             state: State::Ready,
             handles: Vec::new(),
             owes: None,
@@ -238,25 +254,45 @@ impl Ipc {
             sending: REGISTER_WORDS,
             sent: 0,
             copy: None,
-        });
+        };
+        self.alive += 1;
+        if let Some(slot) = self.free_slots.pop() {
+            // Still listed with no result if it was when it died: it stays
+            // listed once (`set_result` will not list it again).
+            let listed = self.tasks[slot].listed;
+            self.tasks[slot] = Task { listed, ..fresh };
+            self.schedule.reset_task(slot, priority);
+            return slot;
+        }
+        self.tasks.push(fresh);
         let id = self.schedule.add_task(priority);
         debug_assert_eq!(id, self.tasks.len() - 1);
-        self.alive += 1;
         // A task is listed at most once: the list never grows past this.
         self.pending_results.reserve(self.tasks.len() - self.pending_results.len());
         id
     }
 
     pub fn add_endpoint(&mut self, owner: TaskId) -> EndpointId {
-        self.endpoints.push(Endpoint { owner, queue: VecDeque::new(), on_client_death: None });
+        self.endpoints.push(Endpoint {
+            owner,
+            queue: VecDeque::new(),
+            death_notices: false,
+            deaths: VecDeque::new(),
+            reserved_notices: 0,
+        });
         self.endpoints.len() - 1
     }
 
     /// Gives `task` a handle to `object` carrying `badge`; returns its
-    /// number. [`NOTIFICATION_BADGE`] is reserved and becomes 0.
+    /// number. [`NOTIFICATION_BADGE`] and [`DEATH_BADGE`] are reserved and
+    /// become 0. A handle to an endpoint with death notices reserves one
+    /// past the bound too (the run's own set-up); tasks made at run time
+    /// get theirs through [`Ipc::try_grant`].
     pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
-        let badge = if badge == NOTIFICATION_BADGE { 0 } else { badge };
-        self.tasks[task].handles.push(Handle { object, badge });
+        let badge = if badge == NOTIFICATION_BADGE || badge == DEATH_BADGE { 0 } else { badge };
+        let handle = Handle { object, badge };
+        self.reserve_notice(task, &handle);
+        self.tasks[task].handles.push(handle);
         self.tasks[task].handles.len() as u64 - 1
     }
 
@@ -337,6 +373,11 @@ impl Ipc {
         }
     }
 
+    /// What `task`'s handle `handle` names, if it holds one.
+    pub fn object_of(&self, task: TaskId, handle: u64) -> Option<Object> {
+        self.handle(task, handle).map(|h| h.object)
+    }
+
     fn handle(&self, task: TaskId, handle: u64) -> Option<Handle> {
         usize::try_from(handle).ok().and_then(|h| self.tasks[task].handles.get(h).copied())
     }
@@ -388,6 +429,8 @@ impl Ipc {
         }
         self.tasks[task].state = State::Dead { status };
         self.tasks[task].has_result = false;
+        // A dead server owes nobody anything any more.
+        self.tasks[task].owes = None;
         self.schedule.remove(task);
         for n in self.notifications.iter_mut() {
             if n.waiter == Some(task) {
@@ -395,32 +438,46 @@ impl Ipc {
             }
         }
         // Servers that asked learn which client died (by its badge).
-        let deaths: Vec<(usize, u64)> = self.tasks[task]
-            .handles
-            .iter()
-            .filter_map(|h| match h.object {
-                Object::Endpoint(e) if self.endpoints[e].owner != task => {
-                    self.endpoints[e].on_client_death.map(|n| (n, h.badge))
-                }
-                _ => None,
-            })
-            .collect();
-        for (n, badge) in deaths {
-            self.raise(n, badge);
-        }
+        self.queue_deaths(task, status);
         for endpoint in self.endpoints.iter_mut() {
             endpoint.queue.retain(|&t| t != task);
         }
         let owned: Vec<EndpointId> = (0..self.endpoints.len()).filter(|&e| self.endpoints[e].owner == task).collect();
         let mut waiters = Vec::new();
         for e in owned {
-            waiters.extend(self.endpoints[e].queue.drain(..));
+            let endpoint = &mut self.endpoints[e];
+            waiters.extend(endpoint.queue.drain(..));
+            // Nobody will receive these.
+            endpoint.reserved_notices -= endpoint.deaths.len();
+            endpoint.deaths.clear();
         }
         waiters
             .extend((0..self.tasks.len()).filter(|&t| self.tasks[t].state == (State::AwaitingReply { server: task })));
         for t in waiters {
             self.wake(t, err(SysError::DeadPeer));
         }
+    }
+
+    /// Frees dead `task`'s slot for a new task ([`Ipc::add_task`]), once
+    /// nothing refers to it: `false` (nothing changed) while it is alive,
+    /// owns an endpoint, or a server owes it a reply. Its handles go (their
+    /// notices were queued when it died).
+    pub fn recycle(&mut self, task: TaskId) -> bool {
+        let referred = !matches!(self.tasks[task].state, State::Dead { .. })
+            || self.endpoints.iter().any(|e| e.owner == task)
+            || self.tasks.iter().any(|t| t.owes == Some(task))
+            || self.free_slots.contains(&task);
+        if referred {
+            return false;
+        }
+        self.tasks[task].handles = Vec::new();
+        self.free_slots.push(task);
+        true
+    }
+
+    /// Tasks ever made, dead or alive (slots, recycled ones counted once).
+    pub fn slots(&self) -> usize {
+        self.tasks.len()
     }
 
     pub fn all_dead(&self) -> bool {
@@ -672,27 +729,130 @@ mod tests {
     }
 
     #[test]
-    fn notifications_accumulate_and_death_is_signalled_with_the_badge() {
+    fn notifications_accumulate() {
         let mut ipc = Ipc::new();
-        let (server, a, b) = (ipc.add_task(1), ipc.add_task(1), ipc.add_task(1));
-        let ep = ipc.add_endpoint(server);
+        let (server, a) = (ipc.add_task(1), ipc.add_task(1));
         let n = ipc.add_notification();
-        ipc.notify_client_deaths(ep, n);
         let nh = ipc.grant(server, Object::Notification(n), 0);
-        ipc.grant(a, Object::Endpoint(ep), 0b01);
-        ipc.grant(b, Object::Endpoint(ep), 0b10);
         let signal = ipc.grant(a, Object::Notification(n), 0b100);
+        let other = ipc.grant(a, Object::Notification(n), 0b1);
         ipc.wait(server, nh).unwrap();
         assert_eq!(ipc.state(server), State::Waiting { notification: n });
         ipc.signal(a, signal).unwrap();
         assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b100));
-        ipc.exit(a, 0);
-        ipc.exit(b, 0);
+        ipc.signal(a, signal).unwrap();
+        ipc.signal(a, other).unwrap();
         ipc.wait(server, nh).unwrap();
-        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b11), "both clients' badges");
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0b101), "both badges");
         // Notification operations on an endpoint handle are refused.
+        let ep = ipc.add_endpoint(server);
         let eh = ipc.grant(server, Object::Endpoint(ep), 0);
         assert_eq!(ipc.wait(server, eh), Err(SysError::WrongKind));
+    }
+
+    /// Deaths are queued, one notice per `recv`, with the badge and the exit
+    /// status: any number of clients, whatever their badges (no bit each).
+    #[test]
+    fn deaths_reach_the_server_as_a_queue_one_per_receive() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        ipc.notify_client_deaths(ep);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let clients: Vec<TaskId> = (0..100).map(|_| ipc.add_task(1)).collect();
+        for (i, &c) in clients.iter().enumerate() {
+            ipc.grant(c, Object::Endpoint(ep), 1000 + i as u64);
+        }
+        assert_eq!(ipc.reserved_notices(ep), 100, "the server's own handle reserves none");
+        for (i, &c) in clients.iter().enumerate() {
+            ipc.exit(c, i as u64);
+        }
+        for i in 0..100u64 {
+            ipc.recv(server, sh).unwrap();
+            assert_eq!(ipc.take_result(server), Some([0, 1000 + i, i, 0, 0, DEATH_BADGE]));
+            assert_eq!(ipc.caller_owed(server), None, "a notice owes no reply");
+        }
+        assert_eq!(ipc.reserved_notices(ep), 0);
+        // A server waiting in recv is woken by the next death.
+        let late = ipc.add_task(1);
+        ipc.grant(late, Object::Endpoint(ep), 7);
+        ipc.recv(server, sh).unwrap();
+        assert!(matches!(ipc.state(server), State::Receiving { .. }));
+        ipc.exit(late, 139);
+        assert_eq!(ipc.take_result(server), Some([0, 7, 139, 0, 0, DEATH_BADGE]));
+        // Reserved badges are never granted.
+        let d = ipc.add_task(1);
+        ipc.grant(d, Object::Endpoint(ep), DEATH_BADGE);
+        ipc.exit(d, 0);
+        ipc.recv(server, sh).unwrap();
+        assert_eq!(ipc.take_result(server), Some([0, 0, 0, 0, 0, DEATH_BADGE]));
+    }
+
+    /// A server that never receives cannot make the kernel queue notices
+    /// without bound: the grant that would pass the bound fails, and the
+    /// grants succeed again once notices are received.
+    #[test]
+    fn death_notices_are_bounded_by_reserving_them_at_grant() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let ep = ipc.add_endpoint(server);
+        ipc.notify_client_deaths(ep);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let mut made = 0;
+        loop {
+            let c = ipc.add_task(1);
+            match ipc.try_grant(c, Object::Endpoint(ep), made) {
+                Ok(_) => {
+                    ipc.exit(c, 0);
+                    assert!(ipc.recycle(c), "nothing refers to a dead client");
+                    made += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e, SysError::OutOfMemory);
+                    ipc.exit(c, 0);
+                    break;
+                }
+            }
+        }
+        assert_eq!(made as usize, MAX_DEATH_NOTICES);
+        assert!(ipc.slots() < 4, "slots are recycled: {}", ipc.slots());
+        ipc.recv(server, sh).unwrap();
+        assert_eq!(ipc.take_result(server).map(|r| r[1]), Some(0), "the oldest notice first");
+        let c = ipc.add_task(1);
+        assert!(ipc.try_grant(c, Object::Endpoint(ep), 5).is_ok(), "a received notice frees its place");
+        // Notices to a dead owner go, with their reservations.
+        ipc.exit(server, 0);
+        assert_eq!(ipc.reserved_notices(ep), 1, "only the live client's handle");
+        ipc.exit(c, 0);
+        assert_eq!(ipc.reserved_notices(ep), 0);
+    }
+
+    /// A dead task's slot is recycled only when nothing refers to it: not
+    /// while a server owes it a reply, never an endpoint's owner; the new
+    /// task starts clean (no handles, its own priority, ready).
+    #[test]
+    fn a_dead_tasks_slot_is_recycled_only_when_nothing_refers_to_it() {
+        let mut ipc = Ipc::new();
+        let (server, client) = (ipc.add_task(3), ipc.add_task(1));
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let ch = ipc.grant(client, Object::Endpoint(ep), 1);
+        assert!(!ipc.recycle(client), "alive");
+        ipc.recv(server, sh).unwrap();
+        ipc.call(client, ch, [1, 0, 0, 0]).unwrap();
+        ipc.exit(client, 9);
+        assert!(!ipc.recycle(client), "the server owes it a reply");
+        ipc.exit(server, 0);
+        assert!(!ipc.recycle(server), "it owns an endpoint");
+        assert!(ipc.recycle(client), "its server is dead: nobody owes it anything now");
+        assert!(!ipc.recycle(client), "once");
+        let fresh = ipc.add_task(2);
+        assert_eq!(fresh, client, "the slot is reused");
+        assert_eq!(ipc.state(fresh), State::Ready);
+        assert_eq!(ipc.priority(fresh), 2);
+        assert_eq!(ipc.call(fresh, ch, [0; 4]), Err(SysError::InvalidHandle), "no handle of the dead task");
+        assert_eq!(ipc.next_to_run(), Some(fresh));
+        assert!(!ipc.all_dead());
     }
 
     #[test]
@@ -750,13 +910,12 @@ mod tests {
         let ep = ipc.add_endpoint(server);
         let n = ipc.add_notification();
         ipc.bind_notification(ep, n);
-        ipc.notify_client_deaths(ep, n);
         let sh = ipc.grant(server, Object::Endpoint(ep), 0);
-        let _ah = ipc.grant(a, Object::Endpoint(ep), 0b01);
+        let ah = ipc.grant(a, Object::Notification(n), 0b01);
         let bh = ipc.grant(b, Object::Endpoint(ep), NOTIFICATION_BADGE);
-        // Blocked in recv: a client's death wakes the server with its badge.
+        // Blocked in recv: a signal wakes the server with the word.
         ipc.recv(server, sh).unwrap();
-        ipc.exit(a, 0);
+        ipc.signal(a, ah).unwrap();
         assert_eq!(ipc.state(server), State::Ready);
         assert_eq!(ipc.take_result(server), Some([0, 0b01, 0, 0, 0, NOTIFICATION_BADGE]));
         assert_eq!(ipc.caller_owed(server), None);

@@ -1,6 +1,5 @@
-//! Notifications: `signal` and `wait`, binding to an endpoint, and the
-//! death notices servers ask for, as the module docs of [`super`] define
-//! them.
+//! Notifications: `signal` and `wait`, and binding to an endpoint, as the
+//! module docs of [`super`] define them.
 //!
 //! Owns: each notification's word and its one waiter, and which endpoint
 //! a notification is bound to.
@@ -12,12 +11,6 @@ impl Ipc {
     pub fn add_notification(&mut self) -> usize {
         self.notifications.push(Notification { word: 0, waiter: None, bound_to: None });
         self.notifications.len() - 1
-    }
-
-    /// The kernel will signal `notification` when a holder of a handle to
-    /// `endpoint` dies.
-    pub fn notify_client_deaths(&mut self, endpoint: EndpointId, notification: usize) {
-        self.endpoints[endpoint].on_client_death = Some(notification);
     }
 
     /// Binds `notification` to `endpoint`: the endpoint's owner receives

@@ -71,6 +71,15 @@ impl Scheduler {
         task
     }
 
+    /// Task slot `task`, of a task that died (not queued), starts over for a
+    /// new task with `priority`, ready.
+    pub fn reset_task(&mut self, task: TaskId, priority: u8) {
+        self.remove(task);
+        self.tasks[task] = Entry { priority, base: priority, queued: false, pinned: NONE, prev: NONE, next: NONE };
+        self.make_ready(task);
+        self.readied -= 1;
+    }
+
     pub fn priority(&self, task: TaskId) -> u8 {
         self.tasks[task].priority
     }

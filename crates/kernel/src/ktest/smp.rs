@@ -229,7 +229,7 @@ fn tasks_are_preempted_on_a_secondary_core(k: &mut BootInfo) -> TestResult {
     let run_pair = |k: &mut BootInfo| {
         task::run(
             &specs,
-            &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[], ..Default::default() },
+            &task::Objects { endpoint_owners: &[], notifications: 0, death_notices: &[], ..Default::default() },
             k.granule,
             k.machine.virtual_timer_intid,
         )
@@ -296,7 +296,7 @@ fn tasks_talk_across_cores(k: &mut BootInfo) -> TestResult {
             core: Some(other(3)),
         },
     ];
-    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() };
+    let objects = Objects { endpoint_owners: &[0], notifications: 0, death_notices: &[], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     let cores: Vec<String> = specs.iter().zip(&outcome.ran_on).map(|(s, m)| format!("{}:{m:#b}", s.name)).collect();
     // Per task, the cores it ran on (a bit per core); whether every core

@@ -12,6 +12,7 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_are_preempted_by_the_timer", tasks_are_preempted_by_the_timer),
     ("tasks_calling_a_dead_server_get_an_error", tasks_calling_a_dead_server_get_an_error),
     ("tasks_time_out_poll_and_hear_of_deaths", tasks_time_out_poll_and_hear_of_deaths),
+    ("tasks_come_and_go_while_the_service_lives_on", tasks_come_and_go_while_the_service_lives_on),
     ("the_kernel_cannot_touch_task_memory_with_pan", the_kernel_cannot_touch_task_memory_with_pan),
     ("memsvc_that_cannot_start_fails_its_callers", memsvc_that_cannot_start_fails_its_callers),
     ("task_output_is_printed_without_the_system_lock", task_output_is_printed_without_the_system_lock),
@@ -36,6 +37,38 @@ fn memsvc_survives_a_protocol_fuzzer(k: &mut BootInfo) -> TestResult {
     check(statuses == [("memsvc", Some(0)), ("memfuzz", Some(0))], || format!("{statuses:?}"))?;
     let end = crate::frames::free_frames();
     check(end == start, || format!("free frames {end} != {start}: something leaked"))
+}
+
+/// Client lifetimes in one run (the goal: 10,000), 16 alive at a
+/// time, with a 32 MiB pool.
+const LIFETIMES: u64 = 10_000;
+const LIFETIMES_AT_ONCE: u64 = 16;
+
+/// Tasks come and go: the launcher starts [`LIFETIMES`] memory clients in
+/// waves while the service lives on; some die holding folios, some by a
+/// fault. The launcher checks every death notice's status and that the
+/// pool is whole at the end; the kernel cleaned up every child while the
+/// run went on (reaped = spawned), and every frame is back.
+fn tasks_come_and_go_while_the_service_lives_on(k: &mut BootInfo) -> TestResult {
+    let start = crate::frames::free_frames();
+    let outcome = crate::memory_service::run_lifetimes(k, LIFETIMES, LIFETIMES_AT_ONCE, 32 << 20)?;
+    let end = crate::frames::free_frames();
+    let statuses = &outcome.statuses;
+    let passed = statuses == &[("memsvc", Some(0)), ("launcher", Some(0))]
+        && outcome.spawned == LIFETIMES
+        && outcome.reaped == LIFETIMES
+        && end == start;
+    result!(
+        "ktest.lifetimes",
+        passed,
+        statuses = super::statuses(statuses),
+        spawned = outcome.spawned,
+        reaped = outcome.reaped,
+        frames_leaked = start.saturating_sub(end)
+    );
+    check(passed, || {
+        format!("{statuses:?}, spawned {}, reaped {}, frames {end} of {start}", outcome.spawned, outcome.reaped)
+    })
 }
 
 /// `longserver` as the owner of endpoint 0: it answers calls of any
@@ -205,7 +238,7 @@ fn tasks_run_talk_and_fail_alone(k: &mut BootInfo) -> TestResult {
     ];
     let statuses = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notifications: &[], ..Default::default() },
+        &task::Objects { endpoint_owners: &[0], notifications: 0, death_notices: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     )
@@ -247,7 +280,7 @@ fn tasks_are_preempted_by_the_timer(k: &mut BootInfo) -> TestResult {
     ];
     let outcome = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[], notifications: 0, death_notifications: &[], ..Default::default() },
+        &task::Objects { endpoint_owners: &[], notifications: 0, death_notices: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     );
@@ -303,7 +336,7 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut BootInfo) -> TestResult {
     ];
     let outcome = task::run(
         &specs,
-        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notifications: &[], ..Default::default() },
+        &task::Objects { endpoint_owners: &[0, 2], notifications: 0, death_notices: &[], ..Default::default() },
         k.granule,
         k.machine.virtual_timer_intid,
     );
@@ -321,7 +354,7 @@ fn tasks_calling_a_dead_server_get_an_error(k: &mut BootInfo) -> TestResult {
 
 /// A server that polls (WouldBlock), waits 50 ms for a call that never
 /// comes (TimedOut, idling in WFI meanwhile), then learns from the kernel's
-/// death notification that its client (badge 0b1000) died.
+/// death notice that its client (badge 0b1000) died with status 7.
 fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
     use crate::programs;
     use crate::task::{self, Objects, Spec};
@@ -334,7 +367,7 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
             name: "watcher",
             image: programs::WATCHER,
             priority: 2,
-            handles: &[(Object::Endpoint(0), 0), (Object::Notification(0), 0)],
+            handles: &[(Object::Endpoint(0), 0)],
             core: None,
         },
         Spec {
@@ -345,10 +378,11 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
             core: None,
         },
     ];
-    let objects =
-        Objects { endpoint_owners: &[0], notifications: 1, death_notifications: &[(0, 0)], ..Default::default() };
+    let objects = Objects { endpoint_owners: &[0], death_notices: &[0], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
-    check(outcome.statuses == [("watcher", Some(0b1000)), ("client", Some(7))], || format!("{:?}", outcome.statuses))
+    check(outcome.statuses == [("watcher", Some(0b1000 | 7 << 16)), ("client", Some(7))], || {
+        format!("{:?}", outcome.statuses)
+    })
 }
 
 /// With PAN (where the CPU has it), a kernel read of a task's page through
@@ -401,7 +435,7 @@ fn run_with_a_dead_service(k: &BootInfo) -> Vec<(&'static str, Option<u64>)> {
         core: None,
     };
     let specs = [crate::memory_service::SERVICE, client];
-    let objects = crate::memory_service::service_objects(1, None, &[(0, [0, 1]), (1, [1, 1])]);
+    let objects = crate::memory_service::service_objects(0, None, &[(0, [0, 1]), (1, [1, 1])]);
     let outcome = crate::task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     outcome.statuses
 }

@@ -54,6 +54,7 @@ pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 
         syscall::LABEL => label(system, task, x),
         syscall::YIELD => Ok(Next::Yield),
         syscall::SET_PRIORITY => system.ipc.set_priority(task, x[0]).map(|()| Next::Yield),
+        syscall::SPAWN => super::lifetime::spawn(system, task, x),
         syscall::CALL => system.ipc.call(task, x[0], msg).map(|()| Next::Ipc),
         syscall::RECV => system.ipc.recv(task, x[0]).map(|()| Next::Ipc),
         syscall::REPLY => system.ipc.reply(task, [x[0], x[1], x[2], x[3]]).map(|()| Next::Ipc),

@@ -56,9 +56,10 @@ fn main() -> u64 {
             4 => [op::OPTIMIZE + next() % 2, some_handle, 0, 0],
             5 => [[op::INFO, op::STATS, op::POOL, op::SIZES][(next() % 4) as usize], next() % 4, 0, 0],
             6 => [op::QUOTA, QUERY, 0, 0],
-            // Garbage: any operation but QUOTA, hostile words.
+            // Garbage: any operation but QUOTA (SHUTDOWN too: only the
+            // operator may), hostile words.
             _ => {
-                let mut o = if next().is_multiple_of(2) { next() % 12 } else { next() };
+                let mut o = if next().is_multiple_of(2) { next() % 13 } else { next() };
                 if o == op::QUOTA {
                     o = op::INFO;
                 }
@@ -72,7 +73,7 @@ fn main() -> u64 {
         }
         match reply[0] {
             0 => ok += 1,
-            error::UNKNOWN_OPERATION..=error::MAPPING_FAILED => refused += 1,
+            error::UNKNOWN_OPERATION..=error::NOT_PERMITTED => refused += 1,
             _ => strange += 1,
         }
         if reply[0] != 0 {

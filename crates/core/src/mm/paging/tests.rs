@@ -549,3 +549,26 @@ fn a_tree_destroyed_with_shared_tables_linked_frees_them() {
         assert_eq!(sim.live_tables(), 0, "{granule}");
     }
 }
+
+/// A dead task's tree is emptied in place: every table but the root goes
+/// (shared ones too), the root maps nothing, and destroying it later frees
+/// just the root.
+#[test]
+fn an_emptied_tree_keeps_only_its_root() {
+    for granule in Granule::ALL {
+        let mut t = table(granule, Half::Lower);
+        let (page, span) = (granule.size(), granule.level_size(2));
+        t.map(0x40_0000, 0x8000_0000, 16 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+        t.map(0x7f_0000_0000 - 4 * page, 0x9000_0000, 4 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE))
+            .unwrap();
+        t.link_shared(16 * span, 0x7000_0000, Attributes::USER_RO).unwrap();
+        assert!(t.stats().tables_in_use > 2, "{granule}");
+        t.empty();
+        assert_eq!(t.stats().tables_in_use, 1, "{granule}");
+        assert_eq!(t.shared_tables(), 0, "{granule}");
+        assert_eq!(t.translate(0x40_0000), None, "{granule}");
+        assert_eq!(t.translate(16 * span), None, "{granule}");
+        let sim = t.destroy();
+        assert_eq!(sim.live_tables(), 0, "{granule}");
+    }
+}

@@ -126,6 +126,28 @@ impl<H: PageTableHw> PageTable<H> {
         &mut self.hw
     }
 
+    /// Frees every table frame but the root, whose entries become invalid:
+    /// what a dead task's tree gives back while the root stays with its
+    /// slot until [`PageTable::destroy`]. As for `destroy`, the tree must no
+    /// longer be in use by any walker (its TTBR switched away everywhere
+    /// and its ASID invalidated), so no break-before-make is needed.
+    pub fn empty(&mut self) {
+        let level = self.granule.start_level();
+        for index in 0..self.granule.entries(level) {
+            let entry = self.hw.read_entry(self.root, index);
+            if let Entry::Table { next } = descriptor::decode(self.granule, level, entry) {
+                self.free_subtree(next, level + 1);
+            }
+            if entry != 0 {
+                self.hw.write_entry(self.root, index, 0);
+            }
+        }
+        for s in core::mem::take(&mut self.shared) {
+            self.hw.free_table(s.table);
+            self.stats.tables_in_use -= 1;
+        }
+    }
+
     /// Frees every table frame; the tree must no longer be in use by any
     /// walker (its TTBR switched away and the ASID or TLB invalidated).
     pub fn destroy(mut self) -> H {
