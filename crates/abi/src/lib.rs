@@ -47,20 +47,30 @@ pub mod nr {
 }
 
 /// SPAWN: x0 = the program (its index in the set the kernel packaged for
-/// the launcher), x1 = its priority (at most the launcher's), x2 and x3 =
-/// handles of the launcher's to pass (the child's handles 0 and 1;
-/// [`NO_HANDLE`](spawn::NO_HANDLE) for none), x4 = the child's x0 at start.
+/// the launcher), x1 = its priority (at most the launcher's), x2 = the
+/// child's handles, packed 16 bits each from bit 0 (at most
+/// [`MAX_HANDLES`](spawn::MAX_HANDLES)): a handle number of the
+/// launcher's to pass, [`OWN_ENDPOINT`](spawn::OWN_ENDPOINT) for a fresh
+/// endpoint of the child's own (to wait on with a timeout; it goes with the
+/// child), [`NO_HANDLE`](spawn::NO_HANDLE) to end the list. x3 and x4 =
+/// the child's x0 and x1 at start.
 /// Every handle passed carries the child's badge, fresh from the kernel
-/// (never one handed out before in the run); SPAWN returns it in x1.
-/// The launcher learns of the child's death as any server does: pass it a
-/// handle to an endpoint of the launcher's own that gives death notices.
-/// Errors: `NOT_PERMITTED` (not the launcher), `INVALID_ARGUMENT` (no such
-/// program, too high a priority), `INVALID_HANDLE`, `OUT_OF_MEMORY` (the
-/// kernel's frames, [`MAX_LIVE`](spawn::MAX_LIVE) children alive, or an
-/// endpoint's death notices all reserved).
+/// (they count up from [`FIRST_BADGE`](spawn::FIRST_BADGE), so none is
+/// handed out twice in a run); SPAWN returns it in x1 (x2 = the child's
+/// task number). The launcher learns of the child's death as any server
+/// does: pass it a handle to an endpoint of the launcher's own that gives
+/// death notices. Errors: `NOT_PERMITTED` (not the launcher),
+/// `INVALID_ARGUMENT` (no such program, too high a priority),
+/// `INVALID_HANDLE`, `OUT_OF_MEMORY` (the kernel's frames,
+/// [`MAX_LIVE`](spawn::MAX_LIVE) children alive, or an endpoint's death
+/// notices all reserved).
 pub mod spawn {
-    /// No handle in this place.
-    pub const NO_HANDLE: u64 = u64::MAX;
+    /// Ends SPAWN's handle list.
+    pub const NO_HANDLE: u64 = 0xffff;
+    /// In SPAWN's handle list: a fresh endpoint of the child's own.
+    pub const OWN_ENDPOINT: u64 = 0xfffe;
+    /// Handles one SPAWN gives at most.
+    pub const MAX_HANDLES: usize = 4;
     /// Children of the launcher alive (or dead but not yet cleaned up) at
     /// once.
     pub const MAX_LIVE: usize = 64;
@@ -112,6 +122,12 @@ pub mod map {
     /// Distinct shared tables one task may hold (`OUT_OF_MEMORY` past it):
     /// one per shared page it links.
     pub const MAX_SHARED_TABLES: usize = 64;
+    /// Grants (MAP_CALLER ranges) others may hold in one task at once:
+    /// each is a kernel record and page-table entries, so a hostile granter
+    /// gets `OUT_OF_MEMORY` past this instead of exhausting the kernel's
+    /// heap. The memory service holds each client to as many folios, so
+    /// the kernel never refuses it a client's mapping.
+    pub const MAX_GRANTS: usize = 1024;
 }
 
 /// Where a task's own memory lies in its address space: its image (linked

@@ -15,6 +15,7 @@
 //! | `hugepages=` | `SIZE:COUNT[,SIZE:COUNT]`: huge-page pools reserved at boot for the memory service, which adopts them born optimized | none |
 //! | `memsvc=` | `off`, or `SIZE`: the memory service's pool (after the kernel tests) | all free RAM but an eighth (at least 64 MiB) kept by the kernel |
 //! | `memsvc_quota=` | `SIZE`: what each client of the memory service may hold | half the pool |
+//! | `lifetimes=` | `N` (1..=1,000,000): client lifetimes the kernel test of tasks that come and go runs | 10,000 |
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -93,7 +94,13 @@ pub struct BootArgs<'a> {
     pub memsvc: Memsvc,
     /// Bytes each client of the memory service may hold.
     pub memsvc_quota: Option<u64>,
+    /// Client lifetimes in the kernel test of tasks that come and go.
+    pub lifetimes: u64,
 }
+
+/// `lifetimes=`'s default and its largest value.
+pub const DEFAULT_LIFETIMES: u64 = 10_000;
+pub const MAX_LIFETIMES: u64 = 1_000_000;
 
 /// Whether the memory service runs, and with how large a pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +124,7 @@ impl Default for BootArgs<'_> {
             hugepages: Vec::new(),
             memsvc: Memsvc::Default,
             memsvc_quota: None,
+            lifetimes: DEFAULT_LIFETIMES,
         }
     }
 }
@@ -207,14 +215,19 @@ pub fn parse(cmdline: &str) -> (BootArgs<'_>, Vec<BootArgWarning<'_>>) {
                 Some(size) => args.memsvc_quota = Some(size),
                 None => bad("a size such as 64M or 2G"),
             },
+            ("lifetimes", Some(v)) => match v.parse::<u64>() {
+                Ok(n) if (1..=MAX_LIFETIMES).contains(&n) => args.lifetimes = n,
+                _ => bad("a count from 1 to 1000000"),
+            },
             ("crash", Some(v)) => match v {
                 "fault" => args.crash = Some(CrashKind::Fault),
                 "panic" => args.crash = Some(CrashKind::Panic),
                 _ => bad("fault or panic"),
             },
-            ("loglevel" | "granule" | "exit" | "crash" | "hugepages" | "memsvc" | "memsvc_quota", None) => {
-                bad("a value after `=`")
-            }
+            (
+                "loglevel" | "granule" | "exit" | "crash" | "hugepages" | "memsvc" | "memsvc_quota" | "lifetimes",
+                None,
+            ) => bad("a value after `=`"),
             _ => warnings.push(BootArgWarning::Unknown { arg }),
         }
     }
@@ -281,6 +294,19 @@ mod tests {
         let (args, warnings) = parse("memsvc=lots memsvc_quota=0 memsvc");
         assert_eq!((args.memsvc, args.memsvc_quota), (Memsvc::Default, None));
         assert_eq!(warnings.len(), 3);
+    }
+
+    #[test]
+    fn lifetimes_are_a_bounded_count() {
+        assert_eq!(parse("lifetimes=500").0.lifetimes, 500);
+        assert_eq!(parse("").0.lifetimes, DEFAULT_LIFETIMES);
+        for bad in
+            ["lifetimes=0", "lifetimes=1000001", "lifetimes=-1", "lifetimes=1e4", "lifetimes=99999999999999999999"]
+        {
+            let (args, warnings) = parse(bad);
+            assert_eq!(args.lifetimes, DEFAULT_LIFETIMES, "{bad}");
+            assert_eq!(warnings.len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
 //! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |
 //! | 21 | set_priority | x0 = the caller's new priority, at most the one it was started with | status (`InvalidArgument` above it); the caller yields |
-//! | 22 | spawn | x0 = program, x1 = priority, x2, x3 = handles to pass, x4 = the child's x0 (`folio_abi::spawn`) | status, x1 = the child's badge |
+//! | 22 | spawn | x0 = program, x1 = priority, x2 = handles to pass (packed), x3, x4 = the child's x0, x1 (`folio_abi::spawn`) | status, x1 = the child's badge, x2 = its task number |
 //!
 //! Calls 11..18 and 20 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or
@@ -57,10 +57,9 @@ use folio_abi::status;
 /// The longest write.
 pub const MAX_WRITE: u64 = 4096;
 
-/// Grants (map_caller ranges) another task may hold in one task: each is a
-/// kernel record and page-table entries, so a hostile granter gets
-/// `OutOfMemory` past this instead of exhausting the kernel's heap.
-pub const MAX_GRANTS: usize = 1024;
+/// Grants (map_caller ranges) others may hold in one task
+/// (`folio_abi::map::MAX_GRANTS`).
+pub const MAX_GRANTS: usize = map::MAX_GRANTS;
 
 /// Every system call's error: one type over the ABI's status codes
 /// (`folio_abi::status`), returned in x0 (x1..x5 zero).

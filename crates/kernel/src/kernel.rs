@@ -185,7 +185,10 @@ extern "C" fn kernel_start(dtb_physical: u64, entry_el: u64, load_physical: u64)
     result!("pmu", true, present = if crate::arch::aarch64::pmu::present() { "yes" } else { "no" });
     let mut kernel = BootInfo { machine, memory_map, image, granule };
     let status = match args.ktest {
-        Some(filter) => crate::ktest::run(&mut kernel, filter),
+        Some(filter) => {
+            crate::ktest::LIFETIMES.store(args.lifetimes, core::sync::atomic::Ordering::Relaxed);
+            crate::ktest::run(&mut kernel, filter)
+        }
         None => 0,
     };
     // The memory service and its test clients, unless a kernel test failed.

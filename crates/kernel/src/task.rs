@@ -148,6 +148,9 @@ struct System {
     boot_tasks: usize,
     /// The task that may start others, if the run has one.
     launcher: Option<lifetime::Launcher>,
+    /// A boot-core agent edits every task's tables while the run goes on:
+    /// dead tasks' memory then stays until the run ends.
+    agent_edits_tables: bool,
 }
 
 impl System {
@@ -624,6 +627,7 @@ pub fn run_with(
         dying: Vec::new(),
         boot_tasks: specs.len(),
         launcher: objects.launcher.map(|(task, programs)| lifetime::Launcher::new(task, programs)),
+        agent_edits_tables: agent.is_some(),
     };
     set_user_trap_handler(Some(user_trap));
     let mut system = system;

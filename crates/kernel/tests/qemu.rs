@@ -161,7 +161,11 @@ impl Boot {
             .expect("ktest.timer", &[("ran", "yes"), ("ended", "hello,spinner")])
             .expect("ktest.tasks_are_preempted_by_the_timer", &[])
             .expect("ktest.tasks_calling_a_dead_server_get_an_error", &[])
-            .expect("watcher", &[("poll", "6"), ("timed", "5"), ("death", "0x8"), ("status", "0")])
+            // Its client's death notice: the badge and the exit status.
+            .expect(
+                "watcher",
+                &[("poll", "6"), ("timed", "5"), ("client", "0x8"), ("client_status", "7"), ("status", "0")],
+            )
     }
 
     /// The in-kernel tests ran, at least one, and none failed.
@@ -226,9 +230,42 @@ fn result_lines_round_trip() {
     assert_eq!(parse_line("result boot maybe"), None);
 }
 
+/// Tasks that come and go (issue: 10,000 client lifetimes in one boot), on
+/// two cores: the launcher starts them 16 at a time while the memory
+/// service lives on; some die holding folios, twenty by a fault, two
+/// allocate page-sized folios until refused. Every death notice arrives
+/// with the right status, the pool is whole, every child was cleaned up
+/// during the run and every kernel frame is back.
+#[test]
+fn ten_thousand_client_lifetimes_on_two_cores() {
+    let run = boot(
+        &["-M", "virt", "-cpu", "cortex-a72", "-m", "1G", "-smp", "2"],
+        "exit=semihosting ktest=come_and_go memsvc=off",
+    );
+    run.assert_status(EXIT_OK).assert_ktests_pass().expect(
+        "lifetimes",
+        &[
+            ("lifetimes", "10000"),
+            ("faulted", "20"),
+            ("wrong_status", "0"),
+            ("pool_whole", "yes"),
+            ("service_ended", "yes"),
+        ],
+    );
+    run.expect("ktest.lifetimes", &[("spawned", "10000"), ("reaped", "10000"), ("frames_leaked", "0")]);
+    // A client that takes the smallest folios until refused gets a typed
+    // error (QUOTA_EXCEEDED, 4), never a failed mapping.
+    for client in ["1234", "6234"] {
+        let line = run.line("memlife.exhaust", &[("client", client), ("refused_with", "4")]);
+        assert!(line.num("folios") > 0, "{line:?}");
+    }
+    let summary = run.line("memsvc", &[("clients_gone", "10000")]);
+    assert_eq!(summary.num("pool_free"), summary.num("pool_total"), "{summary:?}");
+}
+
 #[test]
 fn virt_at_el1_boots_and_passes_the_kernel_tests() {
-    boot(VIRT_A72, "exit=semihosting ktest")
+    boot(VIRT_A72, "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("boot", &[("board", "qemu-virt"), ("entry_el", "1"), ("el", "1")])
         .expect("psci", &[("conduit", "hvc")])
@@ -421,7 +458,7 @@ fn virt_with_2g_maps_a_1g_block_with_4k() {
 
 #[test]
 fn virt_entered_at_el2_drops_to_el1() {
-    boot(&["-M", "virt,virtualization=on", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
+    boot(&["-M", "virt,virtualization=on", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("boot", &[("entry_el", "2"), ("el", "1")])
         .expect("psci", &[("conduit", "smc")])
@@ -432,7 +469,7 @@ fn virt_entered_at_el2_drops_to_el1() {
 
 #[test]
 fn virt_with_gicv3() {
-    boot(&["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest")
+    boot(&["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "1G"], "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("gic", &[("version", "3"), ("distributor", "0x8000000"), ("redistributors", "0x80a0000")])
         .assert_tasks_ran()
@@ -460,7 +497,7 @@ fn virt_with_two_numa_nodes_sees_two_banks() {
         "-numa",
         "node,memdev=m1,cpus=1",
     ];
-    boot(&args, "exit=semihosting ktest")
+    boot(&args, "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("memory", &[("banks", "2"), ("ram", "1610612736")])
         .expect("bank", &[("start", "0x40000000"), ("end", "0x60000000"), ("source", "/memory@40000000")])
@@ -473,7 +510,7 @@ fn virt_with_two_numa_nodes_sees_two_banks() {
 
 #[test]
 fn virt_with_3g_and_cpu_max() {
-    boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting ktest granule=16k")
+    boot(&["-M", "virt", "-cpu", "max", "-m", "3G"], "exit=semihosting ktest granule=16k lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("bank", &[("start", "0x40000000"), ("end", "0x100000000")])
         .expect("frames", &[("granule", "16K")])
@@ -492,7 +529,7 @@ fn virt_with_3g_and_cpu_max() {
 
 #[test]
 fn virt_with_64k_frames() {
-    boot(VIRT_A72, "exit=semihosting ktest granule=64k")
+    boot(VIRT_A72, "exit=semihosting ktest granule=64k lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("frames", &[("granule", "64K")])
         .expect("mmu", &[("granule", "64K")])
@@ -561,7 +598,7 @@ fn the_savings_row_of_a_16g_folio_on_64k_in_a_64g_guest() {
 
 #[test]
 fn bad_boot_arguments_are_reported_and_ignored() {
-    boot(VIRT_A72, "exit=semihosting granule=16k bogus=1 granule=9k loglevel=loud ktest")
+    boot(VIRT_A72, "exit=semihosting granule=16k bogus=1 granule=9k loglevel=loud ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect_fail("bootarg", &[("arg", "bogus=1"), ("why", "unknown")])
         .expect_fail("bootarg", &[("key", "granule"), ("value", "9k"), ("expected", "4k, 16k or 64k")])
@@ -722,7 +759,7 @@ fn a_16550_console_named_by_stdout_path_on_the_ast2700() {
     let dtb = temp_dtb("ast2700", &ast2700_dtb());
     let dtb_text = dtb.display().to_string();
     let machine = ["-M", "ast2700-evb", "-m", "1G", "-dtb", &dtb_text];
-    let ktest = boot(&machine, "exit=semihosting ktest");
+    let ktest = boot(&machine, "exit=semihosting ktest lifetimes=100");
     let granule_16k = boot(&machine, "exit=semihosting granule=16k");
     let _ = std::fs::remove_file(&dtb);
     for run in [&ktest, &granule_16k] {
@@ -791,7 +828,7 @@ fn gicv3_redistributors_in_two_regions_serve_every_core() {
         let _ = std::fs::remove_file(&dtb);
         run
     };
-    let split = boot_with("split", &[(1, 3), (0, 1)], "exit=semihosting ktest=tasks");
+    let split = boot_with("split", &[(1, 3), (0, 1)], "exit=semihosting ktest=tasks lifetimes=100");
     split
         .assert_status(EXIT_OK)
         .expect("gic", &[("version", "3"), ("redistributor_regions", "2"), ("redistributors", "0x80c0000")])
@@ -812,7 +849,7 @@ fn gicv3_redistributors_in_two_regions_serve_every_core() {
 
 #[test]
 fn rpi4_with_the_real_dtb() {
-    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest")
+    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("boot", &[("board", "rpi4"), ("model", "Raspberry Pi 4 Model B"), ("entry_el", "2"), ("el", "1")])
         .expect("memory", &[("banks", "1"), ("ram", "1006632960")])
@@ -845,7 +882,7 @@ fn rpi4_with_the_real_dtb() {
 
 #[test]
 fn rpi4_with_64k_frames() {
-    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest granule=64k")
+    boot(&["-M", "raspi4b", "-dtb", RPI4_DTB], "exit=semihosting ktest granule=64k lifetimes=100")
         .assert_status(EXIT_OK)
         .expect("frames", &[("granule", "64K")])
         .expect("mmu", &[("granule", "64K")])
@@ -856,7 +893,7 @@ fn rpi4_with_64k_frames() {
 
 #[test]
 fn rpi4_without_a_dtb_falls_back_to_defaults() {
-    boot(&["-M", "raspi4b"], "exit=semihosting ktest")
+    boot(&["-M", "raspi4b"], "exit=semihosting ktest lifetimes=100")
         .assert_status(EXIT_OK)
         .expect_fail("dtb", &[("address", "0x100"), ("why", "bad magic*")])
         .expect("machine.defaults", &[("board", "rpi4"), ("atags", "true")])
@@ -878,7 +915,10 @@ fn entered_at_el3_says_so_and_stops() {
 #[test]
 fn four_cores_come_up_with_psci_on_virt() {
     for machine in ["virt", "virt,gic-version=3,virtualization=on"] {
-        let run = boot(&["-M", machine, "-cpu", "cortex-a72", "-m", "1G", "-smp", "4"], "exit=semihosting ktest=tasks");
+        let run = boot(
+            &["-M", machine, "-cpu", "cortex-a72", "-m", "1G", "-smp", "4"],
+            "exit=semihosting ktest=tasks lifetimes=100",
+        );
         run.assert_status(EXIT_OK);
         for core in 1..4 {
             let mpidr = format!("0x8000000{core}");
@@ -916,13 +956,16 @@ fn four_cores_come_up_with_psci_on_virt() {
 /// counter instead. The PMU is on with every other `-cpu` here.
 #[test]
 fn a_vcpu_without_a_pmu_boots_and_tasks_use_the_virtual_counter() {
-    boot(&["-M", "virt", "-cpu", "cortex-a72,pmu=off", "-m", "1G", "-smp", "2"], "exit=semihosting ktest=tasks")
-        .assert_status(EXIT_OK)
-        .expect("pmu", &[("present", "no")])
-        .expect("hello", &[("cycles_from", "virtual")])
-        .assert_tasks_ran()
-        .assert_ktests_pass()
-        .assert_memory_service();
+    boot(
+        &["-M", "virt", "-cpu", "cortex-a72,pmu=off", "-m", "1G", "-smp", "2"],
+        "exit=semihosting ktest=tasks lifetimes=100",
+    )
+    .assert_status(EXIT_OK)
+    .expect("pmu", &[("present", "no")])
+    .expect("hello", &[("cycles_from", "virtual")])
+    .assert_tasks_ran()
+    .assert_ktests_pass()
+    .assert_memory_service();
     boot(VIRT_A72, "exit=semihosting ktest=tasks_run")
         .assert_status(EXIT_OK)
         .expect("pmu", &[("present", "yes")])
@@ -952,7 +995,7 @@ fn four_cores_with_16k_and_64k_granules() {
     for (machine, cpu, granule) in [("virt,gic-version=3", "max", "16K"), ("virt", "cortex-a72", "64K")] {
         let run = boot(
             &["-M", machine, "-cpu", cpu, "-m", "1G", "-smp", "4"],
-            &format!("exit=semihosting ktest=tasks granule={granule} memsvc=off"),
+            &format!("exit=semihosting ktest=tasks granule={granule} memsvc=off lifetimes=100"),
         );
         // Every core turns PAN on for itself where the CPU has it (max).
         let pan = if cpu == "max" { "on" } else { "absent" };

@@ -43,8 +43,11 @@ pub type Message = [u64; 4];
 
 /// Folios one client may hold at once. With folios as small as a page the
 /// quota in bytes alone would let one client fill the service's heap with
-/// bookkeeping; past this it gets `QUOTA_EXCEEDED`.
-pub const MAX_FOLIOS_PER_CLIENT: usize = 4096;
+/// bookkeeping; past this it gets `QUOTA_EXCEEDED`. As many as the kernel
+/// lets the service map into one client (each held folio is in one of the
+/// client's grants, and a grant holds at least one), so the kernel never
+/// refuses a mapping the service allowed.
+pub const MAX_FOLIOS_PER_CLIENT: usize = folio_abi::map::MAX_GRANTS;
 /// Folios all clients together may hold: the service's bookkeeping for
 /// them (about 64 bytes each) stays a fraction of its heap. Past this a
 /// client gets `OUT_OF_MEMORY`.

@@ -612,7 +612,7 @@ fn folios_of_any_order_on_every_granule() {
 /// are served throughout; deaths give everything back.
 #[test]
 fn the_folios_a_client_holds_are_bounded() {
-    let mut t = setup(Granule::K4, 128 << 20, u64::MAX);
+    let mut t = setup(Granule::K4, 256 << 20, u64::MAX);
     let fill = |t: &mut Setup, client: u64| {
         t.kernel.caller = client;
         let mut held = 0;
@@ -631,15 +631,22 @@ fn the_folios_a_client_holds_are_bounded() {
     assert_eq!(t.ask(2, [op::DEMOTE, big[1], 12, 0])[0], error::QUOTA_EXCEEDED);
     let d = ok(t.ask(2, [op::DEMOTE, big[1], 16, 0]));
     assert_eq!(d[2], 512);
-    for client in 3..=8 {
-        assert_eq!(fill(&mut t, client).1, error::QUOTA_EXCEEDED);
-    }
-    // Seven clients at their bound and client 2's 512 pieces: the ninth
-    // client reaches the bound on all folios held.
-    let (held, status) = fill(&mut t, 9);
-    assert_eq!((held, status), (MAX_HELD_FOLIOS - 7 * MAX_FOLIOS_PER_CLIENT - 512, error::OUT_OF_MEMORY));
+    // More clients at their bound until, with client 2's 512 pieces, all
+    // the folios held reach their bound.
+    let mut client = 3;
+    let last = loop {
+        let (held, status) = fill(&mut t, client);
+        if status != error::QUOTA_EXCEEDED {
+            break (held, status);
+        }
+        assert_eq!(held, MAX_FOLIOS_PER_CLIENT);
+        client += 1;
+    };
+    let full_clients = (client - 2) as usize;
+    assert_eq!(last.1, error::OUT_OF_MEMORY, "the bound on all folios held");
+    assert_eq!(full_clients * MAX_FOLIOS_PER_CLIENT + 512 + last.0, MAX_HELD_FOLIOS);
     t.check();
-    for client in 1..=9 {
+    for client in 1..=client {
         t.kernel.client_died(client);
         t.service.client_died(client);
     }

@@ -180,12 +180,17 @@ pub fn set_priority(priority: u64) -> u64 {
     syscall(nr::SET_PRIORITY, [priority, 0, 0, 0, 0, 0])[0]
 }
 
-/// Starts packaged program `program` as a new task with `priority`,
-/// passing it `handles` of this task's (its handles 0 and 1;
-/// `abi::spawn::NO_HANDLE` for none) and `argument` in its x0 (only the
-/// launcher may). Returns the child's badge, or the status.
-pub fn spawn(program: u64, priority: u64, handles: [u64; 2], argument: u64) -> Result<u64, u64> {
-    let r = syscall(nr::SPAWN, [program, priority, handles[0], handles[1], argument, 0]);
+/// Starts packaged program `program` as a new task with `priority` (only
+/// the launcher may; `abi::spawn`). `handles` become the child's handles
+/// 0, 1, ... (at most `abi::spawn::MAX_HANDLES`): handle numbers of this
+/// task's to pass, or `abi::spawn::OWN_ENDPOINT`. `arguments` are the
+/// child's x0 and x1 at start. Returns the child's badge, or the status.
+pub fn spawn(program: u64, priority: u64, handles: &[u64], arguments: [u64; 2]) -> Result<u64, u64> {
+    let mut packed = 0;
+    for i in (0..abi::spawn::MAX_HANDLES).rev() {
+        packed = packed << 16 | handles.get(i).map_or(abi::spawn::NO_HANDLE, |&h| h & 0xffff);
+    }
+    let r = syscall(nr::SPAWN, [program, priority, packed, arguments[0], arguments[1], 0]);
     if r[0] == 0 { Ok(r[1]) } else { Err(r[0]) }
 }
 

@@ -209,7 +209,13 @@ struct Endpoint {
     deaths: VecDeque<(u64, u64)>,
     /// Notices reserved: live handles of clients plus `deaths`.
     reserved_notices: usize,
+    /// Only its owner ever holds a handle to it: it is freed with the
+    /// owner's slot ([`Ipc::add_private_endpoint`]).
+    private: bool,
 }
+
+/// The owner of a freed private endpoint (no task).
+const NO_OWNER: TaskId = usize::MAX;
 
 #[derive(Default)]
 pub struct Ipc {
@@ -225,6 +231,8 @@ pub struct Ipc {
     alive: usize,
     /// Slots of dead tasks that [`Ipc::recycle`] freed for new tasks.
     free_slots: Vec<TaskId>,
+    /// Private endpoints freed with their owners' slots, for new ones.
+    free_endpoints: Vec<EndpointId>,
 }
 
 fn ok(msg: Message, badge: u64) -> [u64; 6] {
@@ -279,8 +287,26 @@ impl Ipc {
             death_notices: false,
             deaths: VecDeque::new(),
             reserved_notices: 0,
+            private: false,
         });
         self.endpoints.len() - 1
+    }
+
+    /// An endpoint of `owner`'s own that only it will ever hold a handle
+    /// to (a task made at run time gets one to wait on with a timeout):
+    /// freed for reuse when `owner`'s slot is recycled.
+    pub fn add_private_endpoint(&mut self, owner: TaskId) -> EndpointId {
+        match self.free_endpoints.pop() {
+            Some(e) => {
+                self.endpoints[e].owner = owner;
+                e
+            }
+            None => {
+                let e = self.add_endpoint(owner);
+                self.endpoints[e].private = true;
+                e
+            }
+        }
     }
 
     /// Gives `task` a handle to `object` carrying `badge`; returns its
@@ -460,15 +486,23 @@ impl Ipc {
 
     /// Frees dead `task`'s slot for a new task ([`Ipc::add_task`]), once
     /// nothing refers to it: `false` (nothing changed) while it is alive,
-    /// owns an endpoint, or a server owes it a reply. Its handles go (their
-    /// notices were queued when it died).
+    /// owns an endpoint others may hold, or a server owes it a reply. Its
+    /// handles go (their notices were queued when it died), and its
+    /// private endpoints with them.
     pub fn recycle(&mut self, task: TaskId) -> bool {
         let referred = !matches!(self.tasks[task].state, State::Dead { .. })
-            || self.endpoints.iter().any(|e| e.owner == task)
+            || self.endpoints.iter().any(|e| e.owner == task && !e.private)
             || self.tasks.iter().any(|t| t.owes == Some(task))
             || self.free_slots.contains(&task);
         if referred {
             return false;
+        }
+        for e in 0..self.endpoints.len() {
+            if self.endpoints[e].owner == task {
+                // Private: nobody else held it, so nobody waits on it.
+                self.endpoints[e].owner = NO_OWNER;
+                self.free_endpoints.push(e);
+            }
         }
         self.tasks[task].handles = Vec::new();
         self.free_slots.push(task);
@@ -853,6 +887,32 @@ mod tests {
         assert_eq!(ipc.call(fresh, ch, [0; 4]), Err(SysError::InvalidHandle), "no handle of the dead task");
         assert_eq!(ipc.next_to_run(), Some(fresh));
         assert!(!ipc.all_dead());
+    }
+
+    /// A task made at run time gets an endpoint of its own; it goes with
+    /// its slot and the next such task reuses it, with nothing left in it.
+    #[test]
+    fn a_private_endpoint_goes_with_its_owners_slot() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(1);
+        let shared = ipc.add_endpoint(server);
+        let a = ipc.add_task(1);
+        let own = ipc.add_private_endpoint(a);
+        let ah = ipc.grant(a, Object::Endpoint(own), 0);
+        ipc.recv_timed(a, ah, 100).unwrap();
+        ipc.expire(100);
+        assert_eq!(ipc.take_result(a).map(|r| r[0]), Some(SysError::TimedOut as u64), "a timed receive of its own");
+        ipc.exit(a, 0);
+        assert!(ipc.recycle(a), "a private endpoint does not keep the slot");
+        let b = ipc.add_task(1);
+        assert_eq!(ipc.add_private_endpoint(b), own, "reused");
+        assert_eq!(ipc.endpoints.len(), 2);
+        let bh = ipc.grant(b, Object::Endpoint(own), 0);
+        assert_eq!(ipc.recv_nonblocking(b, bh), Err(SysError::WouldBlock), "nothing queued in it");
+        // The server's shared endpoint keeps its slot.
+        ipc.exit(server, 0);
+        assert!(!ipc.recycle(server));
+        assert_eq!(ipc.endpoints[shared].owner, server);
     }
 
     #[test]

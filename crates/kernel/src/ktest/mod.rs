@@ -32,6 +32,10 @@ use folio_core::ipc::Object;
 type TestResult = Result<(), String>;
 type KernelTest = fn(&mut BootInfo) -> TestResult;
 
+/// Client lifetimes the test of tasks that come and go runs (`lifetimes=`).
+pub static LIFETIMES: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(folio_core::bootargs::DEFAULT_LIFETIMES);
+
 pub fn run(kernel: &mut BootInfo, filter: &str) -> u32 {
     let (mut passed, mut failed) = (0u32, 0u32);
     let tests = [memory::TESTS, tasks::TESTS, smp::TESTS];

@@ -39,24 +39,24 @@ fn memsvc_survives_a_protocol_fuzzer(k: &mut BootInfo) -> TestResult {
     check(end == start, || format!("free frames {end} != {start}: something leaked"))
 }
 
-/// Client lifetimes in one run (the goal: 10,000), 16 alive at a
-/// time, with a 32 MiB pool.
-const LIFETIMES: u64 = 10_000;
+/// Client lifetimes alive at a time in [`tasks_come_and_go_while_the_service_lives_on`].
 const LIFETIMES_AT_ONCE: u64 = 16;
 
-/// Tasks come and go: the launcher starts [`LIFETIMES`] memory clients in
-/// waves while the service lives on; some die holding folios, some by a
+/// Tasks come and go: the launcher starts `lifetimes=` (default 10,000)
+/// memory clients in waves, 16 alive at a time, while the service lives on
+/// with a 32 MiB pool; some die holding folios, some by a
 /// fault. The launcher checks every death notice's status and that the
 /// pool is whole at the end; the kernel cleaned up every child while the
 /// run went on (reaped = spawned), and every frame is back.
 fn tasks_come_and_go_while_the_service_lives_on(k: &mut BootInfo) -> TestResult {
+    let lifetimes = super::LIFETIMES.load(core::sync::atomic::Ordering::Relaxed);
     let start = crate::frames::free_frames();
-    let outcome = crate::memory_service::run_lifetimes(k, LIFETIMES, LIFETIMES_AT_ONCE, 32 << 20)?;
+    let outcome = crate::memory_service::run_lifetimes(k, lifetimes, LIFETIMES_AT_ONCE, 32 << 20)?;
     let end = crate::frames::free_frames();
     let statuses = &outcome.statuses;
     let passed = statuses == &[("memsvc", Some(0)), ("launcher", Some(0))]
-        && outcome.spawned == LIFETIMES
-        && outcome.reaped == LIFETIMES
+        && outcome.spawned == lifetimes
+        && outcome.reaped == lifetimes
         && end == start;
     result!(
         "ktest.lifetimes",
@@ -367,7 +367,7 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
             name: "watcher",
             image: programs::WATCHER,
             priority: 2,
-            handles: &[(Object::Endpoint(0), 0)],
+            handles: &[(Object::Endpoint(0), 0), (Object::Endpoint(1), 0)],
             core: None,
         },
         Spec {
@@ -378,7 +378,7 @@ fn tasks_time_out_poll_and_hear_of_deaths(k: &mut BootInfo) -> TestResult {
             core: None,
         },
     ];
-    let objects = Objects { endpoint_owners: &[0], death_notices: &[0], ..Default::default() };
+    let objects = Objects { endpoint_owners: &[0, 0], death_notices: &[0], ..Default::default() };
     let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
     check(outcome.statuses == [("watcher", Some(0b1000 | 7 << 16)), ("client", Some(7))], || {
         format!("{:?}", outcome.statuses)

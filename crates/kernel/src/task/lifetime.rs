@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use folio_abi::spawn::{FIRST_BADGE, MAX_LIVE, NO_HANDLE};
+use folio_abi::spawn::{FIRST_BADGE, MAX_HANDLES, MAX_LIVE, NO_HANDLE, OWN_ENDPOINT};
 use folio_core::ipc::{Object, TaskId};
 use folio_core::syscall::SysError;
 
@@ -51,12 +51,19 @@ impl Launcher {
     }
 }
 
-/// SPAWN by `caller`: x0 = program, x1 = priority, x2/x3 = handles to pass,
-/// x4 = the child's x0. Loads the program into a fresh address space (its
-/// frames from the kernel's pool; none kept if that fails) and makes it
-/// ready; returns the child's badge and its task number.
+/// What one entry of SPAWN's handle list gives the child.
+#[derive(Clone, Copy, PartialEq)]
+enum Given {
+    Passed(Object),
+    OwnEndpoint,
+}
+
+/// SPAWN by `caller`: x0 = program, x1 = priority, x2 = handles (packed),
+/// x3/x4 = the child's x0/x1. Loads the program into a fresh address space
+/// (its frames from the kernel's pool; none kept if that fails) and makes
+/// it ready; returns the child's badge and its task number.
 pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<Next, SysError> {
-    let [program, priority, first, second, argument] = x;
+    let [program, priority, handles, x0, x1] = x;
     let Some(launcher) = system.launcher.as_mut().filter(|l| l.task == caller) else {
         return Err(SysError::NotPermitted);
     };
@@ -64,14 +71,18 @@ pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<
         *usize::try_from(program).ok().and_then(|p| launcher.programs.get(p)).ok_or(SysError::InvalidArgument)?;
     let priority =
         u8::try_from(priority).ok().filter(|&p| p <= system.ipc.priority(caller)).ok_or(SysError::InvalidArgument)?;
-    let mut passed = Vec::with_capacity(2);
-    for handle in [first, second].into_iter().filter(|&h| h != NO_HANDLE) {
-        passed.push(system.ipc.object_of(caller, handle).ok_or(SysError::InvalidHandle)?);
+    let mut given = Vec::with_capacity(MAX_HANDLES);
+    for i in 0..MAX_HANDLES {
+        match (handles >> (16 * i)) & 0xffff {
+            NO_HANDLE => break,
+            OWN_ENDPOINT => given.push(Given::OwnEndpoint),
+            h => given.push(Given::Passed(system.ipc.object_of(caller, h).ok_or(SysError::InvalidHandle)?)),
+        }
     }
     // Each endpoint passed must have room for the child's death notices.
-    for &object in &passed {
-        if let Object::Endpoint(e) = object {
-            let wanted = passed.iter().filter(|&&o| o == object).count();
+    for &g in &given {
+        if let Given::Passed(Object::Endpoint(e)) = g {
+            let wanted = given.iter().filter(|&&o| o == g).count();
             if !system.ipc.has_notice_room(e, wanted) {
                 return Err(SysError::OutOfMemory);
             }
@@ -92,14 +103,19 @@ pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<
         system.asids.release(fresh.asid);
         SysError::OutOfMemory
     })?;
-    child.frame.x[0] = argument;
+    child.frame.x[0] = x0;
+    child.frame.x[1] = x1;
     let launcher = system.launcher.as_mut().ok_or(SysError::NotPermitted)?;
     let badge = launcher.next_badge;
     launcher.next_badge += 1;
     launcher.children += 1;
     launcher.spawned += 1;
     let id = system.ipc.add_task(priority);
-    for object in passed {
+    for g in given {
+        let object = match g {
+            Given::Passed(object) => object,
+            Given::OwnEndpoint => Object::Endpoint(system.ipc.add_private_endpoint(id)),
+        };
         // Room was checked above: this cannot fail.
         system.ipc.try_grant(id, object, badge)?;
     }
@@ -116,12 +132,16 @@ pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<
     Ok(Next::Continue([badge, id as u64, 0, 0, 0]))
 }
 
-/// Frees the memory of every dead task no core's TTBR0 holds any more:
+/// Frees the memory of every dead task no core's TTBR0 holds any more
+/// (unless a boot-core agent may still edit its tables: then at the end):
 /// its ASID's TLB entries are invalidated on every core, the ASID is given
 /// back, and its frames and every table but the root return to the
 /// kernel's pool. A launcher's child's slot is then recycled when nothing
 /// refers to it.
 pub(super) fn reap(system: &mut System) {
+    if system.agent_edits_tables {
+        return;
+    }
     let mut i = 0;
     while i < system.dying.len() {
         let t = system.dying[i];

@@ -7,7 +7,9 @@
 //! of its set is `memlife`. Each child gets handles to the service and to
 //! the launcher's endpoint (nobody calls it: it only carries the child's
 //! death notice) and x0 = its number, with [`FAULT`] set for every 500th
-//! child, which then dies by a fault holding a folio.
+//! child, which then dies by a fault holding a folio, and [`EXHAUST`] for
+//! every 5,000th, which allocates the smallest folios until it is refused
+//! (a typed error) while the others go on being served.
 //!
 //! It keeps the wave full, takes one death notice per `recv` and checks
 //! each child's exit status (0, or 139 for a fault), then asks the service
@@ -29,6 +31,8 @@ const OWN: u64 = 1;
 const MEMLIFE: u64 = 0;
 /// x0's bit that tells a child to die by a fault.
 const FAULT: u64 = 1 << 32;
+/// x0's bit that tells a child to exhaust its share of the service.
+const EXHAUST: u64 = 1 << 33;
 /// A task the kernel stopped for a fault exits with this status.
 const FAULT_STATUS: u64 = 139;
 
@@ -41,8 +45,9 @@ fn main() -> u64 {
     let (mut wrong_status, mut refused, mut faulted, mut strange) = (0u64, 0u64, 0u64, 0u64);
     while ended < lifetimes {
         while alive < at_once && started < lifetimes {
-            let argument = started | if faults(started) { FAULT } else { 0 };
-            match spawn(MEMLIFE, 1, [SERVICE, OWN], argument) {
+            let exhausts = started % 5000 == 1234;
+            let argument = started | if faults(started) { FAULT } else { 0 } | if exhausts { EXHAUST } else { 0 };
+            match spawn(MEMLIFE, 1, &[SERVICE, OWN], [argument, 0]) {
                 Ok(badge) if badge == FIRST_BADGE + started => {
                     started += 1;
                     alive += 1;
