@@ -48,7 +48,7 @@ pub mod nr {
 
 /// SPAWN: x0 = the program (its index in the set the kernel packaged for
 /// the launcher), x1 = its priority (at most the launcher's), x2 = the
-/// child's handles, packed 16 bits each from bit 0 (at most
+/// child's handles, packed 8 bits each from bit 0 (at most
 /// [`MAX_HANDLES`](spawn::MAX_HANDLES)): a handle number of the
 /// launcher's to pass, [`OWN_ENDPOINT`](spawn::OWN_ENDPOINT) for a fresh
 /// endpoint of the child's own (to wait on with a timeout; it goes with the
@@ -65,12 +65,13 @@ pub mod nr {
 /// [`MAX_LIVE`](spawn::MAX_LIVE) children alive, or an endpoint's death
 /// notices all reserved).
 pub mod spawn {
-    /// Ends SPAWN's handle list.
-    pub const NO_HANDLE: u64 = 0xffff;
+    /// Ends SPAWN's handle list (so only the launcher's handles 0..=253
+    /// can be passed).
+    pub const NO_HANDLE: u64 = 0xff;
     /// In SPAWN's handle list: a fresh endpoint of the child's own.
-    pub const OWN_ENDPOINT: u64 = 0xfffe;
+    pub const OWN_ENDPOINT: u64 = 0xfe;
     /// Handles one SPAWN gives at most.
-    pub const MAX_HANDLES: usize = 4;
+    pub const MAX_HANDLES: usize = 8;
     /// Children of the launcher alive (or dead but not yet cleaned up) at
     /// once.
     pub const MAX_LIVE: usize = 64;

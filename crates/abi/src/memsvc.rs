@@ -125,6 +125,9 @@ pub mod start {
     /// kernel's protocol-fuzzer test, whose 20,000 requests the background
     /// runs would slow several-fold on emulated multi-core machines).
     pub const INLINE_ZEROING_ONLY: u64 = 1 << 33;
+    /// A result line for every client whose death it cleans up after (a
+    /// long-lived service with thousands of clients prints none).
+    pub const REPORT_EACH_CLIENT: u64 = 1 << 34;
     /// The service's exit status when the drill cannot run: no pool range
     /// holds a folio of the smallest optimizable order.
     pub const DRILL_NOT_POSSIBLE: u64 = 2;

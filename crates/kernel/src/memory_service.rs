@@ -12,10 +12,11 @@
 //! the service.
 //!
 //! The set: task 0 is the service (endpoint 0, whose owner gets a death
-//! notice when a client dies); tasks 1 and 2 are two instances of the test
-//! client, with badges 1 and 2, each with a notification of its own to
-//! wait on (0, 1) and the other's to signal, so they can hold folios at the
-//! same time and try each other's.
+//! notice when a client dies), long-lived; task 1 is the launcher, which
+//! starts the clients (`make run`: two instances of the test client, each
+//! with a notification of its own to wait on and the other's to signal, so
+//! they can hold folios at the same time and try each other's), and shuts
+//! the service down at the end.
 
 use alloc::format;
 use alloc::string::String;
@@ -274,8 +275,48 @@ pub(crate) fn run_fuzzer(
     Ok(outcome.statuses)
 }
 
-/// What the launcher may start in [`run_lifetimes`].
-static LIFETIME_PROGRAMS: [task::Program; 1] = [task::Program { name: "memlife", image: programs::MEMLIFE }];
+/// What the launcher may start (`user/programs/src/bin/launcher.rs` names
+/// them by their index here).
+static LAUNCHER_PROGRAMS: [task::Program; 2] = [
+    task::Program { name: "memclient", image: programs::MEMCLIENT },
+    task::Program { name: "memlife", image: programs::MEMLIFE },
+];
+
+/// The launcher as task 1: handle 0 calls the service with the operator's
+/// badge (it may shut the service down), handle 1 is its own endpoint
+/// (1, with death notices), handles 2 and 3 are notifications 0 and 1 for
+/// the clients it starts.
+const LAUNCHER: Spec = Spec {
+    name: "launcher",
+    image: programs::LAUNCHER,
+    priority: 1,
+    handles: &[
+        (Object::Endpoint(0), folio_abi::memsvc::start::OPERATOR_BADGE),
+        (Object::Endpoint(1), 0),
+        (Object::Notification(0), 0),
+        (Object::Notification(1), 0),
+    ],
+    core: None,
+};
+
+/// Runs the long-lived service (x0 = `quota`, x1 = `service_flags`) and
+/// the launcher (x0, x1 = `launch`) with the pool `reserved`.
+fn run_with_launcher(
+    k: &BootInfo,
+    reserved: &Reserved,
+    quota: u64,
+    service_flags: u64,
+    launch: [u64; 2],
+) -> task::Outcome {
+    let arguments = [(0, [quota, service_flags]), (1, launch)];
+    let objects = Objects {
+        endpoint_owners: &[0, 1],
+        death_notices: &[0, 1],
+        launcher: Some((1, &LAUNCHER_PROGRAMS)),
+        ..service_objects(2, Some(&reserved.caps), &arguments)
+    };
+    task::run(&[SERVICE, LAUNCHER], &objects, k.granule, k.machine.virtual_timer_intid)
+}
 
 /// The memory service long-lived (serving until shut down) and the
 /// launcher, which starts `lifetimes` clients (`memlife`), `at_once` alive
@@ -288,28 +329,15 @@ pub(crate) fn run_lifetimes(
     pool: u64,
 ) -> Result<task::Outcome, &'static str> {
     let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Pool(pool), false)?;
-    let launcher = Spec {
-        name: "launcher",
-        image: programs::LAUNCHER,
-        priority: 1,
-        handles: &[(Object::Endpoint(0), folio_abi::memsvc::start::OPERATOR_BADGE), (Object::Endpoint(1), 0)],
-        core: None,
-    };
-    // The service: default quota, no client count (long-lived).
-    let arguments = [(0, [0, 0]), (1, [lifetimes, at_once])];
-    let objects = Objects {
-        endpoint_owners: &[0, 1],
-        death_notices: &[0, 1],
-        launcher: Some((1, &LIFETIME_PROGRAMS)),
-        ..service_objects(0, Some(&reserved.caps), &arguments)
-    };
-    let outcome = task::run(&[SERVICE, launcher], &objects, k.granule, k.machine.virtual_timer_intid);
+    // Default quota; no client count: long-lived.
+    let outcome = run_with_launcher(k, &reserved, 0, 0, [lifetimes, at_once]);
     reserved.give_back();
     Ok(outcome)
 }
 
-/// Runs the memory service and two test clients; the status is 0 when the
-/// service and both clients end with 0.
+/// Runs the memory service and the launcher, which starts the two test
+/// clients and shuts the service down once both have exited; the status is
+/// 0 when the service, the launcher and both clients end with 0.
 pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
     if args.memsvc == Memsvc::Off {
         return 0;
@@ -332,46 +360,23 @@ pub fn run(k: &BootInfo, args: &BootArgs<'_>) -> u32 {
             folio_size = Size(if c.folio_shift == 0 { 0 } else { 1 << c.folio_shift })
         );
     }
-    let specs = [
-        SERVICE,
-        Spec {
-            name: "memclient-1",
-            image: programs::MEMCLIENT,
-            priority: 1,
-            handles: &[
-                (Object::Endpoint(0), 1),
-                (Object::Notification(0), 0),
-                (Object::Notification(1), 1),
-                (Object::Endpoint(1), 0),
-            ],
-            core: None,
-        },
-        Spec {
-            name: "memclient-2",
-            image: programs::MEMCLIENT,
-            priority: 1,
-            handles: &[
-                (Object::Endpoint(0), 2),
-                (Object::Notification(1), 0),
-                (Object::Notification(0), 1),
-                (Object::Endpoint(2), 0),
-            ],
-            core: None,
-        },
-    ];
     let quota = args.memsvc_quota.unwrap_or(0);
     if args.bench {
         let status = bench(k, &reserved, quota);
         reserved.give_back();
         return status;
     }
-    let arguments = [(0, [quota, 2]), (1, [1, 2]), (2, [2, 2])];
-    // Each client owns an endpoint nobody calls, to nap on (a timed receive).
-    let objects = Objects { endpoint_owners: &[0, 1, 2], ..service_objects(2, Some(&reserved.caps), &arguments) };
-    let outcome = task::run(&specs, &objects, k.granule, k.machine.virtual_timer_intid);
+    let report_each = folio_abi::memsvc::start::REPORT_EACH_CLIENT;
+    let outcome = run_with_launcher(k, &reserved, quota, report_each, [0, 0]);
     reserved.give_back();
-    let all_ok = outcome.statuses.len() == specs.len() && outcome.statuses.iter().all(|(_, s)| *s == Some(0));
-    result!("memsvc.run", all_ok, statuses = task::statuses_value(&outcome.statuses), fast_ipc = outcome.fast_ipc);
+    let all_ok = outcome.statuses.iter().all(|(_, s)| *s == Some(0)) && outcome.spawned == 2;
+    result!(
+        "memsvc.run",
+        all_ok,
+        statuses = task::statuses_value(&outcome.statuses),
+        started = outcome.spawned,
+        fast_ipc = outcome.fast_ipc
+    );
     if all_ok { 0 } else { 1 }
 }
 

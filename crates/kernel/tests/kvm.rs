@@ -197,7 +197,8 @@ impl Guest<'_> {
 
     /// The memory service and both test clients ran and passed every check.
     fn expect_memory_service(&self) -> &Self {
-        self.expect("memsvc.run", &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")])
+        self.expect("memsvc.run", &[("statuses", "memsvc:0,launcher:0"), ("started", "2")])
+            .expect("launcher", &[("statuses", "memclient-1:0,memclient-2:0")])
             .expect("memclient", &[("instance", "1"), ("failed", "0")])
             .expect("memclient", &[("instance", "2"), ("failed", "0")])
     }

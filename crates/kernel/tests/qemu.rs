@@ -96,11 +96,12 @@ impl Boot {
         assert!(run.iter().any(|l| l.name == "memsvc.grant"), "the service was not granted memory:\n{}", self.output);
         let failed: Vec<&Line> = run.iter().filter(|l| l.name.starts_with("memclient") && !l.pass).collect();
         assert!(failed.is_empty(), "client checks failed: {failed:?}\n{}", self.output);
-        for client in ["1", "2"] {
+        // The launcher started both clients (badges from the kernel,
+        // counting up from 1 << 32); the service reclaimed what each left.
+        for (client, badge) in [("1", "0x100000000"), ("2", "0x100000001")] {
             let report = self.find(&run, "memclient", true, &[("instance", client), ("failed", "0")]);
             assert!(report.num("passed") >= 30, "only {} checks ran: {report:?}", report.num("passed"));
-            let hex = format!("0x{client}");
-            self.find(&run, "memsvc.reclaim", true, &[("client", &hex), ("folios", "1")]);
+            self.find(&run, "memsvc.reclaim", true, &[("client", badge), ("folios", "1")]);
         }
         // Folios of any order from the page up: one page and two (plain,
         // below every mapping size), each allocated zeroed and used.
@@ -114,7 +115,13 @@ impl Boot {
         }
         self.find(&run, "memclient.isolation", true, &[("instance", "1")]);
         self.find(&run, "memclient.isolation-data", true, &[("instance", "2"), ("detail", "2 of 2 folios untouched")]);
-        let service = self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,memclient-1:0,memclient-2:0")]);
+        self.find(
+            &run,
+            "launcher",
+            true,
+            &[("statuses", "memclient-1:0,memclient-2:0"), ("pool_whole", "yes"), ("service_ended", "yes")],
+        );
+        let service = self.find(&run, "memsvc.run", true, &[("statuses", "memsvc:0,launcher:0"), ("started", "2")]);
         // The service waits in reply_recv: its requests take the IPC fast
         // path (folio_core::ipc::fastpath) whenever its preconditions hold.
         assert!(service.num("fast_ipc") > 0, "no request took the IPC fast path: {service:?}");

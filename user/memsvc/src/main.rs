@@ -475,6 +475,7 @@ fn main() -> u64 {
         return drill_write_to_shared_tail(&mut service);
     }
     let long_lived = arguments & start::CLIENTS == 0;
+    let report_each = !long_lived || arguments & start::REPORT_EACH_CLIENT != 0;
     let mut clients_left = arguments & start::CLIENTS;
     let mut clients_gone = 0u64;
     let inline_only = arguments & start::INLINE_ZEROING_ONLY != 0;
@@ -494,8 +495,10 @@ fn main() -> u64 {
             // folios are back in the pool.
             let returned = service.client_died(msg[0]);
             clients_gone += 1;
-            if !long_lived {
+            if report_each {
                 result!("memsvc.reclaim", true, client = Hex(msg[0]), folios = returned);
+            }
+            if !long_lived {
                 clients_left = clients_left.saturating_sub(1);
                 if clients_left == 0 {
                     break;

@@ -188,7 +188,7 @@ pub fn set_priority(priority: u64) -> u64 {
 pub fn spawn(program: u64, priority: u64, handles: &[u64], arguments: [u64; 2]) -> Result<u64, u64> {
     let mut packed = 0;
     for i in (0..abi::spawn::MAX_HANDLES).rev() {
-        packed = packed << 16 | handles.get(i).map_or(abi::spawn::NO_HANDLE, |&h| h & 0xffff);
+        packed = packed << 8 | handles.get(i).map_or(abi::spawn::NO_HANDLE, |&h| h.min(abi::spawn::NO_HANDLE));
     }
     let r = syscall(nr::SPAWN, [program, priority, packed, arguments[0], arguments[1], 0]);
     if r[0] == 0 { Ok(r[1]) } else { Err(r[0]) }

@@ -73,7 +73,7 @@ pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<
         u8::try_from(priority).ok().filter(|&p| p <= system.ipc.priority(caller)).ok_or(SysError::InvalidArgument)?;
     let mut given = Vec::with_capacity(MAX_HANDLES);
     for i in 0..MAX_HANDLES {
-        match (handles >> (16 * i)) & 0xffff {
+        match (handles >> (8 * i)) & 0xff {
             NO_HANDLE => break,
             OWN_ENDPOINT => given.push(Given::OwnEndpoint),
             h => given.push(Given::Passed(system.ipc.object_of(caller, h).ok_or(SysError::InvalidHandle)?)),

@@ -6,8 +6,11 @@
 //! `skip`), and ends with `memclient N: report: P passed, F failed`; exits
 //! with F, holding one folio the service must reclaim.
 //!
-//! Start: x0 = instance number, x1 = instances. Handles: 0 = the service,
-//! 1 = this instance's notification (wait), 2 = the other's (signal).
+//! Started by the launcher: x0 = instance number, x1 = instances. Handles:
+//! 0 = the service, 1 = this instance's notification (wait), 2 = the
+//! other's (signal), 3 = an endpoint of its own (to nap on), 4 = the
+//! launcher's endpoint, never called (it carries this client's death
+//! notice to the launcher).
 #![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
