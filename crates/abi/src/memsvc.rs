@@ -22,7 +22,7 @@
 //! | [`op::RESTORE`] 6 | a = handle | - |
 //! | [`op::STATS`] 7 | a = index | entry `index` of the per-(zone, size) table: r1 = zone \| size shift << 8 \| folios described (free and held) << 16 \| optimized << 40, r2 = vmemmap bytes a plain vmemmap needs for them, r3 = vmemmap bytes they use now; `NO_SUCH_ENTRY` past the end |
 //! | [`op::POOL`] 8 | - | r1 = pool bytes free, r2 = vmemmap bytes freed by HVO right now, r3 = the largest free folio's size shift |
-//! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them; a quota can only be lowered |
+//! | [`op::QUOTA`] 9 | a = new quota in bytes, or [`QUERY`] | r1 = quota, r2 = bytes charged, r3 = the metadata part of them (descriptors and page tables); a quota can only be lowered |
 //! | [`op::INFO`] 10 | a = handle | r1 = address, r2 = size shift, r3 = flags |
 //! | [`op::SHUTDOWN`] 12 | - (only from [`start::OPERATOR_BADGE`]: the launcher) | r1 = pool bytes free, r2 = the pool's total bytes; the service then prints its statistics and exits |
 //! | [`op::ZEROING`] 11 | - | r1 = free bytes known zero (ALLOC hands them out at once), r2 = free bytes not known zero (ALLOC zeroes them while the caller waits, unless the background gets there first), r3 = bytes clients freed that the background has not zeroed yet (it zeroes them first, then never-used memory up to a stock: a sixteenth of the pool, at most 64 MiB) |
@@ -36,7 +36,10 @@
 //!
 //! A client is charged for its folios and their metadata: a plain folio's
 //! descriptors (64 bytes a page), or an optimized folio's one private
-//! vmemmap page (the shared tail is the service's). So RESTORE, and DEMOTE
+//! vmemmap page (the shared tail is the service's), and the page-table
+//! frames the kernel made in the client's tree to map its folios (charged
+//! after each mapping, as the kernel counts them: one ALLOC may pass the
+//! quota by the few tables it needed). So RESTORE, and DEMOTE
 //! into optimized pieces (a private page each), can be `QUOTA_EXCEEDED`
 //! too, and nothing changes then.
 

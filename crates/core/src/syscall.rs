@@ -21,8 +21,8 @@
 //! | 13 | remap_self | as map_self, x2 = buffer for the old frames (one per page), x3 = its length in words | status, x1 = pages changed |
 //! | 14 | unmap_self | x0 = va, x1 = size | status |
 //! | 15 | translate_self | x0 = va | status, x1 = physical address |
-//! | 16 | map_caller | x0 = va, x1 = pa, x2 = size | status |
-//! | 17 | unmap_caller | x0 = va, x1 = size | status |
+//! | 16 | map_caller | x0 = va, x1 = pa, x2 = size | status, x1 = the page-table frames the caller's client's tree now holds for grants |
+//! | 17 | unmap_caller | x0 = va, x1 = size | status, x1 as map_caller |
 //! | 18 | table_frames | - | x1 = page-table frames of the caller's tree |
 //! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
 //! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |

@@ -83,6 +83,9 @@ struct UserTask {
     last_retry: Option<(u64, u64, u64)>,
     /// Names the task gave ranges of its address space, for fault reports.
     labels: Labels,
+    /// Page-table frames its tree had when it was loaded (the rest are
+    /// others' grants': `memory::grant_tables`).
+    own_tables: u64,
 }
 
 /// Cores that can run tasks (MPIDR.Aff0 0..16).
@@ -426,6 +429,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
             Err(e) => result = Err(e),
         }
     }
+    let own_tables = tables.stats().tables_in_use;
     let task = UserTask {
         name: spec.name,
         tables,
@@ -441,6 +445,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         grants: Vec::new(),
         last_retry: None,
         labels: Labels::default(),
+        own_tables,
     };
     match result {
         Ok(()) => Ok(task),

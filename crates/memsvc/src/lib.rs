@@ -67,10 +67,13 @@ pub struct KernelRefused(pub u64);
 /// of the client being answered, and the service's view of pool memory.
 pub trait ClientMemory {
     /// Maps `size` bytes of pool memory at `pa` read/write at `va` in the
-    /// caller, with the largest units that fit.
-    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused>;
-    /// Removes `size` bytes at `va` that [`map_to_caller`](Self::map_to_caller) mapped.
-    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused>;
+    /// caller, with the largest units that fit. Returns the page-table
+    /// frames the caller's tree now holds for what this service mapped
+    /// there (the kernel's count; they are charged to the client).
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<u64, KernelRefused>;
+    /// Removes `size` bytes at `va` that [`map_to_caller`](Self::map_to_caller)
+    /// mapped; returns the table frames as `map_to_caller` does.
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<u64, KernelRefused>;
     /// Zeroes pool memory.
     fn zero(&mut self, pa: u64, size: u64);
 }
@@ -87,7 +90,11 @@ struct Held {
 
 struct Client {
     quota: u64,
+    /// Bytes charged: its folios, their metadata, and `table_bytes`.
     used: u64,
+    /// The page-table frames the kernel made in the client's tree for the
+    /// folios mapped there, in bytes (as the kernel last reported them).
+    table_bytes: u64,
     next_handle: u64,
     folios: BTreeMap<u64, Held>,
 }
@@ -243,7 +250,13 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     fn client(&mut self, badge: u64) -> &mut Client {
         let quota = self.default_quota;
-        self.clients.entry(badge).or_insert(Client { quota, used: 0, next_handle: 1, folios: BTreeMap::new() })
+        self.clients.entry(badge).or_insert(Client {
+            quota,
+            used: 0,
+            table_bytes: 0,
+            next_handle: 1,
+            folios: BTreeMap::new(),
+        })
     }
 
     fn held(&self, badge: u64, handle: u64) -> Result<Held, u64> {
@@ -392,15 +405,16 @@ impl<B: VmemmapHw> MemoryService<B> {
         // zeroed yet is zeroed now, before mapping.
         self.zero_for_client(folio, mem);
         let va = layout::CLIENT_WINDOW + pa;
-        if mem.map_to_caller(va, pa, size).is_err() {
+        let Ok(tables) = mem.map_to_caller(va, pa, size) else {
             self.give_back(folio);
             return Err(error::MAPPING_FAILED);
-        }
+        };
         let client = self.client(badge);
         let handle = client.next_handle;
         client.next_handle += 1;
         client.used += charge;
         client.folios.insert(handle, Held { folio, va, charge });
+        self.charge_tables(badge, tables);
         self.held_folios += 1;
         let f = self.folio_flags(folio);
         Ok(reply(handle, va, f))
@@ -409,15 +423,28 @@ impl<B: VmemmapHw> MemoryService<B> {
     fn free(&mut self, badge: u64, handle: u64, mem: &mut dyn ClientMemory) -> Result<(), u64> {
         let held = self.held(badge, handle)?;
         let size = self.granule.size() << held.folio.order;
-        if mem.unmap_from_caller(held.va, size).is_err() {
+        let Ok(tables) = mem.unmap_from_caller(held.va, size) else {
             // Cannot happen for a mapping this service made; keep the
             // frames out of the pool rather than hand out mapped memory.
             return Err(error::MAPPING_FAILED);
-        }
+        };
         self.forget(badge, handle);
+        self.charge_tables(badge, tables);
         self.dirtied(held.folio);
         self.give_back(held.folio);
         Ok(())
+    }
+
+    /// Client `badge`'s tree holds `tables` page-table frames for its
+    /// folios: they are charged to it (after the fact: one mapping may take
+    /// it past its quota by the few tables it needed; the next request
+    /// then finds no room).
+    fn charge_tables(&mut self, badge: u64, tables: u64) {
+        let bytes = tables.saturating_mul(self.granule.size());
+        if let Some(client) = self.clients.get_mut(&badge) {
+            client.used = client.used - client.table_bytes + bytes;
+            client.table_bytes = bytes;
+        }
     }
 
     fn forget(&mut self, badge: u64, handle: u64) {
@@ -501,7 +528,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let page = self.granule.size();
         let client = self.client(badge);
         let metadata: u64 = client.folios.values().map(|h| h.charge - (page << h.folio.order)).sum();
-        Ok(reply(client.quota, client.used, metadata))
+        Ok(reply(client.quota, client.used, metadata + client.table_bytes))
     }
 
     /// Client `badge` died: the kernel has already removed its mappings;

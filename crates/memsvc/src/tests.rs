@@ -34,10 +34,27 @@ impl FakeKernel {
     fn client_died(&mut self, client: u64) {
         self.mappings.retain(|(c, _), _| *c != client);
     }
+
+    /// The page-table frames the client's tree holds for its mappings, as a
+    /// 4K kernel would need them: one table per 2 MiB, 1 GiB and 512 GiB
+    /// span that holds a mapping smaller than the span.
+    fn tables(&self, client: u64) -> u64 {
+        let mut spans = alloc::collections::BTreeSet::new();
+        for (&(c, va), &(_, size)) in &self.mappings {
+            for span in [1u64 << 21, 1 << 30, 1 << 39] {
+                if c == client && size < span {
+                    for s in va / span..=(va + size - 1) / span {
+                        spans.insert((span, s));
+                    }
+                }
+            }
+        }
+        spans.len() as u64
+    }
 }
 
 impl ClientMemory for FakeKernel {
-    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused> {
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<u64, KernelRefused> {
         if core::mem::take(&mut self.fail_next_map) {
             return Err(KernelRefused(13));
         }
@@ -49,10 +66,10 @@ impl ClientMemory for FakeKernel {
             assert!(pa + size <= p || p + s <= pa, "pool memory {pa:#x} mapped twice");
         }
         self.mappings.insert((self.caller, va), (pa, size));
-        Ok(())
+        Ok(self.tables(self.caller))
     }
 
-    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<u64, KernelRefused> {
         if core::mem::take(&mut self.fail_next_unmap) {
             return Err(KernelRefused(15));
         }
@@ -71,7 +88,7 @@ impl ClientMemory for FakeKernel {
         if va + size < start + s {
             self.mappings.insert((self.caller, va + size), (pa + (va + size - start), start + s - va - size));
         }
-        Ok(())
+        Ok(self.tables(self.caller))
     }
 
     fn zero(&mut self, pa: u64, size: u64) {
@@ -136,7 +153,9 @@ impl Setup {
                 let optimized = s.hvo.is_optimized(Folio { pfn, order });
                 metadata += if optimized { page } else { (1u64 << order) * 64 };
             }
-            assert_eq!(s.used_by(client), bytes + metadata, "client {client}: quota accounting");
+            // And the page-table frames the kernel made to map them.
+            let tables = self.kernel.tables(client) * page;
+            assert_eq!(s.used_by(client), bytes + metadata + tables, "client {client}: quota accounting");
             assert_eq!(self.kernel.held_bytes(client), bytes, "client {client}: mapped bytes");
             for (_, pfn, order, va) in folios {
                 assert_eq!(va, layout::CLIENT_WINDOW + (pfn << s.granule.shift()));
@@ -267,13 +286,21 @@ fn a_client_cannot_touch_or_see_another_clients_folio() {
     assert_ne!(a[2], b[2]);
     ok(t.ask(2, [op::FREE, b[1], 0, 0]));
     assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[1], a[2]);
-    assert_eq!(t.service.used_by(1), (2 << 20) + 4096, "a 2 MiB page and its private vmemmap page");
+    // The tables the (fake) kernel made to map it: a level-1 and a level-2
+    // table for a 2 MiB block.
+    assert_eq!(t.kernel.tables(1), 2);
+    assert_eq!(
+        t.service.used_by(1),
+        (2 << 20) + 4096 + 2 * 4096,
+        "a 2 MiB page, its private vmemmap page, and the tables mapping it"
+    );
 }
 
 #[test]
 fn hostile_requests_get_typed_errors_and_change_nothing() {
-    // Room for four optimized 2 MiB pages with their private vmemmap page.
-    let four = 4 * ((2 << 20) + 4096);
+    // Room for four optimized 2 MiB pages with their private vmemmap page,
+    // and the two page-table frames that map them all (one 1 GiB span).
+    let four = 4 * ((2 << 20) + 4096) + 2 * 4096;
     let mut t = setup(Granule::K4, 64 << 20, four);
     let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
     let cases: [(Message, u64); 14] = [
@@ -303,7 +330,7 @@ fn hostile_requests_get_typed_errors_and_change_nothing() {
     }
     assert_eq!(t.ask(1, [op::ALLOC, 21, 0, 0])[0], error::QUOTA_EXCEEDED);
     let q = ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]));
-    assert_eq!((q[1], q[2], q[3]), (four, four, 4 * 4096));
+    assert_eq!((q[1], q[2], q[3]), (four, four, 4 * 4096 + 2 * 4096), "metadata: vmemmap pages and tables");
     // Restoring needs room for every descriptor: refused, nothing changes.
     assert_eq!(t.ask(1, [op::RESTORE, a[1], 0, 0])[0], error::QUOTA_EXCEEDED);
     assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[3], flags::OPTIMIZED);

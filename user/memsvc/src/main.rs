@@ -231,12 +231,12 @@ struct Kernel {
 }
 
 impl ClientMemory for Kernel {
-    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<(), KernelRefused> {
-        check(syscall(nr::MAP_CALLER, [va, pa, size, 0, 0, 0])).map(|_| ()).map_err(KernelRefused)
+    fn map_to_caller(&mut self, va: u64, pa: u64, size: u64) -> Result<u64, KernelRefused> {
+        check(syscall(nr::MAP_CALLER, [va, pa, size, 0, 0, 0])).map(|r| r[1]).map_err(KernelRefused)
     }
 
-    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<(), KernelRefused> {
-        check(syscall(nr::UNMAP_CALLER, [va, size, 0, 0, 0, 0])).map(|_| ()).map_err(KernelRefused)
+    fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<u64, KernelRefused> {
+        check(syscall(nr::UNMAP_CALLER, [va, size, 0, 0, 0, 0])).map(|r| r[1]).map_err(KernelRefused)
     }
 
     fn zero(&mut self, pa: u64, size: u64) {

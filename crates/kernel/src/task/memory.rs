@@ -228,7 +228,15 @@ fn map_caller(system: &mut System, server: TaskId, va: u64, pa: u64, size: u64) 
     }
     task.tables.map(va, pa, size, Attributes::USER_RW, Policy::Largest).map_err(paging_error)?;
     task.grants.push(Grant { va, size, granter: server });
-    Ok(0)
+    Ok(grant_tables(task))
+}
+
+/// The page-table frames `task`'s tree holds beyond those its own image,
+/// stack and IPC buffer needed: what others' grants made (MAP_CALLER and
+/// UNMAP_CALLER return it, so the granter can charge the client; at most
+/// a few per grant, and grants are bounded).
+fn grant_tables(task: &UserTask) -> u64 {
+    task.tables.stats().tables_in_use.saturating_sub(task.own_tables)
 }
 
 fn unmap_caller(system: &mut System, server: TaskId, va: u64, size: u64) -> Result<u64, SysError> {
@@ -254,7 +262,7 @@ fn unmap_caller(system: &mut System, server: TaskId, va: u64, size: u64) -> Resu
     if va + size < g.va + g.size {
         task.grants.push(Grant { va: va + size, size: g.va + g.size - va - size, granter: server });
     }
-    Ok(0)
+    Ok(grant_tables(task))
 }
 
 /// A task died: what others mapped into it is removed now (broadcast
