@@ -238,13 +238,19 @@ pub(crate) fn run_alone(k: &BootInfo, flags: u64) -> Result<Vec<(&'static str, O
 }
 
 /// Runs `specs` with task 0 holding a default pool's capabilities (as the
-/// service would) and owning endpoint 0, for the kernel's tests of what a
-/// hostile holder can do; returns the tasks' statuses.
-pub(crate) fn run_as_holder(k: &BootInfo, specs: &[Spec]) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
+/// service would) and owning endpoint 0, with the words tasks find at
+/// start, for the kernel's tests of what a hostile holder can do; returns
+/// the tasks' statuses.
+pub(crate) fn run_as_holder(
+    k: &BootInfo,
+    specs: &[Spec],
+    start_arguments: &[(usize, [u64; 2])],
+) -> Result<Vec<(&'static str, Option<u64>)>, &'static str> {
     let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Default, false)?;
     let objects = Objects {
         endpoint_owners: &[0],
         memory_holder: Some(MemoryHolder { task: 0, caps: &reserved.caps }),
+        start_arguments,
         ..Default::default()
     };
     let outcome = task::run(specs, &objects, k.granule, k.machine.virtual_timer_intid);

@@ -38,6 +38,8 @@ pub static SYSFUZZ: &[u8] = program!("sysfuzz");
 pub static MEMFUZZ: &[u8] = program!("memfuzz");
 pub static LAUNCHER: &[u8] = program!("launcher");
 pub static MEMLIFE: &[u8] = program!("memlife");
+pub static MEMFLOOD: &[u8] = program!("memflood");
+pub static FLOODVICTIM: &[u8] = program!("floodvictim");
 /// The IPC benchmark pair built for the soft-float target: code that never
 /// touches FP/SIMD (the hard-float build uses q registers in memcpy and
 /// struct moves, so it takes the lazy FP/SIMD trap once per switch-in).

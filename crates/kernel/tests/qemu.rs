@@ -295,6 +295,15 @@ fn virt_at_el1_boots_and_passes_the_kernel_tests() {
         // protocol status, the pool whole afterwards, every frame back.
         .expect("memfuzz", &[("requests", "20000"), ("strange", "0"), ("pool_whole", "yes")])
         .expect("ktest.memsvc_survives_a_protocol_fuzzer", &[])
+        // A compromised service floods the kernel's memory calls: every
+        // call returns a status of the ABI, what it mapped is what it asked
+        // for, and every frame comes back.
+        .expect("memflood", &[("calls", "50000"), ("strange", "0"), ("wrong_mapping", "0")])
+        .expect("ktest.a_compromised_service_flooding_memory_calls_hurts_nobody", &[])
+        // Tasks that come and go (100 lifetimes here; the two-core test
+        // runs 10,000).
+        .expect("lifetimes", &[("lifetimes", "100"), ("wrong_status", "0"), ("pool_whole", "yes")])
+        .expect("ktest.lifetimes", &[("spawned", "100"), ("reaped", "100"), ("frames_leaked", "0")])
         .expect("hvo.savings", &[("granule", "4K"), ("size", "64 KiB"), ("eligible", "no"), ("min_order", "7")])
         .assert_tasks_ran()
         .expect_fail("memsvc.start", &[])

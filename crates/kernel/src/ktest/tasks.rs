@@ -24,7 +24,46 @@ pub(super) const TESTS: &[(&str, KernelTest)] = &[
     ("tasks_send_long_messages", tasks_send_long_messages),
     ("a_system_call_fuzzer_hurts_nobody", a_system_call_fuzzer_hurts_nobody),
     ("memsvc_survives_a_protocol_fuzzer", memsvc_survives_a_protocol_fuzzer),
+    (
+        "a_compromised_service_flooding_memory_calls_hurts_nobody",
+        a_compromised_service_flooding_memory_calls_hurts_nobody,
+    ),
 ];
+
+/// Memory calls the compromised service makes (100 per call of its victim).
+const FLOOD_CALLS: u64 = 50_000;
+
+/// `memflood`, a compromised memory service holding the pool's
+/// capabilities, floods the kernel's memory calls with seeded hostile
+/// requests while its victim's calls are owed replies: every call returns
+/// a status of the ABI, every mapping it was granted is the one it asked
+/// for, the kernel stays up, and every frame the run took comes back.
+fn a_compromised_service_flooding_memory_calls_hurts_nobody(k: &mut BootInfo) -> TestResult {
+    use crate::task::Spec;
+    let start = crate::frames::free_frames();
+    let specs = [
+        Spec {
+            name: "memflood",
+            image: crate::programs::MEMFLOOD,
+            priority: 2,
+            handles: &[(Object::Endpoint(0), 0)],
+            core: None,
+        },
+        Spec {
+            name: "floodvictim",
+            image: crate::programs::FLOODVICTIM,
+            priority: 1,
+            handles: &[(Object::Endpoint(0), 1)],
+            core: None,
+        },
+    ];
+    let arguments = [(0, [FUZZ_SEED, FLOOD_CALLS]), (1, [FLOOD_CALLS / 100, 0])];
+    let statuses = crate::memory_service::run_as_holder(k, &specs, &arguments)?;
+    result!("ktest.memflood", true, statuses = super::statuses(&statuses));
+    check(statuses == [("memflood", Some(0)), ("floodvictim", Some(0))], || format!("{statuses:?}"))?;
+    let end = crate::frames::free_frames();
+    check(end == start, || format!("free frames {end} != {start}: something leaked"))
+}
 
 /// `memfuzz` sends 20,000 seeded random requests to the memory service,
 /// valid sequences mixed with garbage: every reply is a status of the
@@ -182,7 +221,7 @@ fn a_hostile_granter_gets_out_of_memory_not_the_kernels_heap(k: &mut BootInfo) -
             core: None,
         },
     ];
-    let statuses = crate::memory_service::run_as_holder(k, &specs)?;
+    let statuses = crate::memory_service::run_as_holder(k, &specs, &[])?;
     result!("ktest.grants", true, statuses = super::statuses(&statuses), bound = folio_core::syscall::MAX_GRANTS);
     check(statuses == [("grantflood", Some(0)), ("grantvictim", Some(0))], || format!("{statuses:?}"))?;
     let end = crate::frames::free_frames();
