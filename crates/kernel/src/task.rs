@@ -347,8 +347,9 @@ pub struct MemoryHolder<'a> {
 fn alloc_zeroed_frame(granule: Granule) -> Result<u64, String> {
     let pa = KERNEL_FRAMES.lock().as_mut().and_then(|f| f.alloc(0).ok()).ok_or("out of frames")?;
     let va = layout::linear(pa).ok_or("frame beyond the linear map")?;
-    // SAFETY: a frame just allocated, mapped read/write by the linear map.
-    unsafe { core::ptr::write_bytes(va as *mut u8, 0, granule.size() as usize) };
+    // SAFETY: a frame just allocated, mapped read/write (Normal memory) by
+    // the linear map; nothing else uses it yet.
+    unsafe { crate::arch::aarch64::cache::zero(va, granule.size()) };
     Ok(pa)
 }
 

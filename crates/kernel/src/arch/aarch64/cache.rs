@@ -63,3 +63,31 @@ pub fn sync_icache(va: u64, len: u64) {
     // SAFETY: barriers and instruction-cache invalidation only.
     unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Zeroes [va, va + size) of Normal memory mapped read/write (the MMU on:
+/// DC ZVA to Device memory faults) a block of DCZID_EL0's size at a time
+/// with DC ZVA where the CPU allows it (DCZID_EL0.DZP clear) and the range
+/// is aligned to it, else with plain stores. DC ZVA orders as stores do, so
+/// the barriers that publish a store publish these.
+///
+/// # Safety
+/// [va, va + size) must be mapped read/write as Normal memory and owned
+/// by the caller: nothing else may hold a reference into it.
+pub unsafe fn zero(va: u64, size: u64) {
+    let dczid: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    let block = 4u64 << (dczid & 0xf);
+    if dczid & (1 << 4) != 0 || !va.is_multiple_of(block) || !size.is_multiple_of(block) {
+        // SAFETY: the caller's range, mapped read/write and its own.
+        unsafe { core::ptr::write_bytes(va as *mut u8, 0, size as usize) };
+        return;
+    }
+    let mut at = va;
+    while at < va + size {
+        // SAFETY: `at` is a block inside the caller's mapped, writable
+        // range; DC ZVA writes exactly that block.
+        unsafe { asm!("dc zva, {}", in(reg) at, options(nostack, preserves_flags)) };
+        at += block;
+    }
+}

@@ -78,9 +78,15 @@ impl PageTableHw for KernelHw {
             Access::Linear => KERNEL_FRAMES.lock().as_mut()?.alloc(0).ok()?,
         };
         let va = self.virt(pa);
-        // SAFETY: `va` maps the whole frame `pa`, read/write (boot window or
-        // linear map), and the frame was just allocated, so nothing else uses it.
-        unsafe { core::ptr::write_bytes(va as *mut u8, 0, size as usize) };
+        match self.access {
+            // SAFETY: the linear map maps the whole frame `pa` read/write as
+            // Normal memory, and the frame was just allocated, so nothing
+            // else uses it.
+            Access::Linear => unsafe { super::cache::zero(va, size) },
+            // SAFETY: the boot window maps the whole frame read/write, and
+            // it was just allocated (plain stores: no DC ZVA this early).
+            Access::BootWindow { .. } => unsafe { core::ptr::write_bytes(va as *mut u8, 0, size as usize) },
+        }
         Some(pa)
     }
 
