@@ -111,6 +111,10 @@ bench: image
 	@for n in 2 4; do \
 	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
 	done
+	@echo "== client lifetimes (launcher, memory service, 10,000 clients), one core"
+	@for g in 4k:cortex-a72 16k:max 64k:cortex-a72; do \
+	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn ktest=come_and_go memsvc=off granule=$${g%%:*}" | grep -E '^result lifetimes' || exit 1; \
+	done
 	@echo "== the memory service adopting hugepages= pools: 48 GiB (1G:44,2M:1000) and 64 GiB (1G:60) guests"
 	@for m in 48:1G:44,2M:1000 64:1G:60; do \
 	    timeout 300 qemu-system-aarch64 $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG) -M virt,memory-backend=ram0 -cpu cortex-a72 \
