@@ -139,11 +139,12 @@ struct System {
     fp_live: u32,
     /// FP/SIMD states saved at switch-out.
     fp_saves: u64,
-    /// The task whose tables each core's TTBR0 holds (set at a switch,
-    /// cleared when the core drops its user space): a superset of
-    /// `current`. A dead task's memory is freed only once no core holds
-    /// its tables, and its ASID only then given back.
-    loaded: [Option<TaskId>; MAX_CORES],
+    /// The task whose tables a core's TTBR0 still holds though the core
+    /// runs none (it left user mode after that task blocked or ended, and
+    /// has not dropped them or switched yet). With `current`, what every
+    /// core holds ([`holds_tables`]): a dead task's memory is freed only
+    /// once no core holds its tables, and its ASID only then given back.
+    left_loaded: [Option<TaskId>; MAX_CORES],
     /// Tasks that ended and whose memory is not freed yet.
     dying: Vec<TaskId>,
     /// How many tasks the run started with (the launcher's children come
@@ -154,14 +155,9 @@ struct System {
     /// A boot-core agent edits every task's tables while the run goes on:
     /// dead tasks' memory then stays until the run ends.
     agent_edits_tables: bool,
-}
-
-impl System {
-    /// Whether the run is over: every task ended, or the launcher did (the
-    /// system shuts down with it).
-    fn finished(&self) -> bool {
-        self.ipc.all_dead() || self.launcher.as_ref().is_some_and(|l| self.tasks[l.task].status.is_some())
-    }
+    /// The run is over: every task ended, or the launcher did (the system
+    /// shuts down with it). Set when a task ends, read on every trap.
+    finished: bool,
 }
 
 /// Each core's MPIDR, recorded when it sets up its interrupts (the target
@@ -226,18 +222,24 @@ fn switch_to(system: &mut System, core: usize, task: TaskId) {
     let t = &system.tasks[task];
     mmu::switch_user_space(t.tables.root(), t.asid.value);
     system.user_space_live |= 1 << core;
-    system.loaded[core] = Some(task);
-    if !system.dying.is_empty() {
-        lifetime::reap(system);
-    }
+}
+
+/// The task whose tables `core`'s TTBR0 holds, if any.
+fn tables_on(system: &System, core: usize) -> Option<TaskId> {
+    system.current[core].or(system.left_loaded[core])
+}
+
+/// Whether any core's TTBR0 holds `task`'s tables.
+fn holds_tables(system: &System, task: TaskId) -> bool {
+    (0..MAX_CORES).any(|c| tables_on(system, c) == Some(task))
 }
 
 /// The ASID values other cores' TTBR0s hold right now (tasks running
-/// there, or ended there and not yet dropped): a rollover must keep them.
+/// there, or left there and not yet dropped): a rollover must keep them.
 fn asids_held_elsewhere(system: &System, core: usize) -> ([u16; MAX_CORES], usize) {
     let mut running = [0u16; MAX_CORES];
     let mut n = 0;
-    for t in system.loaded.iter().enumerate().filter(|&(c, _)| c != core).filter_map(|(_, t)| *t) {
+    for t in (0..MAX_CORES).filter(|&c| c != core).filter_map(|c| tables_on(system, c)) {
         running[n] = system.tasks[t].asid.value;
         n += 1;
     }
@@ -252,7 +254,7 @@ fn drop_user_space(system: &mut System, core: usize) {
         mmu::no_user_space();
         system.user_space_live &= !(1 << core);
     }
-    system.loaded[core] = None;
+    system.left_loaded[core] = None;
     if !system.dying.is_empty() {
         lifetime::reap(system);
     }
@@ -288,6 +290,8 @@ fn end_task(system: &mut System, task: TaskId, status: u64) {
     }
     memory::revoke_grants(&mut system.tasks[task]);
     system.ipc.exit(task, status);
+    system.finished =
+        system.ipc.all_dead() || system.launcher.as_ref().is_some_and(|l| system.tasks[l.task].status.is_some());
     system.dying.push(task);
     lifetime::reap(system);
 }
@@ -629,11 +633,12 @@ pub fn run_with(
         wfi_wakeups: 0,
         fp_live: 0,
         fp_saves: 0,
-        loaded: [None; MAX_CORES],
+        left_loaded: [None; MAX_CORES],
         dying: Vec::new(),
         boot_tasks: specs.len(),
         launcher: objects.launcher.map(|(task, programs)| lifetime::Launcher::new(task, programs)),
         agent_edits_tables: agent.is_some(),
+        finished: false,
     };
     set_user_trap_handler(Some(user_trap));
     let mut system = system;
@@ -726,7 +731,7 @@ fn run_agent(agent: &mut dyn BootCoreAgent) {
         {
             let mut guard = SYSTEM.lock();
             let Some(system) = guard.as_mut() else { return };
-            if !system.active || system.finished() {
+            if !system.active || system.finished {
                 return;
             }
             if working {
@@ -791,7 +796,7 @@ pub fn run_core(core: usize) {
     loop {
         let mut guard = SYSTEM.lock();
         let Some(system) = guard.as_mut() else { break };
-        if !system.active || system.finished() {
+        if !system.active || system.finished {
             break;
         }
         if let Some(task) = system.ipc.next_to_run_on(core) {
@@ -800,6 +805,9 @@ pub fn run_core(core: usize) {
             }
             deliver_results(system);
             system.current[core] = Some(task);
+            // TTBR0 moves to `task` now: whatever this core left loaded is
+            // no longer held here.
+            system.left_loaded[core] = None;
             system.tasks[task].ran_on |= 1 << core;
             system.in_user |= 1 << core;
             let frame: *mut TrapFrame = &mut *system.tasks[task].frame;
@@ -1055,7 +1063,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
         report_fault(&system.tasks[current]);
         end_task(system, current, FAULT_STATUS);
     }
-    let next = if system.finished() {
+    let next = if system.finished {
         // The launcher ended: every core leaves its task (the run is over).
         None
     } else if system.ipc.state(current) == State::Ready && !yielded {
@@ -1070,7 +1078,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
     // Wake the other cores only for news: a task became ready in this trap,
     // or the end. (Waking on every trap would keep idle cores waking each
     // other and contending for the system lock.)
-    if system.ipc.readied() != readied_before || system.finished() {
+    if system.ipc.readied() != readied_before || system.finished {
         wake_cores();
         poke_cores(system, core);
     }
@@ -1086,6 +1094,8 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
         None => {
             switch_out_fp(system, core, current);
             system.current[core] = None;
+            // Its tables stay in TTBR0 until this core switches or idles.
+            system.left_loaded[core] = Some(current);
             let kernel: *const KernelContext = &system.kernel[core];
             drop(guard);
             if let Some(bytes) = output {

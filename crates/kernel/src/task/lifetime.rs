@@ -5,7 +5,7 @@
 //! Owns: the launcher's programs, badges and count of children; when a dead
 //! task's memory, tables and ASID are freed, and when its slot is reused.
 //! Must never: free a task's frames or tables, or give its ASID back, while
-//! any core's TTBR0 still holds its tables (`System::loaded`); reuse a slot
+//! any core's TTBR0 still holds its tables (`holds_tables`); reuse a slot
 //! something still refers to (`folio_core::ipc::Ipc::recycle` decides);
 //! let the launcher have more than [`MAX_LIVE`] children at once, or make
 //! a child whose death notice could not be queued.
@@ -17,7 +17,7 @@ use folio_core::ipc::{Object, TaskId};
 use folio_core::syscall::SysError;
 
 use super::syscall::Next;
-use super::{Program, Spec, System, asids_held_elsewhere, core_id, load, poke_cores, wake_cores};
+use super::{Program, Spec, System, asids_held_elsewhere, core_id, holds_tables, load, poke_cores, wake_cores};
 use crate::arch::aarch64::mmu;
 use crate::frames::KERNEL_FRAMES;
 
@@ -145,7 +145,7 @@ pub(super) fn reap(system: &mut System) {
     let mut i = 0;
     while i < system.dying.len() {
         let t = system.dying[i];
-        if system.loaded.contains(&Some(t)) {
+        if holds_tables(system, t) {
             i += 1;
             continue;
         }
