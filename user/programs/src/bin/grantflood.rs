@@ -18,20 +18,21 @@ use folio_rt::{nr, recv, reply, syscall};
 const TRIES: u64 = 1 << 20;
 
 fn main() -> u64 {
-    // The first pool capability and the granule.
-    let mut pool = None;
+    // The largest pool capability (room for a frame per shared table
+    // past the bound) and the granule.
+    let mut pool: Option<(u64, u64, u64)> = None;
     for index in 0..64 {
         let r = syscall(nr::MEM_CAP, [index, 0, 0, 0, 0, 0]);
         if r[0] != 0 {
             break;
         }
-        if r[1] & 0xff == map::CAP_POOL {
-            pool = Some((r[2], 1u64 << r[5]));
-            break;
+        if r[1] & 0xff == map::CAP_POOL && pool.is_none_or(|(_, size, _)| r[3] > size) {
+            pool = Some((r[2], r[3], 1u64 << r[5]));
         }
     }
-    let Some((pa, page)) = pool else { return 2 };
-    // Shared tables, one per distinct frame, one span each.
+    let Some((pa, _, page)) = pool else { return 2 };
+    // Shared tables, one per distinct frame, one span each (the largest
+    // pool capability holds far more than 4 x 64 frames).
     let span = page * (page / 8);
     let (mut linked, mut refusal) = (0u64, 0u64);
     while linked < 4 * map::MAX_SHARED_TABLES as u64 {
