@@ -732,3 +732,20 @@ fn freed_memory_is_zeroed_in_the_background_before_anyone_sees_it() {
         t.service.hvo().hw().judge("zeroing");
     }
 }
+
+/// Only the operator (the launcher's badge) may shut the service down; a
+/// client asking is refused and nothing changes; stray words are garbage.
+#[test]
+fn only_the_operator_shuts_the_service_down() {
+    let mut t = setup(Granule::K4, 64 << 20, u64::MAX);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    assert_eq!(t.ask(1, [op::SHUTDOWN, 0, 0, 0])[0], error::NOT_PERMITTED);
+    assert_eq!(t.ask(start::OPERATOR_BADGE, [op::SHUTDOWN, 1, 0, 0])[0], error::INVALID_ARGUMENT);
+    let total = t.service.pool_total_bytes();
+    let r = ok(t.ask(start::OPERATOR_BADGE, [op::SHUTDOWN, 0, 0, 0]));
+    assert_eq!((r[1], r[2]), (total - (2 << 20), total), "free and total: client 1 still holds 2 MiB");
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    let r = ok(t.ask(start::OPERATOR_BADGE, [op::SHUTDOWN, 0, 0, 0]));
+    assert_eq!(r[1], r[2], "whole");
+    t.check();
+}
