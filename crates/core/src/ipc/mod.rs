@@ -311,9 +311,10 @@ impl Ipc {
 
     /// Gives `task` a handle to `object` carrying `badge`; returns its
     /// number. [`NOTIFICATION_BADGE`] and [`DEATH_BADGE`] are reserved and
-    /// become 0. A handle to an endpoint with death notices reserves one
-    /// past the bound too (the run's own set-up); tasks made at run time
-    /// get theirs through [`Ipc::try_grant`].
+    /// become 0. A handle to an endpoint with death notices reserves one,
+    /// even past the bound: the run's own set-up may; for tasks made at
+    /// run time the kernel checks [`Ipc::has_notice_room`] first (or
+    /// grants through [`Ipc::try_grant`]).
     pub fn grant(&mut self, task: TaskId, object: Object, badge: u64) -> u64 {
         let badge = if badge == NOTIFICATION_BADGE || badge == DEATH_BADGE { 0 } else { badge };
         let handle = Handle { object, badge };

@@ -116,8 +116,8 @@ pub(super) fn spawn(system: &mut System, caller: TaskId, x: [u64; 5]) -> Result<
             Given::Passed(object) => object,
             Given::OwnEndpoint => Object::Endpoint(system.ipc.add_private_endpoint(id)),
         };
-        // Room was checked above: this cannot fail.
-        system.ipc.try_grant(id, object, badge)?;
+        // Room for its death notice was checked above.
+        system.ipc.grant(id, object, badge);
     }
     if id == system.tasks.len() {
         system.tasks.push(child);

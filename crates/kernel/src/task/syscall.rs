@@ -104,7 +104,9 @@ fn long_form(system: &System, task: TaskId) -> Result<Form, SysError> {
 pub(super) fn copy_message(from: u64, to: u64, words: u8) {
     let first = folio_abi::ipc::REGISTER_WORDS as usize;
     let words = (words as usize).min(folio_core::ipc::MAX_MESSAGE_WORDS as usize);
-    if words <= first {
+    // 0: a task cleaned up after its death has no buffer any more (a copy
+    // is delivered in the trap that made it, so none should name one).
+    if words <= first || from == 0 || to == 0 {
         return;
     }
     let (Some(src), Some(dst)) = (layout::linear(from), layout::linear(to)) else { return };
