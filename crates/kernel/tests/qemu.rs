@@ -262,7 +262,7 @@ fn ten_thousand_client_lifetimes_on_two_cores() {
     run.expect("ktest.lifetimes", &[("spawned", "10000"), ("reaped", "10000"), ("frames_leaked", "0")]);
     // A client that takes the smallest folios until refused gets a typed
     // error (QUOTA_EXCEEDED, 4), never a failed mapping.
-    for client in ["1234", "6234"] {
+    for client in ["1234", "5000", "6234"] {
         let line = run.line("memlife.exhaust", &[("client", client), ("refused_with", "4")]);
         assert!(line.num("folios") > 0, "{line:?}");
     }
@@ -539,6 +539,10 @@ fn virt_with_3g_and_cpu_max() {
         .expect("ktest.pan", &[("pan", "on"), ("kernel_read", "faulted")])
         .expect("sysfuzz", &[("calls", "100000"), ("strange", "0")])
         .expect("memfuzz", &[("requests", "20000"), ("strange", "0"), ("pool_whole", "yes")])
+        // Tasks that come and go on 16K; the middle client takes page
+        // folios until refused with QUOTA_EXCEEDED.
+        .expect("lifetimes", &[("lifetimes", "100"), ("wrong_status", "0"), ("pool_whole", "yes")])
+        .expect("memlife.exhaust", &[("client", "50"), ("refused_with", "4")])
         .assert_memory_service()
         .assert_ktests_pass();
 }
@@ -551,6 +555,9 @@ fn virt_with_64k_frames() {
         .expect("mmu", &[("granule", "64K")])
         .expect("ktest.unit", &[("unit", "contiguous L2 block run"), ("size", "16 GiB"), ("ran", "no")])
         .expect("ktest.unit", &[("unit", "L3 page"), ("size", "64 KiB"), ("ran", "yes")])
+        // Tasks that come and go on 64K, one exhausting its share.
+        .expect("lifetimes", &[("lifetimes", "100"), ("wrong_status", "0"), ("pool_whole", "yes")])
+        .expect("memlife.exhaust", &[("client", "50"), ("refused_with", "4")])
         .assert_tasks_ran()
         .assert_memory_service()
         .assert_ktests_pass();

@@ -13,9 +13,9 @@
 //!
 //! Every child gets a handle to the launcher's endpoint, which nobody
 //! calls: it carries the child's death notice. In the lifetimes run every
-//! 500th child dies by a fault holding a folio ([`FAULT`]) and every
-//! 5,000th allocates the smallest folios until it is refused
-//! ([`EXHAUST`]) while the others go on being served.
+//! 500th child dies by a fault holding a folio ([`FAULT`]), and the
+//! middle one and every 5,000th allocate the smallest folios until they
+//! are refused ([`EXHAUST`]) while the others go on being served.
 //!
 //! At the end it asks the service to shut down (SHUTDOWN's reply says
 //! whether the pool is whole) and waits until it has ended. Prints a result
@@ -111,7 +111,7 @@ fn lifetimes(lifetimes: u64, at_once: u64) -> bool {
     let (mut wrong_status, mut refused, mut faulted, mut strange) = (0u64, 0u64, 0u64, 0u64);
     while ended < lifetimes {
         while alive < at_once && started < lifetimes {
-            let exhausts = started % 5000 == 1234;
+            let exhausts = started % 5000 == 1234 || started == lifetimes / 2;
             let argument = started | if faults(started) { FAULT } else { 0 } | if exhausts { EXHAUST } else { 0 };
             match spawn(MEMLIFE, CLIENT_PRIORITY, &[SERVICE, OWN], [argument, 0]) {
                 Ok(badge) => {
