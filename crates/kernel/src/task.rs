@@ -14,7 +14,8 @@
 //! Must never: touch a task's memory except through its own translations
 //! (checked by `syscall::user_buffer`) and the linear map; keep the
 //! system lock while leaving task mode; run a task with an ASID another
-//! task may still hold.
+//! task may still hold; free a task's tables while a core's TTBR0 holds
+//! them.
 //!
 //! A run starts with a fixed set of tasks; a launcher among them may start
 //! more while it runs, and dead tasks are cleaned up while it goes on

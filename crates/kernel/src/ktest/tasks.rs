@@ -1,7 +1,8 @@
-//! In-kernel tests of EL0 tasks on one core: IPC, hostile requests, faults
-//! that stop only their task, preemption by the timer, dead peers,
-//! timeouts and death notifications, PAN, and a memory service that cannot
-//! start.
+//! In-kernel tests of EL0 tasks: IPC, hostile requests, faults that stop
+//! only their task, preemption by the timer, dead peers, timeouts and
+//! death notices, PAN, a memory service that cannot start, the fuzzers
+//! (system calls, the service's protocol, a compromised service's memory
+//! calls), and tasks that come and go while the service lives on.
 
 use super::*;
 
