@@ -6,10 +6,11 @@
 //! and the bound on that queue.
 //! Must never: lose a notice, or let a queue grow past
 //! [`MAX_DEATH_NOTICES`]: a notice is reserved when the handle that will
-//! cause it is granted, so a grant past the bound fails instead
-//! (`OutOfMemory`, charged to whoever grants: the launcher's `spawn`).
+//! cause it is granted, and whoever grants at run time checks
+//! [`Ipc::has_notice_room`] first (the kernel's SPAWN fails with
+//! `OutOfMemory`, charged to the launcher).
 
-use super::{EndpointId, Handle, Ipc, Object, State, SysError, TaskId, ok};
+use super::{EndpointId, Handle, Ipc, Object, State, TaskId, ok};
 
 /// The badge `recv` reports for a death notice (x1 = the dead client's
 /// badge, x2 = its exit status); never granted.
@@ -24,19 +25,6 @@ impl Ipc {
     /// a task holding a handle to it dies.
     pub fn notify_client_deaths(&mut self, endpoint: EndpointId) {
         self.endpoints[endpoint].death_notices = true;
-    }
-
-    /// Gives `task` a handle to `object` carrying `badge` (as
-    /// [`Ipc::grant`]), reserving its death notice: `OutOfMemory` when the
-    /// endpoint has [`MAX_DEATH_NOTICES`] reserved already.
-    pub fn try_grant(&mut self, task: TaskId, object: Object, badge: u64) -> Result<u64, SysError> {
-        if let Object::Endpoint(e) = object
-            && self.endpoints[e].owner != task
-            && !self.has_notice_room(e, 1)
-        {
-            return Err(SysError::OutOfMemory);
-        }
-        Ok(self.grant(task, object, badge))
     }
 
     /// Whether `wanted` more handles to `endpoint` may be granted to

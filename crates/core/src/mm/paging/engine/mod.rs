@@ -151,10 +151,8 @@ impl<H: PageTableHw> PageTable<H> {
     /// Frees every table frame; the tree must no longer be in use by any
     /// walker (its TTBR switched away and the ASID or TLB invalidated).
     pub fn destroy(mut self) -> H {
-        self.free_subtree(self.root, self.granule.start_level());
-        for s in core::mem::take(&mut self.shared) {
-            self.hw.free_table(s.table);
-        }
+        self.empty();
+        self.hw.free_table(self.root);
         self.hw
     }
 
