@@ -59,6 +59,8 @@ pub struct SimMachine {
     pub violations: Vec<String>,
     pub barriers: Vec<Barrier>,
     pub tlbis: Vec<Tlbi>,
+    /// Descriptors the engine read through [`PageTableHw::read_entry`].
+    pub reads: u64,
 }
 
 impl SimMachine {
@@ -80,6 +82,7 @@ impl SimMachine {
             violations: Vec::new(),
             barriers: Vec::new(),
             tlbis: Vec::new(),
+            reads: 0,
         }
     }
 
@@ -319,6 +322,7 @@ impl PageTableHw for SimMachine {
     }
 
     fn read_entry(&mut self, table: u64, index: usize) -> u64 {
+        self.reads += 1;
         self.read(table, index)
     }
 

@@ -32,6 +32,9 @@ fn judge(t: &mut PageTable<SimMachine>, step: &str) {
         checker::check(granule, root, sim.upper_half(), &mut |tb, i| sim.read(tb, i), &|pa| sim.is_ram(pa));
     assert!(violations.is_empty(), "{step}: checker: {violations:?}");
     assert!(sim.violations.is_empty(), "{step}: TLB model: {:?}", sim.violations);
+    if let Err(e) = t.check_valid_counts() {
+        panic!("{step}: valid counts: {e}");
+    }
 }
 
 /// Maximal extents (va, pa, size, attributes): contiguous in VA and PA with
@@ -570,5 +573,39 @@ fn an_emptied_tree_keeps_only_its_root() {
         assert_eq!(t.translate(16 * span), None, "{granule}");
         let sim = t.destroy();
         assert_eq!(sim.live_tables(), 0, "{granule}");
+    }
+}
+
+/// Whether a table is left empty is known from its count, not by reading
+/// its other entries: unmapping a page next to others, the last page of a
+/// table, and a whole task's tree read a handful of descriptors per level,
+/// wherever in its table the page lies, on every granule (a 64K last-level
+/// table has 8,192 entries).
+#[test]
+fn unmapping_reads_no_more_descriptors_than_the_walk_and_the_unmapped_slots() {
+    for granule in Granule::ALL {
+        let page = granule.size();
+        let table_span = granule.level_size(2);
+        for slot in [0, 2, granule.entries(3) as u64 - 2] {
+            let mut t = table(granule, Half::Lower);
+            let va = 3 * table_span + slot * page;
+            t.map(va, 0x8000_0000, 2 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+            for (at, what) in [(va, "a page beside another"), (va + page, "the last page of its table")] {
+                t.hw().reads = 0;
+                t.unmap(at, page).unwrap();
+                let reads = t.hw().reads;
+                judge(&mut t, &format!("{granule} slot {slot}: {what}"));
+                assert!(reads <= 40, "{granule} slot {slot}: unmapping {what} read {reads} descriptors");
+            }
+            assert_eq!(t.stats().tables_in_use, 1, "{granule}: the emptied tables are freed");
+            t.map(va, 0x8000_0000, 2 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+            t.hw().reads = 0;
+            t.empty();
+            let reads = t.hw().reads;
+            assert!(reads <= 16, "{granule} slot {slot}: emptying the tree read {reads} descriptors");
+            // (No TLB judgement: a tree is emptied only once no walker uses it.)
+            assert_eq!(t.stats().tables_in_use, 1, "{granule}");
+            t.check_valid_counts().unwrap();
+        }
     }
 }

@@ -72,6 +72,11 @@ pub(super) struct Change {
     pub(super) writes: Vec<SlotWrite>,
     pub(super) invalidations: Invalidations,
     pub(super) wrote: bool,
+    /// Where every valid descriptor under the table slots this change
+    /// clears lies, when the planner knows ([`PageTable::unmap`] does: a
+    /// table it frees held nothing outside the range), so their removal
+    /// reads only those slots. `None`: anywhere.
+    pub(super) within: Option<(u64, u64)>,
 }
 
 impl<H: PageTableHw> PageTable<H> {
@@ -85,9 +90,11 @@ impl<H: PageTableHw> PageTable<H> {
     /// Applies a change: its slot writes with break-before-make, together
     /// with the in-place writes already made and their invalidations.
     pub(super) fn apply_change(&mut self, change: Change) {
-        let Change { writes, mut invalidations, mut wrote } = change;
+        let Change { writes, mut invalidations, mut wrote, within } = change;
+        let within = within.unwrap_or((0, u64::MAX));
         let mut doomed: Vec<(u64, u8)> = Vec::new();
-        let mut pending: Vec<&SlotWrite> = Vec::new();
+        // The slots to write once the old entries are gone, with what they hold then.
+        let mut pending: Vec<(&SlotWrite, u64)> = Vec::new();
         let mut any_table = false;
         for w in &writes {
             let old = self.hw.read_entry(w.table, w.index);
@@ -96,22 +103,22 @@ impl<H: PageTableHw> PageTable<H> {
             }
             any_table |= matches!(descriptor::decode(self.granule, w.level, w.new), Entry::Table { .. });
             match descriptor::decode(self.granule, w.level, old) {
-                Entry::Invalid => pending.push(w),
+                Entry::Invalid => pending.push((w, old)),
                 Entry::Leaf { attributes, .. } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
-                        self.hw.write_entry(w.table, w.index, w.new);
+                        self.store(w.table, w.index, old, w.new);
                     } else {
-                        self.hw.write_entry(w.table, w.index, 0);
-                        pending.push(w);
+                        self.store(w.table, w.index, old, 0);
+                        pending.push((w, 0));
                     }
                     wrote = true;
                     invalidations.push(w.va, true, attributes.global);
                 }
                 Entry::Table { next } => {
-                    self.hw.write_entry(w.table, w.index, 0);
+                    self.store(w.table, w.index, old, 0);
                     wrote = true;
-                    pending.push(w);
-                    if !self.collect_subtree(next, w.level + 1, w.va, &mut invalidations, &mut doomed) {
+                    pending.push((w, 0));
+                    if !self.collect_subtree(next, w.level + 1, w.va, within, &mut invalidations, &mut doomed) {
                         invalidations.push(w.va, false, self.half == Half::Upper);
                     }
                 }
@@ -139,16 +146,15 @@ impl<H: PageTableHw> PageTable<H> {
             self.barrier(Barrier::DsbIsh);
         }
         let mut made = false;
-        for w in pending.iter().filter(|w| w.new != 0) {
-            self.hw.write_entry(w.table, w.index, w.new);
+        for &(w, now) in pending.iter().filter(|(w, _)| w.new != 0) {
+            self.store(w.table, w.index, now, w.new);
             made = true;
         }
         if made {
             self.barrier(Barrier::DsbIshSt);
         }
         for (table, _) in doomed {
-            self.hw.free_table(table);
-            self.stats.tables_in_use -= 1;
+            self.release_table(table);
         }
         if (wrote || made) && self.half == Half::Upper {
             self.barrier(Barrier::Isb);
@@ -159,12 +165,15 @@ impl<H: PageTableHw> PageTable<H> {
     /// one all-levels invalidation per leaf descriptor, which also drops the
     /// walk-cache entries on that address's path, so a table pointer needs
     /// its own only when nothing below it was invalidated. Returns whether
-    /// anything inside the subtree's region was invalidated.
+    /// anything inside the subtree's region was invalidated. A private
+    /// table is read only over the slots overlapping `within` (where its
+    /// valid descriptors lie) and only up to its last valid one.
     pub(super) fn collect_subtree(
         &mut self,
         table: u64,
         level: u8,
         table_va: u64,
+        within: (u64, u64),
         inv: &mut Invalidations,
         doomed: &mut Vec<(u64, u8)>,
     ) -> bool {
@@ -205,16 +214,21 @@ impl<H: PageTableHw> PageTable<H> {
             doomed.push((table, level));
             return true;
         }
-        for index in 0..self.granule.entries(level) {
-            let va = table_va + index as u64 * size;
-            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+        let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
+        for (index, va) in slots_overlapping(self.granule, level, table_va, within.0, within.1) {
+            if left == 0 {
+                break;
+            }
+            let d = self.hw.read_entry(table, index);
+            left = left.saturating_sub(counts::is_valid(d) as u32);
+            match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
                 Entry::Leaf { attributes, .. } => {
                     inv.push(va, false, attributes.global);
                     covered = true;
                 }
                 Entry::Table { next } => {
-                    if !self.collect_subtree(next, level + 1, va, inv, doomed) {
+                    if !self.collect_subtree(next, level + 1, va, within, inv, doomed) {
                         inv.push(va, false, self.half == Half::Upper);
                     }
                     covered = true;
@@ -225,14 +239,22 @@ impl<H: PageTableHw> PageTable<H> {
         covered
     }
 
+    /// Frees a private subtree of a tree no walker uses any more (for
+    /// [`PageTable::empty`], which then forgets the counts), reading each
+    /// table only up to its last valid descriptor.
     pub(super) fn free_subtree(&mut self, table: u64, level: u8) {
         if self.is_shared(table) {
             return;
         }
         if level < 3 {
+            let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
             for index in 0..self.granule.entries(level) {
-                if let Entry::Table { next } = descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
-                {
+                if left == 0 {
+                    break;
+                }
+                let d = self.hw.read_entry(table, index);
+                left = left.saturating_sub(counts::is_valid(d) as u32);
+                if let Entry::Table { next } = descriptor::decode(self.granule, level, d) {
                     self.free_subtree(next, level + 1);
                 }
             }

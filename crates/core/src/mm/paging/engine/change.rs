@@ -21,11 +21,18 @@ impl<H: PageTableHw> PageTable<H> {
         self.unshare(va + (size - page), page)?;
         self.split_to_boundary(va)?;
         self.split_to_boundary(va.wrapping_add(size))?;
+        self.clear(va, va + (size - 1));
+        Ok(())
+    }
+
+    /// Clears every slot wholly inside [start, last] and frees the tables
+    /// that leaves empty, in one break-before-make.
+    pub(super) fn clear(&mut self, start: u64, last: u64) {
         let root = self.root;
         let mut writes = Vec::new();
-        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
-        self.apply(writes);
-        Ok(())
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, &mut writes);
+        // Every table this frees held valid entries only inside the range.
+        self.apply_change(Change { writes, within: Some((start, last)), ..Change::default() });
     }
 
     /// Splits until no unit crosses `boundary` (0 stands for the top of the
@@ -58,7 +65,7 @@ impl<H: PageTableHw> PageTable<H> {
         let entries = self.granule.entries(level);
         let first = ((start.max(table_va) - table_va) / size) as usize;
         let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
-        let mut remaining = 0usize;
+        let mut cleared = 0u32;
         for index in first..end {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
@@ -71,24 +78,21 @@ impl<H: PageTableHw> PageTable<H> {
             let inside = start <= slot_va && slot_last <= last;
             if inside {
                 out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                cleared += 1;
             } else if overlaps && let Entry::Table { next } = entry {
                 let mark = out.len();
                 if self.plan_clear(next, level + 1, slot_va, start, last, out) {
                     // The child empties: clear its slot here instead.
                     out.truncate(mark);
                     out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
-                } else {
-                    remaining += 1;
+                    cleared += 1;
                 }
-            } else {
-                remaining += 1;
             }
         }
-        // Emptied only if nothing outside the range is left either (the
-        // root is never freed, so it need not be looked at).
-        remaining == 0
-            && table != self.root
-            && !(0..first).chain(end..entries).any(|i| self.hw.read_entry(table, i) & 1 != 0)
+        // Emptied when every valid entry it holds is being cleared: its
+        // count says so without reading the slots outside the range (the
+        // root is never freed; a shared table is never counted).
+        table != self.root && self.valid_entries(table) == Some(cleared)
     }
 
     // ---- protect ----------------------------------------------------------
@@ -157,7 +161,7 @@ impl<H: PageTableHw> PageTable<H> {
                         continue;
                     }
                     if descriptor::in_place_change_allowed(old, new) {
-                        self.hw.write_entry(table, index, new);
+                        self.store(table, index, old, new);
                         change.wrote = true;
                         change.invalidations.push(slot_va, true, was.global);
                     } else {
@@ -233,8 +237,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::CannotSplit { va });
         }
         let level = m.unit.level + 1;
-        let child = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-        self.stats.tables_in_use += 1;
+        let child = self.new_table(self.granule.entries(level) as u32)?;
         let unit = Unit { level, contiguous: self.granule.contiguous_entries(level).is_some() };
         let level_size = self.granule.level_size(level);
         for index in 0..self.granule.entries(level) {

@@ -157,10 +157,13 @@ impl<H: PageTableHw> PageTable<H> {
         let first = self.index(va, unit.level);
         // Consecutive descriptors differ only in their output address.
         let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
+        let mut made = 0;
         for i in 0..count * unit.entries(self.granule) {
+            made += !counts::is_valid(self.hw.read_entry(table, first + i)) as i32;
             self.hw.write_entry(table, first + i, d);
             d += stride;
         }
+        self.counts.adjust(table, made);
         Ok(())
     }
 
@@ -168,10 +171,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// were never reachable by a valid leaf, but the walker may have cached
     /// the table pointers).
     pub(super) fn prune_empty(&mut self, va: u64, size: u64) {
-        let root = self.root;
-        let mut writes = Vec::new();
-        self.plan_clear(root, self.granule.start_level(), self.canonical(0), va, va + (size - 1), &mut writes);
-        self.apply(writes);
+        self.clear(va, va + (size - 1));
     }
 
     // ---- shared last-level tables --------------------------------------------
@@ -227,7 +227,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Ok(());
         }
         self.barrier(Barrier::DsbIshSt);
-        self.hw.write_entry(parent, index, descriptor::table(table));
+        self.store(parent, index, 0, descriptor::table(table));
         self.barrier(Barrier::DsbIshSt);
         if self.half == Half::Upper {
             self.barrier(Barrier::Isb);
@@ -270,8 +270,7 @@ impl<H: PageTableHw> PageTable<H> {
                 if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
                     && self.is_shared(next)
                 {
-                    let copy = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-                    self.stats.tables_in_use += 1;
+                    let copy = self.new_table(self.granule.entries(3) as u32)?;
                     for i in 0..self.granule.entries(3) {
                         let d = self.hw.read_entry(next, i);
                         self.hw.write_entry(copy, i, d);

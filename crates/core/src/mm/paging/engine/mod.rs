@@ -29,11 +29,14 @@
 //! - [`map`]: making mappings (largest legal units, shared last-level tables).
 //! - [`change`]: unmap, protect, remap, split and coalesce, planned as
 //!   slot writes.
+//! - [`counts`]: how many valid descriptors each table holds, so an empty
+//!   table is known without reading it.
 //! - [`bbm`]: the one place a live entry changes: break-before-make, TLB
 //!   invalidation, and freeing tables only after the walk cache is clean.
 
 mod bbm;
 mod change;
+mod counts;
 mod map;
 mod types;
 mod walk;
@@ -43,6 +46,7 @@ use alloc::vec::Vec;
 use super::descriptor::{self, Attributes, Entry};
 use crate::mm::Granule;
 use bbm::{Change, SlotWrite};
+use counts::ValidCounts;
 pub use types::*;
 
 /// The slots of a table at `level` whose region starts at `table_va` that
@@ -75,6 +79,8 @@ pub struct PageTable<H: PageTableHw> {
     /// subtree but with their last link; a change inside one first gives the
     /// slot a private copy.
     shared: Vec<SharedTable>,
+    /// The valid descriptors of every private table.
+    counts: ValidCounts,
 }
 
 /// A shared last-level table: every descriptor is `leaf`; `links` slots
@@ -96,7 +102,10 @@ impl<H: PageTableHw> PageTable<H> {
 
     /// An empty tree. `asid` tags non-global (user) mappings' invalidations.
     pub fn new(mut hw: H, granule: Granule, half: Half, asid: Option<u16>) -> Result<Self, PagingError> {
+        let mut counts = ValidCounts::default();
+        counts.reserve_one()?;
         let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        counts.insert(root, 0);
         Ok(PageTable {
             hw,
             granule,
@@ -106,6 +115,7 @@ impl<H: PageTableHw> PageTable<H> {
             stats: Stats { tables_in_use: 1, ..Stats::default() },
             global_in_lower_half: false,
             shared: Vec::new(),
+            counts,
         })
     }
 
@@ -133,19 +143,25 @@ impl<H: PageTableHw> PageTable<H> {
     /// and its ASID invalidated), so no break-before-make is needed.
     pub fn empty(&mut self) {
         let level = self.granule.start_level();
+        let mut left = self.valid_entries(self.root).unwrap_or(u32::MAX);
         for index in 0..self.granule.entries(level) {
+            if left == 0 {
+                break;
+            }
             let entry = self.hw.read_entry(self.root, index);
             if let Entry::Table { next } = descriptor::decode(self.granule, level, entry) {
                 self.free_subtree(next, level + 1);
             }
             if entry != 0 {
                 self.hw.write_entry(self.root, index, 0);
+                left -= counts::is_valid(entry) as u32;
             }
         }
         for s in core::mem::take(&mut self.shared) {
             self.hw.free_table(s.table);
             self.stats.tables_in_use -= 1;
         }
+        self.counts.keep_only_empty(self.root);
     }
 
     /// Frees every table frame; the tree must no longer be in use by any

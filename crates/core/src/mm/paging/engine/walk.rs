@@ -19,11 +19,10 @@ impl<H: PageTableHw> PageTable<H> {
                 Entry::Leaf { .. } => return Ok(None),
                 Entry::Invalid if !create => return Ok(None),
                 Entry::Invalid => {
-                    let next = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-                    self.stats.tables_in_use += 1;
+                    let next = self.new_table(0)?;
                     // The zeroed table must be visible before the walker can reach it.
                     self.barrier(Barrier::DsbIshSt);
-                    self.hw.write_entry(table, index, descriptor::table(next));
+                    self.store(table, index, 0, descriptor::table(next));
                     table = next;
                 }
             }

@@ -1,0 +1,156 @@
+//! How many valid descriptors each private table of a tree holds, so that
+//! whether a table is empty is one comparison instead of a read of all its
+//! entries (512 on 4K, 2,048 on 16K, 8,192 on 64K), and freeing a tree
+//! reads no further into a table than its last valid entry.
+//!
+//! Owns: one count per private table of the tree (the root included), kept
+//! in a vector sorted by the table's physical address. Shared last-level
+//! tables ([`super::map`]) are not counted: they are full and never written.
+//! Must never: disagree with a table's contents. Every write to a private
+//! table goes through [`PageTable::store`] or fills a table made with
+//! [`PageTable::new_table`] with the count given there; the host tests check
+//! every count against the tables after every step.
+
+use super::*;
+
+/// The valid-descriptor count of every private table of one tree.
+#[derive(Default)]
+pub(super) struct ValidCounts {
+    /// (table, valid descriptors), sorted by table.
+    tables: Vec<(u64, u32)>,
+    /// Where the last lookup landed: writes come in runs within one table.
+    hint: usize,
+}
+
+impl ValidCounts {
+    fn position(&mut self, table: u64) -> Result<usize, usize> {
+        if self.tables.get(self.hint).is_some_and(|&(t, _)| t == table) {
+            return Ok(self.hint);
+        }
+        let found = self.tables.binary_search_by_key(&table, |&(t, _)| t);
+        if let Ok(i) = found {
+            self.hint = i;
+        }
+        found
+    }
+
+    /// Room for one more table, so that [`ValidCounts::insert`] cannot fail.
+    pub(super) fn reserve_one(&mut self) -> Result<(), PagingError> {
+        self.tables.try_reserve(1).map_err(|_| PagingError::OutOfTableFrames)
+    }
+
+    /// Starts counting `table` at `valid` (after [`ValidCounts::reserve_one`]).
+    pub(super) fn insert(&mut self, table: u64, valid: u32) {
+        match self.position(table) {
+            Ok(i) => self.tables[i].1 = valid,
+            Err(i) => self.tables.insert(i, (table, valid)),
+        }
+    }
+
+    /// Stops counting `table` (it is being freed).
+    pub(super) fn remove(&mut self, table: u64) {
+        if let Ok(i) = self.position(table) {
+            self.tables.remove(i);
+        }
+    }
+
+    /// The valid descriptors of `table`; `None` for a table not counted (a
+    /// shared one), which callers must treat as possibly non-empty.
+    pub(super) fn get(&mut self, table: u64) -> Option<u32> {
+        self.position(table).ok().map(|i| self.tables[i].1)
+    }
+
+    /// `table` gained (`delta` > 0) or lost valid descriptors.
+    pub(super) fn adjust(&mut self, table: u64, delta: i32) {
+        if delta == 0 {
+            return;
+        }
+        if let Ok(i) = self.position(table) {
+            let count = &mut self.tables[i].1;
+            *count = count.saturating_add_signed(delta);
+        }
+    }
+
+    /// Forgets every table but `root`, which is left counted at zero (its
+    /// tree was emptied).
+    pub(super) fn keep_only_empty(&mut self, root: u64) {
+        self.tables.clear();
+        self.tables.push((root, 0));
+        self.hint = 0;
+    }
+
+    /// How many tables are counted.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+/// Whether descriptor `d` is valid (bit 0).
+pub(super) fn is_valid(d: u64) -> bool {
+    d & 1 != 0
+}
+
+impl<H: PageTableHw> PageTable<H> {
+    /// A zeroed table frame, counted with `valid` descriptors: the caller
+    /// fills exactly that many before publishing it.
+    pub(super) fn new_table(&mut self, valid: u32) -> Result<u64, PagingError> {
+        self.counts.reserve_one()?;
+        let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
+        self.stats.tables_in_use += 1;
+        self.counts.insert(table, valid);
+        Ok(table)
+    }
+
+    /// Gives a table frame back (after the walk cache is clean of it).
+    pub(super) fn release_table(&mut self, table: u64) {
+        self.counts.remove(table);
+        self.hw.free_table(table);
+        self.stats.tables_in_use -= 1;
+    }
+
+    /// Writes descriptor `index` of private table `table`, which held `old`,
+    /// keeping the table's count.
+    pub(super) fn store(&mut self, table: u64, index: usize, old: u64, new: u64) {
+        self.hw.write_entry(table, index, new);
+        self.counts.adjust(table, is_valid(new) as i32 - is_valid(old) as i32);
+    }
+
+    /// The valid descriptors of private table `table`; `None` for a shared
+    /// table, which must never be taken for empty.
+    pub(super) fn valid_entries(&mut self, table: u64) -> Option<u32> {
+        self.counts.get(table)
+    }
+
+    /// Checks every private table's count against its contents, and that
+    /// exactly the reachable private tables are counted.
+    #[cfg(test)]
+    pub(crate) fn check_valid_counts(&mut self) -> Result<(), alloc::string::String> {
+        let mut stack = alloc::vec![(self.root, self.granule.start_level())];
+        let mut private = 0;
+        while let Some((table, level)) = stack.pop() {
+            if self.is_shared(table) {
+                continue;
+            }
+            private += 1;
+            let mut valid = 0;
+            for index in 0..self.granule.entries(level) {
+                let d = self.hw.read_entry(table, index);
+                valid += is_valid(d) as u32;
+                if let Entry::Table { next } = descriptor::decode(self.granule, level, d) {
+                    stack.push((next, level + 1));
+                }
+            }
+            if self.counts.get(table) != Some(valid) {
+                return Err(alloc::format!(
+                    "table {table:#x} at level {level} holds {valid} valid descriptors, counted {:?}",
+                    self.counts.get(table)
+                ));
+            }
+        }
+        if private != self.counts.len() {
+            return Err(alloc::format!("{} tables counted, {private} private tables reachable", self.counts.len()));
+        }
+        Ok(())
+    }
+}
