@@ -94,8 +94,9 @@ impl<H: PageTableHw> PageTable<H> {
         let within = within.unwrap_or((0, u64::MAX));
         let mut doomed: Vec<(u64, u8)> = Vec::new();
         // The slots to write once the old entries are gone, with what they hold then.
-        let mut pending: Vec<(&SlotWrite, u64)> = Vec::new();
+        let mut pending: Vec<(&SlotWrite, u64)> = Vec::with_capacity(writes.len());
         let mut any_table = false;
+        let mut tally = counts::Tally::default();
         for w in &writes {
             let old = self.hw.read_entry(w.table, w.index);
             if old == w.new {
@@ -106,16 +107,19 @@ impl<H: PageTableHw> PageTable<H> {
                 Entry::Invalid => pending.push((w, old)),
                 Entry::Leaf { attributes, .. } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
-                        self.store(w.table, w.index, old, w.new);
+                        self.hw.write_entry(w.table, w.index, w.new);
+                        tally.note(&mut self.counts, w.table, old, w.new);
                     } else {
-                        self.store(w.table, w.index, old, 0);
+                        self.hw.write_entry(w.table, w.index, 0);
+                        tally.note(&mut self.counts, w.table, old, 0);
                         pending.push((w, 0));
                     }
                     wrote = true;
                     invalidations.push(w.va, true, attributes.global);
                 }
                 Entry::Table { next } => {
-                    self.store(w.table, w.index, old, 0);
+                    self.hw.write_entry(w.table, w.index, 0);
+                    tally.note(&mut self.counts, w.table, old, 0);
                     wrote = true;
                     pending.push((w, 0));
                     if !self.collect_subtree(next, w.level + 1, w.va, within, &mut invalidations, &mut doomed) {
@@ -147,9 +151,11 @@ impl<H: PageTableHw> PageTable<H> {
         }
         let mut made = false;
         for &(w, now) in pending.iter().filter(|(w, _)| w.new != 0) {
-            self.store(w.table, w.index, now, w.new);
+            self.hw.write_entry(w.table, w.index, w.new);
+            tally.note(&mut self.counts, w.table, now, w.new);
             made = true;
         }
+        tally.flush(&mut self.counts);
         if made {
             self.barrier(Barrier::DsbIshSt);
         }

@@ -65,7 +65,7 @@ impl<H: PageTableHw> PageTable<H> {
         let entries = self.granule.entries(level);
         let first = ((start.max(table_va) - table_va) / size) as usize;
         let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
-        let mut cleared = 0u32;
+        let (mut cleared, mut remaining) = (0u32, 0u32);
         for index in first..end {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
@@ -86,13 +86,17 @@ impl<H: PageTableHw> PageTable<H> {
                     out.truncate(mark);
                     out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                     cleared += 1;
+                } else {
+                    remaining += 1;
                 }
+            } else {
+                remaining += 1;
             }
         }
         // Emptied when every valid entry it holds is being cleared: its
         // count says so without reading the slots outside the range (the
         // root is never freed; a shared table is never counted).
-        table != self.root && self.valid_entries(table) == Some(cleared)
+        remaining == 0 && table != self.root && self.valid_entries(table) == Some(cleared)
     }
 
     // ---- protect ----------------------------------------------------------

@@ -86,7 +86,39 @@ impl ValidCounts {
     }
 }
 
+/// Count changes gathered over a run of writes and applied once per table:
+/// a change's writes come in runs within one table (a contiguous run is up
+/// to 128 of them).
+#[derive(Default)]
+pub(super) struct Tally {
+    table: u64,
+    delta: i32,
+}
+
+impl Tally {
+    /// Descriptor `old` of `table` became `new`.
+    #[inline(always)]
+    pub(super) fn note(&mut self, counts: &mut ValidCounts, table: u64, old: u64, new: u64) {
+        let delta = is_valid(new) as i32 - is_valid(old) as i32;
+        if delta == 0 {
+            return;
+        }
+        if table != self.table {
+            self.flush(counts);
+            self.table = table;
+        }
+        self.delta += delta;
+    }
+
+    /// Applies what was gathered.
+    pub(super) fn flush(&mut self, counts: &mut ValidCounts) {
+        counts.adjust(self.table, self.delta);
+        self.delta = 0;
+    }
+}
+
 /// Whether descriptor `d` is valid (bit 0).
+#[inline(always)]
 pub(super) fn is_valid(d: u64) -> bool {
     d & 1 != 0
 }

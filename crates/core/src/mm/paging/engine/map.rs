@@ -157,9 +157,14 @@ impl<H: PageTableHw> PageTable<H> {
         let first = self.index(va, unit.level);
         // Consecutive descriptors differ only in their output address.
         let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
-        let mut made = 0;
-        for i in 0..count * unit.entries(self.granule) {
-            made += !counts::is_valid(self.hw.read_entry(table, first + i)) as i32;
+        let slots = count * unit.entries(self.granule);
+        // The range maps nothing, so a last-level slot in it is invalid; a
+        // higher one may still hold a table pointer, so it is read.
+        let mut made = slots as i32;
+        for i in 0..slots {
+            if unit.level < 3 {
+                made -= counts::is_valid(self.hw.read_entry(table, first + i)) as i32;
+            }
             self.hw.write_entry(table, first + i, d);
             d += stride;
         }
