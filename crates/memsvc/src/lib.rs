@@ -21,6 +21,7 @@
 extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
+mod merging;
 mod pool;
 mod ranges;
 mod savings;
@@ -28,6 +29,7 @@ mod savings;
 mod tests;
 mod zeroing;
 
+pub use merging::MAX_UNMERGED;
 pub use pool::{CARVED, FREE, LOW_WATER};
 pub use savings::{Savings, SavingsRow};
 pub use zeroing::{ZERO_STOCK_MAX, ZeroingCounts};
@@ -330,7 +332,8 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// SIZES: the mapping sizes, then the granule's shift, the smallest
     /// size HVO can optimize and the largest free folio's size (shifts,
     /// one byte each), then the pool's bytes.
-    fn sizes(&self) -> Message {
+    fn sizes(&mut self) -> Message {
+        self.merge_pending();
         let shift = self.granule.shift() as u64;
         let min_optimizable = min_optimizable_order(self.granule) as u64 + shift;
         let largest = self.pool.largest_free_order().map_or(0, |o| o as u64 + shift);
@@ -373,7 +376,11 @@ impl<B: VmemmapHw> MemoryService<B> {
         let order = self.order_of(size_shift)?;
         let size = 1u64 << size_shift;
         if !self.pool.has_free_at_least(order) {
-            return Err(error::OUT_OF_MEMORY);
+            // What waits to merge may make one.
+            self.merge_pending();
+            if !self.pool.has_free_at_least(order) {
+                return Err(error::OUT_OF_MEMORY);
+            }
         }
         let optimize = request & flags::NO_OPTIMIZE == 0 && self.eligible(order);
         let charge = self.charge(order, optimize);
@@ -505,6 +512,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     fn stats(&mut self, index: u64) -> Result<Message, u64> {
+        self.merge_pending();
         let page = self.granule.size();
         let shift = self.granule.shift() as u64;
         let s = usize::try_from(index).ok().and_then(|i| self.hvo.order_stats().get(i)).ok_or(error::NO_SUCH_ENTRY)?;
@@ -513,6 +521,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     fn pool_info(&mut self) -> Message {
+        self.merge_pending();
         let largest = self.pool.largest_free_order().map_or(0, |o| o as u64 + self.granule.shift() as u64);
         reply(self.pool.free_bytes(), self.hvo.accounting().freed_by_hvo * self.granule.size(), largest)
     }

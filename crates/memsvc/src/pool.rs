@@ -16,8 +16,9 @@
 //! larger one a mapping size at a time, then in halves down to the size
 //! asked for, which may be any power of two from the base page up
 //! (demote: the pieces stay optimized where eligible); a freed folio is
-//! optimized again if it was not, and merges with its free neighbours
-//! back up to the block it was adopted as.
+//! optimized again if it was not, and later merges with its free
+//! neighbours back up to the block it was adopted as ([`crate::merging`]:
+//! off the request path).
 //!
 //! The vmemmap's frames come from the small frames the kernel granted.
 //! When the engine runs out, the smallest free folio is carved: it stays
@@ -58,6 +59,9 @@ pub(crate) struct Pool {
     pub(crate) zero: RangeSet,
     /// Free frames a client had: to be zeroed before anyone sees them.
     pub(crate) dirty: RangeSet,
+    /// Folios freed and not yet merged with their free neighbours, oldest
+    /// first ([`crate::merging`]).
+    pub(crate) unmerged: alloc::collections::VecDeque<Folio>,
 }
 
 impl Pool {
@@ -297,13 +301,9 @@ impl<B: VmemmapHw> MemoryService<B> {
         Ok(Some(folio))
     }
 
-    /// Puts a folio nobody holds back on the free lists: optimized again
-    /// where eligible (left plain if the engine cannot), then merged with
-    /// its free neighbours up to the block it was adopted in: to the next
-    /// mapping size where that whole block is free, else (below a mapping
-    /// size) with its buddy, one order up. A block that is free but cut
-    /// into folios of several orders (any-order allocations) is put
-    /// together first.
+    /// Puts a folio nobody holds back on the free lists, optimized again
+    /// where eligible (left plain if the engine cannot). Its merge with
+    /// its free neighbours waits for the background ([`crate::merging`]).
     pub(crate) fn give_back(&mut self, folio: Folio) {
         let shift = self.granule.shift();
         if self.eligible(folio.order) && !self.hvo.is_optimized(folio) {
@@ -311,6 +311,20 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         let _ = self.hvo.set_owner(folio, FREE);
         self.pool.insert(folio.pfn, folio.order, shift);
+        self.queue_merge(folio);
+    }
+
+    /// Merges free folio `folio` (if it is still one) with its free
+    /// neighbours up to the block it was adopted in: to the next mapping
+    /// size where that whole block is free, else (below a mapping size)
+    /// with its buddy, one order up. A block that is free but cut into
+    /// folios of several orders (any-order allocations) is put together
+    /// first.
+    pub(crate) fn merge_up(&mut self, folio: Folio) {
+        if !self.pool.free.get(&folio.order).is_some_and(|s| s.contains(&folio.pfn)) {
+            // Taken again, or merged into a larger one already.
+            return;
+        }
         let mut folio = folio;
         let orders = self.orders();
         let limit = self.pool.block_order(folio.pfn).unwrap_or(folio.order);

@@ -413,9 +413,10 @@ fn long_random_streams_never_break_the_accounting() {
                 14 => [op::POOL, 0, 0, 0],
                 15 => [op::QUOTA, if rng.below(2) == 0 { QUERY } else { rng.next_u64() }, 0, 0],
                 17 | 18 => {
-                    // The background zeroes some (its chunks of any size).
+                    // The background merges or zeroes some (its zeroing
+                    // chunks of any size).
                     let budget = 1 << (granule.shift() as u64 + rng.below(10));
-                    t.service.zero_step(&mut t.kernel, budget);
+                    t.service.background_step(&mut t.kernel, budget);
                     t.check();
                     continue;
                 }
@@ -527,8 +528,10 @@ fn hugepages_pools_are_adopted_born_optimized_with_shared_tables() {
         ok(t.ask(1, [op::FREE, small[1], 0, 0]));
         ok(t.ask(1, [op::FREE, big[1], 0, 0]));
         let carved = t.service.carved_bytes();
+        // POOL merges what the FREEs left for the background first.
+        let largest = ok(t.ask(1, [op::POOL, 0, 0, 0]))[3];
         let whole = t.service.free_folios();
-        assert_eq!(ok(t.ask(1, [op::POOL, 0, 0, 0]))[3], shift as u64, "{granule}: {whole:?}");
+        assert_eq!(largest, shift as u64, "{granule}: {whole:?}");
         assert_eq!(whole.last(), Some(&(shift - granule.shift(), count + 2 - carved.div_ceil(size))));
         t.service.hvo().hw().judge("hugepages pool");
     }
@@ -574,6 +577,9 @@ fn carving_during_a_merge_never_takes_a_piece_of_it() {
     let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
     assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
     ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    while t.service.merge_step() {
+        t.check();
+    }
     t.service.hvo().hw().judge("free with frames low");
     // Pieces of the smallest size, which carving takes whole: a 2 MiB
     // block split into 64 KiB folios (restored first: they are below HVO's
@@ -583,7 +589,49 @@ fn carving_during_a_merge_never_takes_a_piece_of_it() {
     let a = ok(t.ask(1, [op::ALLOC, 16, 0, 0]));
     assert!(t.service.hvo().hw().frames.free_frames() < LOW_WATER);
     ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    while t.service.merge_step() {
+        t.check();
+    }
     t.service.hvo().hw().judge("free of a 64 KiB piece with frames low");
+}
+
+/// FREE puts a folio back at once and leaves its merge to the background;
+/// an ALLOC that needs the merged folio merges first, so nothing is ever
+/// refused for want of a merge; and the queue stays bounded however long
+/// the service is kept from its background.
+#[test]
+fn merges_wait_for_the_background_but_never_refuse_a_request() {
+    let granule = Granule::K4;
+    let pool = [pool_range(0x4000_0000, 32 << 20, 0, Some(25))];
+    let mut t = setup_with(granule, &pool, 256, u64::MAX);
+    assert_eq!(t.service.free_folios(), vec![(13, 1)]);
+    let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    assert_eq!(t.service.merges_pending(), 1);
+    assert_eq!(t.service.free_folios(), vec![(9, 16)], "the 2 MiB pieces wait to merge");
+    // The whole block is asked for: merged on the request path.
+    let b = ok(t.ask(1, [op::ALLOC, 25, 0, 0]));
+    assert_eq!(b[3], flags::OPTIMIZED);
+    ok(t.ask(1, [op::FREE, b[1], 0, 0]));
+    while t.service.background_step(&mut t.kernel, 1 << 20) {
+        t.check();
+    }
+    assert_eq!(t.service.merges_pending(), 0);
+    assert_eq!(t.service.free_folios(), vec![(13, 1)]);
+    // A client that never lets the background run: the queue stops at its
+    // bound, the oldest merged on the request path.
+    t.kernel.caller = 1;
+    for _ in 0..MAX_UNMERGED + 100 {
+        let a = t.service.handle(1, [op::ALLOC, 12, 0, 0], &mut t.kernel);
+        assert_eq!(a[0], 0);
+        assert_eq!(t.service.handle(1, [op::FREE, a[1], 0, 0], &mut t.kernel)[0], 0);
+    }
+    assert_eq!(t.service.merges_pending(), MAX_UNMERGED);
+    t.check();
+    t.service.merge_pending();
+    assert_eq!(t.service.free_folios(), vec![(13, 1)]);
+    t.check();
+    t.service.hvo().hw().judge("merges off the request path");
 }
 
 /// Folios of any power-of-two size from the base page up (the seed's
@@ -625,6 +673,11 @@ fn folios_of_any_order_on_every_granule() {
         for h in pieces {
             let f = t.ask(1, [op::FREE, h, 0, 0]);
             assert_eq!(f[0], 0, "{granule}: FREE of handle {h}: {f:?}");
+        }
+        // The merges the FREEs queued, as the background runs them.
+        assert!(t.service.merges_pending() > 0, "{granule}: FREE merges off the request path");
+        while t.service.merge_step() {
+            t.check();
         }
         let left: Vec<(u64, u32)> = t.service.free_list().iter().map(|f| (f.pfn, f.order)).collect();
         assert_eq!(t.service.free_folios(), adopted, "{granule}: merged back into the adopted blocks: {left:x?}");

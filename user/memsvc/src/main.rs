@@ -228,6 +228,8 @@ struct Kernel {
     background: bool,
     /// Bytes zeroed in the background, and the cycles.
     background_zeroing: (u64, u64),
+    /// Merges run in the background, and the cycles.
+    background_merging: (u64, u64),
 }
 
 impl ClientMemory for Kernel {
@@ -412,11 +414,12 @@ fn start() -> Result<(MemoryService<ServiceVmemmap>, u64), &'static str> {
 /// few hundred, is about 2 % of that).
 const ZERO_CHUNK: u64 = 256 << 10;
 
-/// Sends `owed` (if any) and returns the next request. With `zero_now`
-/// (the caller's choice: memory a client freed is waiting, or the service
-/// just started and its stock is empty) and work to do, it zeroes in the
-/// background a chunk at a time, at a priority below every client's,
-/// looking for a request between chunks: a request already waiting is
+/// Sends `owed` (if any) and returns the next request. With
+/// `background_now` (the caller's choice: memory a client freed waits to
+/// be merged or zeroed, or the service just started and its stock is
+/// empty) and work to do, it merges (one merge a step) and zeroes (a chunk
+/// a step) in the background, at a priority below every client's,
+/// looking for a request between steps: a request already waiting is
 /// taken before the service lowers itself, and it raises itself again
 /// before it takes one or blocks. Otherwise it waits in `reply_recv` (the
 /// IPC fast path): topping up the stock alone does not cost every request
@@ -425,9 +428,9 @@ fn next_request(
     service: &mut MemoryService<ServiceVmemmap>,
     kernel: &mut Kernel,
     owed: Option<Message>,
-    zero_now: bool,
+    background_now: bool,
 ) -> (u64, u64, Message) {
-    if !zero_now || !service.zeroing_work() {
+    if !background_now || !service.background_work() {
         return match owed {
             Some(answer) => reply_recv(0, answer),
             None => recv(0),
@@ -446,6 +449,12 @@ fn next_request(
             // Yields: whatever a client has to run, runs first.
             set_priority(start::BACKGROUND_PRIORITY as u64);
             lowered = true;
+            continue;
+        }
+        let start = cycles();
+        if service.merge_step() {
+            kernel.background_merging.0 += 1;
+            kernel.background_merging.1 += cycles().wrapping_sub(start);
             continue;
         }
         kernel.background = true;
@@ -479,13 +488,15 @@ fn main() -> u64 {
     let mut clients_left = arguments & start::CLIENTS;
     let mut clients_gone = 0u64;
     let inline_only = arguments & start::INLINE_ZEROING_ONLY != 0;
-    let mut kernel = Kernel { zeroing: [(0, 0); 64], background: false, background_zeroing: (0, 0) };
+    let mut kernel =
+        Kernel { zeroing: [(0, 0); 64], background: false, background_zeroing: (0, 0), background_merging: (0, 0) };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
     // The reply owed to the last caller, sent with the next receive.
     let mut owed: Option<Message> = None;
     loop {
-        let zero_now = !inline_only && (requests == 0 || service.zeroing_counts().dirty > 0);
-        let (status, badge, msg) = next_request(&mut service, &mut kernel, owed.take(), zero_now);
+        let background_now =
+            !inline_only && (requests == 0 || service.zeroing_counts().dirty > 0 || service.merges_pending() > 0);
+        let (status, badge, msg) = next_request(&mut service, &mut kernel, owed.take(), background_now);
         if status != 0 {
             println!("memsvc: receive failed with status {status}");
             return 1;
@@ -555,6 +566,10 @@ fn main() -> u64 {
     let (bytes, spent) = kernel.background_zeroing;
     if bytes >= 1 << 20 {
         println!("memsvc: background zeroing: {} MiB, {} PMU cycles per MiB", bytes >> 20, spent / (bytes >> 20));
+    }
+    let (merges, spent) = kernel.background_merging;
+    if let Some(each) = spent.checked_div(merges) {
+        println!("memsvc: background merging: {merges} queued frees, {each} PMU cycles each");
     }
     0
 }

@@ -106,9 +106,11 @@ fn main() -> u64 {
 
 /// The largest mapping size up to 1 GiB that the quota and the pool allow,
 /// optimized, demoted into 2 MiB pieces (optimized where 2 MiB is
-/// eligible) and merged back: DEMOTE's instructions, and those of all the
-/// pieces' FREEs together, which merge them back into one folio (each
-/// with the free neighbours it finds). Returns the failed requests.
+/// eligible) and freed: DEMOTE's instructions, and those of all the
+/// pieces' FREEs together. Each FREE queues its piece's merge with the
+/// free neighbours it will find; the service merges them back into one
+/// folio in the background while the benchmark settles (its own figure,
+/// `memsvc: background merging`). Returns the failed requests.
 fn demote_and_merge(mask: u64, quota: u64) -> u64 {
     const PIECE: u64 = 21;
     let Some(shift) =
@@ -125,8 +127,8 @@ fn demote_and_merge(mask: u64, quota: u64) -> u64 {
         let (t, d) = timed([op::DEMOTE, a[1], PIECE, 0]);
         demote += t;
         failures += (a[0] != 0 || d[0] != 0) as u64;
-        // Every FREE, each merging its piece with the free neighbours it
-        // finds: together they put the folio back.
+        // Every FREE; their merges put the folio back in the background
+        // (`settle` waits for it).
         for h in d[1]..d[1] + d[2] {
             settle();
             let (t, f) = timed([op::FREE, h, 0, 0]);
@@ -135,7 +137,7 @@ fn demote_and_merge(mask: u64, quota: u64) -> u64 {
         }
     }
     println!(
-        "membench: {} KiB demoted into {} x 2048 KiB: demote {}, freeing every piece (merging all back) {} in all",
+        "membench: {} KiB demoted into {} x 2048 KiB: demote {}, freeing every piece (merged back in the background) {} in all",
         1u64 << (shift - 10),
         1u64 << (shift - PIECE),
         demote / ROUNDS,
