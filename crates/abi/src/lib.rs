@@ -44,6 +44,28 @@ pub mod nr {
     /// Starts a packaged program as a new task (only the launcher may; see
     /// [`spawn`](super::spawn)).
     pub const SPAWN: u64 = 22;
+    /// Moves pool frames the caller holds into its heap window, for good
+    /// (see [`heap`](super::heap)).
+    pub const GROW_HEAP: u64 = 23;
+}
+
+/// GROW_HEAP: x0 = pa, x1 = size (whole pages, inside one of the caller's
+/// pool capabilities, none of it mapped into a client). The kernel maps
+/// the frames read/write at the end of the caller's heap window
+/// ([`SERVICE_HEAP_WINDOW`](crate::memsvc::layout::SERVICE_HEAP_WINDOW)),
+/// unmaps them from its pool window, and takes them out of its
+/// capabilities, so no memory call can reach them again: they are the
+/// caller's own memory until it dies. Returns x1 = the address they are
+/// mapped at. Errors: `NOT_PERMITTED` (no capability holds them, or a
+/// client has some mapped), `INVALID_ARGUMENT` (not whole pages),
+/// `OUT_OF_MEMORY` (the window is full, page-table frames, or
+/// [`MAX_CAPS`](heap::MAX_CAPS) capabilities).
+pub mod heap {
+    /// The bytes a task's heap window holds.
+    pub const MAX_BYTES: u64 = 64 << 30;
+    /// Capabilities a task holds at most: taking a range out of the middle
+    /// of one splits it in two.
+    pub const MAX_CAPS: usize = 64;
 }
 
 /// SPAWN: x0 = the program (its index in the set the kernel packaged for

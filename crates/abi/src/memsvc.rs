@@ -131,6 +131,11 @@ pub mod start {
     /// A result line for every client whose death it cleans up after (a
     /// long-lived service with thousands of clients prints none).
     pub const REPORT_EACH_CLIENT: u64 = 1 << 34;
+    /// Keep 8 MiB of the service's heap free instead of 1 MiB: more than
+    /// its arena, so it grows its heap from the pool at its first requests
+    /// (the kernel's lifetimes test runs its clients on a heap grown at run
+    /// time this way).
+    pub const LARGE_HEAP_HEADROOM: u64 = 1 << 35;
     /// The service's exit status when the drill cannot run: no pool range
     /// holds a folio of the smallest optimizable order.
     pub const DRILL_NOT_POSSIBLE: u64 = 2;
@@ -149,6 +154,10 @@ pub mod layout {
     pub const SERVICE_VMEMMAP_END: u64 = 0x2000_0000_0000;
     /// The service's view of its huge-page pool (read/write).
     pub const SERVICE_POOL_WINDOW: u64 = 0x2000_0000_0000;
+    /// The service's heap beyond its image: pool frames moved here with
+    /// GROW_HEAP, mapped read/write in the order they came
+    /// ([`crate::heap::MAX_BYTES`] at most).
+    pub const SERVICE_HEAP_WINDOW: u64 = 0x4000_0000_0000;
     /// The service's view of its small frames (read/write).
     pub const SERVICE_META_WINDOW: u64 = 0x6000_0000_0000;
     /// Where a client's huge pages appear: base + physical address.

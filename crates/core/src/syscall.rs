@@ -28,8 +28,9 @@
 //! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |
 //! | 21 | set_priority | x0 = the caller's new priority, at most the one it was started with | status (`InvalidArgument` above it); the caller yields |
 //! | 22 | spawn | x0 = program, x1 = priority, x2 = handles to pass (packed), x3, x4 = the child's x0, x1 (`folio_abi::spawn`) | status, x1 = the child's badge, x2 = its task number |
+//! | 23 | grow_heap | x0 = pa, x1 = size: pool frames the caller holds, none mapped into a client | status, x1 = where they now lie in its heap window (`folio_abi::heap`) |
 //!
-//! Calls 11..18 and 20 are the kernel's only memory operations for tasks, and
+//! Calls 11..18, 20 and 23 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or
 //! folios. They need frame capabilities (ranges of physical memory a task
 //! was given at start; today the memory service's pool and small frames),
@@ -201,6 +202,46 @@ pub fn check_link_shared(
     Ok(())
 }
 
+/// Checks a GROW_HEAP call: whole pages, wholly inside one pool
+/// capability (its index), and room left in the heap window after the
+/// `grown` bytes already moved there.
+pub fn check_heap_growth(pa: u64, size: u64, grown: u64, caps: &[FrameCap], page: u64) -> Result<usize, SysError> {
+    if !pa.is_multiple_of(page) || !size.is_multiple_of(page) || size == 0 {
+        return Err(SysError::InvalidArgument);
+    }
+    if grown.checked_add(size).is_none_or(|total| total > folio_abi::heap::MAX_BYTES) {
+        return Err(SysError::OutOfMemory);
+    }
+    let range = PhysRange::from_start_size(pa, size).ok_or(SysError::InvalidArgument)?;
+    caps.iter().position(|c| c.kind == CapKind::Pool && c.range.contains_range(&range)).ok_or(SysError::NotPermitted)
+}
+
+/// Takes [pa, pa + size) out of capability `index` (which holds it): the
+/// capability shrinks, or is split in two when the range lies in its
+/// middle (at most `folio_abi::heap::MAX_CAPS` capabilities, else
+/// `OutOfMemory` and nothing changes), or goes when nothing is left.
+pub fn take_from_cap(caps: &mut Vec<FrameCap>, index: usize, pa: u64, size: u64) -> Result<(), SysError> {
+    let cap = *caps.get(index).ok_or(SysError::InvalidArgument)?;
+    let end = pa.checked_add(size).ok_or(SysError::InvalidArgument)?;
+    let below = PhysRange::from_start_end(cap.range.start(), pa).filter(|r| !r.is_empty());
+    let above = PhysRange::from_start_end(end, cap.range.end()).filter(|r| !r.is_empty());
+    match (below, above) {
+        (Some(below), Some(above)) => {
+            if caps.len() >= folio_abi::heap::MAX_CAPS {
+                return Err(SysError::OutOfMemory);
+            }
+            caps.try_reserve(1).map_err(|_| SysError::OutOfMemory)?;
+            caps[index].range = below;
+            caps.push(FrameCap { range: above, ..cap });
+        }
+        (Some(rest), None) | (None, Some(rest)) => caps[index].range = rest,
+        (None, None) => {
+            caps.remove(index);
+        }
+    }
+    Ok(())
+}
+
 /// Checks an unmap_self / translate_self range.
 pub fn check_self_range(va: u64, size: u64, page: u64) -> Result<(), SysError> {
     if !va.is_multiple_of(page) || !size.is_multiple_of(page) || size == 0 {
@@ -296,6 +337,52 @@ mod tests {
                 folio_shift: 0,
             },
         ]
+    }
+
+    /// GROW_HEAP takes whole pages of one pool capability only, within the
+    /// window's bound, and the frames leave the capability for good: the
+    /// map checks refuse them afterwards.
+    #[test]
+    fn frames_moved_to_the_heap_leave_their_capability() {
+        let page = 0x1000;
+        let pool = 0x4000_0000;
+        let mut caps = caps().to_vec();
+        assert_eq!(check_heap_growth(pool + 0x800, page, 0, &caps, page), Err(SysError::InvalidArgument));
+        assert_eq!(check_heap_growth(pool, 0, 0, &caps, page), Err(SysError::InvalidArgument));
+        assert_eq!(check_heap_growth(0x8000_0000, page, 0, &caps, page), Err(SysError::NotPermitted), "small frames");
+        assert_eq!(check_heap_growth(pool + (64 << 20) - page, 2 * page, 0, &caps, page), Err(SysError::NotPermitted));
+        assert_eq!(
+            check_heap_growth(pool, page, folio_abi::heap::MAX_BYTES - page + 1, &caps, page),
+            Err(SysError::OutOfMemory)
+        );
+        assert_eq!(check_heap_growth(pool, page, u64::MAX, &caps, page), Err(SysError::OutOfMemory));
+        // From the middle: the capability splits around it.
+        let (pa, size) = (pool + (16 << 20), 2 << 20);
+        let i = check_heap_growth(pa, size, 0, &caps, page).unwrap();
+        take_from_cap(&mut caps, i, pa, size).unwrap();
+        assert_eq!(caps.len(), 3);
+        assert_eq!(check_caller_range(layout::CLIENT_WINDOW, Some(pa), page, &caps, page), Err(SysError::NotPermitted));
+        assert_eq!(check_caller_range(layout::CLIENT_WINDOW, Some(pa - page), page, &caps, page), Ok(()));
+        assert_eq!(check_caller_range(layout::CLIENT_WINDOW, Some(pa + size), page, &caps, page), Ok(()));
+        let entry = MapEntry { va: layout::SERVICE_VMEMMAP, pa, pages: 1, flags: 0 };
+        assert_eq!(check_self_entry(&entry, &caps, page), Err(SysError::NotPermitted));
+        assert_eq!(
+            check_link_shared(layout::SERVICE_VMEMMAP, 1, pa, &caps, 1 << 21, page),
+            Err(SysError::NotPermitted)
+        );
+        assert_eq!(check_heap_growth(pa, page, size, &caps, page), Err(SysError::NotPermitted), "taken already");
+        // From an end: it shrinks; all of it: it goes.
+        let i = check_heap_growth(pool, page, size, &caps, page).unwrap();
+        take_from_cap(&mut caps, i, pool, page).unwrap();
+        assert_eq!(caps[i].range.start(), pool + page);
+        let rest = caps[i].range;
+        take_from_cap(&mut caps, i, rest.start(), rest.size()).unwrap();
+        assert_eq!(caps.len(), 2);
+        // Splitting stops at the bound, changing nothing.
+        let whole = super::tests::caps()[0];
+        let mut many = vec![whole; folio_abi::heap::MAX_CAPS];
+        assert_eq!(take_from_cap(&mut many, 0, pool + page, page), Err(SysError::OutOfMemory));
+        assert_eq!(many[0], whole);
     }
 
     #[test]

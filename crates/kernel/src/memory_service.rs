@@ -335,8 +335,10 @@ pub(crate) fn run_lifetimes(
     pool: u64,
 ) -> Result<task::Outcome, &'static str> {
     let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Pool(pool), false)?;
-    // Default quota; no client count: long-lived.
-    let outcome = run_with_launcher(k, &reserved, 0, 0, [lifetimes, at_once]);
+    // Default quota; no client count: long-lived, on a heap it grows from
+    // its pool at its first requests.
+    let flags = folio_abi::memsvc::start::LARGE_HEAP_HEADROOM;
+    let outcome = run_with_launcher(k, &reserved, 0, flags, [lifetimes, at_once]);
     reserved.give_back();
     Ok(outcome)
 }

@@ -87,6 +87,8 @@ struct UserTask {
     /// Page-table frames its tree had when it was loaded (the rest are
     /// others' grants': `memory::grant_tables`).
     own_tables: u64,
+    /// Bytes of pool frames moved into its heap window (GROW_HEAP).
+    heap_bytes: u64,
 }
 
 /// Cores that can run tasks (MPIDR.Aff0 0..16).
@@ -452,6 +454,7 @@ fn load(spec: &Spec, asid: Asid, granule: Granule) -> Result<UserTask, String> {
         last_retry: None,
         labels: Labels::default(),
         own_tables,
+        heap_bytes: 0,
     };
     match result {
         Ok(()) => Ok(task),

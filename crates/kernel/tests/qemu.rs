@@ -268,6 +268,10 @@ fn ten_thousand_client_lifetimes_on_two_cores() {
     }
     let summary = run.line("memsvc", &[("clients_gone", "10000")]);
     assert_eq!(summary.num("pool_free"), summary.num("pool_total"), "{summary:?}");
+    // The service ran them on a heap it grew from its pool (GROW_HEAP):
+    // beyond its 4 MiB arena, 2 MiB at a time.
+    assert!(summary.num("heap_grown_kib") >= 2048, "{summary:?}");
+    assert_eq!(summary.num("heap_kib"), 4096 + summary.num("heap_grown_kib"), "{summary:?}");
 }
 
 #[test]

@@ -21,6 +21,7 @@
 extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
+mod heap;
 mod merging;
 mod pool;
 mod ranges;
@@ -29,6 +30,7 @@ mod savings;
 mod tests;
 mod zeroing;
 
+pub use heap::{HEAP, HEAP_BYTES_PER_FOLIO, HEAP_GROWTH, HEAP_HEADROOM};
 pub use merging::MAX_UNMERGED;
 pub use pool::{CARVED, FREE, LOW_WATER};
 pub use savings::{Savings, SavingsRow};
@@ -78,6 +80,11 @@ pub trait ClientMemory {
     fn unmap_from_caller(&mut self, va: u64, size: u64) -> Result<u64, KernelRefused>;
     /// Zeroes pool memory.
     fn zero(&mut self, pa: u64, size: u64);
+    /// Bytes the service's own heap can still hand out.
+    fn heap_free(&self) -> u64;
+    /// Moves the pool frames [pa, pa + size) into the service's heap, for
+    /// good (GROW_HEAP; see [`heap`]).
+    fn grow_heap(&mut self, pa: u64, size: u64) -> Result<(), KernelRefused>;
 }
 
 /// A folio a client holds.
@@ -135,6 +142,10 @@ pub struct MemoryService<B: VmemmapHw> {
     /// Bytes ALLOC zeroed while its client waited, and in the background.
     zeroed_inline: u64,
     zeroed_background: u64,
+    /// Pool folios moved into the service's heap ([`heap`]).
+    heap_folios: Vec<Folio>,
+    /// Heap bytes kept free before a request that allocates.
+    heap_headroom: u64,
 }
 
 /// The huge-page sizes of a granule as size shifts: every mapping unit
@@ -187,6 +198,8 @@ impl<B: VmemmapHw> MemoryService<B> {
             held_folios: 0,
             zeroed_inline: 0,
             zeroed_background: 0,
+            heap_folios: Vec::new(),
+            heap_headroom: HEAP_HEADROOM,
         };
         service.adopt_pool(pool)?;
         Ok(service)
@@ -266,12 +279,13 @@ impl<B: VmemmapHw> MemoryService<B> {
     }
 
     /// What a folio of `order` costs its client: its own bytes plus its
-    /// metadata, the descriptors a plain vmemmap holds for it, or, when
+    /// metadata: the descriptors a plain vmemmap holds for it, or, when
     /// optimized, its one private vmemmap page (the shared tail is the
-    /// service's).
+    /// service's), and its share of the service's heap
+    /// ([`HEAP_BYTES_PER_FOLIO`]).
     fn charge(&self, order: u32, optimized: bool) -> u64 {
-        let metadata = if optimized { self.granule.size() } else { (1u64 << order) << DESCRIPTOR_SHIFT };
-        (self.granule.size() << order) + metadata
+        let vmemmap = if optimized { self.granule.size() } else { (1u64 << order) << DESCRIPTOR_SHIFT };
+        (self.granule.size() << order) + vmemmap + HEAP_BYTES_PER_FOLIO
     }
 
     fn eligible(&self, order: u32) -> bool {
@@ -301,6 +315,12 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// Answers one request from client `badge`.
     pub fn handle(&mut self, badge: u64, msg: Message, mem: &mut dyn ClientMemory) -> Message {
         let [operation, a, b, c] = msg;
+        // What makes the service keep more (records, engine batches) needs
+        // its heap's headroom first; the rest is served regardless.
+        let keeps_more = matches!(operation, op::ALLOC | op::DEMOTE | op::OPTIMIZE | op::RESTORE);
+        if !self.ensure_heap(mem) && keeps_more {
+            return fail(error::OUT_OF_MEMORY);
+        }
         let unused = |words: &[u64]| words.iter().any(|&w| w != 0);
         let result = match operation {
             op::SIZES if !unused(&[a, b, c]) => Ok(self.sizes()),

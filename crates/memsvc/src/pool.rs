@@ -52,8 +52,10 @@ pub(crate) struct Pool {
     /// folio merges back up to its block, never past it.
     blocks: BTreeMap<u64, u32>,
     free_bytes: u64,
-    total_bytes: u64,
+    pub(crate) total_bytes: u64,
     carved_bytes: u64,
+    /// Moved into the service's heap ([`crate::heap`]).
+    pub(crate) heap_bytes: u64,
     /// Free frames known to be zero (`zeroing`): never a client's since
     /// they were zeroed.
     pub(crate) zero: RangeSet,

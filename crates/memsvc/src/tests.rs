@@ -24,6 +24,11 @@ struct FakeKernel {
     clean: crate::ranges::RangeSet,
     fail_next_map: bool,
     fail_next_unmap: bool,
+    /// The service's heap: `None` has room to spare; `Some(n)`, n bytes
+    /// free (a test sets it to make the service grow its heap).
+    heap_free: Option<u64>,
+    /// Pool ranges moved into the heap (pa, size).
+    heap: Vec<(u64, u64)>,
 }
 
 impl FakeKernel {
@@ -92,10 +97,25 @@ impl ClientMemory for FakeKernel {
     }
 
     fn zero(&mut self, pa: u64, size: u64) {
-        for &(p, s) in self.mappings.values() {
-            assert!(pa + size <= p || p + s <= pa, "zeroing {pa:#x}, which a client holds");
+        for &(p, s) in self.mappings.values().chain(&self.heap) {
+            assert!(pa + size <= p || p + s <= pa, "zeroing {pa:#x}, which a client or the heap holds");
         }
         self.clean.insert(pa >> 12, (pa + size) >> 12);
+    }
+
+    fn heap_free(&self) -> u64 {
+        self.heap_free.unwrap_or(u64::MAX)
+    }
+
+    /// As the kernel: refused while a client has any of it mapped, or when
+    /// it was moved already.
+    fn grow_heap(&mut self, pa: u64, size: u64) -> Result<(), KernelRefused> {
+        if self.mappings.values().chain(&self.heap).any(|&(p, s)| pa < p + s && p < pa + size) {
+            return Err(KernelRefused(13));
+        }
+        self.heap.push((pa, size));
+        self.heap_free = self.heap_free.map(|n| n + size);
+        Ok(())
     }
 }
 
@@ -147,11 +167,12 @@ impl Setup {
             let folios = s.folios_of(client);
             let bytes: u64 = folios.iter().map(|f| page << f.2).sum();
             // Metadata: one private page for an optimized folio, every
-            // descriptor for a plain one.
+            // descriptor for a plain one; and its share of the heap.
             let mut metadata = 0;
             for &(_, pfn, order, _) in &folios {
                 let optimized = s.hvo.is_optimized(Folio { pfn, order });
                 metadata += if optimized { page } else { (1u64 << order) * 64 };
+                metadata += HEAP_BYTES_PER_FOLIO;
             }
             // And the page-table frames the kernel made to map them.
             let tables = self.kernel.tables(client) * page;
@@ -164,6 +185,10 @@ impl Setup {
             held_total += bytes;
         }
         assert_eq!(s.pool_free_bytes() + held_total, s.pool_total_bytes(), "pool accounting");
+        // The heap's folios: the kernel's record, gone from the pool.
+        let heap: Vec<(u64, u64)> = s.heap_ranges().map(|r| (r.start(), r.size())).collect();
+        assert_eq!(heap, self.kernel.heap, "heap growth against the kernel's record");
+        assert_eq!(heap.iter().map(|h| h.1).sum::<u64>(), s.heap_bytes());
         let acc = s.hvo.accounting();
         let vmemmap = acc.vmemmap_frames + acc.shared_tails;
         let meta_free = s.hvo.hw().frames.free_frames();
@@ -291,16 +316,17 @@ fn a_client_cannot_touch_or_see_another_clients_folio() {
     assert_eq!(t.kernel.tables(1), 2);
     assert_eq!(
         t.service.used_by(1),
-        (2 << 20) + 4096 + 2 * 4096,
-        "a 2 MiB page, its private vmemmap page, and the tables mapping it"
+        (2 << 20) + 4096 + HEAP_BYTES_PER_FOLIO + 2 * 4096,
+        "a 2 MiB page, its private vmemmap page, its share of the heap, and the tables mapping it"
     );
 }
 
 #[test]
 fn hostile_requests_get_typed_errors_and_change_nothing() {
-    // Room for four optimized 2 MiB pages with their private vmemmap page,
-    // and the two page-table frames that map them all (one 1 GiB span).
-    let four = 4 * ((2 << 20) + 4096) + 2 * 4096;
+    // Room for four optimized 2 MiB pages with their private vmemmap page
+    // and share of the heap, and the two page-table frames that map them
+    // all (one 1 GiB span).
+    let four = 4 * ((2 << 20) + 4096 + HEAP_BYTES_PER_FOLIO) + 2 * 4096;
     let mut t = setup(Granule::K4, 64 << 20, four);
     let a = ok(t.ask(1, [op::ALLOC, 21, 0, 0]));
     let cases: [(Message, u64); 14] = [
@@ -330,7 +356,8 @@ fn hostile_requests_get_typed_errors_and_change_nothing() {
     }
     assert_eq!(t.ask(1, [op::ALLOC, 21, 0, 0])[0], error::QUOTA_EXCEEDED);
     let q = ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]));
-    assert_eq!((q[1], q[2], q[3]), (four, four, 4 * 4096 + 2 * 4096), "metadata: vmemmap pages and tables");
+    let metadata = 4 * (4096 + HEAP_BYTES_PER_FOLIO) + 2 * 4096;
+    assert_eq!((q[1], q[2], q[3]), (four, four, metadata), "metadata: vmemmap pages, heap shares and tables");
     // Restoring needs room for every descriptor: refused, nothing changes.
     assert_eq!(t.ask(1, [op::RESTORE, a[1], 0, 0])[0], error::QUOTA_EXCEEDED);
     assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[3], flags::OPTIMIZED);
@@ -801,4 +828,41 @@ fn only_the_operator_shuts_the_service_down() {
     let r = ok(t.ask(start::OPERATOR_BADGE, [op::SHUTDOWN, 0, 0, 0]));
     assert_eq!(r[1], r[2], "whole");
     t.check();
+}
+
+/// The service's heap grows from the pool: a request that finds less than
+/// `HEAP_HEADROOM` free moves a free 2 MiB folio into it first (the kernel
+/// takes it out of reach: never a client's, never zeroed again, gone from
+/// the pool's total). When the pool has no such folio left, requests that
+/// would make the service keep more are refused with `OUT_OF_MEMORY`,
+/// and the others (INFO, FREE, QUOTA) are still served.
+#[test]
+fn the_heap_grows_from_the_pool_and_a_short_heap_refuses_only_what_needs_more() {
+    let granule = Granule::K4;
+    let pool = [pool_range(0x4000_0000, 4 << 20, 0, Some(21))];
+    let mut t = setup_with(granule, &pool, 256, u64::MAX);
+    let total = t.service.pool_total_bytes();
+    t.kernel.heap_free = Some(HEAP_HEADROOM - 1);
+    let a = ok(t.ask(1, [op::ALLOC, 12, 0, 0]));
+    assert_eq!(t.service.heap_bytes(), HEAP_GROWTH);
+    assert_eq!(t.service.pool_total_bytes(), total - HEAP_GROWTH);
+    assert_eq!(t.kernel.heap.len(), 1);
+    // Enough now: nothing more moves.
+    let b = ok(t.ask(1, [op::ALLOC, 12, 0, 0]));
+    assert_eq!(t.service.heap_bytes(), HEAP_GROWTH);
+    // Short again, and no 2 MiB folio left (the other block is split).
+    t.kernel.heap_free = Some(0);
+    assert_eq!(t.ask(1, [op::ALLOC, 12, 0, 0])[0], error::OUT_OF_MEMORY);
+    assert_eq!(t.ask(1, [op::DEMOTE, a[1], 12, 0])[0], error::OUT_OF_MEMORY);
+    assert_eq!(ok(t.ask(1, [op::INFO, a[1], 0, 0]))[1], a[2]);
+    ok(t.ask(1, [op::QUOTA, QUERY, 0, 0]));
+    ok(t.ask(1, [op::FREE, b[1], 0, 0]));
+    assert_eq!(t.service.heap_bytes(), HEAP_GROWTH, "a piece is still held: the block is not whole");
+    // The last piece back: the block merges and moves into the heap.
+    ok(t.ask(1, [op::FREE, a[1], 0, 0]));
+    assert_eq!(t.ask(1, [op::ALLOC, 12, 0, 0])[0], error::OUT_OF_MEMORY, "the pool gave its last block to the heap");
+    assert_eq!(t.service.heap_bytes(), 2 * HEAP_GROWTH);
+    assert_eq!(t.service.pool_total_bytes(), total - 2 * HEAP_GROWTH);
+    assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes());
+    t.service.hvo().hw().judge("heap growth");
 }

@@ -255,6 +255,14 @@ impl ClientMemory for Kernel {
         per_size.0 += 1;
         per_size.1 += spent;
     }
+
+    fn heap_free(&self) -> u64 {
+        folio_rt::heap::free_bytes()
+    }
+
+    fn grow_heap(&mut self, pa: u64, size: u64) -> Result<(), KernelRefused> {
+        folio_rt::heap::grow(pa, size).map_err(KernelRefused)
+    }
 }
 
 /// The fault drill: a free folio of the pool, born optimized, and a write
@@ -488,6 +496,9 @@ fn main() -> u64 {
     let mut clients_left = arguments & start::CLIENTS;
     let mut clients_gone = 0u64;
     let inline_only = arguments & start::INLINE_ZEROING_ONLY != 0;
+    if arguments & start::LARGE_HEAP_HEADROOM != 0 {
+        service.set_heap_headroom(8 * folio_memsvc::HEAP_HEADROOM);
+    }
     let mut kernel =
         Kernel { zeroing: [(0, 0); 64], background: false, background_zeroing: (0, 0), background_merging: (0, 0) };
     let (mut requests, mut refused, mut peak_saved) = (0u64, 0u64, 0u64);
@@ -503,7 +514,8 @@ fn main() -> u64 {
         }
         if badge == DEATH_BADGE {
             // A client died (msg[0] its badge, msg[1] its exit status): its
-            // folios are back in the pool.
+            // folios are back in the pool (queued merges: a little heap).
+            service.ensure_heap(&mut kernel);
             let returned = service.client_died(msg[0]);
             clients_gone += 1;
             if report_each {
@@ -551,7 +563,9 @@ fn main() -> u64 {
         zero_cycles = zero_cycles,
         zeroed_inline_kib = service.zeroing_counts().inline >> 10,
         zeroed_background_kib = service.zeroing_counts().background >> 10,
-        clients_gone = clients_gone
+        clients_gone = clients_gone,
+        heap_grown_kib = service.heap_bytes() >> 10,
+        heap_kib = folio_rt::heap::total_bytes() >> 10
     );
     for (shift, &(count, spent)) in kernel.zeroing.iter().enumerate().filter(|(_, z)| z.0 > 0) {
         let (n, unit) = if shift >= 30 {

@@ -13,6 +13,7 @@
 
 use core::arch::asm;
 
+use folio_abi::memsvc::layout::SERVICE_HEAP_WINDOW;
 use folio_abi::task::{STACK_SIZE, STACK_TOP};
 
 unsafe extern "C" {
@@ -21,12 +22,14 @@ unsafe extern "C" {
 }
 
 /// Whether [va, va + len) overlaps memory Rust owns in this program: its
-/// image (code, data, heap, statics) or its stack.
+/// image (code, data, the heap's arena, statics), its stack, or its heap
+/// window (where GROW_HEAP puts the heap's growth).
 fn overlaps_own_memory(va: u64, len: u64) -> bool {
     let image = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64);
     let stack = (STACK_TOP - STACK_SIZE, STACK_TOP);
+    let heap = (SERVICE_HEAP_WINDOW, SERVICE_HEAP_WINDOW + folio_abi::heap::MAX_BYTES);
     let end = va.saturating_add(len.max(1));
-    [image, stack].iter().any(|&(start, stop)| va < stop && start < end)
+    [image, stack, heap].iter().any(|&(start, stop)| va < stop && start < end)
 }
 
 fn check(va: u64, len: u64, align: u64) {

@@ -1,4 +1,4 @@
-//! The memory calls (system calls 11..18 and 20): the kernel's few, generic,
+//! The memory calls (system calls 11..18, 20 and 23): the kernel's few, generic,
 //! capability-checked mapping operations, which the memory service runs
 //! its vmemmap and its clients' huge pages with.
 //!
@@ -29,6 +29,8 @@ use folio_core::ipc::TaskId;
 #[derive(Clone, Copy, Debug)]
 pub struct Grant {
     pub va: u64,
+    /// The frame `va` maps (the range is physically contiguous).
+    pub pa: u64,
     pub size: u64,
     pub granter: TaskId,
 }
@@ -128,6 +130,7 @@ pub(super) fn call(system: &mut System, current: TaskId, number: u64, x: [u64; 4
         }
         syscall::TABLE_FRAMES => Ok(system.tasks[current].tables.stats().tables_in_use),
         syscall::LINK_SHARED_SELF => link_shared_self(&mut system.tasks[current], x, page),
+        syscall::GROW_HEAP => grow_heap(system, current, x[0], x[1]),
         _ => Err(SysError::Unknown),
     };
     result.map(|x1| [x1, 0, 0, 0, 0])
@@ -227,7 +230,7 @@ fn map_caller(system: &mut System, server: TaskId, va: u64, pa: u64, size: u64) 
         return Err(SysError::OutOfMemory);
     }
     task.tables.map(va, pa, size, Attributes::USER_RW, Policy::Largest).map_err(paging_error)?;
-    task.grants.push(Grant { va, size, granter: server });
+    task.grants.push(Grant { va, pa, size, granter: server });
     Ok(grant_tables(task))
 }
 
@@ -257,12 +260,45 @@ fn unmap_caller(system: &mut System, server: TaskId, va: u64, size: u64) -> Resu
     task.tables.unmap(va, size).map_err(paging_error)?;
     let g = task.grants.swap_remove(i);
     if va > g.va {
-        task.grants.push(Grant { va: g.va, size: va - g.va, granter: server });
+        task.grants.push(Grant { va: g.va, pa: g.pa, size: va - g.va, granter: server });
     }
     if va + size < g.va + g.size {
-        task.grants.push(Grant { va: va + size, size: g.va + g.size - va - size, granter: server });
+        let kept = va + size - g.va;
+        task.grants.push(Grant { va: va + size, pa: g.pa + kept, size: g.size - kept, granter: server });
     }
     Ok(grant_tables(task))
+}
+
+/// GROW_HEAP: moves pool frames [pa, pa + size) the caller holds, none of
+/// them mapped into any task by it, to the end of its heap window: mapped
+/// there read/write, unmapped from its pool window, and taken out of its
+/// capabilities, so no memory call (its own or a client's mapping) can
+/// reach them again. All or nothing. Returns where they now lie.
+fn grow_heap(system: &mut System, current: TaskId, pa: u64, size: u64) -> Result<u64, SysError> {
+    let page = system.granule.size();
+    let task = &system.tasks[current];
+    let index = syscall::check_heap_growth(pa, size, task.heap_bytes, &task.caps, page)?;
+    let end = pa + size;
+    let granted = system.tasks.iter().flat_map(|t| t.grants.iter());
+    if granted.filter(|g| g.granter == current).any(|g| g.pa < end && pa < g.pa + g.size) {
+        return Err(SysError::NotPermitted);
+    }
+    let task = &mut system.tasks[current];
+    if task.caps.len() >= folio_abi::heap::MAX_CAPS {
+        // Taking the range may split a capability: refused before anything changes.
+        return Err(SysError::OutOfMemory);
+    }
+    let va = layout::SERVICE_HEAP_WINDOW + task.heap_bytes;
+    task.tables.map(va, pa, size, Attributes::USER_RW, Policy::Largest).map_err(paging_error)?;
+    if let Err(e) = task.tables.unmap(layout::SERVICE_POOL_WINDOW + pa, size) {
+        // The exact range just mapped: unmapping it needs no table.
+        let _ = task.tables.unmap(va, size);
+        return Err(paging_error(e));
+    }
+    // Cannot fail: the index holds the range and there is room for a split.
+    let _ = syscall::take_from_cap(&mut task.caps, index, pa, size);
+    task.heap_bytes += size;
+    Ok(va)
 }
 
 /// A task died: what others mapped into it is removed now (broadcast

@@ -66,7 +66,7 @@ pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 
             let deadline = timer::counter().saturating_add(x[1]);
             system.ipc.recv_timed(task, x[0], deadline).map(|()| Next::Ipc)
         }
-        syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF => {
+        syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF | syscall::GROW_HEAP => {
             memory::call(system, task, number, [x[0], x[1], x[2], x[3]]).map(Next::Continue)
         }
         CALL_LONG | RECV_LONG | REPLY_RECV_LONG => long_message(system, task, number, x[0], msg),
