@@ -3,12 +3,13 @@
 //! x1 / 100 times (x0 = seed). While it owes each call a reply it floods
 //! the kernel's memory calls with 100 random requests: MEM_CAP, MAP_SELF,
 //! REMAP_SELF, UNMAP_SELF, TRANSLATE_SELF, MAP_CALLER, UNMAP_CALLER,
-//! TABLE_FRAMES and LINK_SHARED_SELF, with addresses in and around its
+//! TABLE_FRAMES, LINK_SHARED_SELF and GROW_HEAP, with addresses in and around its
 //! windows and the client window, frames in and outside its capabilities,
 //! huge and zero sizes and counts, garbage flags, and entry lists that are
 //! its own, unaligned, unmapped or the kernel's. Every call must come back
 //! with a status of the ABI, and a single-entry MAP_SELF that succeeded
-//! must translate to the frame it asked for. Prints a result line with the
+//! must translate to the frame it asked for, and a frame just mapped into
+//! the victim must never move into its heap. Prints a result line with the
 //! count of each outcome; exits with the number of calls that returned
 //! something else, or whose mapping was wrong.
 #![forbid(unsafe_code)]
@@ -119,7 +120,7 @@ fn main() -> u64 {
             };
             let mut old = [0u64; 32];
             let pa = frame(&mut next);
-            let got = match next() % 9 {
+            let got = match next() % 10 {
                 0 => syscall(nr::MEM_CAP, [next() % 12, 0, 0, 0, 0, 0])[0],
                 1 => {
                     let r = syscall(nr::MAP_SELF, [list, n, 0, 0, 0, 0]);
@@ -139,13 +140,23 @@ fn main() -> u64 {
                 4 => syscall(nr::TRANSLATE_SELF, [own_va, 0, 0, 0, 0, 0])[0],
                 5 => {
                     let size = if next().is_multiple_of(4) { pages } else { page << (next() % 10) };
-                    syscall(nr::MAP_CALLER, [client_va(pa, &mut next), pa, size, 0, 0, 0])[0]
+                    let r = syscall(nr::MAP_CALLER, [client_va(pa, &mut next), pa, size, 0, 0, 0])[0];
+                    if r == 0 {
+                        // Its victim has it mapped: it stays out of the heap.
+                        let g = syscall(nr::GROW_HEAP, [pa, page, 0, 0, 0, 0])[0];
+                        wrong_mapping += u64::from(g != status::NOT_PERMITTED);
+                    }
+                    r
                 }
                 6 => {
                     let size = if next().is_multiple_of(4) { pages } else { page << (next() % 10) };
                     syscall(nr::UNMAP_CALLER, [client_va(pa, &mut next), size, 0, 0, 0, 0])[0]
                 }
                 7 => syscall(nr::TABLE_FRAMES, [0; 6])[0],
+                8 => {
+                    let size = if next().is_multiple_of(4) { pages } else { page << (next() % 3) };
+                    syscall(nr::GROW_HEAP, [pa, size, 0, 0, 0, 0])[0]
+                }
                 _ => {
                     let va = layout::SERVICE_VMEMMAP + (next() % 64) * span;
                     let spans = if next().is_multiple_of(4) { pages } else { 1 + next() % 4 };
