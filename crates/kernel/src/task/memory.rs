@@ -284,8 +284,9 @@ fn grow_heap(system: &mut System, current: TaskId, pa: u64, size: u64) -> Result
         return Err(SysError::NotPermitted);
     }
     let task = &mut system.tasks[current];
-    if task.caps.len() >= folio_abi::heap::MAX_CAPS {
-        // Taking the range may split a capability: refused before anything changes.
+    // Taking the range may split a capability: room for that is made
+    // before anything changes, so the last step cannot fail.
+    if task.caps.len() >= folio_abi::heap::MAX_CAPS || task.caps.try_reserve(1).is_err() {
         return Err(SysError::OutOfMemory);
     }
     let va = layout::SERVICE_HEAP_WINDOW + task.heap_bytes;
@@ -295,7 +296,7 @@ fn grow_heap(system: &mut System, current: TaskId, pa: u64, size: u64) -> Result
         let _ = task.tables.unmap(va, size);
         return Err(paging_error(e));
     }
-    // Cannot fail: the index holds the range and there is room for a split.
+    // Cannot fail: the index holds the range, and there is room for a split.
     let _ = syscall::take_from_cap(&mut task.caps, index, pa, size);
     task.heap_bytes += size;
     Ok(va)
