@@ -37,8 +37,8 @@ pub const HEAP_BYTES_PER_FOLIO: u64 = 256;
 impl<B: VmemmapHw> MemoryService<B> {
     /// Makes sure [`HEAP_HEADROOM`] bytes of heap (or what
     /// [`MemoryService::set_heap_headroom`] asked) are free, moving a free
-    /// folio of [`HEAP_GROWTH`] bytes (split from a larger one if need be)
-    /// into the heap when they are not. `false`: short, and the pool has
+    /// folio of [`HEAP_GROWTH`] bytes (split from the smallest larger one if
+    /// need be) into the heap when they are not. `false`: short, and the pool has
     /// nothing to give (or the kernel refused).
     pub fn ensure_heap(&mut self, mem: &mut dyn ClientMemory) -> bool {
         if mem.heap_free() >= self.heap_headroom {
@@ -49,7 +49,10 @@ impl<B: VmemmapHw> MemoryService<B> {
         if !self.pool.has_free_at_least(order) {
             self.merge_pending();
         }
-        let Ok(Some(folio)) = self.take(order) else { return false };
+        // The smallest free folio that holds one (zero or not: the heap
+        // does not need it zeroed), so no larger block is split for it.
+        let head = self.pool.free.range(order..).find_map(|(_, s)| s.first().copied());
+        let Some(Ok(Some(folio))) = head.map(|h| self.take_at(h, order)) else { return false };
         let pa = folio.pfn << shift;
         let size = self.granule.size() << folio.order;
         if mem.grow_heap(pa, size).is_err() {

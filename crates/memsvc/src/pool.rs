@@ -274,7 +274,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// Takes the folio of `order` at frame `base` off the pool, splitting
     /// the free folio that holds it: a mapping size at a time, then in
     /// halves, the pieces around it staying free.
-    fn take_at(&mut self, base: u64, order: u32) -> Result<Option<Folio>, HvoError> {
+    pub(crate) fn take_at(&mut self, base: u64, order: u32) -> Result<Option<Folio>, HvoError> {
         let shift = self.granule.shift();
         let Some(mut folio) = self.free_folio_holding(base, order) else { return Ok(None) };
         self.pool.remove(folio.pfn, folio.order, shift);

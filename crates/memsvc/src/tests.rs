@@ -865,4 +865,12 @@ fn the_heap_grows_from_the_pool_and_a_short_heap_refuses_only_what_needs_more() 
     assert_eq!(t.service.pool_total_bytes(), total - 2 * HEAP_GROWTH);
     assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes());
     t.service.hvo().hw().judge("heap growth");
+    // The heap takes the smallest free folio that holds 2 MiB, splitting no
+    // larger block for it.
+    let pool = [pool_range(0x4000_0000, 32 << 20, 0, Some(25)), pool_range(0x4200_0000, 2 << 20, 0, Some(21))];
+    let mut t = setup_with(granule, &pool, 256, u64::MAX);
+    t.kernel.heap_free = Some(0);
+    ok(t.ask(1, [op::SIZES, 0, 0, 0]));
+    assert_eq!(t.kernel.heap, vec![(0x4200_0000, HEAP_GROWTH)]);
+    assert_eq!(t.service.free_folios(), vec![(13, 1)], "the 32 MiB block is whole");
 }
