@@ -131,10 +131,11 @@ pub mod start {
     /// A result line for every client whose death it cleans up after (a
     /// long-lived service with thousands of clients prints none).
     pub const REPORT_EACH_CLIENT: u64 = 1 << 34;
-    /// Keep 8 MiB of the service's heap free instead of 1 MiB: more than
-    /// its arena, so it grows its heap from the pool at its first requests
-    /// (the kernel's lifetimes test runs its clients on a heap grown at run
-    /// time this way).
+    /// Grow the service's heap toward 8 MiB free instead of 1 MiB (one
+    /// 2 MiB folio a request, while the pool has one free; requests are
+    /// refused only below 1 MiB): more than its arena, so it grows its heap
+    /// from the pool at its first requests (the kernel's lifetimes test
+    /// runs its clients on a heap grown at run time this way).
     pub const LARGE_HEAP_HEADROOM: u64 = 1 << 35;
     /// The service's exit status when the drill cannot run: no pool range
     /// holds a folio of the smallest optimizable order.

@@ -335,10 +335,12 @@ pub(crate) fn run_lifetimes(
     pool: u64,
 ) -> Result<task::Outcome, &'static str> {
     let reserved = reserve(k.granule, &k.memory_map.banks, Memsvc::Pool(pool), false)?;
-    // Default quota; no client count: long-lived, on a heap it grows from
-    // its pool at its first requests.
+    // No client count: long-lived, on a heap it grows from its pool at its
+    // first requests. A quarter of the pool each: a client that exhausts
+    // its share lives through hundreds of others' lifetimes, so two or
+    // three of them may overlap, and the heap took some of the pool.
     let flags = folio_abi::memsvc::start::LARGE_HEAP_HEADROOM;
-    let outcome = run_with_launcher(k, &reserved, 0, flags, [lifetimes, at_once]);
+    let outcome = run_with_launcher(k, &reserved, pool / 4, flags, [lifetimes, at_once]);
     reserved.give_back();
     Ok(outcome)
 }

@@ -35,22 +35,33 @@ pub const HEAP_GROWTH: u64 = 2 << 20;
 pub const HEAP_BYTES_PER_FOLIO: u64 = 256;
 
 impl<B: VmemmapHw> MemoryService<B> {
-    /// Makes sure [`HEAP_HEADROOM`] bytes of heap (or what
-    /// [`MemoryService::set_heap_headroom`] asked) are free, moving a free
-    /// folio of [`HEAP_GROWTH`] bytes (split from the smallest larger one if
-    /// need be) into the heap when they are not. `false`: short, and the pool has
-    /// nothing to give (or the kernel refused).
+    /// Before a request: grows the heap by a free folio of [`HEAP_GROWTH`]
+    /// bytes (split from the smallest larger one if need be) when less than
+    /// its target is free ([`HEAP_HEADROOM`], or what
+    /// [`MemoryService::set_heap_headroom`] asked). `false` only when less
+    /// than [`HEAP_HEADROOM`] is free and the pool has nothing to give (or
+    /// the kernel refused): then a request that keeps more must be refused.
+    /// Below the target but above that, a pool with no free 2 MiB left is
+    /// no reason to refuse anything.
     pub fn ensure_heap(&mut self, mem: &mut dyn ClientMemory) -> bool {
-        if mem.heap_free() >= self.heap_headroom {
+        let free = mem.heap_free();
+        if free >= self.heap_headroom {
             return true;
         }
-        let shift = self.granule.shift();
-        let order = (HEAP_GROWTH >> shift).max(1).ilog2();
-        if !self.pool.has_free_at_least(order) {
+        let short = free < HEAP_HEADROOM;
+        let order = (HEAP_GROWTH >> self.granule.shift()).max(1).ilog2();
+        if short && !self.pool.has_free_at_least(order) {
+            // What waits to merge may make one.
             self.merge_pending();
         }
-        // The smallest free folio that holds one (zero or not: the heap
-        // does not need it zeroed), so no larger block is split for it.
+        self.grow_heap(mem, order) || !short
+    }
+
+    /// Moves the smallest free folio that holds one of `order` (zero or
+    /// not: the heap does not need it zeroed), split to that order, into
+    /// the heap. `false`: none, or the kernel refused.
+    fn grow_heap(&mut self, mem: &mut dyn ClientMemory, order: u32) -> bool {
+        let shift = self.granule.shift();
         let head = self.pool.free.range(order..).find_map(|(_, s)| s.first().copied());
         let Some(Ok(Some(folio))) = head.map(|h| self.take_at(h, order)) else { return false };
         let pa = folio.pfn << shift;

@@ -865,6 +865,14 @@ fn the_heap_grows_from_the_pool_and_a_short_heap_refuses_only_what_needs_more() 
     assert_eq!(t.service.pool_total_bytes(), total - 2 * HEAP_GROWTH);
     assert_eq!(t.service.pool_free_bytes(), t.service.pool_total_bytes());
     t.service.hvo().hw().judge("heap growth");
+    // Below a larger target but above the minimum, a pool with nothing to
+    // give refuses nothing.
+    t.service.set_heap_headroom(8 * HEAP_HEADROOM);
+    t.kernel.heap_free = Some(HEAP_HEADROOM);
+    t.kernel.caller = 1;
+    let c = t.service.handle(1, [op::ALLOC, 12, 0, 0], &mut t.kernel);
+    assert_eq!(c[0], error::OUT_OF_MEMORY, "the pool itself is empty");
+    assert_eq!(t.service.heap_bytes(), 2 * HEAP_GROWTH);
     // The heap takes the smallest free folio that holds 2 MiB, splitting no
     // larger block for it.
     let pool = [pool_range(0x4000_0000, 32 << 20, 0, Some(25)), pool_range(0x4200_0000, 2 << 20, 0, Some(21))];
@@ -873,4 +881,10 @@ fn the_heap_grows_from_the_pool_and_a_short_heap_refuses_only_what_needs_more() 
     ok(t.ask(1, [op::SIZES, 0, 0, 0]));
     assert_eq!(t.kernel.heap, vec![(0x4200_0000, HEAP_GROWTH)]);
     assert_eq!(t.service.free_folios(), vec![(13, 1)], "the 32 MiB block is whole");
+    // A target above the minimum: one growth a request until it is met,
+    // and a request is served while the heap is below it.
+    t.service.set_heap_headroom(8 * HEAP_HEADROOM);
+    t.kernel.heap_free = Some(HEAP_HEADROOM);
+    ok(t.ask(1, [op::ALLOC, 12, 0, 0]));
+    assert_eq!(t.service.heap_bytes(), 2 * HEAP_GROWTH);
 }
