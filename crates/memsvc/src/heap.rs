@@ -2,9 +2,10 @@
 //! keeps there for a client's folios is charged to that client.
 //!
 //! Owns: the rule that a request which makes the service allocate finds
-//! [`HEAP_HEADROOM`] bytes of heap free first (the most one request can
-//! need: a DEMOTE into 1,024 pieces, a restore's engine batch, the merge
-//! queue), the pool folios moved into the heap, and the bookkeeping
+//! [`HEAP_HEADROOM`] bytes of heap free first (with room over what one
+//! request keeps: a DEMOTE's 1,024 records, a restore's batch of at most
+//! 4,096 remaps, the merge queue's 64 KiB), the pool folios moved into the
+//! heap, and the bookkeeping
 //! charge per folio.
 //! Must never: let the heap run out in the middle of a request (the
 //! program would stop, and with it every client: a request that would
