@@ -159,6 +159,29 @@ pub fn decode(granule: Granule, level: u8, d: u64) -> Entry {
     Entry::Leaf { output: d & block_mask, attributes: Attributes::from_bits(d), contiguous: d & CONTIGUOUS != 0 }
 }
 
+/// What break-before-make needs of a descriptor, without decoding its
+/// attributes: invalid, a table (with its address), or a leaf (whether it
+/// is global).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Invalid,
+    Table { next: u64 },
+    Leaf { global: bool },
+}
+
+/// The [`Kind`] of descriptor `d` at `level`: what [`decode`] says, for a
+/// few instructions.
+#[inline]
+pub fn kind(granule: Granule, level: u8, d: u64) -> Kind {
+    if d & VALID == 0 {
+        Kind::Invalid
+    } else if level < 3 && d & TABLE_OR_PAGE != 0 {
+        Kind::Table { next: d & (OUTPUT_TOP - 1) & !(granule.size() - 1) }
+    } else {
+        Kind::Leaf { global: d & NOT_GLOBAL == 0 }
+    }
+}
+
 /// `old` (a valid leaf) with its attributes replaced by `attributes`, its
 /// output address, type and contiguous bit kept.
 pub fn with_attributes(old: u64, attributes: &Attributes) -> u64 {
@@ -177,6 +200,29 @@ pub fn in_place_change_allowed(old: u64, new: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_agrees_with_decode() {
+        let samples = [
+            0,
+            leaf(2, 0x4000_0000, &Attributes::KERNEL_RW, false),
+            leaf(3, 0x4000_1000, &Attributes::USER_RO, true),
+            table(0x8000_2000),
+            0x2,
+        ];
+        for g in Granule::ALL {
+            for level in g.start_level()..=3 {
+                for d in samples {
+                    let expected = match decode(g, level, d) {
+                        Entry::Invalid => Kind::Invalid,
+                        Entry::Table { next } => Kind::Table { next },
+                        Entry::Leaf { attributes, .. } => Kind::Leaf { global: attributes.global },
+                    };
+                    assert_eq!(kind(g, level, d), expected, "{g} level {level} {d:#x}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn leaves_round_trip_for_every_granule_and_level() {

@@ -9,6 +9,7 @@
 //! a live entry, or free a table before its walk-cache entries are gone.
 
 use super::*;
+use crate::mm::paging::descriptor::Kind;
 
 /// One slot to rewrite: descriptor `index` of `table` (at `level`), which
 /// maps from virtual address `va`.
@@ -29,6 +30,11 @@ pub(super) struct Invalidations {
     pub(super) list: Vec<(u64, bool, bool)>,
     pub(super) broad: bool,
     pub(super) any_global: bool,
+    /// Whether an address was pushed that is not above the one before. A
+    /// change's writes mostly come in address order, and then no entry
+    /// can cover another: the list needs no sorting or deduplication, and
+    /// is broad as soon as it passes the threshold.
+    unordered: bool,
 }
 
 impl Invalidations {
@@ -36,6 +42,9 @@ impl Invalidations {
         self.any_global |= global;
         if self.broad {
             return;
+        }
+        if self.list.last().is_some_and(|&(last, _, _)| va <= last) {
+            self.unordered = true;
         }
         if self.list.len() == TLBI_THRESHOLD * 2 {
             self.finish();
@@ -46,14 +55,22 @@ impl Invalidations {
             }
         }
         self.list.push((va, leaf_only, global));
+        if !self.unordered && self.list.len() > TLBI_THRESHOLD {
+            self.broad = true;
+            self.list = Vec::new();
+        }
     }
 
     /// Removes what another entry already covers: a by-VA invalidation of
     /// all levels at an address also removes the leaf and walk-cache entries
-    /// a leaf-only one at it would.
+    /// a leaf-only one at it would. Afterwards the addresses are distinct
+    /// and in order.
     pub(super) fn finish(&mut self) {
-        self.list.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
-        self.list.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
+        if self.unordered {
+            self.list.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
+            self.list.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
+            self.unordered = false;
+        }
         if self.list.len() > TLBI_THRESHOLD {
             self.broad = true;
             self.list = Vec::new();
@@ -102,10 +119,10 @@ impl<H: PageTableHw> PageTable<H> {
             if old == w.new {
                 continue;
             }
-            any_table |= matches!(descriptor::decode(self.granule, w.level, w.new), Entry::Table { .. });
-            match descriptor::decode(self.granule, w.level, old) {
-                Entry::Invalid => pending.push((w, old)),
-                Entry::Leaf { attributes, .. } => {
+            any_table |= matches!(descriptor::kind(self.granule, w.level, w.new), Kind::Table { .. });
+            match descriptor::kind(self.granule, w.level, old) {
+                Kind::Invalid => pending.push((w, old)),
+                Kind::Leaf { global } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
                         self.hw.write_entry(w.table, w.index, w.new);
                         tally.note(&mut self.counts, w.table, old, w.new);
@@ -115,9 +132,9 @@ impl<H: PageTableHw> PageTable<H> {
                         pending.push((w, 0));
                     }
                     wrote = true;
-                    invalidations.push(w.va, true, attributes.global);
+                    invalidations.push(w.va, true, global);
                 }
-                Entry::Table { next } => {
+                Kind::Table { next } => {
                     self.hw.write_entry(w.table, w.index, 0);
                     tally.note(&mut self.counts, w.table, old, 0);
                     wrote = true;
@@ -227,13 +244,13 @@ impl<H: PageTableHw> PageTable<H> {
             }
             let d = self.hw.read_entry(table, index);
             left = left.saturating_sub(counts::is_valid(d) as u32);
-            match descriptor::decode(self.granule, level, d) {
-                Entry::Invalid => {}
-                Entry::Leaf { attributes, .. } => {
-                    inv.push(va, false, attributes.global);
+            match descriptor::kind(self.granule, level, d) {
+                Kind::Invalid => {}
+                Kind::Leaf { global } => {
+                    inv.push(va, false, global);
                     covered = true;
                 }
-                Entry::Table { next } => {
+                Kind::Table { next } => {
                     if !self.collect_subtree(next, level + 1, va, within, inv, doomed) {
                         inv.push(va, false, self.half == Half::Upper);
                     }

@@ -69,8 +69,8 @@ impl<H: PageTableHw> PageTable<H> {
         for index in first..end {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
-            let entry = descriptor::decode(self.granule, level, d);
-            if entry == Entry::Invalid {
+            let entry = descriptor::kind(self.granule, level, d);
+            if entry == descriptor::Kind::Invalid {
                 continue;
             }
             let slot_last = slot_va + (size - 1);
@@ -79,7 +79,7 @@ impl<H: PageTableHw> PageTable<H> {
             if inside {
                 out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                 cleared += 1;
-            } else if overlaps && let Entry::Table { next } = entry {
+            } else if overlaps && let descriptor::Kind::Table { next } = entry {
                 let mark = out.len();
                 if self.plan_clear(next, level + 1, slot_va, start, last, out) {
                     // The child empties: clear its slot here instead.
