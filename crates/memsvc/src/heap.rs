@@ -72,7 +72,6 @@ impl<B: VmemmapHw> MemoryService<B> {
             return false;
         }
         self.pool.total_bytes -= size;
-        self.pool.heap_bytes += size;
         let end = folio.pfn + (1 << folio.order);
         self.pool.zero.remove(folio.pfn, end);
         self.pool.dirty.remove(folio.pfn, end);
@@ -89,7 +88,7 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     /// Pool bytes moved into the service's heap.
     pub fn heap_bytes(&self) -> u64 {
-        self.pool.heap_bytes
+        self.heap_ranges().map(|r| r.size()).sum()
     }
 
     /// The folios moved into the heap, as ranges of physical memory.

@@ -54,8 +54,6 @@ pub(crate) struct Pool {
     free_bytes: u64,
     pub(crate) total_bytes: u64,
     carved_bytes: u64,
-    /// Moved into the service's heap ([`crate::heap`]).
-    pub(crate) heap_bytes: u64,
     /// Free frames known to be zero (`zeroing`): never a client's since
     /// they were zeroed.
     pub(crate) zero: RangeSet,

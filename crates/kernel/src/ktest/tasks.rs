@@ -40,28 +40,36 @@ const FLOOD_CALLS: u64 = 50_000;
 /// a status of the ABI, every mapping it was granted is the one it asked
 /// for, the kernel stays up, and every frame the run took comes back.
 fn a_compromised_service_flooding_memory_calls_hurts_nobody(k: &mut BootInfo) -> TestResult {
+    let arguments = [(0, [FUZZ_SEED, FLOOD_CALLS]), (1, [FLOOD_CALLS / 100, 0])];
+    hostile_holder_and_victim(
+        k,
+        ("memflood", crate::programs::MEMFLOOD),
+        ("floodvictim", crate::programs::FLOODVICTIM),
+        &arguments,
+        |statuses| result!("ktest.memflood", true, statuses = super::statuses(statuses)),
+    )
+}
+
+/// Runs `holder` (task 0: the pool's capabilities, owner of endpoint 0)
+/// above `victim` (task 1, calling endpoint 0), with the words they find
+/// at start, and `report`s their statuses; both must end with 0 and every
+/// frame the run took must come back.
+fn hostile_holder_and_victim(
+    k: &mut BootInfo,
+    holder: (&'static str, &'static [u8]),
+    victim: (&'static str, &'static [u8]),
+    arguments: &[(usize, [u64; 2])],
+    report: impl FnOnce(&[(&'static str, Option<u64>)]),
+) -> TestResult {
     use crate::task::Spec;
     let start = crate::frames::free_frames();
     let specs = [
-        Spec {
-            name: "memflood",
-            image: crate::programs::MEMFLOOD,
-            priority: 2,
-            handles: &[(Object::Endpoint(0), 0)],
-            core: None,
-        },
-        Spec {
-            name: "floodvictim",
-            image: crate::programs::FLOODVICTIM,
-            priority: 1,
-            handles: &[(Object::Endpoint(0), 1)],
-            core: None,
-        },
+        Spec { name: holder.0, image: holder.1, priority: 2, handles: &[(Object::Endpoint(0), 0)], core: None },
+        Spec { name: victim.0, image: victim.1, priority: 1, handles: &[(Object::Endpoint(0), 1)], core: None },
     ];
-    let arguments = [(0, [FUZZ_SEED, FLOOD_CALLS]), (1, [FLOOD_CALLS / 100, 0])];
-    let statuses = crate::memory_service::run_as_holder(k, &specs, &arguments)?;
-    result!("ktest.memflood", true, statuses = super::statuses(&statuses));
-    check(statuses == [("memflood", Some(0)), ("floodvictim", Some(0))], || format!("{statuses:?}"))?;
+    let statuses = crate::memory_service::run_as_holder(k, &specs, arguments)?;
+    report(&statuses);
+    check(statuses == [(holder.0, Some(0)), (victim.0, Some(0))], || format!("{statuses:?}"))?;
     let end = crate::frames::free_frames();
     check(end == start, || format!("free frames {end} != {start}: something leaked"))
 }
@@ -204,29 +212,16 @@ fn tasks_using_sve_are_stopped(k: &mut BootInfo) -> TestResult {
 /// (`folio_core::syscall::MAX_GRANTS`): the kernel's heap is not exhausted,
 /// both tasks end normally, and every frame goes back.
 fn a_hostile_granter_gets_out_of_memory_not_the_kernels_heap(k: &mut BootInfo) -> TestResult {
-    use crate::task::Spec;
-    let start = crate::frames::free_frames();
-    let specs = [
-        Spec {
-            name: "grantflood",
-            image: crate::programs::GRANTFLOOD,
-            priority: 2,
-            handles: &[(Object::Endpoint(0), 0)],
-            core: None,
+    hostile_holder_and_victim(
+        k,
+        ("grantflood", crate::programs::GRANTFLOOD),
+        ("grantvictim", crate::programs::GRANTVICTIM),
+        &[],
+        |statuses| {
+            let statuses = super::statuses(statuses);
+            result!("ktest.grants", true, statuses = statuses, bound = folio_core::syscall::MAX_GRANTS)
         },
-        Spec {
-            name: "grantvictim",
-            image: crate::programs::GRANTVICTIM,
-            priority: 1,
-            handles: &[(Object::Endpoint(0), 1)],
-            core: None,
-        },
-    ];
-    let statuses = crate::memory_service::run_as_holder(k, &specs, &[])?;
-    result!("ktest.grants", true, statuses = super::statuses(&statuses), bound = folio_core::syscall::MAX_GRANTS);
-    check(statuses == [("grantflood", Some(0)), ("grantvictim", Some(0))], || format!("{statuses:?}"))?;
-    let end = crate::frames::free_frames();
-    check(end == start, || format!("free frames {end} != {start}: something leaked"))
+    )
 }
 
 /// A task's `write` is printed after the system lock is released, so a
