@@ -131,6 +131,8 @@ pub struct MemoryService<B: VmemmapHw> {
     hvo: Hvo<B>,
     pool: pool::Pool,
     granule: Granule,
+    /// The granule's mapping sizes as orders.
+    orders: pool::Orders,
     default_quota: u64,
     clients: BTreeMap<u64, Client>,
     /// The engine's error behind the last `MAPPING_FAILED`, for the log.
@@ -191,6 +193,7 @@ impl<B: VmemmapHw> MemoryService<B> {
             hvo,
             pool: pool::Pool::default(),
             granule,
+            orders: pool::Orders::of(granule),
             default_quota,
             clients: BTreeMap::new(),
             last_engine_error: None,
@@ -358,7 +361,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let min_optimizable = min_optimizable_order(self.granule) as u64 + shift;
         let largest = self.pool.largest_free_order().map_or(0, |o| o as u64 + shift);
         reply(
-            supported_size_shifts(self.granule),
+            self.orders.as_size_shifts(self.granule.shift()),
             shift | min_optimizable << 8 | largest << 16,
             self.pool_total_bytes(),
         )
@@ -368,8 +371,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// from the base page to the largest mapping unit (the largest block
     /// the pool is adopted as).
     fn order_of(&self, size_shift: u64) -> Result<u32, u64> {
-        let largest_shift = 63 - u64::from(supported_size_shifts(self.granule).leading_zeros());
-        let largest = largest_shift - self.granule.shift() as u64;
+        let largest = u64::from(self.orders.largest());
         let order = size_shift.checked_sub(self.granule.shift() as u64).ok_or(error::UNSUPPORTED_SIZE)?;
         if order > largest {
             return Err(error::UNSUPPORTED_SIZE);

@@ -30,7 +30,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use folio_core::mm::PhysRange;
+use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{Folio, Hvo, HvoError, VmemmapHw};
 
 use crate::ranges::RangeSet;
@@ -120,12 +120,66 @@ impl Pool {
     }
 }
 
+/// The granule's mapping sizes above a page, as orders: bit `o` set for
+/// each. Computed once at start; the request path asks it bit operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Orders(u64);
+
+impl Orders {
+    pub(crate) fn of(granule: Granule) -> Orders {
+        Orders(supported_size_shifts(granule) >> granule.shift())
+    }
+
+    /// As SIZES reports them: size shifts, bit `order + page_shift` each.
+    pub(crate) fn as_size_shifts(self, page_shift: u32) -> u64 {
+        self.0 << page_shift
+    }
+
+    pub(crate) fn contains(self, order: u32) -> bool {
+        order < 64 && self.0 & (1 << order) != 0
+    }
+
+    /// The `n`-th smallest, or the largest when there are fewer.
+    pub(crate) fn nth_or_largest(self, n: usize) -> u32 {
+        let mut bits = self.0;
+        for _ in 0..n {
+            if bits & (bits - 1) == 0 {
+                break;
+            }
+            bits &= bits - 1;
+        }
+        bits.trailing_zeros()
+    }
+
+    /// The largest.
+    pub(crate) fn largest(self) -> u32 {
+        63 - self.0.leading_zeros()
+    }
+
+    /// The largest in [low, high).
+    pub(crate) fn largest_in(self, low: u32, high: u32) -> Option<u32> {
+        let bits = self.0 & below(high) & !below(low);
+        (bits != 0).then(|| 63 - bits.leading_zeros())
+    }
+
+    /// The smallest in (low, high].
+    pub(crate) fn smallest_in(self, low: u32, high: u32) -> Option<u32> {
+        let bits = self.0 & below(high.saturating_add(1)) & !below(low.saturating_add(1));
+        (bits != 0).then(|| bits.trailing_zeros())
+    }
+}
+
+/// The bits below `order`.
+fn below(order: u32) -> u64 {
+    if order >= 64 { u64::MAX } else { (1 << order) - 1 }
+}
+
 /// The blocks a pool range is cut into: (head frame, order).
-fn blocks_of(range: &PoolRange, page_shift: u32, orders: &[u32]) -> Result<Vec<(u64, u32)>, StartError> {
+fn blocks_of(range: &PoolRange, page_shift: u32, orders: Orders) -> Result<Vec<(u64, u32)>, StartError> {
     let (mut pfn, end) = (range.range.start() >> page_shift, range.range.end() >> page_shift);
     let mut out = Vec::new();
     if let Some(shift) = range.folio_shift {
-        let order = shift.checked_sub(page_shift).filter(|o| orders.contains(o)).ok_or(StartError::BadPool)?;
+        let order = shift.checked_sub(page_shift).filter(|&o| orders.contains(o)).ok_or(StartError::BadPool)?;
         if pfn % (1 << order) != 0 || (end - pfn) % (1 << order) != 0 {
             return Err(StartError::BadPool);
         }
@@ -136,7 +190,8 @@ fn blocks_of(range: &PoolRange, page_shift: u32, orders: &[u32]) -> Result<Vec<(
         return Ok(out);
     }
     while pfn < end {
-        let order = orders.iter().rev().copied().find(|&o| pfn % (1 << o) == 0 && pfn + (1 << o) <= end);
+        let fits = |o: u32| pfn % (1 << o) == 0 && pfn + (1 << o) <= end;
+        let order = (0..=orders.largest()).rev().find(|&o| orders.contains(o) && fits(o));
         let Some(order) = order else { return Err(StartError::BadPool) };
         out.push((pfn, order));
         pfn += 1 << order;
@@ -145,21 +200,14 @@ fn blocks_of(range: &PoolRange, page_shift: u32, orders: &[u32]) -> Result<Vec<(
 }
 
 impl<B: VmemmapHw> MemoryService<B> {
-    /// The huge-page orders of the granule, smallest first.
-    pub(crate) fn orders(&self) -> Vec<u32> {
-        let shift = self.granule.shift();
-        (shift..64).filter(|s| supported_size_shifts(self.granule) & (1 << s) != 0).map(|s| s - shift).collect()
-    }
-
     /// Cuts the ranges into blocks and adopts every block born optimized,
     /// free. Blocks are adopted largest first; when the vmemmap's frames
     /// run out, the smallest block not yet adopted is carved.
     pub(crate) fn adopt_pool(&mut self, ranges: &[PoolRange]) -> Result<(), StartError> {
         let shift = self.granule.shift();
-        let orders = self.orders();
         let mut todo = Vec::new();
         for r in ranges {
-            todo.extend(blocks_of(r, shift, &orders)?);
+            todo.extend(blocks_of(r, shift, self.orders)?);
         }
         // Largest last, so `pop` adopts them first and the smallest stay
         // at the front to be carved.
@@ -215,8 +263,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// nothing left to carve.
     fn carve(&mut self, size: usize) -> bool {
         let shift = self.granule.shift();
-        let orders = self.orders();
-        let want = orders[size.min(orders.len() - 1)];
+        let want = self.orders.nth_or_largest(size);
         self.carving = true;
         let split = self.take(want);
         self.carving = false;
@@ -276,12 +323,11 @@ impl<B: VmemmapHw> MemoryService<B> {
         let shift = self.granule.shift();
         let Some(mut folio) = self.free_folio_holding(base, order) else { return Ok(None) };
         self.pool.remove(folio.pfn, folio.order, shift);
-        let orders = self.orders();
         while folio.order > order {
             // A mapping size at a time (one demote each); below the last
             // one, in halves, so a size no mapping unit has leaves one free
             // folio of each order between instead of many of its own.
-            let next = orders.iter().copied().filter(|&o| o >= order && o < folio.order).max();
+            let next = self.orders.largest_in(order, folio.order);
             let next = next.unwrap_or(folio.order - 1);
             let pieces = match self.engine(|h| h.demote(folio, next)) {
                 Ok(p) => p,
@@ -326,14 +372,14 @@ impl<B: VmemmapHw> MemoryService<B> {
             return;
         }
         let mut folio = folio;
-        let orders = self.orders();
+        let orders = self.orders;
         let limit = self.pool.block_order(folio.pfn).unwrap_or(folio.order);
         'up: loop {
-            let jump = orders.iter().copied().find(|&o| o > folio.order && o <= limit);
+            let jump = orders.smallest_in(folio.order, limit);
             // Pairwise only below a mapping size: folios of a mapping size
             // wait until the whole next size is free and merge in one go
             // (512 x 2 MiB back into 1 GiB: 33 engine merges, not 511).
-            let buddy = (folio.order < limit && !orders.contains(&folio.order)).then_some(folio.order + 1);
+            let buddy = (folio.order < limit && !orders.contains(folio.order)).then_some(folio.order + 1);
             for next in [jump, buddy].into_iter().flatten() {
                 let base = folio.pfn & !((1u64 << next) - 1);
                 if self.pool.free_pages_in(base, next) == 1 << next

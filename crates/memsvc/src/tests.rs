@@ -888,3 +888,27 @@ fn the_heap_grows_from_the_pool_and_a_short_heap_refuses_only_what_needs_more() 
     ok(t.ask(1, [op::ALLOC, 12, 0, 0]));
     assert_eq!(t.service.heap_bytes(), 2 * HEAP_GROWTH);
 }
+
+#[test]
+fn mapping_orders_answer_as_the_list_of_sizes_does() {
+    for granule in [Granule::K4, Granule::K16, Granule::K64] {
+        let orders = pool::Orders::of(granule);
+        let shift = granule.shift();
+        let list: Vec<u32> =
+            (shift..64).filter(|s| supported_size_shifts(granule) & (1 << s) != 0).map(|s| s - shift).collect();
+        assert_eq!(orders.as_size_shifts(shift), supported_size_shifts(granule));
+        assert_eq!(orders.largest(), *list.last().unwrap());
+        for n in 0..list.len() + 2 {
+            assert_eq!(orders.nth_or_largest(n), list[n.min(list.len() - 1)]);
+        }
+        for low in 0..40 {
+            for high in 0..40 {
+                let largest = list.iter().copied().filter(|&o| o >= low && o < high).max();
+                let smallest = list.iter().copied().find(|&o| o > low && o <= high);
+                assert_eq!(orders.largest_in(low, high), largest, "{granule:?} [{low}, {high})");
+                assert_eq!(orders.smallest_in(low, high), smallest, "{granule:?} ({low}, {high}]");
+            }
+            assert_eq!(orders.contains(low), list.contains(&low));
+        }
+    }
+}
