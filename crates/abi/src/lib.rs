@@ -47,6 +47,14 @@ pub mod nr {
     /// Moves pool frames the caller holds into its heap window, for good
     /// (see [`heap`](super::heap)).
     pub const GROW_HEAP: u64 = 23;
+    /// `reply` to the owed caller, then take a message that already waits
+    /// (as `recv_nonblocking`); when none does, the caller drops to the
+    /// priority in x5 (at most the one it was started with) and yields,
+    /// and the call returns `WOULD_BLOCK` when it runs again. A server's
+    /// one call between answering and its background work: no third call
+    /// to lower itself, and nothing waiting is left behind at the lower
+    /// priority.
+    pub const REPLY_POLL: u64 = 24;
 }
 
 /// GROW_HEAP: x0 = pa, x1 = size (whole pages, inside one of the caller's

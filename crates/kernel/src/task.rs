@@ -1041,7 +1041,7 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
         }
         match outcome {
             Ok(Next::Print(bytes)) => output = Some(bytes),
-            Ok(Next::Yield) => yielded = true,
+            Ok(Next::Yield | Next::IpcYield) => yielded = true,
             _ => {}
         }
     } else if class == fpsimd::EC_FP_SIMD_TRAPPED && vector_index == 8 && system.fp_live & (1 << core) == 0 {

@@ -63,7 +63,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// the heap. `false`: none, or the kernel refused.
     fn grow_heap(&mut self, mem: &mut dyn ClientMemory, order: u32) -> bool {
         let shift = self.granule.shift();
-        let head = self.pool.free.range(order..).find_map(|(_, s)| s.first().copied());
+        let head = self.pool.free.first_at_least(order).map(|(_, head)| head);
         let Some(Ok(Some(folio))) = head.map(|h| self.take_at(h, order)) else { return false };
         let pa = folio.pfn << shift;
         let size = self.granule.size() << folio.order;

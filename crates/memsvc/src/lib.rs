@@ -21,6 +21,7 @@
 extern crate alloc;
 
 pub use folio_abi::memsvc as protocol;
+mod free_lists;
 mod heap;
 mod merging;
 mod pool;
@@ -268,7 +269,7 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     fn client(&mut self, badge: u64) -> &mut Client {
         let quota = self.default_quota;
-        self.clients.entry(badge).or_insert(Client {
+        self.clients.entry(badge).or_insert_with(|| Client {
             quota,
             used: 0,
             table_bytes: 0,

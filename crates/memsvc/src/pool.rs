@@ -27,12 +27,13 @@
 //! can allocate goes through [`MemoryService::engine`], which carves and
 //! retries (the engine changes nothing when it runs out of memory).
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use folio_core::mm::{Granule, PhysRange};
 use folio_hvo::{Folio, Hvo, HvoError, VmemmapHw};
 
+use crate::free_lists::FreeLists;
 use crate::ranges::RangeSet;
 use crate::{MemoryService, PoolRange, StartError, supported_size_shifts};
 
@@ -47,7 +48,7 @@ pub const LOW_WATER: u64 = 64;
 #[derive(Default)]
 pub(crate) struct Pool {
     /// Free folios by order: their head frame numbers.
-    pub(crate) free: BTreeMap<u32, BTreeSet<u64>>,
+    pub(crate) free: FreeLists,
     /// The blocks the pool was adopted as: head frame -> order. A freed
     /// folio merges back up to its block, never past it.
     blocks: BTreeMap<u64, u32>,
@@ -78,29 +79,30 @@ impl Pool {
     }
 
     pub(crate) fn largest_free_order(&self) -> Option<u32> {
-        self.free.iter().rev().find(|(_, s)| !s.is_empty()).map(|(&o, _)| o)
+        self.free.largest()
     }
 
     pub(crate) fn has_free_at_least(&self, order: u32) -> bool {
-        self.free.range(order..).any(|(_, s)| !s.is_empty())
+        self.free.smallest_at_least(order).is_some()
     }
 
     pub(crate) fn free_list(&self) -> Vec<Folio> {
-        self.free.iter().flat_map(|(&order, s)| s.iter().map(move |&pfn| Folio { pfn, order })).collect()
+        self.free.orders().flat_map(|order| self.free.of(order).map(move |pfn| Folio { pfn, order })).collect()
     }
 
     /// Free folios of each order: (order, count).
     pub(crate) fn free_counts(&self) -> Vec<(u32, u64)> {
-        self.free.iter().filter(|(_, s)| !s.is_empty()).map(|(&o, s)| (o, s.len() as u64)).collect()
+        self.free.orders().map(|o| (o, self.free.count(o) as u64)).collect()
     }
 
     fn insert(&mut self, pfn: u64, order: u32, page_shift: u32) {
-        self.free.entry(order).or_default().insert(pfn);
-        self.free_bytes += 1 << (order + page_shift);
+        if self.free.insert(order, pfn) {
+            self.free_bytes += 1 << (order + page_shift);
+        }
     }
 
     fn remove(&mut self, pfn: u64, order: u32, page_shift: u32) -> bool {
-        let removed = self.free.get_mut(&order).is_some_and(|s| s.remove(&pfn));
+        let removed = self.free.remove(order, pfn);
         if removed {
             self.free_bytes -= 1 << (order + page_shift);
         }
@@ -110,7 +112,8 @@ impl Pool {
     /// Free pages in the block of `order` at `base`.
     fn free_pages_in(&self, base: u64, order: u32) -> u64 {
         let end = base + (1u64 << order);
-        self.free.range(..=order).map(|(&o, s)| (s.range(base..end).count() as u64) << o).sum()
+        let orders = self.free.orders().take_while(|&o| o <= order);
+        orders.map(|o| (self.free.of_in(o, base, end).count() as u64) << o).sum()
     }
 
     /// The order of the block `pfn` was adopted in.
@@ -271,7 +274,8 @@ impl<B: VmemmapHw> MemoryService<B> {
             Ok(Some(f)) => f,
             // Too few frames left to split: the smallest free folio whole.
             _ => {
-                let Some((order, pfn)) = self.pool.free.iter().find_map(|(&o, s)| s.last().map(|&p| (o, p))) else {
+                let smallest = self.pool.free.orders().next();
+                let Some((order, pfn)) = smallest.and_then(|o| Some((o, self.pool.free.of(o).next_back()?))) else {
                     return false;
                 };
                 self.pool.remove(pfn, order, shift);
@@ -300,8 +304,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// On an engine failure the pool keeps every byte (pieces already split
     /// stay free).
     pub(crate) fn take(&mut self, order: u32) -> Result<Option<Folio>, HvoError> {
-        let base =
-            self.zeroed_block(order).or_else(|| self.pool.free.range(order..).find_map(|(_, s)| s.first().copied()));
+        let base = self.zeroed_block(order).or_else(|| self.pool.free.first_at_least(order).map(|(_, head)| head));
         match base {
             Some(base) => self.take_at(base, order),
             None => Ok(None),
@@ -310,9 +313,9 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     /// The free folio that holds frame `pfn`, of `order` or larger.
     pub(crate) fn free_folio_holding(&self, pfn: u64, order: u32) -> Option<Folio> {
-        self.pool.free.range(order..).find_map(|(&o, s)| {
+        self.pool.free.orders().filter(|&o| o >= order).find_map(|o| {
             let head = pfn & !((1u64 << o) - 1);
-            s.contains(&head).then_some(Folio { pfn: head, order: o })
+            self.pool.free.contains(o, head).then_some(Folio { pfn: head, order: o })
         })
     }
 
@@ -367,7 +370,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// folios of several orders (any-order allocations) is put together
     /// first.
     pub(crate) fn merge_up(&mut self, folio: Folio) {
-        if !self.pool.free.get(&folio.order).is_some_and(|s| s.contains(&folio.pfn)) {
+        if !self.pool.free.contains(folio.order, folio.pfn) {
             // Taken again, or merged into a larger one already.
             return;
         }
@@ -398,7 +401,7 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// else its two halves first. `None` when the engine could not (every
     /// piece stays free, as it was).
     fn assemble(&mut self, base: u64, order: u32) -> Option<Folio> {
-        let at_base = self.pool.free.iter().find(|(_, s)| s.contains(&base)).map(|(&o, _)| o)?;
+        let at_base = self.pool.free.orders().find(|&o| self.pool.free.contains(o, base))?;
         if at_base == order {
             return Some(Folio { pfn: base, order });
         }
@@ -421,8 +424,7 @@ impl<B: VmemmapHw> MemoryService<B> {
         let pieces: Vec<Folio> = (0..1u64 << (next - folio.order))
             .map(|k| Folio { pfn: base + (k << folio.order), order: folio.order })
             .collect();
-        let free = self.pool.free.get(&folio.order);
-        if !pieces.iter().all(|p| free.is_some_and(|s| s.contains(&p.pfn))) {
+        if !pieces.iter().all(|p| self.pool.free.contains(p.order, p.pfn)) {
             return None;
         }
         // Off the free lists before the engine runs: carving (which the

@@ -58,18 +58,27 @@ impl RangeSet {
         if start >= end {
             return;
         }
-        let overlapping: Vec<(u64, u64)> =
-            self.ranges.range(..end).rev().take_while(|&(_, &e)| e > start).map(|(&s, &e)| (s, e)).collect();
-        for (s, e) in overlapping {
-            self.ranges.remove(&s);
-            self.frames -= e - s;
+        // From the last range starting below `end` down, while they reach
+        // past `start`: a range cut at `start` keeps its key (its end is
+        // lowered in place) and is the last one.
+        while let Some((&s, e_in_set)) = self.ranges.range_mut(..end).next_back() {
+            let e = *e_in_set;
+            if e <= start {
+                break;
+            }
             if s < start {
-                self.ranges.insert(s, start);
-                self.frames += start - s;
+                *e_in_set = start;
+                self.frames -= e - start;
+            } else {
+                self.ranges.remove(&s);
+                self.frames -= e - s;
             }
             if e > end {
                 self.ranges.insert(end, e);
                 self.frames += e - end;
+            }
+            if s < start {
+                break;
             }
         }
     }

@@ -51,11 +51,9 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// candidates.
     pub(crate) fn zeroed_block(&self, order: u32) -> Option<u64> {
         let size = 1u64 << order;
-        if let Some(heads) = self.pool.free.get(&order) {
-            let zero = &self.pool.zero;
-            if let Some(&head) = heads.iter().take(SEARCH).find(|&&h| zero.covers(h, h + size)) {
-                return Some(head);
-            }
+        let zero = &self.pool.zero;
+        if let Some(head) = self.pool.free.of(order).take(SEARCH).find(|&h| zero.covers(h, h + size)) {
+            return Some(head);
         }
         self.pool.zero.iter().take(SEARCH).find_map(|(start, end)| {
             let aligned = start.checked_add(size - 1)? & !(size - 1);
@@ -68,9 +66,11 @@ impl<B: VmemmapHw> MemoryService<B> {
     pub(crate) fn zero_for_client(&mut self, folio: Folio, mem: &mut dyn ClientMemory) {
         let shift = self.granule.shift();
         let (start, end) = (folio.pfn, folio.pfn + (1 << folio.order));
-        for (s, e) in self.pool.zero.gaps(start, end) {
-            mem.zero(s << shift, (e - s) << shift);
-            self.zeroed_inline += (e - s) << shift;
+        if !self.pool.zero.covers(start, end) {
+            for (s, e) in self.pool.zero.gaps(start, end) {
+                mem.zero(s << shift, (e - s) << shift);
+                self.zeroed_inline += (e - s) << shift;
+            }
         }
         self.pool.zero.remove(start, end);
         self.pool.dirty.remove(start, end);
@@ -140,8 +140,8 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// smallest free folios first (so every size gets some stock before
     /// the largest take it all).
     fn first_unknown(&self) -> Option<(u64, u64)> {
-        self.pool.free.iter().find_map(|(&order, heads)| {
-            heads.iter().find_map(|&head| {
+        self.pool.free.orders().find_map(|order| {
+            self.pool.free.of(order).find_map(|head| {
                 let gap = self.pool.zero.gaps(head, head + (1 << order)).first().copied()?;
                 self.pool.dirty.gaps(gap.0, gap.1).first().copied()
             })

@@ -37,7 +37,8 @@ use folio_memsvc::{ClientMemory, KernelRefused, MemoryService, PoolRange, Saving
 use folio_rt::abi::report::{Fields, Hex, PREFIX, verdict};
 use folio_rt::memory::{self, Mapped};
 use folio_rt::{
-    Message, cycles, nr, println, recv, recv_nonblocking, reply, reply_recv, result, set_priority, status, syscall,
+    Message, cycles, nr, println, recv, recv_nonblocking, reply, reply_poll, reply_recv, result, set_priority, status,
+    syscall,
 };
 
 /// The vmemmap's hardware, over the kernel's memory calls: frames from the
@@ -427,9 +428,10 @@ const ZERO_CHUNK: u64 = 256 << 10;
 /// be merged or zeroed, or the service just started and its stock is
 /// empty) and work to do, it merges (one merge a step) and zeroes (a chunk
 /// a step) in the background, at a priority below every client's,
-/// looking for a request between steps: a request already waiting is
-/// taken before the service lowers itself, and it raises itself again
-/// before it takes one or blocks. Otherwise it waits in `reply_recv` (the
+/// looking for a request between steps: the answer goes with `reply_poll`,
+/// so a request already waiting is taken before the service lowers itself
+/// (and the client answered runs before the background work), and it
+/// raises itself again before it takes one or blocks. Otherwise it waits in `reply_recv` (the
 /// IPC fast path): topping up the stock alone does not cost every request
 /// the slow path; it happens in the next background run.
 fn next_request(
@@ -444,10 +446,15 @@ fn next_request(
             None => recv(0),
         };
     }
-    if let Some(answer) = owed {
-        reply(answer);
-    }
+    // The answer, and with nothing waiting the step down, in one call.
     let mut lowered = false;
+    if let Some(answer) = owed {
+        let (got, badge, msg) = reply_poll(0, answer, start::BACKGROUND_PRIORITY as u64);
+        if got != status::WOULD_BLOCK {
+            return (got, badge, msg);
+        }
+        lowered = true;
+    }
     let next = loop {
         let (got, badge, msg) = recv_nonblocking(0);
         if got != status::WOULD_BLOCK {

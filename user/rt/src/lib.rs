@@ -216,6 +216,14 @@ pub fn reply_recv(handle: u64, reply: Message) -> (u64, u64, Message) {
     (r[0], r[5], [r[1], r[2], r[3], r[4]])
 }
 
+/// Replies to the last caller, then takes a request that already waits;
+/// with none, the caller drops to `idle_priority` and yields, and gets
+/// `WOULD_BLOCK` when it runs again (`abi::nr::REPLY_POLL`).
+pub fn reply_poll(handle: u64, reply: Message, idle_priority: u64) -> (u64, u64, Message) {
+    let r = syscall(nr::REPLY_POLL, [handle, reply[0], reply[1], reply[2], reply[3], idle_priority]);
+    (r[0], r[5], [r[1], r[2], r[3], r[4]])
+}
+
 /// Replies to the last caller.
 pub fn reply(msg: Message) -> u64 {
     syscall(nr::REPLY, [msg[0], msg[1], msg[2], msg[3], 0, 0])[0]

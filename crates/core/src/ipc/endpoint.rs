@@ -1,5 +1,6 @@
-//! Endpoints: `call`, `recv` (blocking, polling, timed), `reply` and
-//! `reply_recv`, as the module docs of [`super`] define them.
+//! Endpoints: `call`, `recv` (blocking, polling, timed), `reply`,
+//! `reply_recv` and `reply_poll`, as the module docs of [`super`] define
+//! them.
 //!
 //! Owns: the rendezvous of a caller and an endpoint's owner, the queue of
 //! callers on each endpoint, the reply owed, and timed receives' deadlines.
@@ -138,6 +139,40 @@ impl Ipc {
             self.wake_with_message(caller, server, msg, form.sends, 0);
         }
         self.recv_with(server, handle, Wait::Forever, form)
+    }
+
+    /// REPLY_POLL: `reply` (if a call is owed), then a message that already
+    /// waits, as `recv_nonblocking`. With none, `server` drops to
+    /// `idle_priority` and gets `WouldBlock` as its result: `Ok(false)`,
+    /// and it should yield. Errors (a handle it does not hold or an
+    /// endpoint it does not own, a priority above the one it started with)
+    /// change nothing.
+    pub fn reply_poll(
+        &mut self,
+        server: TaskId,
+        handle: u64,
+        msg: Message,
+        idle_priority: u64,
+    ) -> Result<bool, SysError> {
+        let (endpoint, _) = self.endpoint_of(server, handle)?;
+        if self.endpoints[endpoint].owner != server {
+            return Err(SysError::NotOwner);
+        }
+        let idle = u8::try_from(idle_priority).ok().filter(|&p| self.schedule.allows(server, p));
+        let idle = idle.ok_or(SysError::InvalidArgument)?;
+        if let Some(caller) = self.tasks[server].owes.take()
+            && self.tasks[caller].state == (State::AwaitingReply { server })
+        {
+            self.wake_with_message(caller, server, msg, Form::SHORT.sends, 0);
+        }
+        match self.recv_with(server, handle, Wait::Never, Form::SHORT) {
+            Err(SysError::WouldBlock) => {
+                self.schedule.set_priority(server, idle);
+                self.set_result(server, err(SysError::WouldBlock));
+                Ok(false)
+            }
+            r => r.map(|()| true),
+        }
     }
 
     /// The client `server` owes a reply to, if it is still waiting for it.

@@ -26,6 +26,11 @@
 //! - `recv_nonblocking(h)` returns `WouldBlock` instead of waiting;
 //!   `recv_timed(h, deadline)` returns `TimedOut` if nobody called by the
 //!   deadline (in ticks of the virtual counter; see [`Ipc::expire`]).
+//! - `reply_poll(h, msg, idle)` is `reply` then `recv_nonblocking`, and
+//!   when nothing waits the server also drops to priority `idle` (at most
+//!   the one it started with) and yields: a server with background work
+//!   answers and steps aside in one call, and keeps its priority when a
+//!   request already waits.
 //! - A **notification** is a word. `signal(h)` ORs the handle's badge into
 //!   it and never blocks; `wait(h)` returns the word and clears it, or
 //!   blocks until it is non-zero.
@@ -760,6 +765,41 @@ mod tests {
         assert_eq!(ipc.expire(1000), None);
         assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(SysError::TimedOut as u64));
         assert_eq!(ipc.state(server), State::Ready);
+    }
+
+    /// The reply reaches the caller either way; a waiting request is taken
+    /// at the server's own priority, and with none the server drops to the
+    /// idle priority with `WouldBlock`. Errors change nothing.
+    #[test]
+    fn reply_poll_answers_then_takes_what_waits_or_steps_aside() {
+        let mut ipc = Ipc::new();
+        let server = ipc.add_task(5);
+        let ep = ipc.add_endpoint(server);
+        let sh = ipc.grant(server, Object::Endpoint(ep), 0);
+        let (a, b) = (ipc.add_task(3), ipc.add_task(3));
+        let (ha, hb) = (ipc.grant(a, Object::Endpoint(ep), 1), ipc.grant(b, Object::Endpoint(ep), 2));
+        ipc.call(a, ha, [10, 0, 0, 0]).unwrap();
+        ipc.call(b, hb, [20, 0, 0, 0]).unwrap();
+        ipc.recv(server, sh).unwrap();
+        assert_eq!(ipc.take_result(server).map(|r| (r[1], r[5])), Some((10, 1)));
+        assert_eq!(ipc.reply_poll(server, sh, [0; 4], 6), Err(SysError::InvalidArgument), "above its own");
+        assert_eq!(ipc.reply_poll(server, sh, [0; 4], 256), Err(SysError::InvalidArgument));
+        assert_eq!(ipc.reply_poll(a, ha, [0; 4], 0), Err(SysError::NotOwner));
+        assert_eq!(ipc.state(a), State::AwaitingReply { server }, "errors change nothing");
+        // b waits: taken at once, the server keeps its priority.
+        assert_eq!(ipc.reply_poll(server, sh, [11, 0, 0, 0], 0), Ok(true));
+        assert_eq!(ipc.take_result(a).map(|r| r[1]), Some(11));
+        assert_eq!(ipc.take_result(server).map(|r| (r[1], r[5])), Some((20, 2)));
+        assert_eq!(ipc.priority(server), 5);
+        // Nothing waits: answered, then the server steps aside.
+        assert_eq!(ipc.reply_poll(server, sh, [21, 0, 0, 0], 0), Ok(false));
+        assert_eq!(ipc.take_result(b).map(|r| r[1]), Some(21));
+        assert_eq!(ipc.take_result(server).map(|r| r[0]), Some(SysError::WouldBlock as u64));
+        assert_eq!((ipc.priority(server), ipc.state(server)), (0, State::Ready));
+        ipc.requeue(server);
+        assert_eq!(ipc.next_to_run(), Some(a), "the clients run first");
+        assert_eq!(ipc.next_to_run(), Some(b));
+        assert_eq!(ipc.next_to_run(), Some(server));
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl Scheduler {
         self.tasks[task].priority
     }
 
+    /// Whether `task` may run at `priority`: at most the one it was started with.
+    pub fn allows(&self, task: TaskId, priority: u8) -> bool {
+        priority <= self.tasks[task].base
+    }
+
     /// Gives `task` priority `priority`, at most the one it was started
     /// with (`false`, nothing changed, above it). A queued task moves to
     /// the back of its new priority's queue.

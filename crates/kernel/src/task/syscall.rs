@@ -33,6 +33,8 @@ pub(super) enum Next {
     /// IPC decided: the caller goes on or is blocked, and its registers
     /// come with IPC's results ([`folio_core::ipc::Ipc::deliver_results`]).
     Ipc,
+    /// As `Ipc`, and the caller gives up the rest of its time slice.
+    IpcYield,
     /// The caller gives up the rest of its time slice (x0 = 0).
     Yield,
     /// The caller ended.
@@ -61,6 +63,11 @@ pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 
         syscall::REPLY_RECV => system.ipc.reply_recv(task, x[0], msg).map(|()| Next::Ipc),
         syscall::SIGNAL => system.ipc.signal(task, x[0]).map(|()| Next::Ipc),
         syscall::WAIT => system.ipc.wait(task, x[0]).map(|()| Next::Ipc),
+        syscall::REPLY_POLL => {
+            let idle = system.tasks[task].frame.x[5];
+            let taken = system.ipc.reply_poll(task, x[0], msg, idle)?;
+            Ok(if taken { Next::Ipc } else { Next::IpcYield })
+        }
         syscall::RECV_NONBLOCKING => system.ipc.recv_nonblocking(task, x[0]).map(|()| Next::Ipc),
         syscall::RECV_TIMED => {
             let deadline = timer::counter().saturating_add(x[1]);
@@ -134,7 +141,7 @@ pub(super) fn result_registers(outcome: &Result<Next, SysError>) -> Option<[u64;
     match outcome {
         Ok(Next::Continue([a, b, c, d, e])) => Some([0, *a, *b, *c, *d, *e]),
         Ok(Next::Print(_) | Next::Yield) => Some([0; 6]),
-        Ok(Next::Ipc | Next::Exit) => None,
+        Ok(Next::Ipc | Next::IpcYield | Next::Exit) => None,
         Err(e) => Some([*e as u64, 0, 0, 0, 0, 0]),
     }
 }

@@ -70,8 +70,8 @@ fn main() -> u64 {
     for _ in 0..calls {
         let pick = next();
         let number = match pick % 8 {
-            // Mostly the real calls, 0..=23 (exit excepted below).
-            0..=4 => next() % 24,
+            // Mostly the real calls, 0..=24 (exit excepted below).
+            0..=4 => next() % 25,
             5 => [nr::CALL, nr::RECV, nr::REPLY_RECV][(next() % 3) as usize] | ipc::LONG,
             6 => next() % 600,
             _ => next(),
