@@ -579,6 +579,30 @@ fn an_emptied_tree_keeps_only_its_root() {
 /// Whether a table is left empty is known from its count, not by reading
 /// its other entries: unmapping a page next to others, the last page of a
 /// table, and a whole task's tree read a handful of descriptors per level,
+/// A small change's buffers are kept for the next, always empty; a large
+/// change's are not kept.
+#[test]
+fn change_buffers_are_kept_empty_and_small() {
+    for granule in Granule::ALL {
+        let page = granule.size();
+        let mut t = table(granule, Half::Lower);
+        let va = 3 * granule.level_size(2);
+        t.map(va, 0x8000_0000, 2 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+        t.unmap(va, page).unwrap();
+        let kept = t.scratch_kept();
+        assert!(kept.iter().all(|&(_, len)| len == 0), "{granule}: {kept:?}");
+        assert!(kept[0].0 > 0 && kept[1].0 > 0, "{granule}: a small change's buffers are kept: {kept:?}");
+        t.unmap(va + page, page).unwrap();
+        // 200 pages, one slot write each, split from blocks where they are.
+        t.map(va, 0x8000_0000, 200 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+        t.protect(va, 200 * page, Attributes::USER_RO).unwrap();
+        t.unmap(va, 200 * page).unwrap();
+        judge(&mut t, &format!("{granule}"));
+        let kept = t.scratch_kept();
+        assert!(kept.iter().all(|&(room, len)| len == 0 && room <= 64), "{granule}: {kept:?}");
+    }
+}
+
 /// wherever in its table the page lies, on every granule (a 64K last-level
 /// table has 8,192 entries).
 #[test]

@@ -8,6 +8,7 @@
 //! Must never: write a new output address, block size or contiguous bit over
 //! a live entry, or free a table before its walk-cache entries are gone.
 
+use super::scratch::keep;
 use super::*;
 use crate::mm::paging::descriptor::Kind;
 
@@ -109,19 +110,24 @@ impl<H: PageTableHw> PageTable<H> {
     pub(super) fn apply_change(&mut self, change: Change) {
         let Change { writes, mut invalidations, mut wrote, within } = change;
         let within = within.unwrap_or((0, u64::MAX));
-        let mut doomed: Vec<(u64, u8)> = Vec::new();
-        // The slots to write once the old entries are gone, with what they hold then.
-        let mut pending: Vec<(&SlotWrite, u64)> = Vec::with_capacity(writes.len());
+        let mut doomed = core::mem::take(&mut self.scratch.doomed);
+        if invalidations.list.capacity() == 0 {
+            invalidations.list = core::mem::take(&mut self.scratch.invalidations);
+        }
+        // The slots to write once the old entries are gone (by index in
+        // `writes`), with what they hold then.
+        let mut pending = core::mem::take(&mut self.scratch.pending);
+        pending.reserve(writes.len());
         let mut any_table = false;
         let mut tally = counts::Tally::default();
-        for w in &writes {
+        for (i, w) in writes.iter().enumerate() {
             let old = self.hw.read_entry(w.table, w.index);
             if old == w.new {
                 continue;
             }
             any_table |= matches!(descriptor::kind(self.granule, w.level, w.new), Kind::Table { .. });
             match descriptor::kind(self.granule, w.level, old) {
-                Kind::Invalid => pending.push((w, old)),
+                Kind::Invalid => pending.push((i, old)),
                 Kind::Leaf { global } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
                         self.hw.write_entry(w.table, w.index, w.new);
@@ -129,7 +135,7 @@ impl<H: PageTableHw> PageTable<H> {
                     } else {
                         self.hw.write_entry(w.table, w.index, 0);
                         tally.note(&mut self.counts, w.table, old, 0);
-                        pending.push((w, 0));
+                        pending.push((i, 0));
                     }
                     wrote = true;
                     invalidations.push(w.va, true, global);
@@ -138,7 +144,7 @@ impl<H: PageTableHw> PageTable<H> {
                     self.hw.write_entry(w.table, w.index, 0);
                     tally.note(&mut self.counts, w.table, old, 0);
                     wrote = true;
-                    pending.push((w, 0));
+                    pending.push((i, 0));
                     if !self.collect_subtree(next, w.level + 1, w.va, within, &mut invalidations, &mut doomed) {
                         invalidations.push(w.va, false, self.half == Half::Upper);
                     }
@@ -167,7 +173,11 @@ impl<H: PageTableHw> PageTable<H> {
             self.barrier(Barrier::DsbIsh);
         }
         let mut made = false;
-        for &(w, now) in pending.iter().filter(|(w, _)| w.new != 0) {
+        for &(i, now) in &pending {
+            let w = &writes[i];
+            if w.new == 0 {
+                continue;
+            }
             self.hw.write_entry(w.table, w.index, w.new);
             tally.note(&mut self.counts, w.table, now, w.new);
             made = true;
@@ -176,9 +186,13 @@ impl<H: PageTableHw> PageTable<H> {
         if made {
             self.barrier(Barrier::DsbIshSt);
         }
-        for (table, _) in doomed {
+        for &(table, _) in &doomed {
             self.release_table(table);
         }
+        keep(&mut self.scratch.writes, writes);
+        keep(&mut self.scratch.pending, pending);
+        keep(&mut self.scratch.doomed, doomed);
+        keep(&mut self.scratch.invalidations, invalidations.list);
         if (wrote || made) && self.half == Half::Upper {
             self.barrier(Barrier::Isb);
         }

@@ -29,7 +29,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// that leaves empty, in one break-before-make.
     pub(super) fn clear(&mut self, start: u64, last: u64) {
         let root = self.root;
-        let mut writes = Vec::new();
+        let mut writes = core::mem::take(&mut self.scratch.writes);
         self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, &mut writes);
         // Every table this frees held valid entries only inside the range.
         self.apply_change(Change { writes, within: Some((start, last)), ..Change::default() });

@@ -38,6 +38,7 @@ mod bbm;
 mod change;
 mod counts;
 mod map;
+mod scratch;
 mod types;
 mod walk;
 
@@ -81,6 +82,8 @@ pub struct PageTable<H: PageTableHw> {
     shared: Vec<SharedTable>,
     /// The valid descriptors of every private table.
     counts: ValidCounts,
+    /// Buffers for planning and applying changes, reused.
+    scratch: scratch::Scratch,
 }
 
 /// A shared last-level table: every descriptor is `leaf`; `links` slots
@@ -116,6 +119,7 @@ impl<H: PageTableHw> PageTable<H> {
             global_in_lower_half: false,
             shared: Vec::new(),
             counts,
+            scratch: scratch::Scratch::default(),
         })
     }
 
@@ -130,6 +134,12 @@ impl<H: PageTableHw> PageTable<H> {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The change buffers' room and length, for the tests.
+    #[cfg(test)]
+    pub(crate) fn scratch_kept(&self) -> [(usize, usize); 4] {
+        self.scratch.kept()
     }
 
     pub fn hw(&mut self) -> &mut H {

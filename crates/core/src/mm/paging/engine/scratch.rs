@@ -1,0 +1,52 @@
+//! The buffers a change is planned and applied in, kept between changes.
+//!
+//! Owns: the slot-write, pending-write, doomed-table and invalidation
+//! lists' memory while no change uses it.
+//! Must never: hold anything from one change into the next (every buffer
+//! comes back empty), or keep a large change's memory (past [`KEPT`]
+//! entries a buffer is dropped after use).
+//!
+//! An unmap of one unit plans a few slot writes, frees a table or two and
+//! queues an invalidation or two: four small vectors. Allocating and
+//! freeing them on every change was a sixth of a one-page unmap.
+
+use alloc::vec::Vec;
+
+use super::bbm::SlotWrite;
+
+/// Entries a kept buffer may have room for: small changes reuse it, a
+/// large one's list goes back to the heap.
+pub(super) const KEPT: usize = 64;
+
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub(super) writes: Vec<SlotWrite>,
+    /// Index into the change's writes, and what its slot holds by then.
+    pub(super) pending: Vec<(usize, u64)>,
+    /// Table frames to free after the invalidation, with their levels.
+    pub(super) doomed: Vec<(u64, u8)>,
+    /// (va, leaf_only, global)
+    pub(super) invalidations: Vec<(u64, bool, bool)>,
+}
+
+impl Scratch {
+    /// Each buffer's room and length, for the tests.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> [(usize, usize); 4] {
+        let room = |c: usize, l: usize| (c, l);
+        [
+            room(self.writes.capacity(), self.writes.len()),
+            room(self.pending.capacity(), self.pending.len()),
+            room(self.doomed.capacity(), self.doomed.len()),
+            room(self.invalidations.capacity(), self.invalidations.len()),
+        ]
+    }
+}
+
+/// Puts `used` back in `slot`, empty, unless it grew past [`KEPT`].
+pub(super) fn keep<T>(slot: &mut Vec<T>, mut used: Vec<T>) {
+    if used.capacity() <= KEPT && used.capacity() >= slot.capacity() {
+        used.clear();
+        *slot = used;
+    }
+}
