@@ -6,6 +6,13 @@
 //! the free count moves by exactly what was asked.
 //! Must never: touch the memory it hands out (it keeps its bookkeeping on the
 //! kernel heap), or accept a range that is not granule-aligned.
+//!
+//! In front of the buddy allocator sit the last few single frames freed
+//! ([`RECENT`]): the next single-frame request takes one in a few
+//! instructions (a page-table frame an unmap freed is what the next map
+//! needs), where the buddy allocator walks its sets. They count as free,
+//! and go back to the buddy allocator whenever a larger block is wanted and
+//! not found, or the largest free block is asked for.
 
 use core::alloc::Layout;
 use core::fmt;
@@ -18,6 +25,9 @@ use super::{Granule, PhysRange};
 /// (2^32 frames = 16 TiB with 4 KiB frames).
 const ORDER: usize = 33;
 pub const MAX_ORDER: u32 = ORDER as u32 - 1;
+
+/// Single frames kept in front of the buddy allocator.
+pub const RECENT: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
@@ -45,11 +55,21 @@ pub struct FramePool {
     buddy: FrameAllocator<ORDER>,
     total_frames: u64,
     free_frames: u64,
+    /// Single frames freed lately (frame numbers), the newest last.
+    recent: [usize; RECENT],
+    recent_len: usize,
 }
 
 impl FramePool {
     pub fn new(granule: Granule) -> FramePool {
-        FramePool { granule, buddy: FrameAllocator::new(), total_frames: 0, free_frames: 0 }
+        FramePool {
+            granule,
+            buddy: FrameAllocator::new(),
+            total_frames: 0,
+            free_frames: 0,
+            recent: [0; RECENT],
+            recent_len: 0,
+        }
     }
 
     pub fn granule(&self) -> Granule {
@@ -79,10 +99,30 @@ impl FramePool {
         if order > MAX_ORDER {
             return Err(FrameError::OrderTooLarge { order });
         }
-        let layout = Self::layout(order);
-        let frame = self.buddy.alloc_aligned(layout).ok_or(FrameError::OutOfFrames { order })?;
+        let frame = if order == 0 && self.recent_len > 0 {
+            self.recent_len -= 1;
+            self.recent[self.recent_len]
+        } else {
+            let layout = Self::layout(order);
+            let mut found = self.buddy.alloc_aligned(layout);
+            if found.is_none() && self.recent_len > 0 {
+                // The recent single frames may complete a larger block.
+                self.drain_recent();
+                found = self.buddy.alloc_aligned(layout);
+            }
+            found.ok_or(FrameError::OutOfFrames { order })?
+        };
         self.free_frames -= 1 << order;
         Ok((frame as u64) << self.granule.shift())
+    }
+
+    /// Gives the recent single frames to the buddy allocator, where they
+    /// can merge.
+    fn drain_recent(&mut self) {
+        for &frame in &self.recent[..self.recent_len] {
+            self.buddy.dealloc_aligned(frame, Self::layout(0));
+        }
+        self.recent_len = 0;
     }
 
     /// Returns a block from [`alloc`](Self::alloc) with the same order.
@@ -93,7 +133,13 @@ impl FramePool {
         if order > MAX_ORDER {
             return Err(FrameError::OrderTooLarge { order });
         }
-        self.buddy.dealloc_aligned((address >> self.granule.shift()) as usize, Self::layout(order));
+        let frame = (address >> self.granule.shift()) as usize;
+        if order == 0 && self.recent_len < RECENT {
+            self.recent[self.recent_len] = frame;
+            self.recent_len += 1;
+        } else {
+            self.buddy.dealloc_aligned(frame, Self::layout(order));
+        }
         self.free_frames += 1 << order;
         Ok(())
     }
@@ -120,7 +166,9 @@ impl FramePool {
             while left > 0 {
                 let align = ((at / g).trailing_zeros()).min(MAX_ORDER);
                 let order = align.min(63 - left.leading_zeros());
-                self.free(at, order)?;
+                // Straight to the buddy allocator: freed together, they merge.
+                self.buddy.dealloc_aligned((at >> self.granule.shift()) as usize, Self::layout(order));
+                self.free_frames += 1 << order;
                 at += g << order;
                 left -= 1 << order;
             }
@@ -138,6 +186,7 @@ impl FramePool {
     /// The order of the largest free block, if any (found by asking the
     /// buddy allocator, largest first, and giving the block straight back).
     pub fn largest_free_order(&mut self) -> Option<u32> {
+        self.drain_recent();
         let order = (0..=MAX_ORDER).rev().find(|&o| (1u64 << o) <= self.free_frames && self.probe(o))?;
         Some(order)
     }
@@ -217,6 +266,31 @@ mod tests {
         assert_eq!(pool.free_frames(), pool.total_frames());
         // Everything merged back: the whole range is one block again.
         assert_eq!(pool.alloc(8), Ok(0x10_0000));
+    }
+
+    /// A single frame freed is the next one handed out; the recent frames
+    /// stay bounded, count as free, and still merge into a larger block
+    /// when one is wanted.
+    #[test]
+    fn recent_single_frames_come_back_first_and_still_merge() {
+        let mut pool = FramePool::new(Granule::K4);
+        pool.add_range(range(0x10_0000, 0x10_0000 + 64 * 0x1000)).unwrap();
+        let frames: Vec<u64> = (0..64).map(|_| pool.alloc(0).unwrap()).collect();
+        assert_eq!(pool.alloc(0), Err(FrameError::OutOfFrames { order: 0 }));
+        pool.free(frames[5], 0).unwrap();
+        assert_eq!(pool.alloc(0), Ok(frames[5]), "the frame just freed");
+        for &f in &frames {
+            pool.free(f, 0).unwrap();
+        }
+        assert_eq!(pool.free_frames(), 64);
+        assert!(pool.recent_len <= RECENT);
+        // Only whole again with the recent frames merged back.
+        assert_eq!(pool.alloc(6), Ok(0x10_0000));
+        assert_eq!(pool.free_frames(), 0);
+        pool.free(0x10_0000, 6).unwrap();
+        let a = pool.alloc(0).unwrap();
+        pool.free(a, 0).unwrap();
+        assert_eq!(pool.largest_free_order(), Some(6));
     }
 
     #[test]
