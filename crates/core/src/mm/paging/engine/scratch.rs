@@ -13,10 +13,17 @@
 use alloc::vec::Vec;
 
 use super::bbm::SlotWrite;
+use crate::mm::Granule;
 
-/// Entries a kept buffer may have room for: small changes reuse it, a
-/// large one's list goes back to the heap.
-pub(super) const KEPT: usize = 64;
+/// Entries a kept buffer may have room for: the largest contiguous run's
+/// descriptors (128, a 2 MiB run of 16K pages), so unmapping one run
+/// reuses them too; a larger change's lists go back to the heap. At most
+/// about 7 KiB per tree.
+pub(super) const KEPT: usize = 128;
+const _: () = assert!(match Granule::K16.contiguous_entries(3) {
+    Some(run) => run <= KEPT,
+    None => false,
+});
 
 #[derive(Default)]
 pub(super) struct Scratch {
