@@ -39,11 +39,19 @@ pub(super) struct Invalidations {
 }
 
 impl Invalidations {
+    /// Records an invalidation: once broad, only whether it is global
+    /// matters (checked here, inline: a large change's pushes are mostly
+    /// past the threshold).
+    #[inline(always)]
     pub(super) fn push(&mut self, va: u64, leaf_only: bool, global: bool) {
         self.any_global |= global;
-        if self.broad {
-            return;
+        if !self.broad {
+            self.push_listed(va, leaf_only, global);
         }
+    }
+
+    #[inline(never)]
+    fn push_listed(&mut self, va: u64, leaf_only: bool, global: bool) {
         if self.list.last().is_some_and(|&(last, _, _)| va <= last) {
             self.unordered = true;
         }
@@ -51,14 +59,14 @@ impl Invalidations {
             self.finish();
             if self.list.len() >= TLBI_THRESHOLD {
                 self.broad = true;
-                self.list = Vec::new();
+                self.list.clear();
                 return;
             }
         }
         self.list.push((va, leaf_only, global));
         if !self.unordered && self.list.len() > TLBI_THRESHOLD {
             self.broad = true;
-            self.list = Vec::new();
+            self.list.clear();
         }
     }
 
@@ -74,7 +82,7 @@ impl Invalidations {
         }
         if self.list.len() > TLBI_THRESHOLD {
             self.broad = true;
-            self.list = Vec::new();
+            self.list.clear();
         }
     }
 
@@ -114,8 +122,9 @@ impl<H: PageTableHw> PageTable<H> {
         if invalidations.list.capacity() == 0 {
             invalidations.list = core::mem::take(&mut self.scratch.invalidations);
         }
-        // The slots to write once the old entries are gone (by index in
-        // `writes`), with what they hold then.
+        // The slots to fill once the old entries are gone (by index in
+        // `writes`), with what they hold then; a slot only cleared is done
+        // at the break.
         let mut pending = core::mem::take(&mut self.scratch.pending);
         pending.reserve(writes.len());
         let mut any_table = false;
@@ -127,7 +136,8 @@ impl<H: PageTableHw> PageTable<H> {
             }
             any_table |= matches!(descriptor::kind(self.granule, w.level, w.new), Kind::Table { .. });
             match descriptor::kind(self.granule, w.level, old) {
-                Kind::Invalid => pending.push((i, old)),
+                Kind::Invalid if w.new != 0 => pending.push((i, old)),
+                Kind::Invalid => {}
                 Kind::Leaf { global } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
                         self.hw.write_entry(w.table, w.index, w.new);
@@ -135,7 +145,9 @@ impl<H: PageTableHw> PageTable<H> {
                     } else {
                         self.hw.write_entry(w.table, w.index, 0);
                         tally.note(&mut self.counts, w.table, old, 0);
-                        pending.push((i, 0));
+                        if w.new != 0 {
+                            pending.push((i, 0));
+                        }
                     }
                     wrote = true;
                     invalidations.push(w.va, true, global);
@@ -144,7 +156,9 @@ impl<H: PageTableHw> PageTable<H> {
                     self.hw.write_entry(w.table, w.index, 0);
                     tally.note(&mut self.counts, w.table, old, 0);
                     wrote = true;
-                    pending.push((i, 0));
+                    if w.new != 0 {
+                        pending.push((i, 0));
+                    }
                     if !self.collect_subtree(next, w.level + 1, w.va, within, &mut invalidations, &mut doomed) {
                         invalidations.push(w.va, false, self.half == Half::Upper);
                     }
@@ -173,11 +187,9 @@ impl<H: PageTableHw> PageTable<H> {
             self.barrier(Barrier::DsbIsh);
         }
         let mut made = false;
+        // Only slots that get a new valid descriptor are pending.
         for &(i, now) in &pending {
             let w = &writes[i];
-            if w.new == 0 {
-                continue;
-            }
             self.hw.write_entry(w.table, w.index, w.new);
             tally.note(&mut self.counts, w.table, now, w.new);
             made = true;
