@@ -159,6 +159,14 @@ pub mod map {
     /// heap. The memory service holds each client to as many folios, so
     /// the kernel never refuses it a client's mapping.
     pub const MAX_GRANTS: usize = 1024;
+    /// Empty page tables UNMAP_CALLER leaves in a client's tree ("warm
+    /// tables": the next MAP_CALLER in the same region makes, zeroes and
+    /// counts none, and this unmap frees and invalidates none). Past this
+    /// many, the tables an unmap empties are freed as UNMAP_SELF frees
+    /// them. They stay in the count MAP_CALLER and UNMAP_CALLER return, so
+    /// the granter keeps charging the client for them until it maps there
+    /// again or dies: at most this many tables more than it uses.
+    pub const KEPT_CLIENT_TABLES: usize = 8;
 }
 
 /// Where a task's own memory lies in its address space: its image (linked

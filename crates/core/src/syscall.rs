@@ -22,13 +22,14 @@
 //! | 14 | unmap_self | x0 = va, x1 = size | status |
 //! | 15 | translate_self | x0 = va | status, x1 = physical address |
 //! | 16 | map_caller | x0 = va, x1 = pa, x2 = size | status, x1 = the page-table frames the caller's client's tree now holds for grants |
-//! | 17 | unmap_caller | x0 = va, x1 = size | status, x1 as map_caller |
+//! | 17 | unmap_caller | x0 = va, x1 = size | status, x1 as map_caller (tables it empties stay while the client's tree holds at most `map::KEPT_CLIENT_TABLES` empty ones) |
 //! | 18 | table_frames | - | x1 = page-table frames of the caller's tree |
 //! | 19 | label | x0 = va, x1 = size, x2 = when (`label::ON_ANY_FAULT`, `ON_WRITE_TO_READ_ONLY`), x3 = text, x4 = its length | status; see [`crate::labels`] |
 //! | 20 | link_shared_self | x0 = va (aligned to a last-level table's span), x1 = spans, x2 = the frame every entry maps read-only | status |
 //! | 21 | set_priority | x0 = the caller's new priority, at most the one it was started with | status (`InvalidArgument` above it); the caller yields |
 //! | 22 | spawn | x0 = program, x1 = priority, x2 = handles to pass (packed), x3, x4 = the child's x0, x1 (`folio_abi::spawn`) | status, x1 = the child's badge, x2 = its task number |
 //! | 23 | grow_heap | x0 = pa, x1 = size: pool frames the caller holds, none mapped into a client | status, x1 = where they now lie in its heap window (`folio_abi::heap`) |
+//! | 24 | reply_poll | x0 = handle, x1..x4 = reply, x5 = idle priority | as recv_nonblocking; with nothing waiting the caller is at the idle priority and has yielded |
 //!
 //! Calls 11..18, 20 and 23 are the kernel's only memory operations for tasks, and
 //! they are generic: the kernel knows nothing of page descriptors or

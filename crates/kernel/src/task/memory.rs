@@ -257,7 +257,7 @@ fn unmap_caller(system: &mut System, server: TaskId, va: u64, size: u64) -> Resu
     if va > g.va && end < g.va + g.size && task.grants.len() >= syscall::MAX_GRANTS {
         return Err(SysError::OutOfMemory);
     }
-    task.tables.unmap(va, size).map_err(paging_error)?;
+    task.tables.unmap_keeping_tables(va, size, map::KEPT_CLIENT_TABLES).map_err(paging_error)?;
     let g = task.grants.swap_remove(i);
     if va > g.va {
         task.grants.push(Grant { va: g.va, pa: g.pa, size: va - g.va, granter: server });

@@ -579,6 +579,54 @@ fn an_emptied_tree_keeps_only_its_root() {
 /// Whether a table is left empty is known from its count, not by reading
 /// its other entries: unmapping a page next to others, the last page of a
 /// table, and a whole task's tree read a handful of descriptors per level,
+/// `unmap_keeping_tables` leaves the tables a range emptied in the tree, at
+/// most `keep` of them (past that, the range's are freed as `unmap` frees
+/// them), and the next map in a kept table's region makes no table; the
+/// checker, the counts and the TLB model judge every step.
+#[test]
+fn unmapping_keeps_at_most_the_asked_empty_tables_and_maps_reuse_them() {
+    for granule in Granule::ALL {
+        let page = granule.size();
+        let span = granule.level_size(2);
+        let mut t = table(granule, Half::Lower);
+        // A page in each of four last-level tables, under one level-2 table.
+        let vas: Vec<u64> = (0..4).map(|i| 4 * span + i * span).collect();
+        for (i, &va) in vas.iter().enumerate() {
+            let pa = 0x8000_0000 + i as u64 * page;
+            t.map(va, pa, page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+        }
+        let in_use = t.stats().tables_in_use;
+        for (i, &va) in vas.iter().enumerate() {
+            t.unmap_keeping_tables(va, page, 2).unwrap();
+            judge(&mut t, &format!("{granule}: unmap {i} keeping 2"));
+            assert!(t.translate(va).is_none());
+            assert_eq!(t.empty_tables(), (i + 1).min(2), "{granule}: after unmap {i}");
+        }
+        assert_eq!(t.stats().tables_in_use, in_use - 2, "{granule}: the two past the bound are freed");
+        // Into a kept table: nothing made.
+        t.map(vas[0], 0x8000_0000, page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
+        judge(&mut t, &format!("{granule}: map into a kept table"));
+        assert_eq!((t.stats().tables_in_use, t.empty_tables()), (in_use - 2, 1), "{granule}");
+        // Keeping none frees this range's; the other kept one stays.
+        t.unmap_keeping_tables(vas[0], page, 0).unwrap();
+        judge(&mut t, &format!("{granule}: unmap keeping none"));
+        assert_eq!(t.empty_tables(), 1, "{granule}");
+        // A block where a kept table hangs: the table goes first (break-
+        // before-make), none is leaked.
+        let block = Unit::all_largest_first(granule).find(|u| u.level == 2 && !u.contiguous).unwrap();
+        let before = t.stats().tables_in_use;
+        t.map(vas[1], 0x8000_0000 + span, span, Attributes::USER_RW, Policy::Force(block)).unwrap();
+        judge(&mut t, &format!("{granule}: a block over a kept table"));
+        assert_eq!((t.stats().tables_in_use, t.empty_tables()), (before - 1, 0), "{granule}");
+        t.unmap_keeping_tables(vas[1], span, 8).unwrap();
+        judge(&mut t, &format!("{granule}: the block unmapped"));
+        // A plain unmap over a kept table frees it and what it leaves empty.
+        t.unmap(vas[1], span).unwrap();
+        judge(&mut t, &format!("{granule}: plain unmap over a kept table"));
+        assert_eq!((t.stats().tables_in_use, t.empty_tables()), (1, 0), "{granule}");
+    }
+}
+
 /// A small change's buffers are kept for the next, always empty; a large
 /// change's are not kept.
 #[test]

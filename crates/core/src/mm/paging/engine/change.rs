@@ -9,28 +9,63 @@ impl<H: PageTableHw> PageTable<H> {
     /// Unmaps [va, va + size). Units straddling either end are split first so
     /// what lies outside stays mapped; tables left empty are freed.
     pub fn unmap(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
-        if size == 0 {
+        if self.cut_out(va, size)? {
+            self.clear(va, va + (size - 1));
+        }
+        Ok(())
+    }
+
+    /// Unmaps [va, va + size) as [`PageTable::unmap`] does, except that
+    /// tables it leaves empty stay in the tree (invalid entries under a
+    /// valid table descriptor, counted, in use) as long as the tree then
+    /// holds at most `keep` empty tables; past that, this range's empty
+    /// tables are freed as `unmap` frees them. The next mapping in the same
+    /// region finds its tables there: no table to make, zero or count, and
+    /// none to free and invalidate here. (A server unmapping what it
+    /// granted a client keeps that client's tables warm, and their number
+    /// bounded.)
+    pub fn unmap_keeping_tables(&mut self, va: u64, size: u64, keep: usize) -> Result<(), PagingError> {
+        if !self.cut_out(va, size)? {
             return Ok(());
+        }
+        let last = va + (size - 1);
+        self.clear_in(va, last, false);
+        if self.empty_tables() > keep {
+            self.clear(va, last);
+        }
+        Ok(())
+    }
+
+    /// Readies [va, va + size) for clearing: checked, a shared table cut by
+    /// either end given a private copy (one wholly inside goes with its
+    /// slot), and units crossing either end split so what lies outside
+    /// stays mapped. `false`: an empty range, nothing to clear.
+    fn cut_out(&mut self, va: u64, size: u64) -> Result<bool, PagingError> {
+        if size == 0 {
+            return Ok(false);
         }
         self.check_aligned(&[va, size])?;
         self.check_range(va, size)?;
-        // Only a shared table cut by either end needs a private copy; one
-        // wholly inside goes with its slot.
         let page = self.granule.size();
         self.unshare(va, page)?;
         self.unshare(va + (size - page), page)?;
         self.split_to_boundary(va)?;
         self.split_to_boundary(va.wrapping_add(size))?;
-        self.clear(va, va + (size - 1));
-        Ok(())
+        Ok(true)
     }
 
     /// Clears every slot wholly inside [start, last] and frees the tables
     /// that leaves empty, in one break-before-make.
     pub(super) fn clear(&mut self, start: u64, last: u64) {
+        self.clear_in(start, last, true);
+    }
+
+    /// [`PageTable::clear`], freeing the tables it leaves empty only with
+    /// `prune` (a table wholly inside the range goes either way).
+    fn clear_in(&mut self, start: u64, last: u64, prune: bool) {
         let root = self.root;
         let mut writes = core::mem::take(&mut self.scratch.writes);
-        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, &mut writes);
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, prune, &mut writes);
         // Every table this frees held valid entries only inside the range.
         self.apply_change(Change { writes, within: Some((start, last)), ..Change::default() });
     }
@@ -50,8 +85,10 @@ impl<H: PageTableHw> PageTable<H> {
         Ok(())
     }
 
-    /// Plans clearing every slot wholly inside [start, last] below `table`.
-    /// Returns whether `table` is left with no valid entry.
+    /// Plans clearing every slot wholly inside [start, last] below `table`;
+    /// with `prune`, a table left empty goes with its slot. Returns whether
+    /// `table` is left with no valid entry.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn plan_clear(
         &mut self,
         table: u64,
@@ -59,6 +96,7 @@ impl<H: PageTableHw> PageTable<H> {
         table_va: u64,
         start: u64,
         last: u64,
+        prune: bool,
         out: &mut Vec<SlotWrite>,
     ) -> bool {
         let size = self.granule.level_size(level);
@@ -81,7 +119,7 @@ impl<H: PageTableHw> PageTable<H> {
                 cleared += 1;
             } else if overlaps && let descriptor::Kind::Table { next } = entry {
                 let mark = out.len();
-                if self.plan_clear(next, level + 1, slot_va, start, last, out) {
+                if self.plan_clear(next, level + 1, slot_va, start, last, prune, out) && prune {
                     // The child empties: clear its slot here instead.
                     out.truncate(mark);
                     out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });

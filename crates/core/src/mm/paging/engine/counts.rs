@@ -20,6 +20,9 @@ pub(super) struct ValidCounts {
     tables: Vec<(u64, u32)>,
     /// Where the last lookup landed: writes come in runs within one table.
     hint: usize,
+    /// How many counted tables hold no valid descriptor (the root among
+    /// them when the tree is empty).
+    zeros: usize,
 }
 
 impl ValidCounts {
@@ -42,15 +45,20 @@ impl ValidCounts {
     /// Starts counting `table` at `valid` (after [`ValidCounts::reserve_one`]).
     pub(super) fn insert(&mut self, table: u64, valid: u32) {
         match self.position(table) {
-            Ok(i) => self.tables[i].1 = valid,
+            Ok(i) => {
+                self.zeros -= (self.tables[i].1 == 0) as usize;
+                self.tables[i].1 = valid;
+            }
             Err(i) => self.tables.insert(i, (table, valid)),
         }
+        self.zeros += (valid == 0) as usize;
     }
 
     /// Stops counting `table` (it is being freed).
     pub(super) fn remove(&mut self, table: u64) {
         if let Ok(i) = self.position(table) {
-            self.tables.remove(i);
+            let (_, valid) = self.tables.remove(i);
+            self.zeros -= (valid == 0) as usize;
         }
     }
 
@@ -67,8 +75,15 @@ impl ValidCounts {
         }
         if let Ok(i) = self.position(table) {
             let count = &mut self.tables[i].1;
+            let was_zero = *count == 0;
             *count = count.saturating_add_signed(delta);
+            self.zeros = self.zeros + (*count == 0) as usize - was_zero as usize;
         }
+    }
+
+    /// How many counted tables hold no valid descriptor.
+    pub(super) fn zeros(&self) -> usize {
+        self.zeros
     }
 
     /// Forgets every table but `root`, which is left counted at zero (its
@@ -77,6 +92,7 @@ impl ValidCounts {
         self.tables.clear();
         self.tables.push((root, 0));
         self.hint = 0;
+        self.zeros = 1;
     }
 
     /// How many tables are counted.
@@ -148,6 +164,13 @@ impl<H: PageTableHw> PageTable<H> {
         self.counts.adjust(table, is_valid(new) as i32 - is_valid(old) as i32);
     }
 
+    /// Tables other than the root that hold no valid descriptor: kept by
+    /// [`PageTable::unmap_keeping_tables`].
+    pub fn empty_tables(&mut self) -> usize {
+        let root_empty = self.valid_entries(self.root) == Some(0);
+        self.counts.zeros() - root_empty as usize
+    }
+
     /// The valid descriptors of private table `table`; `None` for a shared
     /// table, which must never be taken for empty.
     pub(super) fn valid_entries(&mut self, table: u64) -> Option<u32> {
@@ -182,6 +205,10 @@ impl<H: PageTableHw> PageTable<H> {
         }
         if private != self.counts.len() {
             return Err(alloc::format!("{} tables counted, {private} private tables reachable", self.counts.len()));
+        }
+        let zeros = self.counts.tables.iter().filter(|&&(_, valid)| valid == 0).count();
+        if zeros != self.counts.zeros() {
+            return Err(alloc::format!("{zeros} empty tables, counted {}", self.counts.zeros()));
         }
         Ok(())
     }

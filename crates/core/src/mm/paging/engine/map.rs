@@ -157,18 +157,41 @@ impl<H: PageTableHw> PageTable<H> {
         let first = self.index(va, unit.level);
         // Consecutive descriptors differ only in their output address.
         let mut d = descriptor::leaf(unit.level, pa, attributes, unit.contiguous);
+        // The range maps nothing, so a last-level slot in it is invalid. A
+        // higher one may still hold a pointer to a table with nothing valid
+        // below it (kept by `unmap_keeping_tables`): a table pointer becomes
+        // a block only through break-before-make, so those slots go first,
+        // through `apply` (the subtree's frames are freed after its
+        // invalidation), and no slot of a contiguous run is valid while
+        // another still points to a table.
         let slots = count * unit.entries(self.granule);
-        // The range maps nothing, so a last-level slot in it is invalid; a
-        // higher one may still hold a table pointer, so it is read.
-        let mut made = slots as i32;
-        for i in 0..slots {
-            if unit.level < 3 {
-                made -= counts::is_valid(self.hw.read_entry(table, first + i)) as i32;
+        let level_size = self.granule.level_size(unit.level);
+        let mut replace = Vec::new();
+        if unit.level < 3 {
+            for i in 0..slots {
+                if counts::is_valid(self.hw.read_entry(table, first + i)) {
+                    let new = d + i as u64 * stride;
+                    replace.push(SlotWrite {
+                        table,
+                        index: first + i,
+                        level: unit.level,
+                        va: va + i as u64 * level_size,
+                        new,
+                    });
+                }
             }
-            self.hw.write_entry(table, first + i, d);
+        }
+        let replaced = replace.len();
+        if replaced > 0 {
+            self.apply(replace);
+        }
+        for i in 0..slots {
+            if replaced == 0 || !counts::is_valid(self.hw.read_entry(table, first + i)) {
+                self.hw.write_entry(table, first + i, d);
+            }
             d += stride;
         }
-        self.counts.adjust(table, made);
+        self.counts.adjust(table, (slots - replaced) as i32);
         Ok(())
     }
 

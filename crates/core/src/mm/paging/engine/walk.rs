@@ -107,6 +107,11 @@ impl<H: PageTableHw> PageTable<H> {
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
         let size = self.granule.level_size(level);
+        // A table with nothing valid (kept by `unmap_keeping_tables`) maps
+        // nothing: not read.
+        if self.valid_entries(table) == Some(0) {
+            return true;
+        }
         for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
             match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
                 Entry::Invalid => {}
