@@ -108,8 +108,8 @@ impl<H: PageTableHw> PageTable<H> {
     ) -> bool {
         let size = self.granule.level_size(level);
         // A table with nothing valid (kept by `unmap_keeping_tables`) maps
-        // nothing: not read.
-        if self.valid_entries(table) == Some(0) {
+        // nothing: not read. (Looked up only when the tree has one.)
+        if self.counts.zeros() > 0 && self.valid_entries(table) == Some(0) {
             return true;
         }
         for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
