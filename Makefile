@@ -105,7 +105,7 @@ BENCH_BOOT = timeout 300 qemu-system-aarch64 -m 4G $(QEMU_COMMON) $(ICOUNT) -ker
 bench: image
 	@for g in 4k:cortex-a72 16k:max 64k:cortex-a72; do \
 	    echo "== granule $${g%%:*} (-cpu $${g##*:})"; \
-	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep -E '^(bench|ipcbench|longbench|membench|memsvc: (background )?zeroing)' || exit 1; \
+	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep -E '^(bench|ipcbench|longbench|membench|memsvc: (background )?(zeroing|merging))' || exit 1; \
 	done
 	@echo "== granule 4k (-cpu cortex-a72), -smp 2 and -smp 4: IPC across cores, broadcast TLBI"
 	@for n in 2 4; do \

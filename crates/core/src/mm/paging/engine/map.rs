@@ -182,14 +182,19 @@ impl<H: PageTableHw> PageTable<H> {
             }
         }
         let replaced = replace.len();
-        if replaced > 0 {
-            self.apply(replace);
-        }
-        for i in 0..slots {
-            if replaced == 0 || !counts::is_valid(self.hw.read_entry(table, first + i)) {
-                self.hw.write_entry(table, first + i, d);
+        if replaced == 0 {
+            for index in first..first + slots {
+                self.hw.write_entry(table, index, d);
+                d += stride;
             }
-            d += stride;
+        } else {
+            self.apply(replace);
+            for index in first..first + slots {
+                if !counts::is_valid(self.hw.read_entry(table, index)) {
+                    self.hw.write_entry(table, index, d);
+                }
+                d += stride;
+            }
         }
         self.counts.adjust(table, (slots - replaced) as i32);
         Ok(())

@@ -107,16 +107,22 @@ impl<H: PageTableHw> PageTable<H> {
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
         let size = self.granule.level_size(level);
-        // A table with nothing valid (kept by `unmap_keeping_tables`) maps
-        // nothing: not read. (Looked up only when the tree has one.)
-        if self.counts.zeros() > 0 && self.valid_entries(table) == Some(0) {
-            return true;
-        }
-        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
-            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        let end = (((last.min(table_va + (size * self.granule.entries(level) as u64 - 1)) - table_va) / size) as usize
+            + 1)
+        .min(self.granule.entries(level));
+        let mut from = first;
+        while let Some((index, d)) = self.next_valid(table, from, end) {
+            from = index + 1;
+            let slot_va = table_va + index as u64 * size;
+            match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
                 Entry::Table { next } => {
-                    if !self.visit_table(next, level + 1, slot_va, start, last, previous, f) {
+                    // A table with nothing valid (kept by
+                    // `unmap_keeping_tables`) maps nothing: not read.
+                    // (Looked up only when the tree has one.)
+                    let empty = self.counts.zeros() > 0 && self.valid_entries(next) == Some(0);
+                    if !empty && !self.visit_table(next, level + 1, slot_va, start, last, previous, f) {
                         return false;
                     }
                 }
@@ -138,6 +144,28 @@ impl<H: PageTableHw> PageTable<H> {
             }
         }
         true
+    }
+
+    /// The first valid descriptor of `table` in slots [from, end). A few
+    /// slots are read here; a longer scan over invalid slots runs in a loop
+    /// of its own, a load and a test each.
+    #[inline(always)]
+    fn next_valid(&mut self, table: u64, from: usize, end: usize) -> Option<(usize, u64)> {
+        if end.saturating_sub(from) <= 4 {
+            return (from..end).find_map(|index| {
+                let d = self.hw.read_entry(table, index);
+                counts::is_valid(d).then_some((index, d))
+            });
+        }
+        self.scan_valid(table, from, end)
+    }
+
+    #[inline(never)]
+    fn scan_valid(&mut self, table: u64, from: usize, end: usize) -> Option<(usize, u64)> {
+        (from..end).find_map(|index| {
+            let d = self.hw.read_entry(table, index);
+            counts::is_valid(d).then_some((index, d))
+        })
     }
 
     /// Bytes of [start, last] that are mapped, and whether a unit crosses
@@ -178,8 +206,15 @@ impl<H: PageTableHw> PageTable<H> {
             *covered += valid as u128 * size as u128;
             return;
         }
-        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
-            match descriptor::decode(self.granule, level, self.hw.read_entry(table, index)) {
+        let first = ((start.max(table_va) - table_va) / size) as usize;
+        let end = (((last.min(table_va + (size * self.granule.entries(level) as u64 - 1)) - table_va) / size) as usize
+            + 1)
+        .min(self.granule.entries(level));
+        let mut from = first;
+        while let Some((index, d)) = self.next_valid(table, from, end) {
+            from = index + 1;
+            let slot_va = table_va + index as u64 * size;
+            match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
                 Entry::Table { next } => self.coverage_walk(next, level + 1, slot_va, start, last, covered, crosses),
                 Entry::Leaf { contiguous, .. } => {
