@@ -100,11 +100,8 @@ impl<H: PageTableHw> PageTable<H> {
         out: &mut Vec<SlotWrite>,
     ) -> bool {
         let size = self.granule.level_size(level);
-        let entries = self.granule.entries(level);
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
         let (mut cleared, mut remaining) = (0u32, 0u32);
-        for index in first..end {
+        for index in slot_range(self.granule, level, table_va, start, last) {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
             let entry = descriptor::kind(self.granule, level, d);

@@ -52,6 +52,16 @@ pub use types::*;
 
 /// The slots of a table at `level` whose region starts at `table_va` that
 /// overlap [start, last]: (index, the slot's first address).
+/// The indices of `table_va`'s table at `level` whose slots overlap
+/// [start, last].
+fn slot_range(granule: Granule, level: u8, table_va: u64, start: u64, last: u64) -> core::ops::Range<usize> {
+    let size = granule.level_size(level);
+    let entries = granule.entries(level);
+    let first = ((start.max(table_va) - table_va) / size) as usize;
+    let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
+    first..end
+}
+
 fn slots_overlapping(
     granule: Granule,
     level: u8,

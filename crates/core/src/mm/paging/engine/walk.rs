@@ -107,11 +107,8 @@ impl<H: PageTableHw> PageTable<H> {
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
         let size = self.granule.level_size(level);
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        let end = (((last.min(table_va + (size * self.granule.entries(level) as u64 - 1)) - table_va) / size) as usize
-            + 1)
-        .min(self.granule.entries(level));
-        let mut from = first;
+        let slots = slot_range(self.granule, level, table_va, start, last);
+        let (mut from, end) = (slots.start, slots.end);
         while let Some((index, d)) = self.next_valid(table, from, end) {
             from = index + 1;
             let slot_va = table_va + index as u64 * size;
@@ -206,11 +203,8 @@ impl<H: PageTableHw> PageTable<H> {
             *covered += valid as u128 * size as u128;
             return;
         }
-        let first = ((start.max(table_va) - table_va) / size) as usize;
-        let end = (((last.min(table_va + (size * self.granule.entries(level) as u64 - 1)) - table_va) / size) as usize
-            + 1)
-        .min(self.granule.entries(level));
-        let mut from = first;
+        let slots = slot_range(self.granule, level, table_va, start, last);
+        let (mut from, end) = (slots.start, slots.end);
         while let Some((index, d)) = self.next_valid(table, from, end) {
             from = index + 1;
             let slot_va = table_va + index as u64 * size;
