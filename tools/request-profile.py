@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Where a memory-service request's instructions go, kernel and EL0 alike.
+
+Boots the kernel under QEMU with one instruction per translation block and
+an execution trace (`-d exec,nochain`) of the kernel's text and of the EL0
+programs' (`membench` and the memory service share the link address 4 MiB;
+the pool zeroing loop, `folio_rt::memory::zero`, is left out), cuts the
+trace at every read of the cycle counter in `membench` (so a window is one
+timed request, or the gap between two), and prints, for the windows asked
+for, how many instructions each function ran: K the kernel, S the service
+(EL0 between the request's first and last kernel entry), C the client.
+
+    tools/request-profile.py [BOOTARGS] [WINDOW ...]
+
+BOOTARGS default to `bench granule=4k`; with no WINDOW it lists every
+window's length (in `membench`'s order: per size, the ALLOC, its settle,
+the FREE, ...). The guest has FOLIO_PROFILE_MEM of RAM (1G by default:
+`membench` then skips the 1 GiB size and the trace stays small). `make
+image` first. Takes a few minutes.
+"""
+import bisect
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+kernel = f"{root}/target/aarch64-unknown-none-softfloat/release/folio"
+service = f"{root}/target/aarch64-unknown-none/service/memsvc"
+client = f"{root}/target/aarch64-unknown-none/el0/membench"
+image = f"{root}/target/folio.img"
+bootargs = sys.argv[1] if len(sys.argv) > 1 else "bench granule=4k"
+wanted = [int(w) for w in sys.argv[2:]]
+
+sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True).stdout.strip()
+host = re.search(r"host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout).group(1)
+tools = f"{sysroot}/lib/rustlib/{host}/bin"
+
+
+def symbols(elf):
+    out = []
+    for line in subprocess.run([f"{tools}/llvm-nm", "-n", "-C", elf], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tT":
+            out.append((int(parts[0], 16), re.sub(r"::h[0-9a-f]{16}$", "", parts[2])))
+    return out, [a for a, _ in out]
+
+
+def function(table, pc):
+    names, starts = table
+    return names[bisect.bisect_right(starts, pc) - 1][1]
+
+
+K, S, C = symbols(kernel), symbols(service), symbols(client)
+address = dict((name, a) for a, name in K[0])
+vectors, text_end = address["exception_vectors"], address["__text_end"]
+zero = next(i for i, (_, n) in enumerate(S[0]) if n.startswith("folio_rt::memory::zero"))
+zero_start, zero_end = S[0][zero][0], S[0][zero + 1][0]
+listing = subprocess.run([f"{tools}/llvm-objdump", "-d", "--no-show-raw-insn", client], capture_output=True, text=True).stdout
+counter_reads = {int(m.group(1), 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+mrs\s+\w+, PMCCNTR_EL0", listing, re.M)}
+
+windows, current = [], None
+pc_field = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
+with tempfile.TemporaryDirectory() as tmp:
+    log = os.path.join(tmp, "trace")
+    os.mkfifo(log)
+    qemu = subprocess.Popen(
+        ["timeout", "1500", "qemu-system-aarch64", "-nographic", "-no-reboot", "-semihosting", "-nic", "none",
+         "-icount", "shift=0,sleep=off", "-m", os.environ.get("FOLIO_PROFILE_MEM", "1G"), "-M", "virt",
+         "-cpu", "cortex-a72", "-kernel", image, "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain",
+         "-dfilter", f"{vectors:#x}..{text_end:#x},0x400000..{zero_start:#x},{zero_end:#x}..0x480000",
+         "-D", log, "-append", f"exit=semihosting loglevel=warn {bootargs}"],
+        stdout=subprocess.DEVNULL)
+    with open(log) as trace:
+        for line in trace:
+            m = pc_field.search(line)
+            if not m:
+                continue
+            pc = int(m.group(1), 16)
+            if pc in counter_reads:
+                if current is not None and len(current) > 50:
+                    windows.append(current)
+                current = []
+            if current is not None:
+                current.append(pc)
+    qemu.wait()
+
+if not wanted:
+    print(f"{len(windows)} windows: " + ", ".join(f"{i}: {len(w)}" for i, w in enumerate(windows)))
+for i in wanted:
+    w = windows[i]
+    kernel_at = [j for j, pc in enumerate(w) if pc >= vectors]
+    first, last = kernel_at[0], kernel_at[-1]
+    per_function, per_side = collections.Counter(), collections.Counter()
+    for j, pc in enumerate(w):
+        if pc >= vectors:
+            name = "K " + function(K, pc)
+        elif j < first or j > last:
+            name = "C " + function(C, pc)
+        else:
+            name = "S " + function(S, pc)
+        per_function[name] += 1
+        per_side[name[0]] += 1
+    print(f"\nwindow {i}: {len(w)} instructions ({', '.join(f'{k} {n}' for k, n in sorted(per_side.items()))})")
+    for name, n in per_function.most_common():
+        print(f"  {n:6}  {name[:140]}")
