@@ -146,10 +146,11 @@ impl Orders {
     pub(crate) fn nth_or_largest(self, n: usize) -> u32 {
         let mut bits = self.0;
         for _ in 0..n {
-            if bits & (bits - 1) == 0 {
+            let rest = bits & bits.wrapping_sub(1);
+            if rest == 0 {
                 break;
             }
-            bits &= bits - 1;
+            bits = rest;
         }
         bits.trailing_zeros()
     }
