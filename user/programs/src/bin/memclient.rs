@@ -404,6 +404,18 @@ fn main() -> u64 {
     }
     ask([op::FREE, mine[1], 0, 0]);
 
+    // Holding nothing now, the client is charged for page tables alone:
+    // those its FREEs left warm in its tree (the kernel keeps at most
+    // `map::KEPT_CLIENT_TABLES` empty ones, each with at most three tables
+    // above it short of the root), and at least the last FREE's.
+    let q = ask([op::QUOTA, QUERY, 0, 0]);
+    let kept_at_most = folio_rt::abi::map::KEPT_CLIENT_TABLES as u64 * 3 * page;
+    r.check(
+        "warm-tables",
+        q[0] == 0 && q[2] == q[3] && q[3] > 0 && q[3] <= kept_at_most,
+        format_args!("holding nothing: charged {} bytes, all page tables ({} of them)", q[2], q[3] / page),
+    );
+
     // Quota: lowered to what one smallest page costs (with its metadata),
     // a second one is refused.
     let first = ask([op::ALLOC, smallest, 0, 0]);
