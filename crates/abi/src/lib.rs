@@ -165,7 +165,8 @@ pub mod map {
     /// many, the tables an unmap empties are freed as UNMAP_SELF frees
     /// them. They stay in the count MAP_CALLER and UNMAP_CALLER return, so
     /// the granter keeps charging the client for them until it maps there
-    /// again or dies: at most this many tables more than it uses.
+    /// again or dies: at most this many empty tables, and the tables above
+    /// them, more than it uses.
     pub const KEPT_CLIENT_TABLES: usize = 8;
 }
 
