@@ -18,13 +18,14 @@ the FREE, ...). The guest has FOLIO_PROFILE_MEM of RAM (1G by default:
 `membench` then skips the 1 GiB size and the trace stays small). `make
 image` first. Takes a few minutes.
 """
-import bisect
 import collections
 import os
 import re
 import subprocess
 import sys
 import tempfile
+
+from exec_trace import PC_FIELD, Symbols, llvm_tool
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 kernel = f"{root}/target/aarch64-unknown-none-softfloat/release/folio"
@@ -34,35 +35,14 @@ image = f"{root}/target/folio.img"
 bootargs = sys.argv[1] if len(sys.argv) > 1 else "bench granule=4k"
 wanted = [int(w) for w in sys.argv[2:]]
 
-sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True).stdout.strip()
-host = re.search(r"host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout).group(1)
-tools = f"{sysroot}/lib/rustlib/{host}/bin"
-
-
-def symbols(elf):
-    out = []
-    for line in subprocess.run([f"{tools}/llvm-nm", "-n", "-C", elf], capture_output=True, text=True, check=True).stdout.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[1] in "tT":
-            out.append((int(parts[0], 16), re.sub(r"::h[0-9a-f]{16}$", "", parts[2])))
-    return out, [a for a, _ in out]
-
-
-def function(table, pc):
-    names, starts = table
-    return names[bisect.bisect_right(starts, pc) - 1][1]
-
-
-K, S, C = symbols(kernel), symbols(service), symbols(client)
-address = dict((name, a) for a, name in K[0])
-vectors, text_end = address["exception_vectors"], address["__text_end"]
-zero = next(i for i, (_, n) in enumerate(S[0]) if n.startswith("folio_rt::memory::zero"))
-zero_start, zero_end = S[0][zero][0], S[0][zero + 1][0]
-listing = subprocess.run([f"{tools}/llvm-objdump", "-d", "--no-show-raw-insn", client], capture_output=True, text=True).stdout
+K, S, C = Symbols(kernel), Symbols(service), Symbols(client)
+vectors, text_end = K.address["exception_vectors"], K.address["__text_end"]
+zero = next(i for i, (_, n) in enumerate(S.names) if n.startswith("folio_rt::memory::zero"))
+zero_start, zero_end = S.names[zero][0], S.names[zero + 1][0]
+listing = subprocess.run([llvm_tool("objdump"), "-d", "--no-show-raw-insn", client], capture_output=True, text=True).stdout
 counter_reads = {int(m.group(1), 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+mrs\s+\w+, PMCCNTR_EL0", listing, re.M)}
 
 windows, current = [], None
-pc_field = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
 with tempfile.TemporaryDirectory() as tmp:
     log = os.path.join(tmp, "trace")
     os.mkfifo(log)
@@ -75,7 +55,7 @@ with tempfile.TemporaryDirectory() as tmp:
         stdout=subprocess.DEVNULL)
     with open(log) as trace:
         for line in trace:
-            m = pc_field.search(line)
+            m = PC_FIELD.search(line)
             if not m:
                 continue
             pc = int(m.group(1), 16)
@@ -96,11 +76,11 @@ for i in wanted:
     per_function, per_side = collections.Counter(), collections.Counter()
     for j, pc in enumerate(w):
         if pc >= vectors:
-            name = "K " + function(K, pc)
+            name = "K " + K.function(pc)
         elif j < first or j > last:
-            name = "C " + function(C, pc)
+            name = "C " + C.function(pc)
         else:
-            name = "S " + function(S, pc)
+            name = "S " + S.function(pc)
         per_function[name] += 1
         per_side[name[0]] += 1
     print(f"\nwindow {i}: {len(w)} instructions ({', '.join(f'{k} {n}' for k, n in sorted(per_side.items()))})")

@@ -17,7 +17,6 @@ With FOLIO_TRAP_TOP=N it profiles the N most frequent lengths (4 by
 default); with FOLIO_TRAP_DUMP=N it also prints the instructions of one
 trap of length N, disassembled.
 """
-import bisect
 import collections
 import os
 import re
@@ -25,26 +24,16 @@ import subprocess
 import sys
 import tempfile
 
+from exec_trace import PC_FIELD, Symbols, llvm_tool
+
 elf = sys.argv[1] if len(sys.argv) > 1 else "target/aarch64-unknown-none-softfloat/release/folio"
 img = sys.argv[2] if len(sys.argv) > 2 else "target/folio.img"
 bootargs = sys.argv[3] if len(sys.argv) > 3 else "bench granule=4k memsvc=off"
 
-sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True).stdout.strip()
-host = re.search(r"host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout).group(1)
-nm = f"{sysroot}/lib/rustlib/{host}/bin/llvm-nm"
-symbols = []
-for line in subprocess.run([nm, "-n", "-C", elf], capture_output=True, text=True, check=True).stdout.splitlines():
-    parts = line.split(" ", 2)
-    if len(parts) == 3 and parts[1] in "tT":
-        symbols.append((int(parts[0], 16), re.sub(r"::h[0-9a-f]{16}$", "", parts[2])))
-starts = [a for a, _ in symbols]
-address = dict((name, a) for a, name in symbols)
-vectors, text_end = address["exception_vectors"], address["__text_end"]
+symbols = Symbols(elf)
+vectors, text_end = symbols.address["exception_vectors"], symbols.address["__text_end"]
 sync_lower = vectors + 0x400
-
-
-def function(pc):
-    return symbols[bisect.bisect_right(starts, pc) - 1][1]
+function = symbols.function
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -56,10 +45,9 @@ with tempfile.TemporaryDirectory() as tmp:
          "-D", log, "-append", f"exit=semihosting loglevel=warn {bootargs}"],
         stdout=subprocess.DEVNULL, check=True)
     traps, current = [], None
-    pc_field = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
     with open(log) as trace:
         for line in trace:
-            m = pc_field.search(line)
+            m = PC_FIELD.search(line)
             if not m:
                 continue
             pc = int(m.group(1), 16)
@@ -83,8 +71,7 @@ for length, count in sorted(lengths.most_common(int(os.environ.get("FOLIO_TRAP_T
 
 dump = os.environ.get("FOLIO_TRAP_DUMP")
 if dump:
-    objdump = f"{sysroot}/lib/rustlib/{host}/bin/llvm-objdump"
-    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", elf], capture_output=True, text=True).stdout
+    text = subprocess.run([llvm_tool("objdump"), "-d", "--no-show-raw-insn", elf], capture_output=True, text=True).stdout
     disassembly = {}
     for line in text.splitlines():
         m = re.match(r"^([0-9a-f]+):\s+(.*)$", line)

@@ -1,7 +1,18 @@
 //! Reading a tree: the table or leaf at an address, translations, the
 //! mappings of a range, and how much of a range is mapped.
 
+use core::ops::Range;
+
 use super::*;
+
+/// The first valid descriptor of `table` in `slots`: (its index, it).
+#[inline(always)]
+fn first_valid<H: PageTableHw>(hw: &mut H, table: u64, slots: Range<usize>) -> Option<(usize, u64)> {
+    slots.into_iter().find_map(|index| {
+        let d = hw.read_entry(table, index);
+        counts::is_valid(d).then_some((index, d))
+    })
+}
 
 impl<H: PageTableHw> PageTable<H> {
     // ---- walking --------------------------------------------------------
@@ -107,10 +118,8 @@ impl<H: PageTableHw> PageTable<H> {
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
         let size = self.granule.level_size(level);
-        let slots = slot_range(self.granule, level, table_va, start, last);
-        let (mut from, end) = (slots.start, slots.end);
-        while let Some((index, d)) = self.next_valid(table, from, end) {
-            from = index + 1;
+        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        while let Some((index, d)) = self.next_valid(table, &mut slots) {
             let slot_va = table_va + index as u64 * size;
             match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
@@ -143,26 +152,23 @@ impl<H: PageTableHw> PageTable<H> {
         true
     }
 
-    /// The first valid descriptor of `table` in slots [from, end). A few
-    /// slots are read here; a longer scan over invalid slots runs in a loop
-    /// of its own, a load and a test each.
+    /// The next valid descriptor of `table` among `slots`, which move past
+    /// it. A few slots are read here; a longer scan over invalid slots runs
+    /// in a loop of its own, a load and a test each.
     #[inline(always)]
-    fn next_valid(&mut self, table: u64, from: usize, end: usize) -> Option<(usize, u64)> {
-        if end.saturating_sub(from) <= 4 {
-            return (from..end).find_map(|index| {
-                let d = self.hw.read_entry(table, index);
-                counts::is_valid(d).then_some((index, d))
-            });
-        }
-        self.scan_valid(table, from, end)
+    fn next_valid(&mut self, table: u64, slots: &mut Range<usize>) -> Option<(usize, u64)> {
+        let found = if slots.len() <= 4 {
+            first_valid(&mut self.hw, table, slots.clone())
+        } else {
+            self.scan_valid(table, slots.clone())
+        };
+        slots.start = found.map_or(slots.end, |(index, _)| index + 1);
+        found
     }
 
     #[inline(never)]
-    fn scan_valid(&mut self, table: u64, from: usize, end: usize) -> Option<(usize, u64)> {
-        (from..end).find_map(|index| {
-            let d = self.hw.read_entry(table, index);
-            counts::is_valid(d).then_some((index, d))
-        })
+    fn scan_valid(&mut self, table: u64, slots: Range<usize>) -> Option<(usize, u64)> {
+        first_valid(&mut self.hw, table, slots)
     }
 
     /// Bytes of [start, last] that are mapped, and whether a unit crosses
@@ -203,10 +209,8 @@ impl<H: PageTableHw> PageTable<H> {
             *covered += valid as u128 * size as u128;
             return;
         }
-        let slots = slot_range(self.granule, level, table_va, start, last);
-        let (mut from, end) = (slots.start, slots.end);
-        while let Some((index, d)) = self.next_valid(table, from, end) {
-            from = index + 1;
+        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        while let Some((index, d)) = self.next_valid(table, &mut slots) {
             let slot_va = table_va + index as u64 * size;
             match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
