@@ -132,7 +132,7 @@ struct System {
     table_changes: u64,
     /// Reschedule SGIs taken by cores running a task.
     reschedule_ipis: u64,
-    /// `call`s and `reply_recv`s the fast path took.
+    /// `call`s, `reply_recv`s and `reply_poll`s the fast path took.
     fast_ipc: u64,
     /// Idle cores in WFI woken by the reschedule SGI.
     wfi_wakeups: u64,
@@ -501,7 +501,7 @@ pub struct Outcome {
     pub retried_faults: u64,
     /// Reschedule SGIs taken by cores running a task.
     pub reschedule_ipis: u64,
-    /// `call`s and `reply_recv`s the fast path took.
+    /// `call`s, `reply_recv`s and `reply_poll`s the fast path took.
     pub fast_ipc: u64,
     /// Idle cores in WFI woken by the reschedule SGI.
     pub wfi_wakeups: u64,
@@ -997,6 +997,22 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             syscall::set_result_registers(&mut system.tasks[next].frame.x, &result);
             system.fast_ipc += 1;
             let resume = switch_task(system, core, current, next);
+            drop(guard);
+            return resume;
+        }
+    } else if class == 0x15 && vector_index == 8 && number == folio_core::syscall::REPLY_POLL {
+        let x = &system.tasks[current].frame.x;
+        let (handle, msg, idle) = (x[0], [x[1], x[2], x[3], x[4]], x[5]);
+        if let Ok(switch) = system.ipc.fast_reply_poll(current, handle, msg, idle, core) {
+            // The fast path again; the server, now ready at its idle
+            // priority, is news for the other cores (as on the general
+            // path), which may take it.
+            syscall::set_result_registers(&mut system.tasks[current].frame.x, &switch.stepped_aside);
+            syscall::set_result_registers(&mut system.tasks[switch.next].frame.x, &switch.reply);
+            system.fast_ipc += 1;
+            wake_cores();
+            poke_cores(system, core);
+            let resume = switch_task(system, core, current, switch.next);
             drop(guard);
             return resume;
         }

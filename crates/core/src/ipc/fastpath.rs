@@ -1,5 +1,6 @@
-//! The IPC fast path: `call` and `reply_recv` with a message in registers,
-//! in the spirit of seL4's `fastpath_call` and `fastpath_reply_recv`.
+//! The IPC fast path: `call`, `reply_recv` and `reply_poll` with a message
+//! in registers, in the spirit of seL4's `fastpath_call` and
+//! `fastpath_reply_recv`.
 //!
 //! Owns: the fast path's preconditions and its state change, as two pure
 //! functions. Each either declines (with the reason, nothing changed), and
@@ -12,7 +13,7 @@
 //! differently, or take a case it does not cover (timeouts, bound
 //! notifications with a pending word, queued callers, other cores).
 
-use super::{Form, Handle, Ipc, Message, Object, REGISTER_WORDS, State, TaskId, ok};
+use super::{Form, Handle, Ipc, Message, Object, REGISTER_WORDS, State, SysError, TaskId, err, ok};
 
 /// Why the fast path left a call to the general path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +38,19 @@ pub enum Decline {
     /// The task to switch to takes messages in the long form (its x6 and
     /// buffer are the general path's).
     LongForm,
+    /// `reply_poll`: the idle priority is not one the task may take (the
+    /// general path answers `InvalidArgument`).
+    BadPriority,
+}
+
+/// What the fast `reply_poll` leaves: `next` runs now with `reply`, and the
+/// server, queued at its idle priority, resumes later with `stepped_aside`
+/// (`WouldBlock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollSwitch {
+    pub next: TaskId,
+    pub reply: [u64; 6],
+    pub stepped_aside: [u64; 6],
 }
 
 impl Ipc {
@@ -81,6 +95,56 @@ impl Ipc {
         msg: Message,
         core: usize,
     ) -> Result<(TaskId, [u64; 6]), Decline> {
+        let (caller, endpoint) = self.reply_and_empty_receive(server, handle)?;
+        self.switch_allowed(server, caller, core)?;
+        self.set_form(server, Form::SHORT);
+        self.short_message_to(caller);
+        self.tasks[server].owes = None;
+        self.tasks[server].state = State::Receiving { endpoint, deadline: None };
+        self.tasks[caller].state = State::Ready;
+        Ok((caller, ok(msg, 0)))
+    }
+
+    /// `reply_poll(handle, msg, idle_priority)` by `server`, running on
+    /// `core`, on the fast path: as `fast_reply_recv` (a caller owed, a
+    /// receive that finds nothing waiting), and the server steps down to
+    /// `idle_priority`, which is at most the caller's. The server then
+    /// waits in the ready queue of its idle priority with `WouldBlock` and
+    /// the caller runs now with the reply. The server became ready: the
+    /// kernel tells the other cores, as the general path does.
+    pub fn fast_reply_poll(
+        &mut self,
+        server: TaskId,
+        handle: u64,
+        msg: Message,
+        idle_priority: u64,
+        core: usize,
+    ) -> Result<PollSwitch, Decline> {
+        let (caller, _) = self.reply_and_empty_receive(server, handle)?;
+        let idle = u8::try_from(idle_priority).ok().filter(|&p| self.schedule.allows(server, p));
+        let idle = idle.ok_or(Decline::BadPriority)?;
+        // The caller, woken first, runs before a server at its own priority.
+        if idle > self.schedule.priority(caller) {
+            return Err(Decline::NotHighest);
+        }
+        self.switch_allowed(server, caller, core)?;
+        self.set_form(server, Form::SHORT);
+        self.short_message_to(caller);
+        self.tasks[server].owes = None;
+        self.tasks[caller].state = State::Ready;
+        let t = &mut self.tasks[server];
+        t.sent = 0;
+        t.copy = None;
+        self.schedule.set_priority(server, idle);
+        self.schedule.make_ready(server);
+        Ok(PollSwitch { next: caller, reply: ok(msg, 0), stepped_aside: err(SysError::WouldBlock) })
+    }
+
+    /// The caller `server` owes a reply to and the endpoint `handle` names,
+    /// when a receive on it would find nothing: the common preconditions
+    /// of `fast_reply_recv` and `fast_reply_poll`.
+    #[inline(always)]
+    fn reply_and_empty_receive(&self, server: TaskId, handle: u64) -> Result<(TaskId, usize), Decline> {
         let Some(caller) = self.tasks[server].owes.filter(|&c| self.tasks[c].state == State::AwaitingReply { server })
         else {
             return Err(Decline::NoCallerOwed);
@@ -97,13 +161,7 @@ impl Ipc {
         {
             return Err(Decline::WouldNotBlock);
         }
-        self.switch_allowed(server, caller, core)?;
-        self.set_form(server, Form::SHORT);
-        self.short_message_to(caller);
-        self.tasks[server].owes = None;
-        self.tasks[server].state = State::Receiving { endpoint, deadline: None };
-        self.tasks[caller].state = State::Ready;
-        Ok((caller, ok(msg, 0)))
+        Ok((caller, endpoint))
     }
 
     /// Whether `from`, running on `core`, may hand the core straight to
@@ -136,7 +194,6 @@ impl Ipc {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SysError;
     use super::*;
     use alloc::collections::BTreeSet;
     use alloc::format;
@@ -161,6 +218,24 @@ mod tests {
             ipc.requeue(current);
             ipc.next_to_run_on(core)
         };
+        ipc.deliver_results(|t, r, _| regs[t] = *r);
+        next
+    }
+
+    /// [`general`] after a `reply_poll`: one that found nothing yields
+    /// (the kernel's `Next::IpcYield`).
+    fn general_polled(
+        ipc: &mut Ipc,
+        regs: &mut [[u64; 6]],
+        current: TaskId,
+        core: usize,
+        op: Result<bool, SysError>,
+    ) -> Option<TaskId> {
+        if op != Ok(false) {
+            return general(ipc, regs, current, core, op.map(|_| ()));
+        }
+        ipc.requeue(current);
+        let next = ipc.next_to_run_on(core);
         ipc.deliver_results(|t, r, _| regs[t] = *r);
         next
     }
@@ -194,7 +269,7 @@ mod tests {
             seed % n
         };
         let mut declined = BTreeSet::new();
-        let mut taken = 0;
+        let (mut taken, mut polls_taken) = (0, 0);
         for _ in 0..3000 {
             let tasks = 2 + random(4) as usize;
             let priorities: Vec<u8> = (0..tasks).map(|_| random(3) as u8).collect();
@@ -241,7 +316,9 @@ mod tests {
                 let handle = random(4); // 0, 1: endpoints, 2: notification, 3: none
                 let msg = [random(100), 1, 2, 3];
                 let (fast_next, slow_next);
-                match random(8) {
+                // A server that owes a reply answers often.
+                let owes = fast.caller_owed(current).is_some();
+                match if owes && random(3) == 0 { 8 } else { random(9) } {
                     pick @ 0..=3 => {
                         // A call (0, 1) or a reply_recv (2, 3): the fast path
                         // where it takes it, the general path otherwise; the
@@ -294,6 +371,27 @@ mod tests {
                         let op = form.and_then(|f| slow.call_long(current, handle, msg, f));
                         slow_next = general(&mut slow, &mut slow_regs, current, core, op);
                     }
+                    8 => {
+                        // A reply_poll, mostly stepping down to a priority
+                        // it may take; 3 is above every task's (refused).
+                        let mine = u64::from(fast.priority(current));
+                        let idle = if random(6) == 0 { 3 } else { random(mine + 1) };
+                        fast_next = match fast.fast_reply_poll(current, handle, msg, idle, core) {
+                            Ok(switch) => {
+                                fast_regs[switch.next] = switch.reply;
+                                fast_regs[current] = switch.stepped_aside;
+                                polls_taken += 1;
+                                Some(switch.next)
+                            }
+                            Err(why) => {
+                                declined.insert(why);
+                                let op = fast.reply_poll(current, handle, msg, idle);
+                                general_polled(&mut fast, &mut fast_regs, current, core, op)
+                            }
+                        };
+                        let op = slow.reply_poll(current, handle, msg, idle);
+                        slow_next = general_polled(&mut slow, &mut slow_regs, current, core, op);
+                    }
                     _ => {
                         // A yield: the task goes to the back of its queue.
                         fast.requeue(current);
@@ -316,10 +414,12 @@ mod tests {
             Decline::OtherCore,
             Decline::NotHighest,
             Decline::LongForm,
+            Decline::BadPriority,
         ];
         for why in every {
             assert!(declined.contains(&why), "never declined for {why:?} (declined: {declined:?})");
         }
         assert!(taken >= 300, "the fast path was taken only {taken} times");
+        assert!(polls_taken >= 100, "the fast reply_poll was taken only {polls_taken} times");
     }
 }

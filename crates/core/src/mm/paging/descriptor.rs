@@ -182,6 +182,12 @@ pub fn kind(granule: Granule, level: u8, d: u64) -> Kind {
     }
 }
 
+/// Whether the leaf `d` is part of a contiguous run.
+#[inline]
+pub fn is_contiguous(d: u64) -> bool {
+    d & CONTIGUOUS != 0
+}
+
 /// `old` (a valid leaf) with its attributes replaced by `attributes`, its
 /// output address, type and contiguous bit kept.
 pub fn with_attributes(old: u64, attributes: &Attributes) -> u64 {

@@ -149,7 +149,13 @@ fn random_sequence(granule: Granule, half: Half, seed: u64, steps: usize) -> (us
                 what = format!("map {va:#x}+{size:#x} -> {pa:#x} {a} {policy:?}");
                 let r = t.map(va, pa, size, a, policy);
                 if model.overlaps(va, size) {
-                    assert!(matches!(r, Err(PagingError::AlreadyMapped { .. })), "{what}: {r:?}");
+                    // The error names the first address already mapped.
+                    let first = model
+                        .0
+                        .iter()
+                        .filter(|&&(v, _, s, _)| v <= va + (size - 1) && va <= v + (s - 1))
+                        .map(|&(v, ..)| v.max(va));
+                    assert_eq!(r, Err(PagingError::AlreadyMapped { va: first.min().unwrap() }), "{what}");
                 } else {
                     assert_eq!(r, Ok(()), "{what}");
                     model.0.push((va, pa, size, a));

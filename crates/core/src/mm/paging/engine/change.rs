@@ -3,16 +3,20 @@
 
 use super::*;
 
+/// The slot writes that clear a range, and whether a unit crossing either
+/// end stopped the planning.
+struct ClearPlan {
+    writes: Vec<SlotWrite>,
+    crossing: bool,
+}
+
 impl<H: PageTableHw> PageTable<H> {
     // ---- unmap ------------------------------------------------------------
 
     /// Unmaps [va, va + size). Units straddling either end are split first so
     /// what lies outside stays mapped; tables left empty are freed.
     pub fn unmap(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
-        if self.cut_out(va, size)? {
-            self.clear(va, va + (size - 1));
-        }
-        Ok(())
+        self.cut_and_clear(va, size, true).map(|_| ())
     }
 
     /// Unmaps [va, va + size) as [`PageTable::unmap`] does, except that
@@ -25,22 +29,19 @@ impl<H: PageTableHw> PageTable<H> {
     /// granted a client keeps that client's tables warm, and their number
     /// bounded.)
     pub fn unmap_keeping_tables(&mut self, va: u64, size: u64, keep: usize) -> Result<(), PagingError> {
-        if !self.cut_out(va, size)? {
-            return Ok(());
-        }
-        let last = va + (size - 1);
-        self.clear_in(va, last, false);
-        if self.empty_tables() > keep {
-            self.clear(va, last);
+        if self.cut_and_clear(va, size, false)? && self.empty_tables() > keep {
+            self.clear(va, va + (size - 1));
         }
         Ok(())
     }
 
-    /// Readies [va, va + size) for clearing: checked, a shared table cut by
-    /// either end given a private copy (one wholly inside goes with its
-    /// slot), and units crossing either end split so what lies outside
-    /// stays mapped. `false`: an empty range, nothing to clear.
-    fn cut_out(&mut self, va: u64, size: u64) -> Result<bool, PagingError> {
+    /// Checks [va, va + size), gives a shared table cut by either end a
+    /// private copy (one wholly inside goes with its slot), and clears the
+    /// range (see [`PageTable::clear_in`] for `prune`). A unit crossing
+    /// either end, found by the clearing's own walk, is split first (and
+    /// the range planned again), so what lies outside stays mapped.
+    /// `false`: an empty range, nothing to clear.
+    fn cut_and_clear(&mut self, va: u64, size: u64, prune: bool) -> Result<bool, PagingError> {
         if size == 0 {
             return Ok(false);
         }
@@ -49,25 +50,56 @@ impl<H: PageTableHw> PageTable<H> {
         let page = self.granule.size();
         self.unshare(va, page)?;
         self.unshare(va + (size - page), page)?;
-        self.split_to_boundary(va)?;
-        self.split_to_boundary(va.wrapping_add(size))?;
+        let last = va + (size - 1);
+        if !self.clear_in(va, last, prune) {
+            self.split_to_boundary(va)?;
+            self.split_to_boundary(va.wrapping_add(size))?;
+            if !self.clear_in(va, last, prune) {
+                // No unit crosses either end after the splits: not reached.
+                return Err(PagingError::NotUniform { va });
+            }
+        }
         Ok(true)
     }
 
     /// Clears every slot wholly inside [start, last] and frees the tables
-    /// that leaves empty, in one break-before-make.
+    /// that leaves empty, in one break-before-make. No unit may cross
+    /// either end (the callers' ranges are split, or hold no mapping).
     pub(super) fn clear(&mut self, start: u64, last: u64) {
-        self.clear_in(start, last, true);
+        let cleared = self.clear_in(start, last, true);
+        debug_assert!(cleared, "a unit crosses an end of {start:#x}..={last:#x}");
     }
 
     /// [`PageTable::clear`], freeing the tables it leaves empty only with
-    /// `prune` (a table wholly inside the range goes either way).
-    fn clear_in(&mut self, start: u64, last: u64, prune: bool) {
+    /// `prune` (a table wholly inside the range goes either way). `false`,
+    /// with nothing changed, when a leaf unit (a block, or any entry of a
+    /// contiguous run) crosses either end: it must be split first.
+    fn clear_in(&mut self, start: u64, last: u64, prune: bool) -> bool {
         let root = self.root;
-        let mut writes = core::mem::take(&mut self.scratch.writes);
-        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, prune, &mut writes);
+        let mut plan = ClearPlan { writes: core::mem::take(&mut self.scratch.writes), crossing: false };
+        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, prune, &mut plan);
+        if plan.crossing {
+            plan.writes.clear();
+            self.scratch.writes = plan.writes;
+            return false;
+        }
         // Every table this frees held valid entries only inside the range.
-        self.apply_change(Change { writes, within: Some((start, last)), ..Change::default() });
+        self.apply_change(Change { writes: plan.writes, within: Some((start, last)), ..Change::default() });
+        true
+    }
+
+    /// Whether `d` at `level`, whose slot at `slot_va` lies inside
+    /// [start, last], is an entry of a contiguous run reaching past either
+    /// end (a block, a page or a table inside the range never is).
+    #[inline(always)]
+    fn run_crosses(&self, level: u8, d: u64, slot_va: u64, start: u64, last: u64) -> bool {
+        let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
+        if !leaf || !descriptor::is_contiguous(d) {
+            return false;
+        }
+        let run = Unit { level, contiguous: true }.size(self.granule);
+        let run_va = slot_va & !(run - 1);
+        run_va < start || run_va + (run - 1) > last
     }
 
     /// Splits until no unit crosses `boundary` (0 stands for the top of the
@@ -76,18 +108,33 @@ impl<H: PageTableHw> PageTable<H> {
         if boundary == 0 || (self.half == Half::Lower && boundary > VA_MASK) {
             return Ok(());
         }
-        while let Some((m, _, _)) = self.leaf_at(boundary) {
-            if m.va == boundary {
-                break;
-            }
+        while self.leaf_crosses(boundary) {
             self.split(boundary)?;
         }
         Ok(())
     }
 
+    /// Whether a leaf unit maps both `boundary - 1` and `boundary` (a walk
+    /// that reads one descriptor a level and decodes no attributes).
+    fn leaf_crosses(&mut self, boundary: u64) -> bool {
+        let mut table = self.root;
+        for level in self.granule.start_level()..=3 {
+            let d = self.hw.read_entry(table, self.index(boundary, level));
+            match descriptor::kind(self.granule, level, d) {
+                descriptor::Kind::Invalid => return false,
+                descriptor::Kind::Table { next } => table = next,
+                descriptor::Kind::Leaf { .. } => {
+                    let unit = Unit { level, contiguous: descriptor::is_contiguous(d) };
+                    return !boundary.is_multiple_of(unit.size(self.granule));
+                }
+            }
+        }
+        false
+    }
+
     /// Plans clearing every slot wholly inside [start, last] below `table`;
     /// with `prune`, a table left empty goes with its slot. Returns whether
-    /// `table` is left with no valid entry.
+    /// `table` is left with no valid entry (always `false` without `prune`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn plan_clear(
         &mut self,
@@ -97,10 +144,11 @@ impl<H: PageTableHw> PageTable<H> {
         start: u64,
         last: u64,
         prune: bool,
-        out: &mut Vec<SlotWrite>,
+        plan: &mut ClearPlan,
     ) -> bool {
         let size = self.granule.level_size(level);
         let (mut cleared, mut remaining) = (0u32, 0u32);
+        // Every slot of the range overlaps [start, last].
         for index in slot_range(self.granule, level, table_va, start, last) {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
@@ -109,29 +157,37 @@ impl<H: PageTableHw> PageTable<H> {
                 continue;
             }
             let slot_last = slot_va + (size - 1);
-            let overlaps = slot_va <= last && start <= slot_last;
             let inside = start <= slot_va && slot_last <= last;
-            if inside {
-                out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
-                cleared += 1;
-            } else if overlaps && let descriptor::Kind::Table { next } = entry {
-                let mark = out.len();
-                if self.plan_clear(next, level + 1, slot_va, start, last, prune, out) && prune {
+            if let descriptor::Kind::Table { next } = entry
+                && !inside
+            {
+                let mark = plan.writes.len();
+                let emptied = self.plan_clear(next, level + 1, slot_va, start, last, prune, plan);
+                if plan.crossing {
+                    return false;
+                }
+                if emptied && prune {
                     // The child empties: clear its slot here instead.
-                    out.truncate(mark);
-                    out.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                    plan.writes.truncate(mark);
+                    plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                     cleared += 1;
                 } else {
                     remaining += 1;
                 }
+            } else if inside && !self.run_crosses(level, d, slot_va, start, last) {
+                plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                cleared += 1;
             } else {
-                remaining += 1;
+                // A leaf unit reaching past either end: split it first.
+                plan.crossing = true;
+                return false;
             }
         }
         // Emptied when every valid entry it holds is being cleared: its
         // count says so without reading the slots outside the range (the
         // root is never freed; a shared table is never counted).
-        remaining == 0 && table != self.root && self.valid_entries(table) == Some(cleared)
+        // (Without `prune` nobody asks.)
+        prune && remaining == 0 && table != self.root && self.valid_entries(table) == Some(cleared)
     }
 
     // ---- protect ----------------------------------------------------------

@@ -65,8 +65,8 @@ impl<H: PageTableHw> PageTable<H> {
                 });
             }
         }
-        if let Some(m) = self.first_mapping(va, size) {
-            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        if let Some(mapped) = self.first_mapped(va, va + (size - 1)) {
+            return Err(PagingError::AlreadyMapped { va: mapped });
         }
         let tables_before = self.stats.tables_in_use;
         let mut last_table = None;
@@ -121,13 +121,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// so consecutive units in one table need no walk from the root.
     /// The largest unit that maps `va` to `pa` within `left` bytes.
     pub(super) fn largest_unit(&self, va: u64, pa: u64, left: u64) -> Unit {
-        let misalignment = va | pa;
-        Unit::all_largest_first(self.granule)
-            .find(|u| {
-                let s = u.size(self.granule);
-                misalignment & (s - 1) == 0 && left >= s
-            })
-            .unwrap_or(Unit::PAGE)
+        self.unit_sizes.largest(va | pa, left)
     }
 
     /// Writes `count` consecutive units, which must lie in one table.
@@ -227,8 +221,8 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::Misaligned { value: va });
         }
         self.check_range(va, span)?;
-        if let Some(m) = self.first_mapping(va, span) {
-            return Err(PagingError::AlreadyMapped { va: m.va.max(va) });
+        if let Some(mapped) = self.first_mapped(va, va + (span - 1)) {
+            return Err(PagingError::AlreadyMapped { va: mapped });
         }
         let leaf = descriptor::leaf(3, pa, &attributes, false);
         let i = match self.shared.iter().position(|s| s.leaf == leaf) {

@@ -94,6 +94,8 @@ pub struct PageTable<H: PageTableHw> {
     counts: ValidCounts,
     /// Buffers for planning and applying changes, reused.
     scratch: scratch::Scratch,
+    /// The granule's units and their sizes, largest first.
+    unit_sizes: UnitSizes,
 }
 
 /// A shared last-level table: every descriptor is `leaf`; `links` slots
@@ -130,6 +132,7 @@ impl<H: PageTableHw> PageTable<H> {
             shared: Vec::new(),
             counts,
             scratch: scratch::Scratch::default(),
+            unit_sizes: UnitSizes::new(granule),
         })
     }
 

@@ -92,6 +92,38 @@ impl Unit {
     }
 }
 
+/// Every unit of one granule with its size, largest first, worked out
+/// once per tree: choosing a unit for each stretch of a map is then a scan
+/// of a few words, not of the granule's level arithmetic.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UnitSizes {
+    /// At most two units (a block or page, and its contiguous run) for
+    /// each of the four levels.
+    units: [(Unit, u64); 8],
+    len: usize,
+}
+
+impl UnitSizes {
+    pub(super) fn new(granule: Granule) -> UnitSizes {
+        let mut sizes = UnitSizes { units: [(Unit::PAGE, 0); 8], len: 0 };
+        for unit in Unit::all_largest_first(granule) {
+            sizes.units[sizes.len] = (unit, unit.size(granule));
+            sizes.len += 1;
+        }
+        sizes
+    }
+
+    /// The largest unit whose size divides `misalignment`'s alignment (the
+    /// virtual and physical addresses ORed) and is at most `left`.
+    #[inline]
+    pub(super) fn largest(&self, misalignment: u64, left: u64) -> Unit {
+        self.units[..self.len]
+            .iter()
+            .find(|&&(_, size)| misalignment & (size - 1) == 0 && left >= size)
+            .map_or(Unit::PAGE, |&(unit, _)| unit)
+    }
+}
+
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.level == 3 { "page" } else { "block" };
@@ -193,4 +225,27 @@ pub enum Half {
     Lower,
     /// TTBR1: [2^64 - 2^48, 2^64), the kernel, global.
     Upper,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept sizes choose what the granule's arithmetic chooses, for
+    /// every alignment and length from one page to past the largest unit.
+    #[test]
+    fn unit_sizes_choose_as_the_granule_does() {
+        for granule in Granule::ALL {
+            let sizes = UnitSizes::new(granule);
+            for align in granule.shift()..48 {
+                for left_shift in granule.shift()..48 {
+                    let (misalignment, left) = (1u64 << align, 3u64 << left_shift);
+                    let reference = Unit::all_largest_first(granule)
+                        .find(|u| misalignment & (u.size(granule) - 1) == 0 && left >= u.size(granule))
+                        .unwrap_or(Unit::PAGE);
+                    assert_eq!(sizes.largest(misalignment, left), reference, "{granule:?} {align} {left_shift}");
+                }
+            }
+        }
+    }
 }

@@ -91,6 +91,34 @@ impl<H: PageTableHw> PageTable<H> {
         found
     }
 
+    /// The first address of [start, last] that a leaf maps, if any: the
+    /// check before a map, which reads descriptors' kinds only (no
+    /// mapping is decoded or reported).
+    pub fn first_mapped(&mut self, start: u64, last: u64) -> Option<u64> {
+        let root = self.root;
+        self.first_mapped_in(root, self.granule.start_level(), self.canonical(0), start, last)
+    }
+
+    fn first_mapped_in(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64) -> Option<u64> {
+        let size = self.granule.level_size(level);
+        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        while let Some((index, d)) = self.next_valid(table, &mut slots) {
+            let slot_va = table_va + index as u64 * size;
+            match descriptor::kind(self.granule, level, d) {
+                descriptor::Kind::Invalid => {}
+                descriptor::Kind::Table { next } => {
+                    // An empty (kept) table is not read, as in `visit_table`.
+                    let empty = self.counts.zeros() > 0 && self.valid_entries(next) == Some(0);
+                    if !empty && let Some(va) = self.first_mapped_in(next, level + 1, slot_va, start, last) {
+                        return Some(va);
+                    }
+                }
+                descriptor::Kind::Leaf { .. } => return Some(slot_va.max(start)),
+            }
+        }
+        None
+    }
+
     /// Calls `f` with each mapping unit overlapping [va, va + size) in
     /// address order, until it returns false.
     pub fn visit(&mut self, va: u64, size: u64, f: &mut dyn FnMut(Mapping) -> bool) {
