@@ -136,7 +136,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// with `prune`, a table left empty goes with its slot. Returns whether
     /// `table` is left with no valid entry (always `false` without `prune`).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn plan_clear(
+    fn plan_clear(
         &mut self,
         table: u64,
         level: u8,
