@@ -226,7 +226,7 @@ impl<H: PageTableHw> PageTable<H> {
         inv: &mut Invalidations,
         doomed: &mut Vec<(u64, u8)>,
     ) -> bool {
-        let size = self.granule.level_size(level);
+        let size = self.level_size(level);
         let mut covered = false;
         if let Some(i) = self.shared.iter().position(|s| s.table == table) {
             // Linked elsewhere too: its leaves leave this slot's TLB entries;
@@ -238,7 +238,7 @@ impl<H: PageTableHw> PageTable<H> {
                 doomed.push((table, level));
             }
             if !inv.broad {
-                for index in 0..self.granule.entries(level) {
+                for index in 0..self.entries(level) {
                     if let Entry::Leaf { attributes, .. } =
                         descriptor::decode(self.granule, level, self.hw.read_entry(table, index))
                     {
@@ -254,7 +254,7 @@ impl<H: PageTableHw> PageTable<H> {
             // has none; only whether a global entry is among its leaves
             // (which an ASID-wide invalidation would miss) is still needed.
             if !inv.any_global && self.half == Half::Lower && self.global_in_lower_half {
-                let global = (0..self.granule.entries(3)).any(|i| {
+                let global = (0..self.entries(3)).any(|i| {
                     let d = self.hw.read_entry(table, i);
                     matches!(descriptor::decode(self.granule, 3, d), Entry::Leaf { attributes, .. } if attributes.global)
                 });
@@ -264,7 +264,7 @@ impl<H: PageTableHw> PageTable<H> {
             return true;
         }
         let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
-        for (index, va) in slots_overlapping(self.granule, level, table_va, within.0, within.1) {
+        for (index, va) in self.slots_overlapping(level, table_va, within.0, within.1) {
             if left == 0 {
                 break;
             }
@@ -297,7 +297,7 @@ impl<H: PageTableHw> PageTable<H> {
         }
         if level < 3 {
             let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
-            for index in 0..self.granule.entries(level) {
+            for index in 0..self.entries(level) {
                 if left == 0 {
                     break;
                 }

@@ -146,10 +146,13 @@ impl<H: PageTableHw> PageTable<H> {
         prune: bool,
         plan: &mut ClearPlan,
     ) -> bool {
-        let size = self.granule.level_size(level);
+        let size = self.level_size(level);
         let (mut cleared, mut remaining) = (0u32, 0u32);
-        // Every slot of the range overlaps [start, last].
-        for index in slot_range(self.granule, level, table_va, start, last) {
+        // Every slot of the range overlaps [start, last]; only a run at
+        // either end of it can reach past the range.
+        let slots = self.slot_range(level, table_va, start, last);
+        let ends = (slots.start, slots.end.saturating_sub(1));
+        for index in slots {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
             let entry = descriptor::kind(self.granule, level, d);
@@ -174,7 +177,9 @@ impl<H: PageTableHw> PageTable<H> {
                 } else {
                     remaining += 1;
                 }
-            } else if inside && !self.run_crosses(level, d, slot_va, start, last) {
+            } else if inside
+                && ((index != ends.0 && index != ends.1) || !self.run_crosses(level, d, slot_va, start, last))
+            {
                 plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                 cleared += 1;
             } else {
@@ -245,7 +250,7 @@ impl<H: PageTableHw> PageTable<H> {
         attributes: &Attributes,
         change: &mut Change,
     ) {
-        for (index, slot_va) in slots_overlapping(self.granule, level, table_va, start, last) {
+        for (index, slot_va) in self.slots_overlapping(level, table_va, start, last) {
             let old = self.hw.read_entry(table, index);
             match descriptor::decode(self.granule, level, old) {
                 Entry::Invalid => {}
@@ -280,7 +285,7 @@ impl<H: PageTableHw> PageTable<H> {
         attributes: &Attributes,
         contiguous: bool,
     ) {
-        let level_size = self.granule.level_size(m.unit.level);
+        let level_size = self.level_size(m.unit.level);
         for i in 0..m.unit.entries(self.granule) {
             let new = descriptor::leaf(m.unit.level, pa + i as u64 * level_size, attributes, contiguous);
             out.push(SlotWrite { table, index: first + i, level: m.unit.level, va: m.va + i as u64 * level_size, new });
@@ -332,10 +337,10 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::CannotSplit { va });
         }
         let level = m.unit.level + 1;
-        let child = self.new_table(self.granule.entries(level) as u32)?;
+        let child = self.new_table(self.entries(level) as u32)?;
         let unit = Unit { level, contiguous: self.granule.contiguous_entries(level).is_some() };
-        let level_size = self.granule.level_size(level);
-        for index in 0..self.granule.entries(level) {
+        let level_size = self.level_size(level);
+        for index in 0..self.entries(level) {
             let d = descriptor::leaf(level, m.pa + index as u64 * level_size, &m.attributes, unit.contiguous);
             self.hw.write_entry(child, index, d);
         }

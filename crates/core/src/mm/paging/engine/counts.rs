@@ -189,7 +189,7 @@ impl<H: PageTableHw> PageTable<H> {
             }
             private += 1;
             let mut valid = 0;
-            for index in 0..self.granule.entries(level) {
+            for index in 0..self.entries(level) {
                 let d = self.hw.read_entry(table, index);
                 valid += is_valid(d) as u32;
                 if let Entry::Table { next } = descriptor::decode(self.granule, level, d) {

@@ -79,7 +79,7 @@ impl<H: PageTableHw> PageTable<H> {
             };
             // As many units as the choice stays the same for, within one table.
             let unit_size = unit.size(self.granule);
-            let slots_left = self.granule.entries(unit.level) - self.index(v, unit.level);
+            let slots_left = self.entries(unit.level) - self.index(v, unit.level);
             let mut count = 1;
             while count < slots_left / unit.entries(self.granule) && (count as u64 + 1) * unit_size <= left {
                 let next_va = v + count as u64 * unit_size;
@@ -95,7 +95,7 @@ impl<H: PageTableHw> PageTable<H> {
                 }
                 count += 1;
             }
-            let stride = if repeat { 0 } else { self.granule.level_size(unit.level) };
+            let stride = if repeat { 0 } else { self.level_size(unit.level) };
             if let Err(e) = self.write_units(v, p, unit, count, stride, &attributes, &mut last_table) {
                 if done > 0 {
                     self.barrier(Barrier::DsbIshSt);
@@ -137,7 +137,7 @@ impl<H: PageTableHw> PageTable<H> {
         last: &mut Option<(u8, u64, u64)>,
     ) -> Result<(), PagingError> {
         let region_mask = match unit.level.checked_sub(1) {
-            Some(parent) if unit.level > self.granule.start_level() => !(self.granule.level_size(parent) - 1),
+            Some(parent) if unit.level > self.granule.start_level() => !(self.level_size(parent) - 1),
             _ => 0,
         };
         let table = match *last {
@@ -159,7 +159,7 @@ impl<H: PageTableHw> PageTable<H> {
         // invalidation), and no slot of a contiguous run is valid while
         // another still points to a table.
         let slots = count * unit.entries(self.granule);
-        let level_size = self.granule.level_size(unit.level);
+        let level_size = self.level_size(unit.level);
         let mut replace = Vec::new();
         if unit.level < 3 {
             for i in 0..slots {
@@ -216,7 +216,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::ForbiddenAttributes);
         }
         self.check_aligned(&[pa])?;
-        let span = self.granule.level_size(2);
+        let span = self.level_size(2);
         if !va.is_multiple_of(span) {
             return Err(PagingError::Misaligned { value: va });
         }
@@ -230,7 +230,7 @@ impl<H: PageTableHw> PageTable<H> {
             None => {
                 let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
                 self.stats.tables_in_use += 1;
-                for index in 0..self.granule.entries(3) {
+                for index in 0..self.entries(3) {
                     self.hw.write_entry(table, index, leaf);
                 }
                 self.shared.push(SharedTable { table, leaf, links: 0 });
@@ -288,7 +288,7 @@ impl<H: PageTableHw> PageTable<H> {
         if self.shared.is_empty() {
             return Ok(());
         }
-        let span = self.granule.level_size(2);
+        let span = self.level_size(2);
         let mut at = va & !(span - 1);
         let last = va + (size - 1);
         while at <= last {
@@ -297,8 +297,8 @@ impl<H: PageTableHw> PageTable<H> {
                 if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
                     && self.is_shared(next)
                 {
-                    let copy = self.new_table(self.granule.entries(3) as u32)?;
-                    for i in 0..self.granule.entries(3) {
+                    let copy = self.new_table(self.entries(3) as u32)?;
+                    for i in 0..self.entries(3) {
                         let d = self.hw.read_entry(next, i);
                         self.hw.write_entry(copy, i, d);
                     }

@@ -50,28 +50,25 @@ use bbm::{Change, SlotWrite};
 use counts::ValidCounts;
 pub use types::*;
 
-/// The slots of a table at `level` whose region starts at `table_va` that
-/// overlap [start, last]: (index, the slot's first address).
-/// The indices of `table_va`'s table at `level` whose slots overlap
-/// [start, last].
-fn slot_range(granule: Granule, level: u8, table_va: u64, start: u64, last: u64) -> core::ops::Range<usize> {
-    let size = granule.level_size(level);
-    let entries = granule.entries(level);
-    let first = ((start.max(table_va) - table_va) / size) as usize;
-    let end = (((last.min(table_va + (size * entries as u64 - 1)) - table_va) / size) as usize + 1).min(entries);
-    first..end
+/// One level of a tree's walks, worked out once per tree from the granule:
+/// a walk asks at every level how many slots a table has and how much
+/// each maps, which is a few matches and shifts of the granule's
+/// arithmetic each time.
+#[derive(Clone, Copy, Default)]
+struct Level {
+    /// log2 of the bytes one slot maps.
+    shift: u32,
+    entries: usize,
 }
 
-fn slots_overlapping(
-    granule: Granule,
-    level: u8,
-    table_va: u64,
-    start: u64,
-    last: u64,
-) -> impl Iterator<Item = (usize, u64)> {
-    let size = granule.level_size(level);
-    let first = ((start.max(table_va) - table_va) / size) as usize;
-    (first..granule.entries(level)).map(move |i| (i, table_va + i as u64 * size)).take_while(move |&(_, va)| va <= last)
+/// The levels of `granule`'s trees, by level number (those above the start
+/// level unused).
+fn levels(granule: Granule) -> [Level; 4] {
+    let mut levels = [Level::default(); 4];
+    for level in granule.start_level()..=3 {
+        levels[usize::from(level)] = Level { shift: granule.level_shift(level), entries: granule.entries(level) };
+    }
+    levels
 }
 
 /// A translation table tree and the machine it lives on.
@@ -96,6 +93,8 @@ pub struct PageTable<H: PageTableHw> {
     scratch: scratch::Scratch,
     /// The granule's units and their sizes, largest first.
     unit_sizes: UnitSizes,
+    /// The granule's levels: slots per table and bytes per slot.
+    levels: [Level; 4],
 }
 
 /// A shared last-level table: every descriptor is `leaf`; `links` slots
@@ -133,6 +132,7 @@ impl<H: PageTableHw> PageTable<H> {
             counts,
             scratch: scratch::Scratch::default(),
             unit_sizes: UnitSizes::new(granule),
+            levels: levels(granule),
         })
     }
 
@@ -167,7 +167,7 @@ impl<H: PageTableHw> PageTable<H> {
     pub fn empty(&mut self) {
         let level = self.granule.start_level();
         let mut left = self.valid_entries(self.root).unwrap_or(u32::MAX);
-        for index in 0..self.granule.entries(level) {
+        for index in 0..self.entries(level) {
             if left == 0 {
                 break;
             }
@@ -214,7 +214,49 @@ impl<H: PageTableHw> PageTable<H> {
     }
 
     fn index(&self, va: u64, level: u8) -> usize {
-        ((va & VA_MASK) >> self.granule.level_shift(level)) as usize & (self.granule.entries(level) - 1)
+        let Level { shift, entries } = self.level(level);
+        ((va & VA_MASK) >> shift) as usize & (entries - 1)
+    }
+
+    #[inline(always)]
+    fn level(&self, level: u8) -> Level {
+        // (Levels are 0 to 3: the mask spares a bounds check.)
+        self.levels[usize::from(level) & 3]
+    }
+
+    /// Bytes one slot at `level` maps.
+    #[inline(always)]
+    fn level_size(&self, level: u8) -> u64 {
+        1 << self.level(level).shift
+    }
+
+    /// Slots in a table at `level`.
+    #[inline(always)]
+    fn entries(&self, level: u8) -> usize {
+        self.level(level).entries
+    }
+
+    /// The indices of the slots of the table at `level` whose region starts
+    /// at `table_va` that overlap [start, last].
+    #[inline(always)]
+    fn slot_range(&self, level: u8, table_va: u64, start: u64, last: u64) -> core::ops::Range<usize> {
+        let Level { shift, entries } = self.level(level);
+        let table_last = table_va + (((entries as u64) << shift) - 1);
+        let first = ((start.max(table_va) - table_va) >> shift) as usize;
+        let end = (((last.min(table_last) - table_va) >> shift) as usize + 1).min(entries);
+        first..end
+    }
+
+    /// [`PageTable::slot_range`]'s slots with their first addresses.
+    fn slots_overlapping(
+        &self,
+        level: u8,
+        table_va: u64,
+        start: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (usize, u64)> + use<H> {
+        let size = self.level_size(level);
+        self.slot_range(level, table_va, start, last).map(move |i| (i, table_va + i as u64 * size))
     }
 
     /// The canonical virtual address of a region base within this half.

@@ -56,7 +56,7 @@ impl<H: PageTableHw> PageTable<H> {
                     let first = index - index % n;
                     let unit_size = unit.size(self.granule);
                     let unit_va = va & !(unit_size - 1);
-                    let level_size = self.granule.level_size(level);
+                    let level_size = self.level_size(level);
                     let pa = output - (index - first) as u64 * level_size;
                     return Some((Mapping { va: unit_va, pa, unit, attributes }, table, first));
                 }
@@ -100,8 +100,8 @@ impl<H: PageTableHw> PageTable<H> {
     }
 
     fn first_mapped_in(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64) -> Option<u64> {
-        let size = self.granule.level_size(level);
-        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        let size = self.level_size(level);
+        let mut slots = self.slot_range(level, table_va, start, last);
         while let Some((index, d)) = self.next_valid(table, &mut slots) {
             let slot_va = table_va + index as u64 * size;
             match descriptor::kind(self.granule, level, d) {
@@ -145,8 +145,8 @@ impl<H: PageTableHw> PageTable<H> {
         previous: &mut Option<u64>,
         f: &mut dyn FnMut(Mapping) -> bool,
     ) -> bool {
-        let size = self.granule.level_size(level);
-        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        let size = self.level_size(level);
+        let mut slots = self.slot_range(level, table_va, start, last);
         while let Some((index, d)) = self.next_valid(table, &mut slots) {
             let slot_va = table_va + index as u64 * size;
             match descriptor::decode(self.granule, level, d) {
@@ -228,8 +228,8 @@ impl<H: PageTableHw> PageTable<H> {
         covered: &mut u128,
         crosses: &mut bool,
     ) {
-        let size = self.granule.level_size(level);
-        let entries = self.granule.entries(level);
+        let size = self.level_size(level);
+        let entries = self.entries(level);
         if level == 3 && start <= table_va && table_va + (size * entries as u64 - 1) <= last {
             // A whole last-level table inside the range: no unit can cross
             // an end, only valid pages count.
@@ -237,7 +237,7 @@ impl<H: PageTableHw> PageTable<H> {
             *covered += valid as u128 * size as u128;
             return;
         }
-        let mut slots = slot_range(self.granule, level, table_va, start, last);
+        let mut slots = self.slot_range(level, table_va, start, last);
         while let Some((index, d)) = self.next_valid(table, &mut slots) {
             let slot_va = table_va + index as u64 * size;
             match descriptor::decode(self.granule, level, d) {
