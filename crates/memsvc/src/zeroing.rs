@@ -71,16 +71,18 @@ impl<B: VmemmapHw> MemoryService<B> {
                 mem.zero(s << shift, (e - s) << shift);
                 self.zeroed_inline += (e - s) << shift;
             }
+            self.pool.dirty.remove(start, end);
         }
+        // (Known-zero and dirty never overlap: a folio all known zero has
+        // nothing dirty to take out.)
         self.pool.zero.remove(start, end);
-        self.pool.dirty.remove(start, end);
     }
 
     /// FREE's and a death's part: a client had `folio`.
     pub(crate) fn dirtied(&mut self, folio: Folio) {
-        let (start, end) = (folio.pfn, folio.pfn + (1 << folio.order));
-        self.pool.zero.remove(start, end);
-        self.pool.dirty.insert(start, end);
+        // It was held, so none of it is known zero (that set is free
+        // memory only; the host tests check both sets after every step).
+        self.pool.dirty.insert(folio.pfn, folio.pfn + (1 << folio.order));
     }
 
     /// The bound on known-zero free memory that background zeroing makes

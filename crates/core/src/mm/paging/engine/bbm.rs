@@ -45,9 +45,21 @@ impl Invalidations {
     #[inline(always)]
     pub(super) fn push(&mut self, va: u64, leaf_only: bool, global: bool) {
         self.any_global |= global;
-        if !self.broad {
-            self.push_listed(va, leaf_only, global);
+        if self.broad {
+            return;
         }
+        // The common case inline: addresses rising, below the threshold,
+        // room kept.
+        let len = self.list.len();
+        if !self.unordered
+            && len < TLBI_THRESHOLD
+            && len < self.list.capacity()
+            && self.list.last().is_none_or(|&(last, _, _)| last < va)
+        {
+            self.list.push((va, leaf_only, global));
+            return;
+        }
+        self.push_listed(va, leaf_only, global);
     }
 
     #[inline(never)]
