@@ -88,6 +88,20 @@ impl<H: PageTableHw> PageTable<H> {
         true
     }
 
+    /// The entries of the contiguous run that the leaf `d` at slot `index`
+    /// (mapping from `slot_va`) begins, when all of it lies inside
+    /// [start, last].
+    #[inline(always)]
+    fn whole_run_from(&self, level: u8, d: u64, index: usize, slot_va: u64, start: u64, last: u64) -> Option<usize> {
+        let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
+        if !leaf || !descriptor::is_contiguous(d) || slot_va < start {
+            return None;
+        }
+        let entries = self.granule.contiguous_entries(level)?;
+        let run_last = slot_va + ((entries as u64 * self.level_size(level)) - 1);
+        (index.is_multiple_of(entries) && run_last <= last).then_some(entries)
+    }
+
     /// Whether `d` at `level`, whose slot at `slot_va` lies inside
     /// [start, last], is an entry of a contiguous run reaching past either
     /// end (a block, a page or a table inside the range never is).
@@ -152,11 +166,24 @@ impl<H: PageTableHw> PageTable<H> {
         // either end of it can reach past the range.
         let slots = self.slot_range(level, table_va, start, last);
         let ends = (slots.start, slots.end.saturating_sub(1));
-        for index in slots {
+        let mut index = slots.start;
+        while index < slots.end {
             let slot_va = table_va + index as u64 * size;
             let d = self.hw.read_entry(table, index);
             let entry = descriptor::kind(self.granule, level, d);
             if entry == descriptor::Kind::Invalid {
+                index += 1;
+                continue;
+            }
+            if let Some(run) = self.whole_run_from(level, d, index, slot_va, start, last) {
+                // A contiguous run wholly inside, from its first entry: its
+                // entries are all valid leaves (runs are uniform), so they
+                // are cleared without reading each.
+                for i in index..index + run {
+                    plan.writes.push(SlotWrite { table, index: i, level, va: table_va + i as u64 * size, new: 0 });
+                }
+                cleared += run as u32;
+                index += run;
                 continue;
             }
             let slot_last = slot_va + (size - 1);
@@ -187,6 +214,7 @@ impl<H: PageTableHw> PageTable<H> {
                 plan.crossing = true;
                 return false;
             }
+            index += 1;
         }
         // Emptied when every valid entry it holds is being cleared: its
         // count says so without reading the slots outside the range (the
