@@ -954,6 +954,7 @@ fn switch_task(system: &mut System, core: usize, current: TaskId, next: TaskId) 
 /// them already), and EL0 traps FP/SIMD again, so the next task cannot see
 /// them. Nothing of the state stays in this core, so the task may run on
 /// any core next without an IPI.
+#[inline(always)]
 fn switch_out_fp(system: &mut System, core: usize, task: TaskId) {
     if system.fp_live & (1 << core) != 0 {
         if system.tasks[task].status.is_none() {
@@ -963,6 +964,24 @@ fn switch_out_fp(system: &mut System, core: usize, task: TaskId) {
         fpsimd::allow_el0(false);
         system.fp_live &= !(1 << core);
     }
+}
+
+/// REPLY_POLL on the IPC fast path (`Ipc::fast_reply_poll`), when it
+/// takes it: the caller runs here now with the reply, and the server,
+/// ready at its idle priority, is news for the other cores (as on the
+/// general path), which may take it. Out of line: the other traps' path
+/// stays as short as it was.
+#[inline(never)]
+fn fast_reply_poll(system: &mut System, core: usize, current: TaskId) -> Option<*mut TrapFrame> {
+    let x = &system.tasks[current].frame.x;
+    let (handle, msg, idle) = (x[0], [x[1], x[2], x[3], x[4]], x[5]);
+    let switch = system.ipc.fast_reply_poll(current, handle, msg, idle, core).ok()?;
+    syscall::set_result_registers(&mut system.tasks[current].frame.x, &switch.stepped_aside);
+    syscall::set_result_registers(&mut system.tasks[switch.next].frame.x, &switch.reply);
+    system.fast_ipc += 1;
+    wake_cores();
+    poke_cores(system, core);
+    Some(switch_task(system, core, current, switch.next))
 }
 
 /// Every exception from EL0: system calls, faults. `saved` is the running
@@ -1000,22 +1019,6 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             drop(guard);
             return resume;
         }
-    } else if class == 0x15 && vector_index == 8 && number == folio_core::syscall::REPLY_POLL {
-        let x = &system.tasks[current].frame.x;
-        let (handle, msg, idle) = (x[0], [x[1], x[2], x[3], x[4]], x[5]);
-        if let Ok(switch) = system.ipc.fast_reply_poll(current, handle, msg, idle, core) {
-            // The fast path again; the server, now ready at its idle
-            // priority, is news for the other cores (as on the general
-            // path), which may take it.
-            syscall::set_result_registers(&mut system.tasks[current].frame.x, &switch.stepped_aside);
-            syscall::set_result_registers(&mut system.tasks[switch.next].frame.x, &switch.reply);
-            system.fast_ipc += 1;
-            wake_cores();
-            poke_cores(system, core);
-            let resume = switch_task(system, core, current, switch.next);
-            drop(guard);
-            return resume;
-        }
     }
 
     let mut yielded = false;
@@ -1049,6 +1052,12 @@ fn user_trap(saved: *mut TrapFrame) -> *mut TrapFrame {
             }
         }
     } else if class == 0x15 && vector_index == 8 {
+        if number == folio_core::syscall::REPLY_POLL
+            && let Some(resume) = fast_reply_poll(system, core, current)
+        {
+            drop(guard);
+            return resume;
+        }
         let regs = &system.tasks[current].frame.x;
         let (number, args) = (regs[8], [regs[0], regs[1], regs[2], regs[3], regs[4]]);
         let outcome = syscall::dispatch(system, current, number, args);

@@ -22,6 +22,15 @@ impl Granule {
         }
     }
 
+    /// 0, 1, 2 for 4K, 16K, 64K: an index into per-granule tables.
+    pub const fn index(self) -> usize {
+        match self {
+            Granule::K4 => 0,
+            Granule::K16 => 1,
+            Granule::K64 => 2,
+        }
+    }
+
     pub const fn size(self) -> u64 {
         1 << self.shift()
     }

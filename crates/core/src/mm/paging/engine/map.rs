@@ -121,7 +121,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// so consecutive units in one table need no walk from the root.
     /// The largest unit that maps `va` to `pa` within `left` bytes.
     pub(super) fn largest_unit(&self, va: u64, pa: u64, left: u64) -> Unit {
-        self.unit_sizes.largest(va | pa, left)
+        UnitSizes::of(self.granule).largest(va | pa, left)
     }
 
     /// Writes `count` consecutive units, which must lie in one table.

@@ -50,11 +50,12 @@ use bbm::{Change, SlotWrite};
 use counts::ValidCounts;
 pub use types::*;
 
-/// One level of a tree's walks, worked out once per tree from the granule:
-/// a walk asks at every level how many slots a table has and how much
-/// each maps, which is a few matches and shifts of the granule's
-/// arithmetic each time.
-#[derive(Clone, Copy, Default)]
+/// One level of a tree's walks, worked out at compile time for each
+/// granule: a walk asks at every level how many slots a table has and how
+/// much each maps, which is a few matches and shifts of the granule's
+/// arithmetic each time. (Tables per granule, not per tree: a tree lives
+/// inside each task's record, which stays small.)
+#[derive(Clone, Copy)]
 struct Level {
     /// log2 of the bytes one slot maps.
     shift: u32,
@@ -63,13 +64,17 @@ struct Level {
 
 /// The levels of `granule`'s trees, by level number (those above the start
 /// level unused).
-fn levels(granule: Granule) -> [Level; 4] {
-    let mut levels = [Level::default(); 4];
-    for level in granule.start_level()..=3 {
-        levels[usize::from(level)] = Level { shift: granule.level_shift(level), entries: granule.entries(level) };
+const fn levels(granule: Granule) -> [Level; 4] {
+    let mut levels = [Level { shift: 0, entries: 1 }; 4];
+    let mut level = granule.start_level();
+    while level <= 3 {
+        levels[level as usize] = Level { shift: granule.level_shift(level), entries: granule.entries(level) };
+        level += 1;
     }
     levels
 }
+
+static LEVELS: [[Level; 4]; 3] = [levels(Granule::K4), levels(Granule::K16), levels(Granule::K64)];
 
 /// A translation table tree and the machine it lives on.
 pub struct PageTable<H: PageTableHw> {
@@ -91,10 +96,6 @@ pub struct PageTable<H: PageTableHw> {
     counts: ValidCounts,
     /// Buffers for planning and applying changes, reused.
     scratch: scratch::Scratch,
-    /// The granule's units and their sizes, largest first.
-    unit_sizes: UnitSizes,
-    /// The granule's levels: slots per table and bytes per slot.
-    levels: [Level; 4],
 }
 
 /// A shared last-level table: every descriptor is `leaf`; `links` slots
@@ -131,8 +132,6 @@ impl<H: PageTableHw> PageTable<H> {
             shared: Vec::new(),
             counts,
             scratch: scratch::Scratch::default(),
-            unit_sizes: UnitSizes::new(granule),
-            levels: levels(granule),
         })
     }
 
@@ -221,7 +220,7 @@ impl<H: PageTableHw> PageTable<H> {
     #[inline(always)]
     fn level(&self, level: u8) -> Level {
         // (Levels are 0 to 3: the mask spares a bounds check.)
-        self.levels[usize::from(level) & 3]
+        LEVELS[self.granule.index()][usize::from(level) & 3]
     }
 
     /// Bytes one slot at `level` maps.

@@ -69,16 +69,19 @@ pub struct Unit {
 impl Unit {
     pub const PAGE: Unit = Unit { level: 3, contiguous: false };
 
-    pub fn entries(&self, granule: Granule) -> usize {
-        if self.contiguous { granule.contiguous_entries(self.level).unwrap_or(1) } else { 1 }
+    pub const fn entries(&self, granule: Granule) -> usize {
+        match granule.contiguous_entries(self.level) {
+            Some(n) if self.contiguous => n,
+            _ => 1,
+        }
     }
 
-    pub fn size(&self, granule: Granule) -> u64 {
+    pub const fn size(&self, granule: Granule) -> u64 {
         granule.level_size(self.level) * self.entries(granule) as u64
     }
 
     /// Whether this unit exists under `granule`.
-    pub fn is_supported(&self, granule: Granule) -> bool {
+    pub const fn is_supported(&self, granule: Granule) -> bool {
         self.level >= granule.start_level()
             && granule.leaf_allowed(self.level)
             && (!self.contiguous || granule.contiguous_entries(self.level).is_some())
@@ -92,9 +95,10 @@ impl Unit {
     }
 }
 
-/// Every unit of one granule with its size, largest first, worked out
-/// once per tree: choosing a unit for each stretch of a map is then a scan
-/// of a few words, not of the granule's level arithmetic.
+/// Every unit of one granule with its size, largest first, worked out at
+/// compile time: choosing a unit for each stretch of a map is then a scan
+/// of a few words, not of the granule's level arithmetic. (A table per
+/// granule, not per tree: a tree lives inside each task's record.)
 #[derive(Clone, Copy, Debug)]
 pub(super) struct UnitSizes {
     /// At most two units (a block or page, and its contiguous run) for
@@ -103,14 +107,33 @@ pub(super) struct UnitSizes {
     len: usize,
 }
 
+static UNIT_SIZES: [UnitSizes; 3] =
+    [UnitSizes::new(Granule::K4), UnitSizes::new(Granule::K16), UnitSizes::new(Granule::K64)];
+
 impl UnitSizes {
-    pub(super) fn new(granule: Granule) -> UnitSizes {
+    const fn new(granule: Granule) -> UnitSizes {
         let mut sizes = UnitSizes { units: [(Unit::PAGE, 0); 8], len: 0 };
-        for unit in Unit::all_largest_first(granule) {
-            sizes.units[sizes.len] = (unit, unit.size(granule));
-            sizes.len += 1;
+        let mut level = granule.start_level();
+        while level <= 3 {
+            let mut run = 0;
+            while run < 2 {
+                // The contiguous run first: it is the larger.
+                let unit = Unit { level, contiguous: run == 0 };
+                if unit.is_supported(granule) {
+                    sizes.units[sizes.len] = (unit, unit.size(granule));
+                    sizes.len += 1;
+                }
+                run += 1;
+            }
+            level += 1;
         }
         sizes
+    }
+
+    /// `granule`'s table.
+    #[inline(always)]
+    pub(super) fn of(granule: Granule) -> &'static UnitSizes {
+        &UNIT_SIZES[granule.index()]
     }
 
     /// The largest unit whose size divides `misalignment`'s alignment (the
@@ -236,7 +259,7 @@ mod tests {
     #[test]
     fn unit_sizes_choose_as_the_granule_does() {
         for granule in Granule::ALL {
-            let sizes = UnitSizes::new(granule);
+            let sizes = UnitSizes::of(granule);
             for align in granule.shift()..48 {
                 for left_shift in granule.shift()..48 {
                     let (misalignment, left) = (1u64 << align, 3u64 << left_shift);
