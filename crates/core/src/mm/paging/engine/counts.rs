@@ -13,26 +13,39 @@
 
 use super::*;
 
+/// Lookup hints kept (8 bytes: a tree lives in each task's record).
+const HINTS: usize = 4;
+
 /// The valid-descriptor count of every private table of one tree.
 #[derive(Default)]
 pub(super) struct ValidCounts {
     /// (table, valid descriptors), sorted by table.
     tables: Vec<(u64, u32)>,
-    /// Where the last lookup landed: writes come in runs within one table.
-    hint: usize,
+    /// Where recent lookups landed, one per few tables (by the table's
+    /// address): a walk looks up each level's table in turn, and a change's
+    /// writes come in runs within one table. A hint is checked against the
+    /// table it names before use (inserts and removals move positions).
+    hints: [u16; HINTS],
     /// How many counted tables hold no valid descriptor (the root among
     /// them when the tree is empty).
     zeros: usize,
 }
 
 impl ValidCounts {
+    #[inline(always)]
     fn position(&mut self, table: u64) -> Result<usize, usize> {
-        if self.tables.get(self.hint).is_some_and(|&(t, _)| t == table) {
-            return Ok(self.hint);
+        // Table frames are at least 4 KiB apart; the bits above mix in the
+        // 16K and 64K granules' frame numbers.
+        let slot = ((table >> 12) ^ (table >> 14) ^ (table >> 16)) as usize % HINTS;
+        let hint = usize::from(self.hints[slot]);
+        if self.tables.get(hint).is_some_and(|&(t, _)| t == table) {
+            return Ok(hint);
         }
         let found = self.tables.binary_search_by_key(&table, |&(t, _)| t);
-        if let Ok(i) = found {
-            self.hint = i;
+        if let Ok(i) = found
+            && let Ok(i) = u16::try_from(i)
+        {
+            self.hints[slot] = i;
         }
         found
     }
@@ -91,7 +104,7 @@ impl ValidCounts {
     pub(super) fn keep_only_empty(&mut self, root: u64) {
         self.tables.clear();
         self.tables.push((root, 0));
-        self.hint = 0;
+        self.hints = [0; HINTS];
         self.zeros = 1;
     }
 

@@ -160,7 +160,8 @@ impl<H: PageTableHw> PageTable<H> {
         // another still points to a table.
         let slots = count * unit.entries(self.granule);
         let level_size = self.level_size(unit.level);
-        let mut replace = Vec::new();
+        // (The change buffer kept between changes: no allocation.)
+        let mut replace = core::mem::take(&mut self.scratch.writes);
         if unit.level < 3 {
             for i in 0..slots {
                 if counts::is_valid(self.hw.read_entry(table, first + i)) {
@@ -177,6 +178,7 @@ impl<H: PageTableHw> PageTable<H> {
         }
         let replaced = replace.len();
         if replaced == 0 {
+            self.scratch.writes = replace;
             for index in first..first + slots {
                 self.hw.write_entry(table, index, d);
                 d += stride;
