@@ -90,8 +90,9 @@ impl<H: PageTableHw> PageTable<H> {
 
     /// The entries of the contiguous run that the leaf `d` at slot `index`
     /// (mapping from `slot_va`) begins, when all of it lies inside
-    /// [start, last].
-    #[inline(always)]
+    /// [start, last]. (Out of line: its arithmetic is for runs only, and
+    /// inlined it would be worked out at every table the plan visits.)
+    #[inline(never)]
     fn whole_run_from(&self, level: u8, d: u64, index: usize, slot_va: u64, start: u64, last: u64) -> Option<usize> {
         let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
         if !leaf || !descriptor::is_contiguous(d) || slot_va < start {
@@ -105,7 +106,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// Whether `d` at `level`, whose slot at `slot_va` lies inside
     /// [start, last], is an entry of a contiguous run reaching past either
     /// end (a block, a page or a table inside the range never is).
-    #[inline(always)]
+    #[inline(never)]
     fn run_crosses(&self, level: u8, d: u64, slot_va: u64, start: u64, last: u64) -> bool {
         let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
         if !leaf || !descriptor::is_contiguous(d) {
@@ -175,7 +176,9 @@ impl<H: PageTableHw> PageTable<H> {
                 index += 1;
                 continue;
             }
-            if let Some(run) = self.whole_run_from(level, d, index, slot_va, start, last) {
+            if descriptor::is_contiguous(d)
+                && let Some(run) = self.whole_run_from(level, d, index, slot_va, start, last)
+            {
                 // A contiguous run wholly inside, from its first entry: its
                 // entries are all valid leaves (runs are uniform), so they
                 // are cleared without reading each.
@@ -205,7 +208,9 @@ impl<H: PageTableHw> PageTable<H> {
                     remaining += 1;
                 }
             } else if inside
-                && ((index != ends.0 && index != ends.1) || !self.run_crosses(level, d, slot_va, start, last))
+                && ((index != ends.0 && index != ends.1)
+                    || !descriptor::is_contiguous(d)
+                    || !self.run_crosses(level, d, slot_va, start, last))
             {
                 plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                 cleared += 1;
