@@ -109,6 +109,26 @@ struct Client {
     folios: BTreeMap<u64, Held>,
 }
 
+impl Client {
+    /// Its tree holds `bytes` of page tables for its folios: they are
+    /// charged to it (after the fact: one mapping may take it past its
+    /// quota by the few tables it needed; the next request then finds no
+    /// room).
+    fn charge_tables(&mut self, bytes: u64) {
+        self.used = self.used - self.table_bytes + bytes;
+        self.table_bytes = bytes;
+    }
+
+    /// Drops `handle` and its charge; whether it held it.
+    fn forget(&mut self, handle: u64) -> bool {
+        let held = self.folios.remove(&handle);
+        if let Some(h) = held {
+            self.used -= h.charge;
+        }
+        held.is_some()
+    }
+}
+
 /// Why the service could not start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartError {
@@ -439,12 +459,13 @@ impl<B: VmemmapHw> MemoryService<B> {
             self.give_back(folio);
             return Err(error::MAPPING_FAILED);
         };
+        let table_bytes = self.table_bytes(tables);
         let client = self.client(badge);
         let handle = client.next_handle;
         client.next_handle += 1;
         client.used += charge;
         client.folios.insert(handle, Held { folio, va, charge });
-        self.charge_tables(badge, tables);
+        client.charge_tables(table_bytes);
         self.held_folios += 1;
         let f = self.folio_flags(folio);
         Ok(reply(handle, va, f))
@@ -458,30 +479,27 @@ impl<B: VmemmapHw> MemoryService<B> {
             // frames out of the pool rather than hand out mapped memory.
             return Err(error::MAPPING_FAILED);
         };
-        self.forget(badge, handle);
-        self.charge_tables(badge, tables);
+        let table_bytes = self.table_bytes(tables);
+        if let Some(client) = self.clients.get_mut(&badge) {
+            client.forget(handle);
+            client.charge_tables(table_bytes);
+            self.held_folios -= 1;
+        }
         self.dirtied(held.folio);
         self.give_back(held.folio);
         Ok(())
     }
 
-    /// Client `badge`'s tree holds `tables` page-table frames for its
-    /// folios: they are charged to it (after the fact: one mapping may take
-    /// it past its quota by the few tables it needed; the next request
-    /// then finds no room).
-    fn charge_tables(&mut self, badge: u64, tables: u64) {
-        let bytes = tables.saturating_mul(self.granule.size());
-        if let Some(client) = self.clients.get_mut(&badge) {
-            client.used = client.used - client.table_bytes + bytes;
-            client.table_bytes = bytes;
-        }
+    /// The bytes of `tables` page-table frames (what the kernel reports a
+    /// client's tree holds for its folios; see [`Client::charge_tables`]).
+    fn table_bytes(&self, tables: u64) -> u64 {
+        tables.saturating_mul(self.granule.size())
     }
 
     fn forget(&mut self, badge: u64, handle: u64) {
         if let Some(client) = self.clients.get_mut(&badge)
-            && let Some(h) = client.folios.remove(&handle)
+            && client.forget(handle)
         {
-            client.used -= h.charge;
             self.held_folios -= 1;
         }
     }
