@@ -77,7 +77,43 @@ impl<H: PageTableHw> PageTable<H> {
     fn clear_in(&mut self, start: u64, last: u64, prune: bool) -> bool {
         let root = self.root;
         let mut plan = ClearPlan { writes: core::mem::take(&mut self.scratch.writes), crossing: false };
-        self.plan_clear(root, self.granule.start_level(), self.canonical(0), start, last, prune, &mut plan);
+        // Down the tables whose one slot the whole range lies in (a small
+        // range's usual path) in a loop; the plan proper starts below them.
+        let mut path = [(0u64, 0usize, 0u8, 0u64); 4];
+        let mut depth = 0;
+        let (mut table, mut level, mut table_va) = (root, self.granule.start_level(), self.canonical(0));
+        loop {
+            let slots = self.slot_range(level, table_va, start, last);
+            if slots.len() != 1 {
+                break;
+            }
+            let index = slots.start;
+            let size = self.level_size(level);
+            let slot_va = table_va + index as u64 * size;
+            let inside = start <= slot_va && slot_va + (size - 1) <= last;
+            let descriptor::Kind::Table { next } =
+                descriptor::kind(self.granule, level, self.hw.read_entry(table, index))
+            else {
+                break;
+            };
+            if inside {
+                break;
+            }
+            path[depth] = (table, index, level, slot_va);
+            depth += 1;
+            (table, level, table_va) = (next, level + 1, slot_va);
+        }
+        let mut emptied = self.plan_clear(table, level, table_va, start, last, prune, &mut plan);
+        // Back up the path: a table the plan empties goes with its slot, and
+        // its table is emptied when that slot was its only valid one (as
+        // `plan_clear` decides at each level; only with `prune`).
+        while emptied && prune && !plan.crossing && depth > 0 {
+            depth -= 1;
+            let (parent, index, level, va) = path[depth];
+            plan.writes.clear();
+            plan.writes.push(SlotWrite { table: parent, index, level, va, new: 0 });
+            emptied = parent != root && self.valid_entries(parent) == Some(1);
+        }
         if plan.crossing {
             plan.writes.clear();
             self.scratch.writes = plan.writes;
