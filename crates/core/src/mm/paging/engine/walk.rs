@@ -95,8 +95,26 @@ impl<H: PageTableHw> PageTable<H> {
     /// check before a map, which reads descriptors' kinds only (no
     /// mapping is decoded or reported).
     pub fn first_mapped(&mut self, start: u64, last: u64) -> Option<u64> {
-        let root = self.root;
-        self.first_mapped_in(root, self.granule.start_level(), self.canonical(0), start, last)
+        // Down the tables whose one slot the whole range lies in (a small
+        // range's usual path) in a loop; below them, the walk proper.
+        let (mut table, mut level, mut table_va) = (self.root, self.granule.start_level(), self.canonical(0));
+        loop {
+            let slots = self.slot_range(level, table_va, start, last);
+            if slots.len() != 1 {
+                return self.first_mapped_in(table, level, table_va, start, last);
+            }
+            let slot_va = table_va + slots.start as u64 * self.level_size(level);
+            match descriptor::kind(self.granule, level, self.hw.read_entry(table, slots.start)) {
+                descriptor::Kind::Invalid => return None,
+                descriptor::Kind::Leaf { .. } => return Some(slot_va.max(start)),
+                descriptor::Kind::Table { next } => {
+                    if self.counts.zeros() > 0 && self.valid_entries(next) == Some(0) {
+                        return None;
+                    }
+                    (table, level, table_va) = (next, level + 1, slot_va);
+                }
+            }
+        }
     }
 
     fn first_mapped_in(&mut self, table: u64, level: u8, table_va: u64, start: u64, last: u64) -> Option<u64> {
