@@ -110,6 +110,24 @@ struct Client {
 }
 
 impl Client {
+    /// Whether it may go from `old` to `new` bytes charged.
+    fn room_for(&self, old: u64, new: u64) -> bool {
+        new <= old || (self.used - old).checked_add(new).is_some_and(|u| u <= self.quota)
+    }
+
+    /// Whether it may hold `more` folios beyond what it holds, with
+    /// `held_by_all` held by all clients: `Err` with the status when a
+    /// bound on folios held says no.
+    fn room_for_folios(&self, more: usize, held_by_all: usize) -> Result<(), u64> {
+        if self.folios.len().saturating_add(more) > MAX_FOLIOS_PER_CLIENT {
+            return Err(error::QUOTA_EXCEEDED);
+        }
+        if held_by_all.saturating_add(more) > MAX_HELD_FOLIOS {
+            return Err(error::OUT_OF_MEMORY);
+        }
+        Ok(())
+    }
+
     /// Its tree holds `bytes` of page tables for its folios: they are
     /// charged to it (after the fact: one mapping may take it past its
     /// quota by the few tables it needed; the next request then finds no
@@ -318,8 +336,7 @@ impl<B: VmemmapHw> MemoryService<B> {
 
     /// Whether client `badge` may go from `old` to `new` bytes charged.
     fn room_for(&mut self, badge: u64, old: u64, new: u64) -> bool {
-        let client = self.client(badge);
-        new <= old || (client.used - old).checked_add(new).is_some_and(|u| u <= client.quota)
+        self.client(badge).room_for(old, new)
     }
 
     /// Charges client `badge` `new` bytes for `handle` instead of its old charge.
@@ -403,13 +420,8 @@ impl<B: VmemmapHw> MemoryService<B> {
     /// Whether client `badge` may hold `more` folios beyond what it holds:
     /// `Err` with the status when a bound on folios held says no.
     fn room_for_folios(&mut self, badge: u64, more: usize) -> Result<(), u64> {
-        if self.client(badge).folios.len().saturating_add(more) > MAX_FOLIOS_PER_CLIENT {
-            return Err(error::QUOTA_EXCEEDED);
-        }
-        if self.held_folios.saturating_add(more) > MAX_HELD_FOLIOS {
-            return Err(error::OUT_OF_MEMORY);
-        }
-        Ok(())
+        let held_by_all = self.held_folios;
+        self.client(badge).room_for_folios(more, held_by_all)
     }
 
     fn alloc(&mut self, badge: u64, size_shift: u64, request: u64, mem: &mut dyn ClientMemory) -> Result<Message, u64> {
@@ -427,10 +439,12 @@ impl<B: VmemmapHw> MemoryService<B> {
         }
         let optimize = request & flags::NO_OPTIMIZE == 0 && self.eligible(order);
         let charge = self.charge(order, optimize);
-        if !self.room_for(badge, 0, charge) {
+        let held_by_all = self.held_folios;
+        let client = self.client(badge);
+        if !client.room_for(0, charge) {
             return Err(error::QUOTA_EXCEEDED);
         }
-        self.room_for_folios(badge, 1)?;
+        client.room_for_folios(1, held_by_all)?;
         let folio = match self.take(order) {
             Ok(Some(f)) => f,
             Ok(None) => return Err(error::OUT_OF_MEMORY),
@@ -467,7 +481,8 @@ impl<B: VmemmapHw> MemoryService<B> {
         client.folios.insert(handle, Held { folio, va, charge });
         client.charge_tables(table_bytes);
         self.held_folios += 1;
-        let f = self.folio_flags(folio);
+        // Optimized exactly when asked for (made so above).
+        let f = if optimize { flags::OPTIMIZED } else { 0 };
         Ok(reply(handle, va, f))
     }
 
