@@ -46,19 +46,27 @@ pub struct ZeroingCounts {
 
 impl<B: VmemmapHw> MemoryService<B> {
     /// The first frame of an aligned block of `order` frames that is known
-    /// zero and lies in one free folio: a free folio of that order first,
-    /// else a block of a larger free folio. `None`: none among the first
-    /// candidates.
+    /// zero and lies in one free folio, `None` when none is among the first
+    /// candidates. In this order of preference:
+    /// 1. a free folio of that order at the top of a known-zero range:
+    ///    taken off by lowering the range's end in place (background
+    ///    zeroing works upwards, so the ranges' tops are where it stopped);
+    /// 2. any known-zero free folio of that order (from elsewhere in a
+    ///    range, the range set splits or re-keys it);
+    /// 3. the highest block of a larger free folio inside a known-zero
+    ///    range (the folio is split).
     pub(crate) fn zeroed_block(&self, order: u32) -> Option<u64> {
         let size = 1u64 << order;
         let zero = &self.pool.zero;
-        if let Some(head) = self.pool.free.of(order).take(SEARCH).find(|&h| zero.covers(h, h + size)) {
+        let top_block = |(start, end): (u64, u64)| Some(end.checked_sub(size)? & !(size - 1)).filter(|&b| b >= start);
+        let free = &self.pool.free;
+        if let Some(block) = zero.iter().take(SEARCH).filter_map(top_block).find(|&b| free.contains(order, b)) {
+            return Some(block);
+        }
+        if let Some(head) = free.of(order).take(SEARCH).find(|&h| zero.covers(h, h + size)) {
             return Some(head);
         }
-        self.pool.zero.iter().take(SEARCH).find_map(|(start, end)| {
-            let aligned = start.checked_add(size - 1)? & !(size - 1);
-            (aligned.checked_add(size)? <= end && self.free_folio_holding(aligned, order).is_some()).then_some(aligned)
-        })
+        zero.iter().take(SEARCH).filter_map(top_block).find(|&block| self.free_folio_holding(block, order).is_some())
     }
 
     /// ALLOC's part, the client waiting: zeroes whatever of `folio` is not
