@@ -141,14 +141,26 @@ impl<H: PageTableHw> PageTable<H> {
         pending.reserve(writes.len());
         let mut any_table = false;
         let mut tally = counts::Tally::default();
-        for (i, w) in writes.iter().enumerate() {
+        let mut i = 0;
+        while let Some(w) = writes.get(i) {
             let old = self.hw.read_entry(w.table, w.index);
+            if w.new == 0
+                && let Kind::Leaf { global } = descriptor::kind(self.granule, w.level, old)
+            {
+                // A leaf cleared, and those after it (an unmap's usual
+                // writes: a run's sixteen or more in a row), in a loop of
+                // their own.
+                i = self.clear_leaves(&writes, i, global, &mut invalidations, &mut tally);
+                wrote = true;
+                continue;
+            }
+            i += 1;
             if old == w.new {
                 continue;
             }
             any_table |= matches!(descriptor::kind(self.granule, w.level, w.new), Kind::Table { .. });
             match descriptor::kind(self.granule, w.level, old) {
-                Kind::Invalid if w.new != 0 => pending.push((i, old)),
+                Kind::Invalid if w.new != 0 => pending.push((i - 1, old)),
                 Kind::Invalid => {}
                 Kind::Leaf { global } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
@@ -158,7 +170,7 @@ impl<H: PageTableHw> PageTable<H> {
                         self.hw.write_entry(w.table, w.index, 0);
                         tally.note(&mut self.counts, w.table, old, 0);
                         if w.new != 0 {
-                            pending.push((i, 0));
+                            pending.push((i - 1, 0));
                         }
                     }
                     wrote = true;
@@ -169,7 +181,7 @@ impl<H: PageTableHw> PageTable<H> {
                     tally.note(&mut self.counts, w.table, old, 0);
                     wrote = true;
                     if w.new != 0 {
-                        pending.push((i, 0));
+                        pending.push((i - 1, 0));
                     }
                     if !self.collect_subtree(next, w.level + 1, w.va, within, &mut invalidations, &mut doomed) {
                         invalidations.push(w.va, false, self.half == Half::Upper);
@@ -219,6 +231,34 @@ impl<H: PageTableHw> PageTable<H> {
         keep(&mut self.scratch.invalidations, invalidations.list);
         if (wrote || made) && self.half == Half::Upper {
             self.barrier(Barrier::Isb);
+        }
+    }
+
+    /// The break of `writes[i]`, a valid leaf (`global` or not) becoming
+    /// invalid, and of each write after it that clears a valid leaf too:
+    /// written invalid, counted and listed for invalidation. Returns the
+    /// index of the first write it left (the caller reads that slot again).
+    #[inline(always)]
+    fn clear_leaves(
+        &mut self,
+        writes: &[SlotWrite],
+        mut i: usize,
+        mut global: bool,
+        invalidations: &mut Invalidations,
+        tally: &mut counts::Tally,
+    ) -> usize {
+        loop {
+            let w = &writes[i];
+            self.hw.write_entry(w.table, w.index, 0);
+            // (A valid descriptor became invalid.)
+            tally.note(&mut self.counts, w.table, 1, 0);
+            invalidations.push(w.va, true, global);
+            i += 1;
+            let Some(next) = writes.get(i).filter(|next| next.new == 0) else { return i };
+            match descriptor::kind(self.granule, next.level, self.hw.read_entry(next.table, next.index)) {
+                Kind::Leaf { global: g } => global = g,
+                _ => return i,
+            }
         }
     }
 
