@@ -74,7 +74,10 @@ pub(super) fn dispatch(system: &mut System, task: TaskId, number: u64, x: [u64; 
             system.ipc.recv_timed(task, x[0], deadline).map(|()| Next::Ipc)
         }
         syscall::MEM_CAP..=syscall::TABLE_FRAMES | syscall::LINK_SHARED_SELF | syscall::GROW_HEAP => {
-            memory::call(system, task, number, [x[0], x[1], x[2], x[3]]).map(Next::Continue)
+            // (Word by word: moved whole, the five words went through a
+            // `memcpy` call.)
+            memory::call(system, task, number, [x[0], x[1], x[2], x[3]])
+                .map(|[a, b, c, d, e]| Next::Continue([a, b, c, d, e]))
         }
         CALL_LONG | RECV_LONG | REPLY_RECV_LONG => long_message(system, task, number, x[0], msg),
         _ => Err(SysError::Unknown),
