@@ -2,13 +2,16 @@
 //! in registers, in the spirit of seL4's `fastpath_call` and
 //! `fastpath_reply_recv`.
 //!
-//! Owns: the fast path's preconditions and its state change, as two pure
-//! functions. Each either declines (with the reason, nothing changed), and
-//! the general path runs, or leaves exactly the state the general path
-//! would leave (the host test `the_fast_path_leaves_the_general_paths_state`
-//! runs both on random operation sequences), and returns the task to run
-//! now and the registers it resumes with. The kernel then only moves
-//! registers and switches the address space.
+//! Owns: the fast path's preconditions and its state change, as one pure
+//! function per call. Each either declines (with the reason, nothing
+//! changed), and the general path runs, or leaves exactly the state the
+//! general path would leave (the host test
+//! `the_fast_path_leaves_the_general_paths_state` runs both on random
+//! operation sequences), and returns the task to run now and the registers
+//! it resumes with (for `reply_poll` also the server's, which steps aside
+//! into the ready queue). The kernel then only moves registers and
+//! switches the address space (after `reply_poll` it also tells the other
+//! cores, as the general path does, that a task became ready).
 //! Must never: make a scheduling decision the general path would make
 //! differently, or take a case it does not cover (timeouts, bound
 //! notifications with a pending word, queued callers, other cores).
