@@ -23,9 +23,8 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
-from exec_trace import PC_FIELD, Symbols, llvm_tool
+from exec_trace import Symbols, cut, llvm_tool, traced_boot
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 kernel = f"{root}/target/aarch64-unknown-none-softfloat/release/folio"
@@ -42,30 +41,12 @@ zero_start, zero_end = S.names[zero][0], S.names[zero + 1][0]
 listing = subprocess.run([llvm_tool("objdump"), "-d", "--no-show-raw-insn", client], capture_output=True, text=True).stdout
 counter_reads = {int(m.group(1), 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+mrs\s+\w+, PMCCNTR_EL0", listing, re.M)}
 
-windows, current = [], None
-with tempfile.TemporaryDirectory() as tmp:
-    log = os.path.join(tmp, "trace")
-    os.mkfifo(log)
-    qemu = subprocess.Popen(
-        ["timeout", "1500", "qemu-system-aarch64", "-nographic", "-no-reboot", "-semihosting", "-nic", "none",
-         "-icount", "shift=0,sleep=off", "-m", os.environ.get("FOLIO_PROFILE_MEM", "1G"), "-M", "virt",
-         "-cpu", "cortex-a72", "-kernel", image, "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain",
-         "-dfilter", f"{vectors:#x}..{text_end:#x},0x400000..{zero_start:#x},{zero_end:#x}..0x480000",
-         "-D", log, "-append", f"exit=semihosting loglevel=warn {bootargs}"],
-        stdout=subprocess.DEVNULL)
-    with open(log) as trace:
-        for line in trace:
-            m = PC_FIELD.search(line)
-            if not m:
-                continue
-            pc = int(m.group(1), 16)
-            if pc in counter_reads:
-                if current is not None and len(current) > 50:
-                    windows.append(current)
-                current = []
-            if current is not None:
-                current.append(pc)
-    qemu.wait()
+dfilter = f"{vectors:#x}..{text_end:#x},0x400000..{zero_start:#x},{zero_end:#x}..0x480000"
+pcs = traced_boot(image, bootargs, dfilter, os.environ.get("FOLIO_PROFILE_MEM", "1G"), timeout=1500)
+# The last stretch is the run's end after the last counter read, not a
+# request; a stretch of 50 instructions or fewer is two reads in a row.
+stretches = list(cut(pcs, counter_reads))
+windows = [w for w in stretches[:-1] if len(w) > 50]
 
 if not wanted:
     print(f"{len(windows)} windows: " + ", ".join(f"{i}: {len(w)}" for i, w in enumerate(windows)))

@@ -22,9 +22,8 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
-from exec_trace import PC_FIELD, Symbols, llvm_tool
+from exec_trace import Symbols, cut, llvm_tool, traced_boot
 
 elf = sys.argv[1] if len(sys.argv) > 1 else "target/aarch64-unknown-none-softfloat/release/folio"
 img = sys.argv[2] if len(sys.argv) > 2 else "target/folio.img"
@@ -36,29 +35,7 @@ sync_lower = vectors + 0x400
 function = symbols.function
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    log = os.path.join(tmp, "trace.log")
-    subprocess.run(
-        ["timeout", "300", "qemu-system-aarch64", "-nographic", "-no-reboot", "-semihosting", "-nic", "none",
-         "-icount", "shift=0,sleep=off", "-m", "1G", "-M", "virt", "-cpu", "cortex-a72", "-kernel", img,
-         "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain", "-dfilter", f"{vectors:#x}..{text_end:#x}",
-         "-D", log, "-append", f"exit=semihosting loglevel=warn {bootargs}"],
-        stdout=subprocess.DEVNULL, check=True)
-    traps, current = [], None
-    with open(log) as trace:
-        for line in trace:
-            m = PC_FIELD.search(line)
-            if not m:
-                continue
-            pc = int(m.group(1), 16)
-            if pc == sync_lower:
-                if current is not None:
-                    traps.append(current)
-                current = []
-            if current is not None:
-                current.append(pc)
-    if current:
-        traps.append(current)
+traps = list(cut(traced_boot(img, bootargs, f"{vectors:#x}..{text_end:#x}"), {sync_lower}))
 
 lengths = collections.Counter(len(t) for t in traps)
 print(f"{len(traps)} traps from EL0; most frequent lengths: {lengths.most_common(12)}")

@@ -124,33 +124,15 @@ impl<H: PageTableHw> PageTable<H> {
         true
     }
 
-    /// The entries of the contiguous run that the leaf `d` at slot `index`
-    /// (mapping from `slot_va`) begins, when all of it lies inside
-    /// [start, last]. (Out of line: its arithmetic is for runs only, and
-    /// inlined it would be worked out at every table the plan visits.)
+    /// The contiguous run at `level` that holds `slot_va`: its first
+    /// address, bytes and entries. (Out of line: its arithmetic is for runs
+    /// only, and inlined it would be worked out at every table the plan
+    /// visits.)
     #[inline(never)]
-    fn whole_run_from(&self, level: u8, d: u64, index: usize, slot_va: u64, start: u64, last: u64) -> Option<usize> {
-        let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
-        if !leaf || !descriptor::is_contiguous(d) || slot_va < start {
-            return None;
-        }
-        let entries = self.granule.contiguous_entries(level)?;
-        let run_last = slot_va + ((entries as u64 * self.level_size(level)) - 1);
-        (index.is_multiple_of(entries) && run_last <= last).then_some(entries)
-    }
-
-    /// Whether `d` at `level`, whose slot at `slot_va` lies inside
-    /// [start, last], is an entry of a contiguous run reaching past either
-    /// end (a block, a page or a table inside the range never is).
-    #[inline(never)]
-    fn run_crosses(&self, level: u8, d: u64, slot_va: u64, start: u64, last: u64) -> bool {
-        let leaf = matches!(descriptor::kind(self.granule, level, d), descriptor::Kind::Leaf { .. });
-        if !leaf || !descriptor::is_contiguous(d) {
-            return false;
-        }
-        let run = Unit { level, contiguous: true }.size(self.granule);
-        let run_va = slot_va & !(run - 1);
-        run_va < start || run_va + (run - 1) > last
+    fn run_holding(&self, level: u8, slot_va: u64) -> (u64, u64, usize) {
+        let run = Unit { level, contiguous: true };
+        let bytes = run.size(self.granule);
+        (slot_va & !(bytes - 1), bytes, run.entries(self.granule))
     }
 
     /// Splits until no unit crosses `boundary` (0 stands for the top of the
@@ -199,10 +181,8 @@ impl<H: PageTableHw> PageTable<H> {
     ) -> bool {
         let size = self.level_size(level);
         let (mut cleared, mut remaining) = (0u32, 0u32);
-        // Every slot of the range overlaps [start, last]; only a run at
-        // either end of it can reach past the range.
+        // Every slot of the range overlaps [start, last].
         let slots = self.slot_range(level, table_va, start, last);
-        let ends = (slots.start, slots.end.saturating_sub(1));
         let mut index = slots.start;
         while index < slots.end {
             let slot_va = table_va + index as u64 * size;
@@ -212,21 +192,25 @@ impl<H: PageTableHw> PageTable<H> {
                 index += 1;
                 continue;
             }
-            if descriptor::is_contiguous(d)
-                && let Some(run) = self.whole_run_from(level, d, index, slot_va, start, last)
-            {
-                // A contiguous run wholly inside, from its first entry: its
-                // entries are all valid leaves (runs are uniform), so they
-                // are cleared without reading each.
-                for i in index..index + run {
+            if matches!(entry, descriptor::Kind::Leaf { .. }) && descriptor::is_contiguous(d) {
+                // A contiguous run, met at its first entry (runs are
+                // uniform: all valid) unless it began before `start`.
+                // Wholly inside, it is cleared from here without reading
+                // its other entries; otherwise it reaches past an end and
+                // is split first.
+                let (run_va, bytes, entries) = self.run_holding(level, slot_va);
+                if run_va < start || run_va + (bytes - 1) > last {
+                    plan.crossing = true;
+                    return false;
+                }
+                for i in index..index + entries {
                     plan.writes.push(SlotWrite { table, index: i, level, va: table_va + i as u64 * size, new: 0 });
                 }
-                cleared += run as u32;
-                index += run;
+                cleared += entries as u32;
+                index += entries;
                 continue;
             }
-            let slot_last = slot_va + (size - 1);
-            let inside = start <= slot_va && slot_last <= last;
+            let inside = start <= slot_va && slot_va + (size - 1) <= last;
             if let descriptor::Kind::Table { next } = entry
                 && !inside
             {
@@ -243,15 +227,11 @@ impl<H: PageTableHw> PageTable<H> {
                 } else {
                     remaining += 1;
                 }
-            } else if inside
-                && ((index != ends.0 && index != ends.1)
-                    || !descriptor::is_contiguous(d)
-                    || !self.run_crosses(level, d, slot_va, start, last))
-            {
+            } else if inside {
                 plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
                 cleared += 1;
             } else {
-                // A leaf unit reaching past either end: split it first.
+                // A block reaching past either end: split it first.
                 plan.crossing = true;
                 return false;
             }

@@ -40,12 +40,11 @@ impl Scratch {
     /// Each buffer's room and length, for the tests.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> [(usize, usize); 4] {
-        let room = |c: usize, l: usize| (c, l);
         [
-            room(self.writes.capacity(), self.writes.len()),
-            room(self.pending.capacity(), self.pending.len()),
-            room(self.doomed.capacity(), self.doomed.len()),
-            room(self.invalidations.capacity(), self.invalidations.len()),
+            (self.writes.capacity(), self.writes.len()),
+            (self.pending.capacity(), self.pending.len()),
+            (self.doomed.capacity(), self.doomed.len()),
+            (self.invalidations.capacity(), self.invalidations.len()),
         ]
     }
 }

@@ -89,9 +89,7 @@ impl Unit {
 
     /// Every unit of `granule`, largest first.
     pub fn all_largest_first(granule: Granule) -> impl Iterator<Item = Unit> {
-        (granule.start_level()..=3)
-            .flat_map(|level| [Unit { level, contiguous: true }, Unit { level, contiguous: false }])
-            .filter(move |u| u.is_supported(granule))
+        UnitSizes::of(granule).units().map(|(unit, _)| unit)
     }
 }
 
@@ -134,6 +132,11 @@ impl UnitSizes {
     #[inline(always)]
     pub(super) fn of(granule: Granule) -> &'static UnitSizes {
         &UNIT_SIZES[granule.index()]
+    }
+
+    /// The units with their sizes, largest first.
+    pub(super) fn units(&self) -> impl Iterator<Item = (Unit, u64)> + '_ {
+        self.units[..self.len].iter().copied()
     }
 
     /// The largest unit whose size divides `misalignment`'s alignment (the
@@ -253,19 +256,35 @@ pub enum Half {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
-    /// The kept sizes choose what the granule's arithmetic chooses, for
-    /// every alignment and length from one page to past the largest unit.
+    /// The kept sizes choose what the granule's arithmetic chooses (the
+    /// largest of every supported unit that fits, found by trying them
+    /// all), for every alignment and length from one page to past the
+    /// largest unit; and they list the units largest first.
     #[test]
     fn unit_sizes_choose_as_the_granule_does() {
         for granule in Granule::ALL {
             let sizes = UnitSizes::of(granule);
+            let every: Vec<Unit> = (0..=3u8)
+                .flat_map(|level| [true, false].map(|contiguous| Unit { level, contiguous }))
+                .filter(|u| u.is_supported(granule))
+                .collect();
+            let listed: Vec<u64> = sizes
+                .units()
+                .map(|(u, size)| {
+                    assert_eq!(size, u.size(granule));
+                    size
+                })
+                .collect();
+            assert_eq!(listed.len(), every.len(), "{granule:?}: every supported unit listed");
+            assert!(listed.windows(2).all(|w| w[0] > w[1]), "{granule:?}: largest first");
             for align in granule.shift()..48 {
                 for left_shift in granule.shift()..48 {
                     let (misalignment, left) = (1u64 << align, 3u64 << left_shift);
-                    let reference = Unit::all_largest_first(granule)
-                        .find(|u| misalignment & (u.size(granule) - 1) == 0 && left >= u.size(granule))
-                        .unwrap_or(Unit::PAGE);
+                    let fits = |u: &&Unit| misalignment & (u.size(granule) - 1) == 0 && left >= u.size(granule);
+                    let reference =
+                        every.iter().filter(fits).max_by_key(|u| u.size(granule)).copied().unwrap_or(Unit::PAGE);
                     assert_eq!(sizes.largest(misalignment, left), reference, "{granule:?} {align} {left_shift}");
                 }
             }

@@ -108,7 +108,7 @@ impl<H: PageTableHw> PageTable<H> {
                 descriptor::Kind::Invalid => return None,
                 descriptor::Kind::Leaf { .. } => return Some(slot_va.max(start)),
                 descriptor::Kind::Table { next } => {
-                    if self.counts.zeros() > 0 && self.valid_entries(next) == Some(0) {
+                    if self.is_kept_empty(next) {
                         return None;
                     }
                     (table, level, table_va) = (next, level + 1, slot_va);
@@ -125,9 +125,9 @@ impl<H: PageTableHw> PageTable<H> {
             match descriptor::kind(self.granule, level, d) {
                 descriptor::Kind::Invalid => {}
                 descriptor::Kind::Table { next } => {
-                    // An empty (kept) table is not read, as in `visit_table`.
-                    let empty = self.counts.zeros() > 0 && self.valid_entries(next) == Some(0);
-                    if !empty && let Some(va) = self.first_mapped_in(next, level + 1, slot_va, start, last) {
+                    if !self.is_kept_empty(next)
+                        && let Some(va) = self.first_mapped_in(next, level + 1, slot_va, start, last)
+                    {
                         return Some(va);
                     }
                 }
@@ -170,11 +170,9 @@ impl<H: PageTableHw> PageTable<H> {
             match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
                 Entry::Table { next } => {
-                    // A table with nothing valid (kept by
-                    // `unmap_keeping_tables`) maps nothing: not read.
-                    // (Looked up only when the tree has one.)
-                    let empty = self.counts.zeros() > 0 && self.valid_entries(next) == Some(0);
-                    if !empty && !self.visit_table(next, level + 1, slot_va, start, last, previous, f) {
+                    if !self.is_kept_empty(next)
+                        && !self.visit_table(next, level + 1, slot_va, start, last, previous, f)
+                    {
                         return false;
                     }
                 }
@@ -196,6 +194,14 @@ impl<H: PageTableHw> PageTable<H> {
             }
         }
         true
+    }
+
+    /// Whether `table` holds no valid descriptor (a table kept by
+    /// `unmap_keeping_tables`), so a walk need not read it. Looked up only
+    /// when the tree holds such a table at all.
+    #[inline(always)]
+    fn is_kept_empty(&mut self, table: u64) -> bool {
+        self.counts.zeros() > 0 && self.valid_entries(table) == Some(0)
     }
 
     /// The next valid descriptor of `table` among `slots`, which move past
