@@ -13,25 +13,60 @@ use super::*;
 use crate::mm::paging::descriptor::Kind;
 
 /// One slot to rewrite: descriptor `index` of `table` (at `level`), which
-/// maps from virtual address `va`.
+/// maps from virtual address `va`; or, for a whole contiguous run being
+/// cleared, its `slots` entries from `index` on (`new` is then 0).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SlotWrite {
     pub(super) table: u64,
     pub(super) index: usize,
     pub(super) level: u8,
+    /// 1, or a cleared contiguous run's entries: they are written invalid,
+    /// counted and listed for invalidation together, not one by one.
+    pub(super) slots: u16,
     pub(super) va: u64,
     pub(super) new: u64,
 }
 
-/// The invalidations one change needs. Past [`TLBI_THRESHOLD`] the list is
-/// dropped for one broad invalidation, so large changes cost nothing here.
+impl SlotWrite {
+    /// Descriptor `index` of `table` (at `level`, mapping from `va`) becomes `new`.
+    pub(super) fn one(table: u64, index: usize, level: u8, va: u64, new: u64) -> SlotWrite {
+        SlotWrite { table, index, level, slots: 1, va, new }
+    }
+}
+
+/// TLB invalidations by address: `count` addresses from `va`, each
+/// `1 << shift` bytes after the one before (a cleared contiguous run's
+/// entries), of the leaf only or of every level, global or for the tree's
+/// ASID.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Invalidation {
+    pub(super) va: u64,
+    pub(super) count: u16,
+    pub(super) shift: u8,
+    pub(super) leaf_only: bool,
+    pub(super) global: bool,
+}
+
+impl Invalidation {
+    /// The last address it invalidates.
+    fn last(&self) -> u64 {
+        self.va + (u64::from(self.count - 1) << self.shift)
+    }
+}
+
+/// The invalidations one change needs. Past [`TLBI_THRESHOLD`] addresses
+/// the list is dropped for one broad invalidation, so large changes cost
+/// nothing here.
 #[derive(Default)]
 pub(super) struct Invalidations {
-    /// (va, leaf_only, global)
-    pub(super) list: Vec<(u64, bool, bool)>,
+    pub(super) list: Vec<Invalidation>,
+    /// The addresses `list` holds (a run counts each of its entries; at
+    /// most twice the threshold. 32 bits keep the whole struct 32 bytes,
+    /// moved in registers rather than by `memcpy`).
+    listed: u32,
     pub(super) broad: bool,
     pub(super) any_global: bool,
-    /// Whether an address was pushed that is not above the one before. A
+    /// Whether an address was pushed that is not above the ones before. A
     /// change's writes mostly come in address order, and then no entry
     /// can cover another: the list needs no sorting or deduplication, and
     /// is broad as soon as it passes the threshold.
@@ -39,63 +74,95 @@ pub(super) struct Invalidations {
 }
 
 impl Invalidations {
-    /// Records an invalidation: once broad, only whether it is global
-    /// matters (checked here, inline: a large change's pushes are mostly
-    /// past the threshold).
+    /// Records an invalidation of one address.
     #[inline(always)]
     pub(super) fn push(&mut self, va: u64, leaf_only: bool, global: bool) {
-        self.any_global |= global;
+        self.push_run(Invalidation { va, count: 1, shift: 0, leaf_only, global });
+    }
+
+    /// Records invalidations (a run's: `count` addresses). Once broad,
+    /// only whether they are global matters (checked here, inline: a large
+    /// change's pushes are mostly past the threshold).
+    #[inline(always)]
+    pub(super) fn push_run(&mut self, inv: Invalidation) {
+        self.any_global |= inv.global;
         if self.broad {
             return;
         }
         // The common case inline: addresses rising, below the threshold,
         // room kept.
-        let len = self.list.len();
+        let count = u32::from(inv.count);
         if !self.unordered
-            && len < TLBI_THRESHOLD
-            && len < self.list.capacity()
-            && self.list.last().is_none_or(|&(last, _, _)| last < va)
+            && self.listed + count <= TLBI_THRESHOLD as u32
+            && self.list.len() < self.list.capacity()
+            && self.list.last().is_none_or(|last| last.last() < inv.va)
         {
-            self.list.push((va, leaf_only, global));
+            self.list.push(inv);
+            self.listed += count;
             return;
         }
-        self.push_listed(va, leaf_only, global);
+        self.push_listed(inv);
     }
 
     #[inline(never)]
-    fn push_listed(&mut self, va: u64, leaf_only: bool, global: bool) {
-        if self.list.last().is_some_and(|&(last, _, _)| va <= last) {
+    fn push_listed(&mut self, inv: Invalidation) {
+        if self.list.last().is_some_and(|last| inv.va <= last.last()) {
             self.unordered = true;
         }
-        if self.list.len() == TLBI_THRESHOLD * 2 {
+        let count = u32::from(inv.count);
+        let bound = 2 * TLBI_THRESHOLD as u32;
+        if self.listed + count > bound {
             self.finish();
-            if self.list.len() >= TLBI_THRESHOLD {
-                self.broad = true;
-                self.list.clear();
+            if self.broad || self.listed + count > bound {
+                self.go_broad();
                 return;
             }
         }
-        self.list.push((va, leaf_only, global));
-        if !self.unordered && self.list.len() > TLBI_THRESHOLD {
-            self.broad = true;
-            self.list.clear();
+        self.list.push(inv);
+        self.listed += count;
+        if !self.unordered && self.listed > TLBI_THRESHOLD as u32 {
+            self.go_broad();
         }
+    }
+
+    fn go_broad(&mut self) {
+        self.broad = true;
+        self.list.clear();
+        self.listed = 0;
     }
 
     /// Removes what another entry already covers: a by-VA invalidation of
     /// all levels at an address also removes the leaf and walk-cache entries
     /// a leaf-only one at it would. Afterwards the addresses are distinct
     /// and in order.
+    #[inline(always)]
     pub(super) fn finish(&mut self) {
         if self.unordered {
-            self.list.sort_unstable_by_key(|&(va, leaf_only, global)| (va, leaf_only, !global));
-            self.list.dedup_by(|later, earlier| later.0 == earlier.0 && (!earlier.1 || later.1 == earlier.1));
-            self.unordered = false;
+            self.sort_singly();
         }
-        if self.list.len() > TLBI_THRESHOLD {
-            self.broad = true;
-            self.list.clear();
+        if self.listed > TLBI_THRESHOLD as u32 {
+            self.go_broad();
         }
+    }
+
+    /// An unordered list, address by address (its runs listed entry by
+    /// entry), sorted and without what is covered twice.
+    #[inline(never)]
+    fn sort_singly(&mut self) {
+        let runs = self.list.len();
+        for i in 0..runs {
+            let run = self.list[i];
+            for k in 1..u64::from(run.count) {
+                self.list.push(Invalidation { va: run.va + (k << run.shift), count: 1, shift: 0, ..run });
+            }
+            self.list[i].count = 1;
+        }
+        self.list.sort_unstable_by_key(|i| (i.va, i.leaf_only, !i.global));
+        self.list.dedup_by(|later, earlier| {
+            later.va == earlier.va && (!earlier.leaf_only || later.leaf_only == earlier.leaf_only)
+        });
+        self.listed = self.list.len() as u32;
+        self.unordered = false;
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -154,6 +221,8 @@ impl<H: PageTableHw> PageTable<H> {
                 wrote = true;
                 continue;
             }
+            // (Only a cleared run covers several slots, and it is a leaf's.)
+            debug_assert_eq!(w.slots, 1);
             i += 1;
             if old == w.new {
                 continue;
@@ -203,9 +272,16 @@ impl<H: PageTableHw> PageTable<H> {
                 };
                 self.tlbi(op);
             } else {
-                for &(va, leaf_only, global) in &invalidations.list {
-                    let asid = if global { None } else { self.asid };
-                    self.tlbi(Tlbi::Va { va, asid, leaf_only });
+                for inv in &invalidations.list {
+                    let asid = if inv.global { None } else { self.asid };
+                    // (Locals: the TLBI's inline assembly may touch memory,
+                    // so fields would be read again for every address.)
+                    let (mut va, step, leaf_only) = (inv.va, 1u64 << inv.shift, inv.leaf_only);
+                    self.stats.tlbi += u64::from(inv.count);
+                    for _ in 0..inv.count {
+                        self.hw.tlbi(Tlbi::Va { va, asid, leaf_only });
+                        va += step;
+                    }
                 }
             }
             self.barrier(Barrier::DsbIsh);
@@ -249,10 +325,13 @@ impl<H: PageTableHw> PageTable<H> {
     ) -> usize {
         loop {
             let w = &writes[i];
-            self.hw.write_entry(w.table, w.index, 0);
-            // (A valid descriptor became invalid.)
-            tally.note(&mut self.counts, w.table, 1, 0);
-            invalidations.push(w.va, true, global);
+            for index in w.index..w.index + usize::from(w.slots) {
+                self.hw.write_entry(w.table, index, 0);
+            }
+            // (Valid descriptors became invalid.)
+            tally.add(&mut self.counts, w.table, -i32::from(w.slots));
+            let shift = self.level_size(w.level).trailing_zeros() as u8;
+            invalidations.push_run(Invalidation { va: w.va, count: w.slots, shift, leaf_only: true, global });
             i += 1;
             let Some(next) = writes.get(i).filter(|next| next.new == 0) else { return i };
             match descriptor::kind(self.granule, next.level, self.hw.read_entry(next.table, next.index)) {
@@ -375,5 +454,69 @@ impl<H: PageTableHw> PageTable<H> {
     pub(super) fn tlbi(&mut self, op: Tlbi) {
         self.stats.tlbi += 1;
         self.hw.tlbi(op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(va: u64, count: u16, leaf_only: bool) -> Invalidation {
+        Invalidation { va, count, shift: 12, leaf_only, global: false }
+    }
+
+    /// The addresses a list invalidates, in order, with whether leaf-only.
+    fn addresses(inv: &Invalidations) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        for i in &inv.list {
+            for k in 0..u64::from(i.count) {
+                out.push((i.va + (k << i.shift), i.leaf_only));
+            }
+        }
+        out
+    }
+
+    /// A run in address order stays one entry; its addresses count against
+    /// the threshold one by one.
+    #[test]
+    fn runs_in_order_stay_whole_and_count_each_address() {
+        let mut inv = Invalidations::default();
+        inv.list.reserve(8);
+        inv.push_run(run(0x10000, 16, true));
+        inv.push(0x30000, true, false);
+        inv.finish();
+        assert_eq!(inv.list.len(), 2);
+        assert_eq!(inv.listed, 17);
+        let want: Vec<_> = (0..16).map(|k| (0x10000 + k * 0x1000, true)).chain([(0x30000, true)]).collect();
+        assert_eq!(addresses(&inv), want);
+        // Up to the threshold by addresses, not entries: then broad.
+        let mut inv = Invalidations::default();
+        inv.push_run(run(0, 64, true));
+        inv.finish();
+        assert!(!inv.broad);
+        inv.push(64 << 12, true, false);
+        inv.finish();
+        assert!(inv.broad && inv.list.is_empty() && inv.listed == 0);
+        let mut inv = Invalidations::default();
+        inv.push_run(run(0, 128, true));
+        inv.finish();
+        assert!(inv.broad);
+    }
+
+    /// Out of order, runs are listed address by address, sorted, and an
+    /// all-levels invalidation absorbs a leaf-only one at its address.
+    #[test]
+    fn unordered_runs_are_listed_singly_sorted_and_deduplicated() {
+        let mut inv = Invalidations::default();
+        inv.push_run(run(0x20000, 16, true));
+        inv.push(0x23000, false, false);
+        inv.push_run(run(0x10000, 4, true));
+        inv.finish();
+        let mut want: Vec<_> = (0..4).map(|k| (0x10000 + k * 0x1000, true)).collect();
+        want.extend((0..16).map(|k| (0x20000 + k * 0x1000, k != 3)));
+        assert_eq!(addresses(&inv), want);
+        assert!(inv.list.iter().all(|i| i.count == 1));
+        assert_eq!(inv.listed as usize, inv.list.len());
+        assert!(!inv.broad);
     }
 }

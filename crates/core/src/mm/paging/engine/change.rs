@@ -111,7 +111,7 @@ impl<H: PageTableHw> PageTable<H> {
             depth -= 1;
             let (parent, index, level, va) = path[depth];
             plan.writes.clear();
-            plan.writes.push(SlotWrite { table: parent, index, level, va, new: 0 });
+            plan.writes.push(SlotWrite::one(parent, index, level, va, 0));
             emptied = parent != root && self.valid_entries(parent) == Some(1);
         }
         if plan.crossing {
@@ -203,9 +203,9 @@ impl<H: PageTableHw> PageTable<H> {
                     plan.crossing = true;
                     return false;
                 }
-                for i in index..index + entries {
-                    plan.writes.push(SlotWrite { table, index: i, level, va: table_va + i as u64 * size, new: 0 });
-                }
+                // (`slot_va` is the run's first address.)
+                let slots = entries as u16;
+                plan.writes.push(SlotWrite { table, index, level, slots, va: slot_va, new: 0 });
                 cleared += entries as u32;
                 index += entries;
                 continue;
@@ -222,13 +222,13 @@ impl<H: PageTableHw> PageTable<H> {
                 if emptied && prune {
                     // The child empties: clear its slot here instead.
                     plan.writes.truncate(mark);
-                    plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                    plan.writes.push(SlotWrite::one(table, index, level, slot_va, 0));
                     cleared += 1;
                 } else {
                     remaining += 1;
                 }
             } else if inside {
-                plan.writes.push(SlotWrite { table, index, level, va: slot_va, new: 0 });
+                plan.writes.push(SlotWrite::one(table, index, level, slot_va, 0));
                 cleared += 1;
             } else {
                 // A block reaching past either end: split it first.
@@ -314,7 +314,7 @@ impl<H: PageTableHw> PageTable<H> {
                         change.wrote = true;
                         change.invalidations.push(slot_va, true, was.global);
                     } else {
-                        change.writes.push(SlotWrite { table, index, level, va: slot_va, new });
+                        change.writes.push(SlotWrite::one(table, index, level, slot_va, new));
                     }
                 }
             }
@@ -337,7 +337,7 @@ impl<H: PageTableHw> PageTable<H> {
         let level_size = self.level_size(m.unit.level);
         for i in 0..m.unit.entries(self.granule) {
             let new = descriptor::leaf(m.unit.level, pa + i as u64 * level_size, attributes, contiguous);
-            out.push(SlotWrite { table, index: first + i, level: m.unit.level, va: m.va + i as u64 * level_size, new });
+            out.push(SlotWrite::one(table, first + i, m.unit.level, m.va + i as u64 * level_size, new));
         }
     }
 
@@ -394,7 +394,7 @@ impl<H: PageTableHw> PageTable<H> {
             self.hw.write_entry(child, index, d);
         }
         let slot = self.index(m.va, m.unit.level);
-        writes.push(SlotWrite { table, index: slot, level: m.unit.level, va: m.va, new: descriptor::table(child) });
+        writes.push(SlotWrite::one(table, slot, m.unit.level, m.va, descriptor::table(child)));
         self.apply(writes);
         Ok(unit)
     }

@@ -128,7 +128,12 @@ impl Tally {
     /// Descriptor `old` of `table` became `new`.
     #[inline(always)]
     pub(super) fn note(&mut self, counts: &mut ValidCounts, table: u64, old: u64, new: u64) {
-        let delta = is_valid(new) as i32 - is_valid(old) as i32;
+        self.add(counts, table, is_valid(new) as i32 - is_valid(old) as i32);
+    }
+
+    /// `table` gained (`delta` > 0) or lost valid descriptors.
+    #[inline(always)]
+    pub(super) fn add(&mut self, counts: &mut ValidCounts, table: u64, delta: i32) {
         if delta == 0 {
             return;
         }

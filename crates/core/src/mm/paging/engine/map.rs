@@ -166,13 +166,7 @@ impl<H: PageTableHw> PageTable<H> {
             for i in 0..slots {
                 if counts::is_valid(self.hw.read_entry(table, first + i)) {
                     let new = d + i as u64 * stride;
-                    replace.push(SlotWrite {
-                        table,
-                        index: first + i,
-                        level: unit.level,
-                        va: va + i as u64 * level_size,
-                        new,
-                    });
+                    replace.push(SlotWrite::one(table, first + i, unit.level, va + i as u64 * level_size, new));
                 }
             }
         }
@@ -251,7 +245,7 @@ impl<H: PageTableHw> PageTable<H> {
         let index = self.index(va, 2);
         if self.hw.read_entry(parent, index) != 0 {
             // An empty private table is there: replace it (it maps nothing).
-            let writes = alloc::vec![SlotWrite { table: parent, index, level: 2, va, new: descriptor::table(table) }];
+            let writes = alloc::vec![SlotWrite::one(parent, index, 2, va, descriptor::table(table))];
             self.apply(writes);
             return Ok(());
         }
@@ -286,10 +280,17 @@ impl<H: PageTableHw> PageTable<H> {
     /// Gives every slot in [va, va + size) that points at a shared table a
     /// private copy, so the range can be changed. The copy has the same
     /// contents; the switch is break-before-make like any table change.
+    /// (The test for a tree with no shared table, every task's but HVO's,
+    /// is inline.)
+    #[inline(always)]
     pub(super) fn unshare(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
         if self.shared.is_empty() {
             return Ok(());
         }
+        self.unshare_slots(va, size)
+    }
+
+    fn unshare_slots(&mut self, va: u64, size: u64) -> Result<(), PagingError> {
         let span = self.level_size(2);
         let mut at = va & !(span - 1);
         let last = va + (size - 1);
@@ -304,8 +305,7 @@ impl<H: PageTableHw> PageTable<H> {
                         let d = self.hw.read_entry(next, i);
                         self.hw.write_entry(copy, i, d);
                     }
-                    let writes =
-                        alloc::vec![SlotWrite { table: parent, index, level: 2, va: at, new: descriptor::table(copy) }];
+                    let writes = alloc::vec![SlotWrite::one(parent, index, 2, at, descriptor::table(copy))];
                     self.apply(writes);
                 }
             }

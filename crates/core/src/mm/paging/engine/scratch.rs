@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use super::bbm::SlotWrite;
+use super::bbm::{Invalidation, SlotWrite};
 use crate::mm::Granule;
 
 /// Entries a kept buffer may have room for: the largest contiguous run's
@@ -32,8 +32,7 @@ pub(super) struct Scratch {
     pub(super) pending: Vec<(usize, u64)>,
     /// Table frames to free after the invalidation, with their levels.
     pub(super) doomed: Vec<(u64, u8)>,
-    /// (va, leaf_only, global)
-    pub(super) invalidations: Vec<(u64, bool, bool)>,
+    pub(super) invalidations: Vec<Invalidation>,
 }
 
 impl Scratch {
