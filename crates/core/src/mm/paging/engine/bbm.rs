@@ -234,10 +234,10 @@ impl<H: PageTableHw> PageTable<H> {
                 Kind::Leaf { global } => {
                     if w.new != 0 && descriptor::in_place_change_allowed(old, w.new) {
                         self.hw.write_entry(w.table, w.index, w.new);
-                        tally.note(&mut self.counts, w.table, old, w.new);
+                        tally.note(&mut self.counts, w.table, w.level, old, w.new);
                     } else {
                         self.hw.write_entry(w.table, w.index, 0);
-                        tally.note(&mut self.counts, w.table, old, 0);
+                        tally.note(&mut self.counts, w.table, w.level, old, 0);
                         if w.new != 0 {
                             pending.push((i - 1, 0));
                         }
@@ -247,7 +247,7 @@ impl<H: PageTableHw> PageTable<H> {
                 }
                 Kind::Table { next } => {
                     self.hw.write_entry(w.table, w.index, 0);
-                    tally.note(&mut self.counts, w.table, old, 0);
+                    tally.note(&mut self.counts, w.table, w.level, old, 0);
                     wrote = true;
                     if w.new != 0 {
                         pending.push((i - 1, 0));
@@ -291,15 +291,15 @@ impl<H: PageTableHw> PageTable<H> {
         for &(i, now) in &pending {
             let w = &writes[i];
             self.hw.write_entry(w.table, w.index, w.new);
-            tally.note(&mut self.counts, w.table, now, w.new);
+            tally.note(&mut self.counts, w.table, w.level, now, w.new);
             made = true;
         }
         tally.flush(&mut self.counts);
         if made {
             self.barrier(Barrier::DsbIshSt);
         }
-        for &(table, _) in &doomed {
-            self.release_table(table);
+        for &(table, level) in &doomed {
+            self.release_table(table, level);
         }
         keep(&mut self.scratch.writes, writes);
         keep(&mut self.scratch.pending, pending);
@@ -329,7 +329,7 @@ impl<H: PageTableHw> PageTable<H> {
                 self.hw.write_entry(w.table, index, 0);
             }
             // (Valid descriptors became invalid.)
-            tally.add(&mut self.counts, w.table, -i32::from(w.slots));
+            tally.add(&mut self.counts, w.table, w.level, -i32::from(w.slots));
             let shift = self.level_size(w.level).trailing_zeros() as u8;
             invalidations.push_run(Invalidation { va: w.va, count: w.slots, shift, leaf_only: true, global });
             i += 1;
@@ -394,7 +394,7 @@ impl<H: PageTableHw> PageTable<H> {
             doomed.push((table, level));
             return true;
         }
-        let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
+        let mut left = self.valid_entries(table, level).unwrap_or(u32::MAX);
         for (index, va) in self.slots_overlapping(level, table_va, within.0, within.1) {
             if left == 0 {
                 break;
@@ -427,7 +427,7 @@ impl<H: PageTableHw> PageTable<H> {
             return;
         }
         if level < 3 {
-            let mut left = self.valid_entries(table).unwrap_or(u32::MAX);
+            let mut left = self.valid_entries(table, level).unwrap_or(u32::MAX);
             for index in 0..self.entries(level) {
                 if left == 0 {
                     break;

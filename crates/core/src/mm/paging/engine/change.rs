@@ -112,7 +112,7 @@ impl<H: PageTableHw> PageTable<H> {
             let (parent, index, level, va) = path[depth];
             plan.writes.clear();
             plan.writes.push(SlotWrite::one(parent, index, level, va, 0));
-            emptied = parent != root && self.valid_entries(parent) == Some(1);
+            emptied = parent != root && self.valid_entries(parent, level) == Some(1);
         }
         if plan.crossing {
             plan.writes.clear();
@@ -241,7 +241,7 @@ impl<H: PageTableHw> PageTable<H> {
         // count says so without reading the slots outside the range (the
         // root is never freed; a shared table is never counted).
         // (Without `prune` nobody asks.)
-        prune && remaining == 0 && table != self.root && self.valid_entries(table) == Some(cleared)
+        prune && remaining == 0 && table != self.root && self.valid_entries(table, level) == Some(cleared)
     }
 
     // ---- protect ----------------------------------------------------------
@@ -310,7 +310,7 @@ impl<H: PageTableHw> PageTable<H> {
                         continue;
                     }
                     if descriptor::in_place_change_allowed(old, new) {
-                        self.store(table, index, old, new);
+                        self.store(table, level, index, old, new);
                         change.wrote = true;
                         change.invalidations.push(slot_va, true, was.global);
                     } else {
@@ -386,7 +386,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Err(PagingError::CannotSplit { va });
         }
         let level = m.unit.level + 1;
-        let child = self.new_table(self.entries(level) as u32)?;
+        let child = self.new_table(level, self.entries(level) as u32)?;
         let unit = Unit { level, contiguous: self.granule.contiguous_entries(level).is_some() };
         let level_size = self.level_size(level);
         for index in 0..self.entries(level) {

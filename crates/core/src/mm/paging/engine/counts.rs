@@ -13,7 +13,8 @@
 
 use super::*;
 
-/// Lookup hints kept (8 bytes: a tree lives in each task's record).
+/// Lookup hints kept, one per level (8 bytes: a tree lives in each task's
+/// record).
 const HINTS: usize = 4;
 
 /// The valid-descriptor count of every private table of one tree.
@@ -21,9 +22,10 @@ const HINTS: usize = 4;
 pub(super) struct ValidCounts {
     /// (table, valid descriptors), sorted by table.
     tables: Vec<(u64, u32)>,
-    /// Where recent lookups landed, one per few tables (by the table's
-    /// address): a walk looks up each level's table in turn, and a change's
-    /// writes come in runs within one table. A hint is checked against the
+    /// Where the last lookup of a table at each level landed: a walk looks
+    /// up one table per level in turn, and a change's writes come in runs
+    /// within one table, so each level's hint mostly names the table asked
+    /// for, whatever the tables' addresses. A hint is checked against the
     /// table it names before use (inserts and removals move positions).
     hints: [u16; HINTS],
     /// How many counted tables hold no valid descriptor (the root among
@@ -32,11 +34,10 @@ pub(super) struct ValidCounts {
 }
 
 impl ValidCounts {
+    /// Where `table`, a table at `level`, is (or would be) in the list.
     #[inline(always)]
-    fn position(&mut self, table: u64) -> Result<usize, usize> {
-        // Table frames are at least 4 KiB apart; the bits above mix in the
-        // 16K and 64K granules' frame numbers.
-        let slot = ((table >> 12) ^ (table >> 14) ^ (table >> 16)) as usize % HINTS;
+    fn position(&mut self, table: u64, level: u8) -> Result<usize, usize> {
+        let slot = usize::from(level) % HINTS;
         let hint = usize::from(self.hints[slot]);
         if self.tables.get(hint).is_some_and(|&(t, _)| t == table) {
             return Ok(hint);
@@ -55,9 +56,10 @@ impl ValidCounts {
         self.tables.try_reserve(1).map_err(|_| PagingError::OutOfTableFrames)
     }
 
-    /// Starts counting `table` at `valid` (after [`ValidCounts::reserve_one`]).
-    pub(super) fn insert(&mut self, table: u64, valid: u32) {
-        match self.position(table) {
+    /// Starts counting `table` (at `level`) at `valid` (after
+    /// [`ValidCounts::reserve_one`]).
+    pub(super) fn insert(&mut self, table: u64, level: u8, valid: u32) {
+        match self.position(table, level) {
             Ok(i) => {
                 self.zeros -= (self.tables[i].1 == 0) as usize;
                 self.tables[i].1 = valid;
@@ -68,8 +70,8 @@ impl ValidCounts {
     }
 
     /// Stops counting `table` (it is being freed).
-    pub(super) fn remove(&mut self, table: u64) {
-        if let Ok(i) = self.position(table) {
+    pub(super) fn remove(&mut self, table: u64, level: u8) {
+        if let Ok(i) = self.position(table, level) {
             let (_, valid) = self.tables.remove(i);
             self.zeros -= (valid == 0) as usize;
         }
@@ -77,16 +79,16 @@ impl ValidCounts {
 
     /// The valid descriptors of `table`; `None` for a table not counted (a
     /// shared one), which callers must treat as possibly non-empty.
-    pub(super) fn get(&mut self, table: u64) -> Option<u32> {
-        self.position(table).ok().map(|i| self.tables[i].1)
+    pub(super) fn get(&mut self, table: u64, level: u8) -> Option<u32> {
+        self.position(table, level).ok().map(|i| self.tables[i].1)
     }
 
     /// `table` gained (`delta` > 0) or lost valid descriptors.
-    pub(super) fn adjust(&mut self, table: u64, delta: i32) {
+    pub(super) fn adjust(&mut self, table: u64, level: u8, delta: i32) {
         if delta == 0 {
             return;
         }
-        if let Ok(i) = self.position(table) {
+        if let Ok(i) = self.position(table, level) {
             let count = &mut self.tables[i].1;
             let was_zero = *count == 0;
             *count = count.saturating_add_signed(delta);
@@ -121,32 +123,34 @@ impl ValidCounts {
 #[derive(Default)]
 pub(super) struct Tally {
     table: u64,
+    level: u8,
     delta: i32,
 }
 
 impl Tally {
-    /// Descriptor `old` of `table` became `new`.
+    /// Descriptor `old` of `table` (at `level`) became `new`.
     #[inline(always)]
-    pub(super) fn note(&mut self, counts: &mut ValidCounts, table: u64, old: u64, new: u64) {
-        self.add(counts, table, is_valid(new) as i32 - is_valid(old) as i32);
+    pub(super) fn note(&mut self, counts: &mut ValidCounts, table: u64, level: u8, old: u64, new: u64) {
+        self.add(counts, table, level, is_valid(new) as i32 - is_valid(old) as i32);
     }
 
-    /// `table` gained (`delta` > 0) or lost valid descriptors.
+    /// `table` (at `level`) gained (`delta` > 0) or lost valid descriptors.
     #[inline(always)]
-    pub(super) fn add(&mut self, counts: &mut ValidCounts, table: u64, delta: i32) {
+    pub(super) fn add(&mut self, counts: &mut ValidCounts, table: u64, level: u8, delta: i32) {
         if delta == 0 {
             return;
         }
         if table != self.table {
             self.flush(counts);
             self.table = table;
+            self.level = level;
         }
         self.delta += delta;
     }
 
     /// Applies what was gathered.
     pub(super) fn flush(&mut self, counts: &mut ValidCounts) {
-        counts.adjust(self.table, self.delta);
+        counts.adjust(self.table, self.level, self.delta);
         self.delta = 0;
     }
 }
@@ -158,41 +162,42 @@ pub(super) fn is_valid(d: u64) -> bool {
 }
 
 impl<H: PageTableHw> PageTable<H> {
-    /// A zeroed table frame, counted with `valid` descriptors: the caller
-    /// fills exactly that many before publishing it.
-    pub(super) fn new_table(&mut self, valid: u32) -> Result<u64, PagingError> {
+    /// A zeroed table frame for `level`, counted with `valid` descriptors:
+    /// the caller fills exactly that many before publishing it.
+    pub(super) fn new_table(&mut self, level: u8, valid: u32) -> Result<u64, PagingError> {
         self.counts.reserve_one()?;
         let table = self.hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
         self.stats.tables_in_use += 1;
-        self.counts.insert(table, valid);
+        self.counts.insert(table, level, valid);
         Ok(table)
     }
 
-    /// Gives a table frame back (after the walk cache is clean of it).
-    pub(super) fn release_table(&mut self, table: u64) {
-        self.counts.remove(table);
+    /// Gives a table frame (at `level`) back, after the walk cache is
+    /// clean of it.
+    pub(super) fn release_table(&mut self, table: u64, level: u8) {
+        self.counts.remove(table, level);
         self.hw.free_table(table);
         self.stats.tables_in_use -= 1;
     }
 
-    /// Writes descriptor `index` of private table `table`, which held `old`,
-    /// keeping the table's count.
-    pub(super) fn store(&mut self, table: u64, index: usize, old: u64, new: u64) {
+    /// Writes descriptor `index` of private table `table` (at `level`),
+    /// which held `old`, keeping the table's count.
+    pub(super) fn store(&mut self, table: u64, level: u8, index: usize, old: u64, new: u64) {
         self.hw.write_entry(table, index, new);
-        self.counts.adjust(table, is_valid(new) as i32 - is_valid(old) as i32);
+        self.counts.adjust(table, level, is_valid(new) as i32 - is_valid(old) as i32);
     }
 
     /// Tables other than the root that hold no valid descriptor: kept by
     /// [`PageTable::unmap_keeping_tables`].
     pub fn empty_tables(&mut self) -> usize {
-        let root_empty = self.valid_entries(self.root) == Some(0);
+        let root_empty = self.valid_entries(self.root, self.granule.start_level()) == Some(0);
         self.counts.zeros() - root_empty as usize
     }
 
-    /// The valid descriptors of private table `table`; `None` for a shared
-    /// table, which must never be taken for empty.
-    pub(super) fn valid_entries(&mut self, table: u64) -> Option<u32> {
-        self.counts.get(table)
+    /// The valid descriptors of private table `table` (at `level`); `None`
+    /// for a shared table, which must never be taken for empty.
+    pub(super) fn valid_entries(&mut self, table: u64, level: u8) -> Option<u32> {
+        self.counts.get(table, level)
     }
 
     /// Checks every private table's count against its contents, and that
@@ -214,10 +219,10 @@ impl<H: PageTableHw> PageTable<H> {
                     stack.push((next, level + 1));
                 }
             }
-            if self.counts.get(table) != Some(valid) {
+            if self.counts.get(table, level) != Some(valid) {
                 return Err(alloc::format!(
                     "table {table:#x} at level {level} holds {valid} valid descriptors, counted {:?}",
-                    self.counts.get(table)
+                    self.counts.get(table, level)
                 ));
             }
         }

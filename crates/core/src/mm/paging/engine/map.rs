@@ -186,7 +186,7 @@ impl<H: PageTableHw> PageTable<H> {
                 d += stride;
             }
         }
-        self.counts.adjust(table, (slots - replaced) as i32);
+        self.counts.adjust(table, unit.level, (slots - replaced) as i32);
         Ok(())
     }
 
@@ -250,7 +250,7 @@ impl<H: PageTableHw> PageTable<H> {
             return Ok(());
         }
         self.barrier(Barrier::DsbIshSt);
-        self.store(parent, index, 0, descriptor::table(table));
+        self.store(parent, 2, index, 0, descriptor::table(table));
         self.barrier(Barrier::DsbIshSt);
         if self.half == Half::Upper {
             self.barrier(Barrier::Isb);
@@ -300,7 +300,7 @@ impl<H: PageTableHw> PageTable<H> {
                 if let Entry::Table { next } = descriptor::decode(self.granule, 2, self.hw.read_entry(parent, index))
                     && self.is_shared(next)
                 {
-                    let copy = self.new_table(self.entries(3) as u32)?;
+                    let copy = self.new_table(3, self.entries(3) as u32)?;
                     for i in 0..self.entries(3) {
                         let d = self.hw.read_entry(next, i);
                         self.hw.write_entry(copy, i, d);

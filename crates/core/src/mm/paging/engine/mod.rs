@@ -120,7 +120,7 @@ impl<H: PageTableHw> PageTable<H> {
         let mut counts = ValidCounts::default();
         counts.reserve_one()?;
         let root = hw.alloc_table().ok_or(PagingError::OutOfTableFrames)?;
-        counts.insert(root, 0);
+        counts.insert(root, granule.start_level(), 0);
         Ok(PageTable {
             hw,
             granule,
@@ -165,7 +165,7 @@ impl<H: PageTableHw> PageTable<H> {
     /// and its ASID invalidated), so no break-before-make is needed.
     pub fn empty(&mut self) {
         let level = self.granule.start_level();
-        let mut left = self.valid_entries(self.root).unwrap_or(u32::MAX);
+        let mut left = self.valid_entries(self.root, self.granule.start_level()).unwrap_or(u32::MAX);
         for index in 0..self.entries(level) {
             if left == 0 {
                 break;

@@ -30,10 +30,10 @@ impl<H: PageTableHw> PageTable<H> {
                 Entry::Leaf { .. } => return Ok(None),
                 Entry::Invalid if !create => return Ok(None),
                 Entry::Invalid => {
-                    let next = self.new_table(0)?;
+                    let next = self.new_table(l + 1, 0)?;
                     // The zeroed table must be visible before the walker can reach it.
                     self.barrier(Barrier::DsbIshSt);
-                    self.store(table, index, 0, descriptor::table(next));
+                    self.store(table, l, index, 0, descriptor::table(next));
                     table = next;
                 }
             }
@@ -108,7 +108,7 @@ impl<H: PageTableHw> PageTable<H> {
                 descriptor::Kind::Invalid => return None,
                 descriptor::Kind::Leaf { .. } => return Some(slot_va.max(start)),
                 descriptor::Kind::Table { next } => {
-                    if self.is_kept_empty(next) {
+                    if self.is_kept_empty(next, level + 1) {
                         return None;
                     }
                     (table, level, table_va) = (next, level + 1, slot_va);
@@ -125,7 +125,7 @@ impl<H: PageTableHw> PageTable<H> {
             match descriptor::kind(self.granule, level, d) {
                 descriptor::Kind::Invalid => {}
                 descriptor::Kind::Table { next } => {
-                    if !self.is_kept_empty(next)
+                    if !self.is_kept_empty(next, level + 1)
                         && let Some(va) = self.first_mapped_in(next, level + 1, slot_va, start, last)
                     {
                         return Some(va);
@@ -170,7 +170,7 @@ impl<H: PageTableHw> PageTable<H> {
             match descriptor::decode(self.granule, level, d) {
                 Entry::Invalid => {}
                 Entry::Table { next } => {
-                    if !self.is_kept_empty(next)
+                    if !self.is_kept_empty(next, level + 1)
                         && !self.visit_table(next, level + 1, slot_va, start, last, previous, f)
                     {
                         return false;
@@ -200,8 +200,8 @@ impl<H: PageTableHw> PageTable<H> {
     /// `unmap_keeping_tables`), so a walk need not read it. Looked up only
     /// when the tree holds such a table at all.
     #[inline(always)]
-    fn is_kept_empty(&mut self, table: u64) -> bool {
-        self.counts.zeros() > 0 && self.valid_entries(table) == Some(0)
+    fn is_kept_empty(&mut self, table: u64, level: u8) -> bool {
+        self.counts.zeros() > 0 && self.valid_entries(table, level) == Some(0)
     }
 
     /// The next valid descriptor of `table` among `slots`, which move past
