@@ -669,13 +669,16 @@ fn unmapping_keeps_at_most_the_asked_empty_tables_and_maps_reuse_them() {
     }
 }
 
-/// A small change's buffers are kept for the next, always empty; a large
-/// change's are not kept.
+/// A new tree's change buffers have room for a small change; a small
+/// change's buffers are kept for the next, always empty; a large change's
+/// are not kept.
 #[test]
 fn change_buffers_are_kept_empty_and_small() {
     for granule in Granule::ALL {
         let page = granule.size();
         let mut t = table(granule, Half::Lower);
+        let made = t.scratch_kept();
+        assert!(made.iter().all(|&(room, len)| room > 0 && len == 0), "{granule}: a new tree's buffers: {made:?}");
         let va = 3 * granule.level_size(2);
         t.map(va, 0x8000_0000, 2 * page, Attributes::USER_RW, Policy::Force(Unit::PAGE)).unwrap();
         t.unmap(va, page).unwrap();

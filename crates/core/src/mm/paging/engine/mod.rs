@@ -131,7 +131,7 @@ impl<H: PageTableHw> PageTable<H> {
             global_in_lower_half: false,
             shared: Vec::new(),
             counts,
-            scratch: scratch::Scratch::default(),
+            scratch: scratch::Scratch::with_room(),
         })
     }
 

@@ -35,7 +35,24 @@ pub(super) struct Scratch {
     pub(super) invalidations: Vec<Invalidation>,
 }
 
+/// Entries each buffer gets room for when a tree is made: a small
+/// change's (a block over a kept table: one write, one pending, one table
+/// freed, one invalidation), so even a tree's first such change allocates
+/// nothing on its request path.
+const FIRST_ROOM: usize = 4;
+
 impl Scratch {
+    /// Buffers with room for a small change (left empty when the heap
+    /// cannot give it: they grow on first use then).
+    pub(super) fn with_room() -> Scratch {
+        let mut s = Scratch::default();
+        let _ = s.writes.try_reserve_exact(FIRST_ROOM);
+        let _ = s.pending.try_reserve_exact(FIRST_ROOM);
+        let _ = s.doomed.try_reserve_exact(FIRST_ROOM);
+        let _ = s.invalidations.try_reserve_exact(FIRST_ROOM);
+        s
+    }
+
     /// Each buffer's room and length, for the tests.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> [(usize, usize); 4] {
