@@ -310,10 +310,12 @@ impl<H: PageTableHw> PageTable<H> {
         }
     }
 
-    /// The break of `writes[i]`, a valid leaf (`global` or not) becoming
-    /// invalid, and of each write after it that clears a valid leaf too:
-    /// written invalid, counted and listed for invalidation. Returns the
-    /// index of the first write it left (the caller reads that slot again).
+    /// The break of `writes[i]`, a valid leaf (`global` or not) or a whole
+    /// contiguous run of them becoming invalid, and of each write after it
+    /// that clears valid leaves too: written invalid, counted and listed
+    /// for invalidation (a run's entries in one loop, one count and one
+    /// list entry). Returns the index of the first write it left (the
+    /// caller reads that slot again).
     #[inline(always)]
     fn clear_leaves(
         &mut self,
