@@ -100,13 +100,17 @@ test-kvm: image kvm-rootfs
 ICOUNT = -icount shift=0,sleep=off -seed 1 -rtc base=2024-01-01T00:00:00,clock=vm
 BENCH_BOOT = timeout 300 qemu-system-aarch64 -m 4G $(QEMU_COMMON) $(ICOUNT) -kernel $(KERNEL_IMG)
 
-# In-kernel benchmarks under QEMU icount for each granule, then the host
-# benchmark (criterion, folio against aarch64-paging).
+# In-kernel benchmarks under QEMU icount for each granule (the 4K memory
+# service's figures then beside Linux hugetlb's, tools/beside-linux.awk),
+# then the host benchmark (criterion, folio against aarch64-paging).
 bench: image
+	@mkdir -p target/bench
 	@for g in 4k:cortex-a72 16k:max 64k:cortex-a72; do \
 	    echo "== granule $${g%%:*} (-cpu $${g##*:})"; \
-	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep -E '^(bench|ipcbench|longbench|membench|memsvc: (background )?(zeroing|merging))' || exit 1; \
+	    $(BENCH_BOOT) -M virt -cpu $${g##*:} -append "exit=semihosting loglevel=warn bench granule=$${g%%:*}" | grep -E '^(bench|ipcbench|longbench|membench|memsvc: (background )?(zeroing|merging))' > target/bench/$${g%%:*}.txt || exit 1; \
+	    cat target/bench/$${g%%:*}.txt; \
 	done
+	@awk -f tools/beside-linux.awk target/bench/4k.txt
 	@echo "== granule 4k (-cpu cortex-a72), -smp 2 and -smp 4: IPC across cores, broadcast TLBI"
 	@for n in 2 4; do \
 	    $(BENCH_BOOT) -M virt -cpu cortex-a72 -smp $$n -append "exit=semihosting loglevel=warn bench granule=4k memsvc=off" | grep -E '^(ipcbench|bench broadcast)' || exit 1; \
