@@ -7,8 +7,11 @@
 //!
 //! 1. write invalid descriptors (or, for a change of permissions only, the
 //!    new descriptor in place),
-//! 2. `dsb ishst`, one TLB invalidation per old mapping unit (or one
-//!    ASID-wide / global invalidation above [`TLBI_THRESHOLD`]), `dsb ish`,
+//! 2. `dsb ishst`, one TLB invalidation by address per old leaf
+//!    descriptor (a contiguous run's entries each: a TLB may hold them
+//!    separately) or per table pointer with nothing invalidated below it
+//!    (or one ASID-wide / global invalidation above [`TLBI_THRESHOLD`]
+//!    addresses), `dsb ish`,
 //! 3. write the new descriptors, `dsb ishst` (and `isb` for kernel tables),
 //! 4. only then free table frames that are no longer reachable.
 //!
