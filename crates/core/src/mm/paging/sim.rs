@@ -368,6 +368,12 @@ impl PageTableHw for SimMachine {
     }
 
     fn tlbi(&mut self, op: Tlbi) {
+        // The break must be visible to every walker before its
+        // invalidation: otherwise a walk after the TLBI may still read the
+        // old descriptor and cache it again.
+        if !self.unpublished.is_empty() {
+            self.violations.push(format!("{op:?} issued before the tables written were published (dsb ishst)"));
+        }
         self.tlbis.push(op);
         self.pending.push(op);
     }
