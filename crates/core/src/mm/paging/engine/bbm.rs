@@ -195,6 +195,14 @@ impl<H: PageTableHw> PageTable<H> {
     /// Applies a change: its slot writes with break-before-make, together
     /// with the in-place writes already made and their invalidations.
     pub(super) fn apply_change(&mut self, change: Change) {
+        if let [one] = change.writes[..]
+            && !change.wrote
+            && change.invalidations.is_empty()
+            && self.apply_one(&one)
+        {
+            keep(&mut self.scratch.writes, change.writes);
+            return;
+        }
         let Change { writes, mut invalidations, mut wrote, within } = change;
         let within = within.unwrap_or((0, u64::MAX));
         let mut doomed = core::mem::take(&mut self.scratch.doomed);
@@ -308,6 +316,55 @@ impl<H: PageTableHw> PageTable<H> {
         if (wrote || made) && self.half == Half::Upper {
             self.barrier(Barrier::Isb);
         }
+    }
+
+    /// A change of one live slot, the commonest (an unmap of one block, a
+    /// block over a table the tree kept empty, a split's table over its
+    /// block), in [`PageTable::apply_change`]'s sequence without its lists:
+    /// the slot made invalid, `dsb ishst`, one TLBI (of the leaf, or of
+    /// every level for a table pointer), `dsb ish`, the new descriptor and
+    /// `dsb ishst`, `isb` for kernel tables, and only then the emptied
+    /// table's frame freed. Only for a valid leaf that is cleared or
+    /// replaced (not changed in place) and for a private table holding no
+    /// valid descriptor; `false`, with nothing touched, for anything else.
+    fn apply_one(&mut self, w: &SlotWrite) -> bool {
+        if w.slots != 1 {
+            return false;
+        }
+        let old = self.hw.read_entry(w.table, w.index);
+        if old == w.new {
+            return false;
+        }
+        let (leaf_only, global, emptied) = match descriptor::kind(self.granule, w.level, old) {
+            Kind::Leaf { global } if w.new == 0 || !descriptor::in_place_change_allowed(old, w.new) => {
+                (true, global, None)
+            }
+            Kind::Table { next } if !self.is_shared(next) && self.valid_entries(next, w.level + 1) == Some(0) => {
+                // Nothing below it: only the walk cache's entries for this
+                // address's path, all levels.
+                (false, self.half == Half::Upper, Some(next))
+            }
+            _ => return false,
+        };
+        self.hw.write_entry(w.table, w.index, 0);
+        self.barrier(Barrier::DsbIshSt);
+        let asid = if global { None } else { self.asid };
+        self.tlbi(Tlbi::Va { va: w.va, asid, leaf_only });
+        self.barrier(Barrier::DsbIsh);
+        if w.new != 0 {
+            // Valid before and after: the table's count stays.
+            self.hw.write_entry(w.table, w.index, w.new);
+            self.barrier(Barrier::DsbIshSt);
+        } else {
+            self.counts.adjust(w.table, w.level, -1);
+        }
+        if let Some(table) = emptied {
+            self.release_table(table, w.level + 1);
+        }
+        if self.half == Half::Upper {
+            self.barrier(Barrier::Isb);
+        }
+        true
     }
 
     /// The break of `writes[i]`, a valid leaf (`global` or not) or a whole
