@@ -4,7 +4,9 @@
 //! written in place, and what they invalidate) is applied in the order the
 //! architecture demands: invalid descriptors, `dsb ishst`, TLB invalidation,
 //! `dsb ish`, the new descriptors, `dsb ishst` (and `isb` for kernel tables),
-//! and only then are unreachable table frames freed.
+//! and only then are unreachable table frames freed. A change of one
+//! live slot whose old descriptor is a leaf, or a table holding nothing,
+//! takes the same sequence without the change's lists (`apply_one`).
 //! Must never: write a new output address, block size or contiguous bit over
 //! a live entry, or free a table before its walk-cache entries are gone.
 
