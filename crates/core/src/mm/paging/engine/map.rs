@@ -65,11 +65,11 @@ impl<H: PageTableHw> PageTable<H> {
                 });
             }
         }
-        if let Some(mapped) = self.first_mapped(va, va + (size - 1)) {
-            return Err(PagingError::AlreadyMapped { va: mapped });
-        }
+        // The check that nothing is mapped also finds the table the first
+        // units go into, often: write_units takes it as its last table.
+        let reached = self.unmapped_below(va, va + (size - 1)).map_err(|va| PagingError::AlreadyMapped { va })?;
         let tables_before = self.stats.tables_in_use;
-        let mut last_table = None;
+        let mut last_table = Some(reached);
         let mut done = 0;
         while done < size {
             let (v, p, left) = (va + done, if repeat { pa } else { pa + done }, size - done);
@@ -124,6 +124,15 @@ impl<H: PageTableHw> PageTable<H> {
         UnitSizes::of(self.granule).largest(va | pa, left)
     }
 
+    /// The mask that gives the first address of the region a table at
+    /// `level` covers (the root covers everything).
+    fn region_mask(&self, level: u8) -> u64 {
+        match level.checked_sub(1) {
+            Some(parent) if level > self.granule.start_level() => !(self.level_size(parent) - 1),
+            _ => 0,
+        }
+    }
+
     /// Writes `count` consecutive units, which must lie in one table.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn write_units(
@@ -136,17 +145,21 @@ impl<H: PageTableHw> PageTable<H> {
         attributes: &Attributes,
         last: &mut Option<(u8, u64, u64)>,
     ) -> Result<(), PagingError> {
-        let region_mask = match unit.level.checked_sub(1) {
-            Some(parent) if unit.level > self.granule.start_level() => !(self.level_size(parent) - 1),
-            _ => 0,
-        };
-        let table = match *last {
-            Some((level, region, table)) if level == unit.level && region == va & region_mask => table,
-            _ => {
-                let table = self.table_at(va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
-                *last = Some((unit.level, va & region_mask, table));
-                table
+        // `last` is a table on `va`'s path when the region it covers holds
+        // `va`: the walk starts there (at the unit's level, it is the table).
+        let (from, start) = match *last {
+            Some((level, region, table)) if level <= unit.level && region == va & self.region_mask(level) => {
+                (level, table)
             }
+            _ => (self.granule.start_level(), self.root),
+        };
+        let table = if from == unit.level {
+            start
+        } else {
+            let table =
+                self.table_below(start, from, va, unit.level, true)?.ok_or(PagingError::AlreadyMapped { va })?;
+            *last = Some((unit.level, va & self.region_mask(unit.level), table));
+            table
         };
         let first = self.index(va, unit.level);
         // Consecutive descriptors differ only in their output address.

@@ -21,8 +21,20 @@ impl<H: PageTableHw> PageTable<H> {
     /// on the way when `create`. `Ok(None)`: missing, or covered by a leaf
     /// at a higher level (returned as `Err` only when creating).
     pub(super) fn table_at(&mut self, va: u64, level: u8, create: bool) -> Result<Option<u64>, PagingError> {
-        let mut table = self.root;
-        for l in self.granule.start_level()..level {
+        self.table_below(self.root, self.granule.start_level(), va, level, create)
+    }
+
+    /// [`PageTable::table_at`], from `table` at level `from` (on `va`'s
+    /// path) down.
+    pub(super) fn table_below(
+        &mut self,
+        mut table: u64,
+        from: u8,
+        va: u64,
+        level: u8,
+        create: bool,
+    ) -> Result<Option<u64>, PagingError> {
+        for l in from..level {
             let index = self.index(va, l);
             match descriptor::decode(self.granule, l, self.hw.read_entry(table, index)) {
                 Entry::Table { next } => table = next,
@@ -95,21 +107,34 @@ impl<H: PageTableHw> PageTable<H> {
     /// check before a map, which reads descriptors' kinds only (no
     /// mapping is decoded or reported).
     pub fn first_mapped(&mut self, start: u64, last: u64) -> Option<u64> {
+        self.unmapped_below(start, last).err()
+    }
+
+    /// [`PageTable::first_mapped`] as `Err`, or, when nothing in [start,
+    /// last] is mapped, the deepest table its walk reached that holds the
+    /// range's slots: (level, the table's first address, the table), so
+    /// that a map need not walk to it again.
+    pub(super) fn unmapped_below(&mut self, start: u64, last: u64) -> Result<(u8, u64, u64), u64> {
         // Down the tables whose one slot the whole range lies in (a small
         // range's usual path) in a loop; below them, the walk proper.
         let (mut table, mut level, mut table_va) = (self.root, self.granule.start_level(), self.canonical(0));
         loop {
             let slots = self.slot_range(level, table_va, start, last);
             if slots.len() != 1 {
-                return self.first_mapped_in(table, level, table_va, start, last);
+                return match self.first_mapped_in(table, level, table_va, start, last) {
+                    Some(mapped) => Err(mapped),
+                    None => Ok((level, table_va, table)),
+                };
             }
             let slot_va = table_va + slots.start as u64 * self.level_size(level);
             match descriptor::kind(self.granule, level, self.hw.read_entry(table, slots.start)) {
-                descriptor::Kind::Invalid => return None,
-                descriptor::Kind::Leaf { .. } => return Some(slot_va.max(start)),
+                descriptor::Kind::Invalid => return Ok((level, table_va, table)),
+                descriptor::Kind::Leaf { .. } => return Err(slot_va.max(start)),
                 descriptor::Kind::Table { next } => {
                     if self.is_kept_empty(next, level + 1) {
-                        return None;
+                        // (Where a block goes, this is its table; pages go
+                        // below, one step down from it.)
+                        return Ok((level, table_va, table));
                     }
                     (table, level, table_va) = (next, level + 1, slot_va);
                 }
