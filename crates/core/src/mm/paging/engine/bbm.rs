@@ -341,7 +341,7 @@ impl<H: PageTableHw> PageTable<H> {
             Kind::Leaf { global } if w.new == 0 || !descriptor::in_place_change_allowed(old, w.new) => {
                 (true, global, None)
             }
-            Kind::Table { next } if !self.is_shared(next) && self.valid_entries(next, w.level + 1) == Some(0) => {
+            Kind::Table { next } if self.is_kept_empty(next, w.level + 1) => {
                 // Nothing below it: only the walk cache's entries for this
                 // address's path, all levels.
                 (false, self.half == Half::Upper, Some(next))
@@ -391,7 +391,7 @@ impl<H: PageTableHw> PageTable<H> {
             }
             // (Valid descriptors became invalid.)
             tally.add(&mut self.counts, w.table, w.level, -i32::from(w.slots));
-            let shift = self.level_size(w.level).trailing_zeros() as u8;
+            let shift = self.level(w.level).shift as u8;
             invalidations.push_run(Invalidation { va: w.va, count: w.slots, shift, leaf_only: true, global });
             i += 1;
             let Some(next) = writes.get(i).filter(|next| next.new == 0) else { return i };

@@ -221,11 +221,13 @@ impl<H: PageTableHw> PageTable<H> {
         true
     }
 
-    /// Whether `table` holds no valid descriptor (a table kept by
-    /// `unmap_keeping_tables`), so a walk need not read it. Looked up only
-    /// when the tree holds such a table at all.
+    /// Whether `table` (at `level`) is a private table holding no valid
+    /// descriptor (one kept by `unmap_keeping_tables`), so a walk need not
+    /// read it and break-before-make need not look below it. Looked up
+    /// only when the tree holds such a table at all; a shared table is
+    /// never one.
     #[inline(always)]
-    fn is_kept_empty(&mut self, table: u64, level: u8) -> bool {
+    pub(super) fn is_kept_empty(&mut self, table: u64, level: u8) -> bool {
         self.counts.zeros() > 0 && self.valid_entries(table, level) == Some(0)
     }
 
